@@ -1,0 +1,29 @@
+# runtime/Makefile.mk - libweft, included from the top-level Makefile.am.
+
+lib_LTLIBRARIES += libweft.la
+include_HEADERS += include/weft.h
+
+libweft_la_SOURCES = \
+	runtime/arch/switch_x86_64_sysv_elf.S \
+	runtime/arch/switch_ucontext.c \
+	runtime/ctx.h \
+	runtime/util.h \
+	runtime/misc.c \
+	runtime/stack.c runtime/stack.h \
+	runtime/fault.c runtime/fault.h \
+	runtime/runq.c runtime/runq.h \
+	runtime/sched.c runtime/sched.h \
+	runtime/timer.c runtime/timer.h \
+	runtime/wait.c runtime/wait.h \
+	runtime/gthread.c runtime/gthread.h \
+	runtime/local.c \
+	runtime/sync.c \
+	runtime/chan.c
+
+libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)
+libweft_la_CCASFLAGS = $(AM_CCASFLAGS)
+libweft_la_LIBADD = $(JEMALLOC_LIBS) $(PTHREAD_LIBS)
+# -version-info current:revision:age.  Bump revision for any release;
+# on an interface change bump current and zero revision; if the change only
+# added interfaces bump age too, if it removed or changed any, zero age.
+libweft_la_LDFLAGS = -version-info 0:0:0 -no-undefined

@@ -1,0 +1,152 @@
+/*
+ * switch_x86_64_sysv_elf.S - weft's context switch for x86-64, SysV ABI, ELF.
+ *
+ * A suspended context is a stack pointer.  Below the return address of the
+ * call that suspended it, the switch pushes exactly what the SysV ABI says a
+ * callee must preserve.  The saved frame, at the saved stack pointer:
+ *
+ *   offset  contents
+ *   ------  -----------------------------------------------------------
+ *    0x00   MXCSR (32 bits: control and status; the status flags ride
+ *           along, harmlessly)
+ *    0x04   x87 FPU control word (16 bits), 2 bytes of padding
+ *    0x08   R15
+ *    0x10   R14
+ *    0x18   R13
+ *    0x20   R12
+ *    0x28   RBX
+ *    0x30   RBP
+ *    0x38   return address (RIP to resume at)
+ *
+ * The layout is the same whether the frame was made by a switch or by
+ * weft__ctx_make_asm, so the CFI below is right on either stack, and gdb
+ * can unwind through a switch.  The signal mask is not touched: no syscall.
+ * The third argument of a switch comes back as the return value of the
+ * switch that resumes (RDX -> RAX), or as the first argument of a new
+ * context's entry function.
+ */
+
+	.text
+
+/* void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg) */
+	.globl	weft__ctx_switch_asm
+	.hidden	weft__ctx_switch_asm
+	.type	weft__ctx_switch_asm, @function
+	.p2align 4
+weft__ctx_switch_asm:
+	.cfi_startproc
+	pushq	%rbp			/* save RBP */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbp, 0
+	pushq	%rbx			/* save RBX */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbx, 0
+	pushq	%r12			/* save R12 */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r12, 0
+	pushq	%r13			/* save R13 */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r13, 0
+	pushq	%r14			/* save R14 */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r14, 0
+	pushq	%r15			/* save R15 */
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r15, 0
+	leaq	-8(%rsp), %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	(%rsp)			/* save MXCSR */
+	fnstcw	4(%rsp)			/* save x87 control word */
+
+	movq	%rsp, (%rdi)		/* *from = RSP */
+	movq	%rsi, %rsp		/* RSP = to: now on the other stack */
+
+	ldmxcsr	(%rsp)			/* restore MXCSR */
+	fldcw	4(%rsp)			/* restore x87 control word */
+	leaq	8(%rsp), %rsp
+	.cfi_adjust_cfa_offset -8
+	popq	%r15			/* restore R15 */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r15
+	popq	%r14			/* restore R14 */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r14
+	popq	%r13			/* restore R13 */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r13
+	popq	%r12			/* restore R12 */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r12
+	popq	%rbx			/* restore RBX */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore rbx
+	popq	%rbp			/* restore RBP */
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore rbp
+	movq	%rdx, %rax		/* hand arg to the resumed side */
+	ret
+	.cfi_endproc
+	.size	weft__ctx_switch_asm, .-weft__ctx_switch_asm
+
+/*
+ * weft__ctx weft__ctx_make_asm(void *lo, void *hi, weft__ctx_entry entry,
+ *                              void *data)
+ *
+ * Builds, below hi (rounded down to 16), a frame that the switch above
+ * restores into the trampoline, with R12 = entry and R13 = data:
+ *
+ *   hi-0x08  0            (end of the frame chain)
+ *   hi-0x10  0
+ *   hi-0x18  trampoline   (popped by RET: RSP = hi-0x10, 16-byte aligned)
+ *   hi-0x20  RBP = 0
+ *   hi-0x28  RBX = 0
+ *   hi-0x30  R12 = entry
+ *   hi-0x38  R13 = data
+ *   hi-0x40  R14 = 0
+ *   hi-0x48  R15 = 0
+ *   hi-0x50  MXCSR = 0x1f80, x87 CW = 0x037f   <- returned context
+ */
+	.globl	weft__ctx_make_asm
+	.hidden	weft__ctx_make_asm
+	.type	weft__ctx_make_asm, @function
+	.p2align 4
+weft__ctx_make_asm:
+	.cfi_startproc
+	movq	%rsi, %rax
+	andq	$-16, %rax
+	movq	$0, -0x08(%rax)
+	movq	$0, -0x10(%rax)
+	leaq	weft__ctx_trampoline(%rip), %r8
+	movq	%r8, -0x18(%rax)
+	movq	$0, -0x20(%rax)
+	movq	$0, -0x28(%rax)
+	movq	%rdx, -0x30(%rax)
+	movq	%rcx, -0x38(%rax)
+	movq	$0, -0x40(%rax)
+	movq	$0, -0x48(%rax)
+	movl	$0x1f80, -0x50(%rax)	/* default MXCSR: all masked, nearest */
+	movl	$0x037f, -0x4c(%rax)	/* default x87 CW: 64-bit, nearest */
+	leaq	-0x50(%rax), %rax
+	ret
+	.cfi_endproc
+	.size	weft__ctx_make_asm, .-weft__ctx_make_asm
+
+/*
+ * First code run on a new stack.  RSP is 16-byte aligned here, so the call
+ * below enters entry with (RSP + 8) % 16 == 0, as the ABI requires.
+ * entry(arg, data) must never return: if it does, trap.
+ */
+	.type	weft__ctx_trampoline, @function
+	.p2align 4
+weft__ctx_trampoline:
+	.cfi_startproc
+	.cfi_undefined rip		/* outermost frame: unwinding stops */
+	movq	%rax, %rdi		/* arg of the switch that started us */
+	movq	%r13, %rsi		/* data */
+	xorl	%ebp, %ebp
+	callq	*%r12
+	ud2				/* entry returned: a bug */
+	.cfi_endproc
+	.size	weft__ctx_trampoline, .-weft__ctx_trampoline
+
+	.section .note.GNU-stack,"",%progbits

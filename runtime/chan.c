@@ -1,0 +1,356 @@
+/*
+ * chan.c - channels and select.
+ *
+ * A channel is a lock, a ring buffer of `cap` elements, and two wait
+ * queues (blocked senders, blocked receivers).  Transfers to a blocked
+ * thread copy straight between the two threads' buffers: a blocked
+ * receiver's entry points at its destination, a blocked sender's at its
+ * element.  A thread that finds a partner claims the partner's waiter
+ * (wait.h) before copying, which is what lets one select be queued on many
+ * channels at once and still fire exactly one case.
+ *
+ * Select locks every channel it names, in address order (no lock-order
+ * inversion between two selects), polls the cases from a random start,
+ * and otherwise queues one entry per case, all pointing at one waiter.
+ * After it wakes, it relocks the channels and unlinks the entries that
+ * nothing claimed.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+#include "wait.h"
+
+#define ELEM_MAX 65536
+#define SELECT_MAX 1024
+
+struct weft_chan {
+  weft__spin lk;
+  bool closed;
+  size_t esize, cap, len, head;
+  struct weft__wq sendq, recvq;
+  char *buf;
+};
+
+int weft_chan_open(weft_chan **out, size_t esize, size_t cap) {
+  if (!out || esize == 0 || esize > ELEM_MAX)
+    return -EINVAL;
+  if (cap > ((size_t)1 << 40) / esize)
+    return -EINVAL;
+  weft_chan *ch = calloc(1, sizeof(*ch));
+  if (!ch)
+    return -ENOMEM;
+  if (cap) {
+    ch->buf = malloc(cap * esize);
+    if (!ch->buf) {
+      free(ch);
+      return -ENOMEM;
+    }
+  }
+  ch->esize = esize;
+  ch->cap = cap;
+  *out = ch;
+  return 0;
+}
+
+int weft_chan_free(weft_chan *ch) {
+  if (!ch)
+    return -EINVAL;
+  weft__spin_lock(&ch->lk);
+  bool busy = ch->sendq.head || ch->recvq.head;
+  weft__spin_unlock(&ch->lk);
+  if (busy)
+    return -EBUSY;
+  free(ch->buf);
+  free(ch);
+  return 0;
+}
+
+size_t weft_chan_len(weft_chan *ch) {
+  weft__spin_lock(&ch->lk);
+  size_t n = ch->len;
+  weft__spin_unlock(&ch->lk);
+  return n;
+}
+
+size_t weft_chan_cap(weft_chan *ch) { return ch->cap; }
+
+static inline void copy(void *dst, const void *src, size_t n) {
+  if (n == sizeof(uint64_t))
+    memcpy(dst, src, sizeof(uint64_t));
+  else
+    memcpy(dst, src, n);
+}
+
+static inline char *slot(weft_chan *ch, size_t i) {
+  return ch->buf + ((ch->head + i) % ch->cap) * ch->esize;
+}
+
+/*
+ * The non-blocking halves of send and receive.  Each requires ch->lk, and
+ * returns 1 when done (*wake set to a claimed entry to wake after
+ * unlocking, or NULL), 0 when the operation would block, or -EPIPE.
+ */
+static int try_send(weft_chan *ch, const void *elem,
+                    struct weft__wq_entry **wake) {
+  *wake = NULL;
+  if (ch->closed)
+    return -EPIPE;
+  struct weft__wq_entry *e = weft__wq_claim(&ch->recvq);
+  if (e) {
+    copy(e->elem, elem, ch->esize);
+    e->result = 0;
+    *wake = e;
+    return 1;
+  }
+  if (ch->len < ch->cap) {
+    copy(slot(ch, ch->len), elem, ch->esize);
+    ch->len++;
+    return 1;
+  }
+  return 0;
+}
+
+static int try_recv(weft_chan *ch, void *elem, struct weft__wq_entry **wake) {
+  *wake = NULL;
+  if (ch->len > 0) {
+    copy(elem, slot(ch, 0), ch->esize);
+    ch->head = (ch->head + 1) % ch->cap;
+    ch->len--;
+    /* A slot opened: the first blocked sender can complete now. */
+    struct weft__wq_entry *e = weft__wq_claim(&ch->sendq);
+    if (e) {
+      copy(slot(ch, ch->len), e->elem, ch->esize);
+      ch->len++;
+      e->result = 0;
+      *wake = e;
+    }
+    return 1;
+  }
+  struct weft__wq_entry *e = weft__wq_claim(&ch->sendq);
+  if (e) {
+    copy(elem, e->elem, ch->esize);
+    e->result = 0;
+    *wake = e;
+    return 1;
+  }
+  return ch->closed ? -EPIPE : 0;
+}
+
+static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
+                    int64_t deadline) {
+  if (deadline == WEFT_NOWAIT) {
+    weft__spin_unlock(&ch->lk);
+    return -EAGAIN;
+  }
+  if (deadline != WEFT_FOREVER && deadline <= weft__now()) {
+    weft__spin_unlock(&ch->lk);
+    return -ETIMEDOUT;
+  }
+  struct weft__waiter w;
+  struct weft__wq_entry e = {.sel = 0, .elem = elem};
+  weft__waiter_init(&w);
+  e.w = &w;
+  weft__wq_push(q, &e);
+  int sel = weft__waiter_park(&w, weft__unlock_spin, &ch->lk, deadline);
+  if (sel != WEFT__WAIT_TIMEOUT)
+    return e.result;
+  weft__spin_lock(&ch->lk);
+  if (e.linked)
+    weft__wq_remove(q, &e);
+  weft__spin_unlock(&ch->lk);
+  return -ETIMEDOUT;
+}
+
+int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
+  struct weft__wq_entry *wake;
+  if (!ch || !elem)
+    return -EINVAL;
+  weft__spin_lock(&ch->lk);
+  int r = try_send(ch, elem, &wake);
+  if (r == 0)
+    return block_on(ch, &ch->sendq, (void *)elem, deadline);
+  weft__spin_unlock(&ch->lk);
+  if (wake)
+    weft__waiter_wake(wake->w);
+  return r < 0 ? r : 0;
+}
+
+int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
+  struct weft__wq_entry *wake;
+  if (!ch || !elem)
+    return -EINVAL;
+  weft__spin_lock(&ch->lk);
+  int r = try_recv(ch, elem, &wake);
+  if (r == 0)
+    return block_on(ch, &ch->recvq, elem, deadline);
+  weft__spin_unlock(&ch->lk);
+  if (wake)
+    weft__waiter_wake(wake->w);
+  return r < 0 ? r : 0;
+}
+
+int weft_chan_send(weft_chan *ch, const void *elem) {
+  return weft_chan_send_until(ch, elem, WEFT_FOREVER);
+}
+
+int weft_chan_recv(weft_chan *ch, void *elem) {
+  return weft_chan_recv_until(ch, elem, WEFT_FOREVER);
+}
+
+int weft_chan_close(weft_chan *ch) {
+  if (!ch)
+    return -EINVAL;
+  struct weft__wq_entry *list = NULL, *e;
+  weft__spin_lock(&ch->lk);
+  if (ch->closed) {
+    weft__spin_unlock(&ch->lk);
+    return -EPIPE;
+  }
+  ch->closed = true;
+  /* Receivers only block when the buffer is empty, so every one of them
+   * gets -EPIPE; every blocked sender does too. */
+  while ((e = weft__wq_claim(&ch->recvq)) || (e = weft__wq_claim(&ch->sendq))) {
+    e->result = -EPIPE;
+    e->next = list;
+    list = e;
+  }
+  weft__spin_unlock(&ch->lk);
+  while (list) {
+    e = list;
+    list = e->next;
+    weft__waiter_wake(e->w);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Select                                                              */
+/* ------------------------------------------------------------------ */
+
+struct lockset {
+  weft_chan **chs;
+  size_t n;
+};
+
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (weft_chan *const *)a;
+  uintptr_t y = (uintptr_t) * (weft_chan *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void lock_all(struct lockset *ls) {
+  for (size_t i = 0; i < ls->n; i++)
+    weft__spin_lock(&ls->chs[i]->lk);
+}
+
+static void unlock_all(void *arg) {
+  struct lockset *ls = arg;
+  for (size_t i = ls->n; i-- > 0;)
+    weft__spin_unlock(&ls->chs[i]->lk);
+}
+
+static __thread uint64_t select_rng;
+
+static uint64_t select_rand(void) {
+  struct weft__worker *w = weft__worker_get();
+  if (w)
+    return weft__rand(&w->rng);
+  if (!select_rng)
+    select_rng = (uint64_t)weft__now() | 1;
+  return weft__rand(&select_rng);
+}
+
+int weft_select(weft_select_case *cases, size_t n, int64_t deadline) {
+  if (!cases || n == 0 || n > SELECT_MAX)
+    return -EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!cases[i].ch || !cases[i].elem ||
+        (cases[i].op != WEFT_SEND && cases[i].op != WEFT_RECV))
+      return -EINVAL;
+
+  enum { SMALL = 8 };
+  weft_chan *chs_small[SMALL];
+  struct weft__wq_entry ents_small[SMALL];
+  weft_chan **chs = chs_small;
+  struct weft__wq_entry *ents = ents_small;
+  if (n > SMALL) {
+    chs = malloc(n * sizeof(*chs));
+    ents = malloc(n * sizeof(*ents));
+    if (!chs || !ents) {
+      free(chs);
+      free(ents);
+      return -ENOMEM;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    chs[i] = cases[i].ch;
+  qsort(chs, n, sizeof(*chs), by_address);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++)
+    if (i == 0 || chs[i] != chs[u - 1])
+      chs[u++] = chs[i];
+  struct lockset ls = {.chs = chs, .n = u};
+
+  int ret;
+  lock_all(&ls);
+  size_t start = (size_t)(select_rand() % n);
+  for (size_t k = 0; k < n; k++) {
+    size_t i = (start + k) % n;
+    struct weft__wq_entry *wake;
+    int r = cases[i].op == WEFT_SEND ? try_send(cases[i].ch, cases[i].elem, &wake)
+                                     : try_recv(cases[i].ch, cases[i].elem, &wake);
+    if (r != 0) {
+      unlock_all(&ls);
+      if (wake)
+        weft__waiter_wake(wake->w);
+      cases[i].result = r < 0 ? r : 0;
+      ret = (int)i;
+      goto out;
+    }
+  }
+  if (deadline == WEFT_NOWAIT) {
+    unlock_all(&ls);
+    ret = -EAGAIN;
+    goto out;
+  }
+  if (deadline != WEFT_FOREVER && deadline <= weft__now()) {
+    unlock_all(&ls);
+    ret = -ETIMEDOUT;
+    goto out;
+  }
+
+  struct weft__waiter w;
+  weft__waiter_init(&w);
+  for (size_t i = 0; i < n; i++) {
+    ents[i] = (struct weft__wq_entry){
+        .w = &w, .sel = (int)i, .elem = cases[i].elem, .result = 0};
+    weft_chan *ch = cases[i].ch;
+    weft__wq_push(cases[i].op == WEFT_SEND ? &ch->sendq : &ch->recvq,
+                  &ents[i]);
+  }
+  int sel = weft__waiter_park(&w, unlock_all, &ls, deadline);
+  lock_all(&ls);
+  for (size_t i = 0; i < n; i++) {
+    if (ents[i].linked) {
+      weft_chan *ch = cases[i].ch;
+      weft__wq_remove(cases[i].op == WEFT_SEND ? &ch->sendq : &ch->recvq,
+                      &ents[i]);
+    }
+  }
+  unlock_all(&ls);
+  if (sel == WEFT__WAIT_TIMEOUT) {
+    ret = -ETIMEDOUT;
+  } else {
+    cases[sel].result = ents[sel].result;
+    ret = sel;
+  }
+out:
+  if (n > SMALL) {
+    free(chs);
+    free(ents);
+  }
+  return ret;
+}

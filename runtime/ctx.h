@@ -1,0 +1,46 @@
+/*
+ * ctx.h - the context-switch contract shared by both back ends.
+ *
+ * A context is the saved state of a suspended flow of control: for the
+ * assembly back end, the stack pointer at which the callee-saved registers
+ * were pushed; for the ucontext back end, a pointer to a record on the
+ * suspended stack.  Only what the SysV x86-64 ABI says a callee must
+ * preserve is saved (rbx, rbp, r12-r15, rsp, the MXCSR control bits and the
+ * x87 control word).  The signal mask is not part of the contract: the
+ * ucontext back end saves it anyway (that is what makes it slow).
+ *
+ * weft__ctx_switch_*(from, to, arg) saves the caller's context in *from,
+ * resumes `to`, and returns, when something switches back to the caller,
+ * the arg that switch passed.  The first switch into a context made by
+ * weft__ctx_make_*() calls entry(arg, data) on the new stack; entry must
+ * never return (the trampoline traps if it does).
+ *
+ * Both back ends are always compiled in, so that the bench can compare them
+ * in one binary; configure picks the one the runtime uses (WEFT_CTX_ASM).
+ */
+#ifndef WEFT_CTX_H
+#define WEFT_CTX_H
+
+#include <stddef.h>
+
+typedef void *weft__ctx;
+typedef void (*weft__ctx_entry)(void *arg, void *data);
+
+/* The usable stack is [lo, hi); hi must be 16-byte aligned. */
+weft__ctx weft__ctx_make_asm(void *lo, void *hi, weft__ctx_entry entry,
+                             void *data);
+void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg);
+
+weft__ctx weft__ctx_make_uc(void *lo, void *hi, weft__ctx_entry entry,
+                            void *data);
+void *weft__ctx_switch_uc(weft__ctx *from, weft__ctx to, void *arg);
+
+#if WEFT_CTX_ASM
+#define weft__ctx_make weft__ctx_make_asm
+#define weft__ctx_switch weft__ctx_switch_asm
+#else
+#define weft__ctx_make weft__ctx_make_uc
+#define weft__ctx_switch weft__ctx_switch_uc
+#endif
+
+#endif /* WEFT_CTX_H */

@@ -1,0 +1,228 @@
+/*
+ * gthread.c - green thread lifecycle: spawn, run, exit, join, detach,
+ * identity, sleep.
+ *
+ * Join protocol.  g->lk guards done/joined/detached/joiner.  The exiting
+ * thread does not mark itself done: its post-switch action does, once the
+ * thread is off its stack, because whoever sees `done` may free that stack
+ * at once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gthread.h"
+#include "sched.h"
+#include "stack.h"
+#include "wait.h"
+
+struct weft__g *weft__g_of_stack(void *base, size_t size) {
+  uintptr_t top = (uintptr_t)base + weft__stack_guard_size() + size;
+  return (struct weft__g *)((top - sizeof(struct weft__g)) &
+                            ~(uintptr_t)(WEFT_CACHELINE - 1));
+}
+
+static void g_free(struct weft__g *g) {
+  struct weft__worker *w = weft__worker_get();
+  g->id = 0;
+  weft__stack_free(w ? &w->stacks : NULL, g->base, g->size);
+}
+
+static void post_exit(weft__post *p) {
+  struct weft__g *g = p->g;
+  weft__spin_lock(&g->lk);
+  g->done = true;
+  bool detached = g->detached;
+  struct weft__waiter *joiner = g->joiner;
+  weft__spin_unlock(&g->lk);
+  if (detached)
+    g_free(g);
+  else if (joiner && weft__waiter_claim(joiner, 0))
+    weft__waiter_wake(joiner);
+}
+
+static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
+  g->result = result;
+  if (g->locals)
+    weft__locals_release(g);
+  weft__post post = {.fn = post_exit, .g = g};
+  weft__exit_switch(&post);
+}
+
+static void g_entry(void *post, void *data) {
+  struct weft__g *g = data;
+  weft__switch_arrived();
+  weft__post_run(post);
+  weft__errno_set(0);
+  g_exit(g, g->fn(g->arg));
+}
+
+int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
+               void *arg) {
+  if (WEFT_UNLIKELY(!weft__rt_running()))
+    return -EPERM;
+  bool detached = attr && attr->detached;
+  if (!fn || (!t && !detached))
+    return -EINVAL;
+  size_t size = weft__stack_round(attr ? attr->stack_size : 0);
+  if (!size)
+    return -EINVAL;
+
+  struct weft__worker *w = weft__worker_get();
+  int err = -ENOMEM;
+  char *base = weft__stack_alloc(w ? &w->stacks : NULL, size, &err);
+  if (!base)
+    return err;
+  struct weft__g *g = weft__g_of_stack(base, size);
+  memset(g, 0, offsetof(struct weft__g, name));
+  g->name[0] = 0;
+  if (attr && attr->name) {
+    strncpy(g->name, attr->name, WEFT_NAME_MAX - 1);
+    g->name[WEFT_NAME_MAX - 1] = 0;
+  }
+  g->id = atomic_fetch_add_explicit(&weft__rt.next_id, 1,
+                                    memory_order_relaxed);
+  g->base = base;
+  g->size = size;
+  g->fn = fn;
+  g->arg = arg;
+  g->detached = detached;
+  g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
+  if (t) {
+    t->p = g;
+    t->id = g->id;
+  }
+  if (w && w->cur) {
+    w->st.spawns++;
+    if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))
+      weft__ready(g);
+    else
+      weft__run_now(g); /* the child first; we go to runnext */
+  } else {
+    weft__ready(g);
+  }
+  return 0;
+}
+
+int weft_join(weft_gthread t, void **result) {
+  struct weft__g *g = t.p;
+  if (!g || !t.id)
+    return -EINVAL;
+  if (g == weft__g_cur())
+    return -EDEADLK;
+  if (g->id != t.id)
+    return -EINVAL;
+  weft__spin_lock(&g->lk);
+  if (g->id != t.id || g->detached || g->joined) {
+    weft__spin_unlock(&g->lk);
+    return -EINVAL;
+  }
+  g->joined = true;
+  if (!g->done) {
+    struct weft__waiter wt;
+    weft__waiter_init(&wt);
+    g->joiner = &wt;
+    weft__waiter_park(&wt, weft__unlock_spin, &g->lk, WEFT_FOREVER);
+  } else {
+    weft__spin_unlock(&g->lk);
+  }
+  if (result)
+    *result = g->result;
+  g_free(g);
+  return 0;
+}
+
+int weft_detach(weft_gthread t) {
+  struct weft__g *g = t.p;
+  if (!g || !t.id || g->id != t.id)
+    return -EINVAL;
+  weft__spin_lock(&g->lk);
+  if (g->id != t.id || g->detached || g->joined) {
+    weft__spin_unlock(&g->lk);
+    return -EINVAL;
+  }
+  if (g->done) {
+    g->joined = true;
+    weft__spin_unlock(&g->lk);
+    g_free(g);
+    return 0;
+  }
+  g->detached = true;
+  weft__spin_unlock(&g->lk);
+  return 0;
+}
+
+int weft_exit(void *result) {
+  struct weft__g *g = weft__g_cur();
+  if (!g)
+    return -EPERM;
+  g_exit(g, result);
+}
+
+weft_gthread weft_self(void) {
+  struct weft__g *g = weft__g_cur();
+  weft_gthread t = {0};
+  if (g) {
+    t.p = g;
+    t.id = g->id;
+  }
+  return t;
+}
+
+uint64_t weft_id(void) {
+  struct weft__g *g = weft__g_cur();
+  return g ? g->id : 0;
+}
+
+const char *weft_name(void) {
+  struct weft__g *g = weft__g_cur();
+  return g ? g->name : NULL;
+}
+
+int weft_set_name(const char *name) {
+  struct weft__g *g = weft__g_cur();
+  if (!g)
+    return -EPERM;
+  if (!name)
+    name = "";
+  strncpy(g->name, name, WEFT_NAME_MAX - 1);
+  g->name[WEFT_NAME_MAX - 1] = 0;
+  return 0;
+}
+
+bool weft_in_gthread(void) { return weft__g_cur() != NULL; }
+
+int weft_stack_info_get(weft_gthread t, weft_stack_info *info) {
+  struct weft__g *g = t.p;
+  if (!g || !t.id || !info || g->id != t.id)
+    return -EINVAL;
+  size_t guard = weft__stack_guard_size();
+  info->guard_lo = g->base;
+  info->guard_size = guard;
+  info->stack_lo = g->base + guard;
+  info->stack_size = g->size;
+  info->kernel_guard = weft__stack_kernel_guard();
+  return 0;
+}
+
+int weft_sleep_until(int64_t deadline) {
+  if (weft__g_cur()) {
+    if (deadline <= weft__now())
+      return weft_yield();
+    struct weft__waiter w;
+    weft__waiter_init(&w);
+    weft__waiter_park(&w, NULL, NULL, deadline);
+    return 0;
+  }
+  if (deadline == WEFT_FOREVER)
+    deadline = INT64_MAX - 1;
+  struct timespec ts = {.tv_sec = deadline / 1000000000,
+                        .tv_nsec = deadline % 1000000000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    ;
+  return 0;
+}
+
+int weft_sleep(int64_t ns) { return weft_sleep_until(weft_deadline(ns)); }

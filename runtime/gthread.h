@@ -1,0 +1,52 @@
+/*
+ * gthread.h - the green thread descriptor (G).
+ *
+ * The descriptor lives at the top of the green thread's own stack mapping,
+ * so a spawn costs one cached stack and no separate allocation.
+ */
+#ifndef WEFT_GTHREAD_H
+#define WEFT_GTHREAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "util.h"
+#include "weft.h"
+
+struct weft__waiter;
+
+enum weft__gstate {
+  WEFT__G_RUNNABLE = 1,
+  WEFT__G_RUNNING,
+  WEFT__G_PARKED,
+  WEFT__G_DONE,
+};
+
+struct weft__g {
+  weft__ctx ctx;          /* saved context while not running */
+  struct weft__g *next;   /* link in the global run queue */
+  uint64_t id;            /* never reused; 0 once freed */
+  int err;                /* errno of this green thread while switched out */
+  uint8_t state;          /* enum weft__gstate, for tools and asserts */
+  bool detached, joined, done;
+  weft__spin lk;          /* protects detached/joined/done/joiner */
+  struct weft__waiter *joiner;
+  weft_fn fn;
+  void *arg;
+  void *result;
+  void **locals;          /* WEFT_LOCAL_MAX slots, allocated on first set */
+  char *base;             /* stack mapping: guard at base */
+  size_t size;            /* usable stack size */
+  void *asan_fake;        /* ASan fake-stack handle across switches */
+  int64_t run_start;
+  char name[WEFT_NAME_MAX];
+};
+
+/* The descriptor of the stack mapping at base with usable size size. */
+struct weft__g *weft__g_of_stack(void *base, size_t size);
+
+/* Frees the green-thread-local values of g (running their destructors). */
+void weft__locals_release(struct weft__g *g);
+
+#endif /* WEFT_GTHREAD_H */

@@ -1,0 +1,85 @@
+/*
+ * local.c - green-thread-local storage.
+ *
+ * C thread-locals belong to the worker, and a green thread may move
+ * between workers at any switch, so weft keeps per-green-thread slots in
+ * the descriptor (allocated on first use).  Outside green threads the
+ * slots are per kernel thread.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "gthread.h"
+#include "sched.h"
+
+static _Atomic unsigned nkeys;
+static void (*_Atomic dtors[WEFT_LOCAL_MAX])(void *);
+static __thread void *kthread_slots[WEFT_LOCAL_MAX];
+
+int weft_local_create(weft_local_key *key, void (*dtor)(void *)) {
+  if (!key)
+    return -EINVAL;
+  unsigned i = atomic_load(&nkeys);
+  do {
+    if (i >= WEFT_LOCAL_MAX)
+      return -EAGAIN;
+  } while (!atomic_compare_exchange_weak(&nkeys, &i, i + 1));
+  atomic_store(&dtors[i], dtor);
+  key->index = i + 1; /* a zeroed key is never valid */
+  return 0;
+}
+
+static void **slots(bool create, int *err) {
+  struct weft__g *g = weft__g_cur();
+  if (!g)
+    return kthread_slots;
+  if (!g->locals && create) {
+    g->locals = calloc(WEFT_LOCAL_MAX, sizeof(void *));
+    if (!g->locals)
+      *err = -ENOMEM;
+  }
+  return g->locals;
+}
+
+int weft_local_set(weft_local_key key, void *value) {
+  if (key.index == 0 || key.index > atomic_load(&nkeys))
+    return -EINVAL;
+  int err = 0;
+  void **s = slots(true, &err);
+  if (!s)
+    return err;
+  s[key.index - 1] = value;
+  return 0;
+}
+
+void *weft_local_get(weft_local_key key) {
+  if (key.index == 0 || key.index > atomic_load(&nkeys))
+    return NULL;
+  int err = 0;
+  void **s = slots(false, &err);
+  return s ? s[key.index - 1] : NULL;
+}
+
+void weft__locals_release(struct weft__g *g) {
+  /* Destructors may set values again; give them a few rounds, as POSIX
+   * does for thread-specific data. */
+  for (int round = 0; round < 4; round++) {
+    bool again = false;
+    for (unsigned i = 0; i < WEFT_LOCAL_MAX; i++) {
+      void *v = g->locals[i];
+      if (!v)
+        continue;
+      g->locals[i] = NULL;
+      void (*d)(void *) = atomic_load(&dtors[i]);
+      if (d) {
+        d(v);
+        again = true;
+      }
+    }
+    if (!again)
+      break;
+  }
+  free(g->locals);
+  g->locals = NULL;
+}

@@ -1,0 +1,148 @@
+/*
+ * misc.c - leaf helpers: the spinlock's slow path, futexes, errno access,
+ * the clock, error strings, and async-signal-safe formatting.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "weft.h"
+
+void weft__spin_lock_slow(weft__spin *l) {
+  unsigned spins = 0;
+
+  for (;;) {
+    while (ld_relaxed(&l->v)) {
+      if (++spins < 128) {
+        weft__cpu_relax();
+      } else {
+        /* The holder may be a preempted kernel thread: let it run. */
+        sched_yield();
+        spins = 0;
+      }
+    }
+    if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+      return;
+  }
+}
+
+int weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline) {
+  struct timespec ts, *tsp = NULL;
+
+  if (deadline != WEFT_FOREVER) {
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    if (deadline < 0)
+      deadline = 0;
+    ts.tv_sec = deadline / 1000000000;
+    ts.tv_nsec = deadline % 1000000000;
+    tsp = &ts;
+  }
+  long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET_PRIVATE, val, tsp, NULL,
+                   FUTEX_BITSET_MATCH_ANY);
+  return r == 0 ? 0 : -errno;
+}
+
+void weft__futex_wake(_Atomic uint32_t *addr, int n) {
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+int weft__errno_get(void) { return errno; }
+void weft__errno_set(int e) { errno = e; }
+
+int64_t weft__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft_now(void) { return weft__now(); }
+
+int64_t weft_deadline(int64_t ns) {
+  int64_t now = weft__now();
+  if (ns <= 0)
+    return now + ns < 1 ? 1 : now + ns;
+  if (ns >= WEFT_FOREVER - now)
+    return WEFT_FOREVER;
+  return now + ns;
+}
+
+const char *weft_strerror(int err) {
+  switch (err) {
+  case 0:
+    return "success";
+  case -EPIPE:
+    return "channel closed";
+  case -ETIMEDOUT:
+    return "deadline passed";
+  case -EAGAIN:
+    return "would block, or a resource is temporarily exhausted";
+  case -EDEADLK:
+    return "a green thread cannot join itself";
+  case -EALREADY:
+    return "weft is already initialised";
+  case -ESRCH:
+    return "weft is not running";
+  case -EPERM:
+    return "not permitted here (runtime not running, or wrong kind of "
+           "thread)";
+  case -EBUSY:
+    return "resource busy (locked or waited on)";
+  case -ECANCELED:
+    return "operation cancelled";
+  default:
+    if (err < 0)
+      return strerror(-err);
+    return "unknown weft error";
+  }
+}
+
+void weft__write_err(const char *s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t w = write(2, s, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+char *weft__utoa(uint64_t v, char *buf) {
+  char tmp[21];
+  int i = 0;
+  do {
+    tmp[i++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (int j = 0; j < i; j++)
+    buf[j] = tmp[i - 1 - j];
+  buf[i] = 0;
+  return buf;
+}
+
+char *weft__xtoa(uint64_t v, char *buf) {
+  static const char hex[] = "0123456789abcdef";
+  char tmp[17];
+  int i = 0;
+  do {
+    tmp[i++] = hex[v & 15];
+    v >>= 4;
+  } while (v);
+  buf[0] = '0';
+  buf[1] = 'x';
+  for (int j = 0; j < i; j++)
+    buf[2 + j] = tmp[i - 1 - j];
+  buf[2 + i] = 0;
+  return buf;
+}

@@ -1,0 +1,56 @@
+/*
+ * runq.h - run queues: each worker's local ring and the global injection
+ * queue.
+ *
+ * The local ring is single-producer (its worker puts at the tail) and
+ * multi-consumer (its worker and thieves take from the head with a CAS), as
+ * the Go runtime's runq is.  When it is full, half of it moves to the global
+ * queue in one batch.  The global queue takes wakes from threads that are
+ * not workers and overflow; workers check it regularly so it cannot starve.
+ */
+#ifndef WEFT_RUNQ_H
+#define WEFT_RUNQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gthread.h"
+#include "util.h"
+
+#define WEFT__RUNQ_SIZE 256
+
+struct weft__runq {
+  _Atomic uint32_t head WEFT_ALIGNED_CL; /* consumers CAS it */
+  _Atomic uint32_t tail WEFT_ALIGNED_CL; /* only the owner stores it */
+  _Atomic(struct weft__g *) buf[WEFT__RUNQ_SIZE];
+};
+
+struct weft__globq {
+  weft__spin lk;
+  struct weft__g *head, *tail;
+  _Atomic int64_t n; /* read without the lock as a hint */
+};
+
+/* Owner only.  Returns false when the ring was full and g and half of the
+ * ring went to gq instead. */
+bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
+                    struct weft__globq *gq);
+/* Owner only. */
+struct weft__g *weft__runq_get(struct weft__runq *q);
+static inline uint32_t weft__runq_len(struct weft__runq *q) {
+  uint32_t t = ld_acquire(&q->tail), h = ld_acquire(&q->head);
+  return t - h;
+}
+/* Thief: moves about half of victim's ring into q (owned by the caller) and
+ * returns one of the stolen green threads, or NULL. */
+struct weft__g *weft__runq_steal(struct weft__runq *q,
+                                 struct weft__runq *victim);
+
+void weft__globq_put(struct weft__globq *gq, struct weft__g *g);
+void weft__globq_put_batch(struct weft__globq *gq, struct weft__g *first,
+                           struct weft__g *last, int n);
+/* Takes one, and moves up to max-1 more into q (may be NULL). */
+struct weft__g *weft__globq_get(struct weft__globq *gq, struct weft__runq *q,
+                                int max);
+
+#endif /* WEFT_RUNQ_H */

@@ -1,0 +1,655 @@
+/*
+ * sched.c - the M:N scheduler.
+ *
+ * The actors (as in the Go runtime's proc.go):
+ *   green thread (G)  a function with its own guarded stack, saved context,
+ *                     state, id, name and result (gthread.h).
+ *   worker (W)        a kernel thread that runs green threads.  It owns a
+ *                     local run queue (runq.h), a one-slot runnext for the
+ *                     green thread just woken by the running one, a timer
+ *                     heap, a stack cache, counters, and a scheduler context
+ *                     on its own pthread stack (the "g0" of Go).
+ *   scheduler         the workers, the global injection queue, the idle list
+ *                     and the counts of idle and spinning workers.
+ *   waiter            what blocking primitives queue (wait.h).
+ *
+ * Switching.  A green thread that blocks, yields or exits picks its
+ * successor itself (runnext, the local queue, now and then the global queue)
+ * and switches to it directly: one register swap, no trip through the
+ * scheduler context.  Only when nothing is runnable locally does it switch
+ * to the worker's scheduler context, which runs timers, steals from other
+ * workers, and parks.  Whatever must happen after the switch (releasing the
+ * lock that makes the parked thread findable, re-queueing a yielder, freeing
+ * an exited thread's stack) is a post-switch action (sched.h) run by the
+ * context that resumes.
+ *
+ * Invariants.
+ *  - A G is on at most one of: a run queue / runnext, a worker's cur, or a
+ *    wait queue whose lock it released in its post-switch action.
+ *  - A G's context is saved before anything can make it runnable again.
+ *  - Only a worker writes its runq tail and its cur.
+ *
+ * Parking (Go's spinning-M rule).  A worker without work spins (steals) if
+ * fewer than half the busy workers are already spinning, else it parks.
+ * Before parking it publishes itself as idle (seq_cst), then checks every
+ * queue again; a thread that adds work to the global queue does so with a
+ * seq_cst RMW and then looks at the idle count.  One of the two sees the
+ * other, so a wake is never lost.  Work put on a worker's own queues needs
+ * no such dance: that worker is running and will get to it.  wakep() wakes
+ * an idle worker only when no worker is spinning, and a spinning worker
+ * that finds work wakes another, so bursts fan out without a thundering
+ * herd, and an idle runtime has every worker asleep in futex_wait.
+ *
+ * Fairness.  Yield puts the caller at the tail of its queue.  runnext is
+ * skipped after a streak of runnext picks, so two green threads passing a
+ * message back and forth cannot starve the rest of the queue, and the
+ * global queue is checked first every 61 picks.
+ *
+ * Rejected designs.  Always switching through the scheduler context (two
+ * switches per block; Go does it for stack-growth reasons weft does not
+ * have).  A single global run queue (a lock on every switch).  A
+ * handshake flag on every wake to cover a green thread that is still
+ * running (the post-switch action makes it unnecessary).
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "sched.h"
+#include "wait.h"
+
+struct weft__rt weft__rt;
+__thread struct weft__worker *volatile weft__tls_w
+    __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define RUNNEXT_STREAK_MAX 16
+#define GLOBAL_CHECK_EVERY 61
+#define SPIN_ROUNDS 4
+
+/* ------------------------------------------------------------------ */
+/* Idle workers and wakeups                                           */
+/* ------------------------------------------------------------------ */
+
+/* Requires weft__rt.idle_lk. */
+static void idle_push_locked(struct weft__worker *w) {
+  w->idle_pos = weft__rt.nidle_list;
+  weft__rt.idle[weft__rt.nidle_list++] = w;
+}
+
+/* Requires weft__rt.idle_lk. */
+static void idle_remove_locked(struct weft__worker *w) {
+  int i = w->idle_pos;
+  struct weft__worker *last = weft__rt.idle[--weft__rt.nidle_list];
+  weft__rt.idle[i] = last;
+  last->idle_pos = i;
+  w->idle_pos = -1;
+}
+
+static void unpark(struct weft__worker *w) {
+  /* store-release, pairs with the load-acquire in the park loop */
+  st_release(&w->parked, 0);
+  weft__futex_wake(&w->parked, 1);
+}
+
+/* Wakes an idle worker to spin, unless one is spinning already. */
+static void wakep(void) {
+  if (ld_relaxed(&weft__rt.nidle) == 0 || ld_relaxed(&weft__rt.nspinning))
+    return;
+  int zero = 0;
+  if (!atomic_compare_exchange_strong(&weft__rt.nspinning, &zero, 1))
+    return;
+  weft__spin_lock(&weft__rt.idle_lk);
+  struct weft__worker *w = NULL;
+  if (weft__rt.nidle_list) {
+    w = weft__rt.idle[weft__rt.nidle_list - 1];
+    idle_remove_locked(w);
+    atomic_fetch_sub(&weft__rt.nidle, 1);
+    w->spinning = true; /* read by w after the futex wake */
+  }
+  weft__spin_unlock(&weft__rt.idle_lk);
+  if (w)
+    unpark(w);
+  else
+    atomic_fetch_sub(&weft__rt.nspinning, 1);
+}
+
+static void reset_spinning(struct weft__worker *w) {
+  w->spinning = false;
+  if (atomic_fetch_sub(&weft__rt.nspinning, 1) == 1)
+    wakep(); /* keep one spinner looking while work keeps coming */
+}
+
+/* ------------------------------------------------------------------ */
+/* Picking the next green thread                                      */
+/* ------------------------------------------------------------------ */
+
+static void run_timers(struct weft__worker *w) {
+  if (weft__timers_next(&w->timers) != WEFT_FOREVER)
+    weft__timers_run(&w->timers, weft__now());
+}
+
+static struct weft__g *take_runnext(struct weft__worker *w) {
+  if (!ld_relaxed(&w->runnext))
+    return NULL;
+  return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+}
+
+/* Local choice, cheap enough for every switch. */
+static struct weft__g *pick_local(struct weft__worker *w) {
+  struct weft__g *g;
+
+  w->tick++;
+  if (WEFT_UNLIKELY(w->tick % GLOBAL_CHECK_EVERY == 0)) {
+    if ((w->tick & 127) == 0 ||
+        weft__timers_next(&w->timers) != WEFT_FOREVER)
+      run_timers(w);
+    g = weft__globq_get(&weft__rt.gq, NULL, 1);
+    if (g)
+      return g;
+  } else if (WEFT_UNLIKELY((w->tick & 7) == 0 &&
+                           weft__timers_next(&w->timers) != WEFT_FOREVER)) {
+    run_timers(w);
+  }
+  bool skip_runnext = w->runnext_streak >= RUNNEXT_STREAK_MAX;
+  if (weft_debug && weft__rt.seed)
+    skip_runnext = skip_runnext || (weft__rand(&w->rng) & 3) == 0;
+  if (!skip_runnext && (g = take_runnext(w))) {
+    w->runnext_streak++;
+    return g;
+  }
+  w->runnext_streak = 0;
+  if ((g = weft__runq_get(&w->q)))
+    return g;
+  if ((g = take_runnext(w)))
+    return g;
+  return weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4);
+}
+
+static struct weft__g *steal_from(struct weft__worker *w,
+                                  struct weft__worker *v, bool take_next) {
+  struct weft__g *g = weft__runq_steal(&w->q, &v->q);
+  if (!g && take_next)
+    g = take_runnext(v);
+  return g;
+}
+
+static bool any_work(void) {
+  /* seq_cst loads: the other half of the idle/queue Dekker pattern */
+  if (atomic_load(&weft__rt.gq.n))
+    return true;
+  for (int i = 0; i < weft__rt.nworkers; i++) {
+    struct weft__worker *v = weft__rt.w[i];
+    if (atomic_load(&v->runnext) || weft__runq_len(&v->q))
+      return true;
+  }
+  return false;
+}
+
+/* On the scheduler context: finds work, or parks until there may be some.
+ * Returns NULL when the runtime is stopping. */
+static struct weft__g *findrunnable(struct weft__worker *w) {
+  int n = weft__rt.nworkers;
+
+  for (;;) {
+    if (WEFT_UNLIKELY(ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING))
+      return NULL;
+    run_timers(w);
+    struct weft__g *g = pick_local(w);
+    if (g) {
+      if (w->spinning)
+        reset_spinning(w);
+      return g;
+    }
+
+    if (!w->spinning && n > 1 &&
+        2 * ld_relaxed(&weft__rt.nspinning) <
+            n - ld_relaxed(&weft__rt.nidle)) {
+      w->spinning = true;
+      atomic_fetch_add(&weft__rt.nspinning, 1);
+    }
+    if (w->spinning) {
+      for (int round = 0; round < SPIN_ROUNDS && !g; round++) {
+        unsigned start = (unsigned)weft__rand(&w->rng);
+        for (int i = 0; i < n && !g; i++) {
+          struct weft__worker *v = weft__rt.w[(start + (unsigned)i) % n];
+          if (v != w)
+            g = steal_from(w, v, round == SPIN_ROUNDS - 1);
+        }
+        if (!g)
+          g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4);
+      }
+      if (g) {
+        w->st.steals++;
+        reset_spinning(w);
+        return g;
+      }
+    }
+
+    /* Park: stop spinning, publish ourselves as idle, then look once
+     * more.  From here on w->spinning is written by a waker, under
+     * idle_lk, while we are on the idle list. */
+    if (w->spinning) {
+      w->spinning = false;
+      atomic_fetch_sub(&weft__rt.nspinning, 1); /* seq_cst */
+    }
+    st_relaxed(&w->parked, 1);
+    weft__spin_lock(&weft__rt.idle_lk);
+    idle_push_locked(w);
+    atomic_fetch_add(&weft__rt.nidle, 1); /* seq_cst */
+    weft__spin_unlock(&weft__rt.idle_lk);
+    if (any_work() || ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING) {
+      weft__spin_lock(&weft__rt.idle_lk);
+      if (w->idle_pos >= 0) {
+        idle_remove_locked(w);
+        atomic_fetch_sub(&weft__rt.nidle, 1);
+        st_relaxed(&w->parked, 0);
+      }
+      weft__spin_unlock(&weft__rt.idle_lk);
+      /* Not in the list: a waker took us and will clear parked. */
+    }
+    w->st.parks++;
+    while (ld_acquire(&w->parked)) {
+      int64_t dl = weft__timers_next(&w->timers);
+      int r = weft__futex_wait(&w->parked, 1, dl);
+      if (r == -ETIMEDOUT) {
+        weft__spin_lock(&weft__rt.idle_lk);
+        if (w->idle_pos >= 0) {
+          idle_remove_locked(w);
+          atomic_fetch_sub(&weft__rt.nidle, 1);
+          st_relaxed(&w->parked, 0);
+        }
+        weft__spin_unlock(&weft__rt.idle_lk);
+      }
+      if (ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING)
+        break;
+    }
+    /* If a waker chose us, it set w->spinning and counted us. */
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Switching                                                          */
+/* ------------------------------------------------------------------ */
+
+#if WEFT_ASAN
+#include <sanitizer/common_interface_defs.h>
+/* Tell ASan which stack we are about to run on, and that we arrived. */
+static inline void asan_begin(void **save, struct weft__worker *w,
+                              struct weft__g *to) {
+  if (to)
+    __sanitizer_start_switch_fiber(save, to->base + weft__stack_guard_size(),
+                                   to->size);
+  else
+    __sanitizer_start_switch_fiber(save, w->kstack_lo, w->kstack_size);
+}
+static inline void asan_end(void *save) {
+  __sanitizer_finish_switch_fiber(save, NULL, NULL);
+}
+#else
+static inline void asan_begin(void **save, struct weft__worker *w,
+                              struct weft__g *to) {
+  (void)save, (void)w, (void)to;
+}
+static inline void asan_end(void *save) { (void)save; }
+#endif
+
+void weft__switch_arrived(void) { asan_end(NULL); }
+
+static inline void switch_from(struct weft__worker *w, struct weft__g *g,
+                               struct weft__g *next, weft__post *post) {
+  g->err = weft__errno_get();
+  void *r;
+  if (next) {
+    w->cur = next;
+    next->state = WEFT__G_RUNNING;
+    w->st.switches++;
+    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
+    r = weft__ctx_switch(&g->ctx, next->ctx, post);
+  } else {
+    w->cur = NULL;
+    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, NULL);
+    r = weft__ctx_switch(&g->ctx, w->sched_ctx, post);
+  }
+  /* Resumed, maybe on another worker: `w` is stale now. */
+  asan_end(g->asan_fake);
+  weft__post_run(r);
+  weft__errno_set(g->err);
+}
+
+static struct weft__g *pick_or_stop(struct weft__worker *w) {
+  if (WEFT_UNLIKELY(ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING))
+    return NULL;
+  return pick_local(w);
+}
+
+void weft__park(weft__post *post) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w->cur;
+  g->state = WEFT__G_PARKED;
+  switch_from(w, g, pick_or_stop(w), post);
+}
+
+WEFT_NORETURN void weft__exit_switch(weft__post *post) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w->cur;
+  g->state = WEFT__G_DONE;
+  switch_from(w, g, pick_or_stop(w), post);
+  weft__throw("a finished green thread was resumed");
+}
+
+static void put_runnext(struct weft__worker *w, struct weft__g *g) {
+  struct weft__g *old =
+      atomic_exchange_explicit(&w->runnext, g, memory_order_acq_rel);
+  if (old) {
+    weft__runq_put(&w->q, old, &weft__rt.gq);
+    uint32_t len = weft__runq_len(&w->q);
+    if (len > w->st.runq_hwm)
+      w->st.runq_hwm = len;
+  }
+}
+
+void weft__ready(struct weft__g *g) {
+  struct weft__worker *w = weft__worker_get();
+  g->state = WEFT__G_RUNNABLE;
+  if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
+    w->st.wakes++;
+    if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))
+      weft__runq_put(&w->q, g, &weft__rt.gq);
+    else
+      put_runnext(w, g);
+  } else {
+    weft__globq_put(&weft__rt.gq, g); /* seq_cst, see above */
+  }
+  wakep();
+}
+
+static void post_runnext(weft__post *p) {
+  struct weft__worker *w = weft__worker_get();
+  put_runnext(w, p->g);
+  wakep();
+}
+
+void weft__run_now(struct weft__g *g) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *self = w->cur;
+  weft__post post = {.fn = post_runnext, .g = self};
+  self->state = WEFT__G_RUNNABLE;
+  switch_from(w, self, g, &post);
+}
+
+static void post_requeue(weft__post *p) {
+  struct weft__worker *w = weft__worker_get();
+  weft__runq_put(&w->q, p->g, &weft__rt.gq);
+}
+
+int weft_yield(void) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w ? w->cur : NULL;
+  if (!g) {
+    sched_yield();
+    return 0;
+  }
+  struct weft__g *next = pick_or_stop(w);
+  if (!next) {
+    if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)
+      return 0; /* nothing else to run here */
+    /* Stopping: leave for the scheduler context, never to return. */
+    weft__post post = {.fn = post_requeue, .g = g};
+    g->state = WEFT__G_RUNNABLE;
+    switch_from(w, g, NULL, &post);
+    return 0;
+  }
+  weft__post post = {.fn = post_requeue, .g = g};
+  g->state = WEFT__G_RUNNABLE;
+  switch_from(w, g, next, &post);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers                                                            */
+/* ------------------------------------------------------------------ */
+
+static void *worker_main(void *arg) {
+  struct weft__worker *w = arg;
+  weft__tls_w = w;
+  weft__fault_thread_init(w);
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &w->kstack_lo, &w->kstack_size);
+    pthread_attr_destroy(&attr);
+  }
+
+  for (;;) {
+    struct weft__g *g = findrunnable(w);
+    if (!g)
+      break;
+    w->cur = g;
+    g->state = WEFT__G_RUNNING;
+    w->st.switches++;
+    asan_begin(&w->sched_fake, w, g);
+    void *r = weft__ctx_switch(&w->sched_ctx, g->ctx, NULL);
+    asan_end(w->sched_fake);
+    w->cur = NULL;
+    weft__post_run(r);
+  }
+  weft__fault_thread_fini(w);
+  weft__tls_w = NULL;
+  return NULL;
+}
+
+static int parse_workers(const weft_config *cfg, int *out) {
+  long n = cfg ? cfg->workers : 0;
+  if (n < 0 || n > 1024)
+    return -EINVAL;
+  if (n == 0) {
+    const char *e = getenv("WEFT_WORKERS");
+    if (e && *e) {
+      char *end;
+      n = strtol(e, &end, 10);
+      if (*end || n < 1 || n > 1024) {
+        fprintf(stderr,
+                "weft: WEFT_WORKERS=%s is not a number from 1 to 1024\n", e);
+        return -EINVAL;
+      }
+    } else {
+      n = sysconf(_SC_NPROCESSORS_ONLN);
+      if (n < 1)
+        n = 1;
+      if (n > 1024)
+        n = 1024;
+    }
+  }
+  *out = (int)n;
+  return 0;
+}
+
+static void free_workers(int n) {
+  for (int i = 0; i < n; i++) {
+    struct weft__worker *w = weft__rt.w[i];
+    weft__timers_fini(&w->timers);
+    weft__stack_cache_drain(&w->stacks);
+    free(w);
+  }
+  free(weft__rt.w);
+  free(weft__rt.idle);
+  weft__rt.w = NULL;
+  weft__rt.idle = NULL;
+}
+
+static void stop_workers(int started) {
+  atomic_store(&weft__rt.state, WEFT__RT_STOPPING);
+  for (int i = 0; i < started; i++)
+    unpark(weft__rt.w[i]);
+  for (int i = 0; i < started; i++)
+    pthread_join(weft__rt.w[i]->thread, NULL);
+}
+
+int weft_init(const weft_config *cfg) {
+  int n, err;
+
+  if (weft__worker_get())
+    return -EPERM;
+  pthread_mutex_lock(&lifecycle_lock);
+  if (atomic_load(&weft__rt.state) != WEFT__RT_OFF) {
+    err = -EALREADY;
+    goto error0;
+  }
+  if ((err = parse_workers(cfg, &n)))
+    goto error0;
+  size_t ss = weft__stack_round(cfg ? cfg->stack_size : 0);
+  if (cfg && cfg->stack_size && !ss) {
+    err = -EINVAL;
+    goto error0;
+  }
+  if ((err = weft__stack_setup(cfg ? cfg->stack_size : 0)))
+    goto error0;
+  if ((err = weft__fault_setup()))
+    goto error0;
+
+  weft__rt.nworkers = n;
+  weft__rt.stack_default = weft__stack_round(0);
+  weft__rt.w = calloc((size_t)n, sizeof(*weft__rt.w));
+  weft__rt.idle = calloc((size_t)n, sizeof(*weft__rt.idle));
+  if (!weft__rt.w || !weft__rt.idle) {
+    err = -ENOMEM;
+    goto error1;
+  }
+  weft__rt.nidle_list = 0;
+  atomic_store(&weft__rt.nidle, 0);
+  atomic_store(&weft__rt.nspinning, 0);
+  weft__rt.gq.head = weft__rt.gq.tail = NULL;
+  atomic_store(&weft__rt.gq.n, 0);
+  if (atomic_load(&weft__rt.next_id) == 0)
+    atomic_store(&weft__rt.next_id, 1);
+
+  weft__rt.seed = 0;
+  if (weft_debug) {
+    const char *e = getenv("WEFT_SEED");
+    weft__rt.seed = e && *e ? strtoull(e, NULL, 10)
+                            : (uint64_t)weft__now() ^ (uint64_t)getpid();
+    if (!weft__rt.seed)
+      weft__rt.seed = 1;
+    fprintf(stderr,
+            "weft: debug build, scheduling seed %llu "
+            "(WEFT_SEED=%llu replays it)\n",
+            (unsigned long long)weft__rt.seed,
+            (unsigned long long)weft__rt.seed);
+  }
+
+  for (int i = 0; i < n; i++) {
+    struct weft__worker *w = aligned_alloc(WEFT_CACHELINE, sizeof(*w));
+    if (!w) {
+      weft__rt.nworkers = i;
+      err = -ENOMEM;
+      goto error2;
+    }
+    memset(w, 0, sizeof(*w));
+    w->index = i;
+    w->idle_pos = -1;
+    w->rng = (weft__rt.seed ? weft__rt.seed : 0x9E3779B97F4A7C15ULL) *
+                 (uint64_t)(i + 1) |
+             1;
+    weft__timers_init(&w->timers);
+    weft__rt.w[i] = w;
+  }
+
+  atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
+  for (int i = 0; i < n; i++) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    int r = pthread_create(&weft__rt.w[i]->thread, &attr, worker_main,
+                           weft__rt.w[i]);
+    pthread_attr_destroy(&attr);
+    if (r) {
+      fprintf(stderr, "weft: cannot start worker %d: %s\n", i, strerror(r));
+      stop_workers(i);
+      err = -r;
+      goto error2;
+    }
+  }
+  pthread_mutex_unlock(&lifecycle_lock);
+  return 0;
+
+error2:
+  free_workers(weft__rt.nworkers);
+error1:
+  weft__rt.nworkers = 0;
+  free(weft__rt.w);
+  free(weft__rt.idle);
+  weft__rt.w = NULL;
+  weft__rt.idle = NULL;
+  atomic_store(&weft__rt.state, WEFT__RT_OFF);
+error0:
+  pthread_mutex_unlock(&lifecycle_lock);
+  return err;
+}
+
+int weft_shutdown(void) {
+  if (weft__worker_get())
+    return -EPERM;
+  pthread_mutex_lock(&lifecycle_lock);
+  if (atomic_load(&weft__rt.state) != WEFT__RT_RUNNING) {
+    pthread_mutex_unlock(&lifecycle_lock);
+    return -ESRCH;
+  }
+  stop_workers(weft__rt.nworkers);
+  if (getenv("WEFT_STATS"))
+    weft__stats_print();
+  free_workers(weft__rt.nworkers);
+  weft__rt.nworkers = 0;
+  weft__rt.gq.head = weft__rt.gq.tail = NULL;
+  atomic_store(&weft__rt.gq.n, 0);
+  atomic_store(&weft__rt.state, WEFT__RT_OFF);
+  pthread_mutex_unlock(&lifecycle_lock);
+  return 0;
+}
+
+bool weft_running(void) { return weft__rt_running(); }
+
+int weft_workers(void) { return weft__rt_running() ? weft__rt.nworkers : 0; }
+
+int weft_worker_index(void) {
+  struct weft__worker *w = weft__worker_get();
+  return w ? w->index : -1;
+}
+
+int weft_stats(weft_worker_stats *stats, int n) {
+  if (!weft__rt_running())
+    return -ESRCH;
+  if (n < 0 || (n > 0 && !stats))
+    return -EINVAL;
+  for (int i = 0; i < n && i < weft__rt.nworkers; i++) {
+    struct weft__worker *w = weft__rt.w[i];
+    stats[i] = w->st;
+    stats[i].stack_hits = w->stacks.hits;
+    stats[i].stack_maps = w->stacks.maps;
+  }
+  return weft__rt.nworkers;
+}
+
+void weft__stats_print(void) {
+  fprintf(stderr, "weft: %-6s %12s %10s %8s %8s %10s %8s %8s %8s\n",
+          "worker", "switches", "spawns", "steals", "parks", "wakes",
+          "runq_hwm", "stk_hit", "stk_map");
+  for (int i = 0; i < weft__rt.nworkers; i++) {
+    struct weft__worker *w = weft__rt.w[i];
+    fprintf(stderr,
+            "weft: %-6d %12llu %10llu %8llu %8llu %10llu %8llu %8lu %8lu\n",
+            i, (unsigned long long)w->st.switches,
+            (unsigned long long)w->st.spawns,
+            (unsigned long long)w->st.steals, (unsigned long long)w->st.parks,
+            (unsigned long long)w->st.wakes,
+            (unsigned long long)w->st.runq_hwm, w->stacks.hits,
+            w->stacks.maps);
+  }
+}

@@ -1,0 +1,114 @@
+/*
+ * sched.h - workers, the scheduler, and the switch primitives the rest of
+ * the runtime parks and wakes with.  See sched.c for the design.
+ */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "gthread.h"
+#include "runq.h"
+#include "stack.h"
+#include "timer.h"
+#include "util.h"
+#include "weft.h"
+
+/*
+ * A post-switch action: work that must happen after a green thread's
+ * context has been saved (release the lock that makes it findable, queue
+ * it, free its stack).  The switch hands it to the context that resumes,
+ * which runs it first thing.  It lives in the frame of the green thread
+ * that switched away, which cannot run again before the action is done.
+ */
+typedef struct weft__post {
+  void (*fn)(struct weft__post *p);
+  struct weft__g *g;
+  void *arg;
+} weft__post;
+
+struct weft__worker {
+  int index;
+  struct weft__g *cur;                 /* running green thread, or NULL */
+  _Atomic(struct weft__g *) runnext;   /* woken by cur: runs next */
+  unsigned runnext_streak;
+  uint32_t tick;
+  bool spinning;
+  uint64_t rng;
+  weft__ctx sched_ctx;                 /* this worker's scheduler loop */
+  struct weft__runq q;
+  _Atomic uint32_t parked WEFT_ALIGNED_CL; /* futex: 1 while asleep */
+  int idle_pos;                        /* index in the idle list, or -1 */
+  struct weft__timers timers;
+  struct weft__stack_cache stacks;
+  weft_worker_stats st;
+  pthread_t thread;
+  void *kstack_lo; /* this worker's pthread stack */
+  size_t kstack_size;
+  void *sched_fake; /* ASan fake-stack handle of the scheduler context */
+  void *altstack;
+  size_t altstack_size;
+};
+
+enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
+
+struct weft__rt {
+  _Atomic int state;
+  int nworkers;
+  struct weft__worker **w;
+  struct weft__globq gq;
+  weft__spin idle_lk;
+  struct weft__worker **idle; /* stack of parked workers */
+  int nidle_list;
+  _Atomic int nidle;
+  _Atomic int nspinning;
+  _Atomic uint64_t next_id;
+  size_t stack_default;
+  uint64_t seed; /* debug builds: scheduling randomisation */
+};
+
+extern struct weft__rt weft__rt;
+
+/* initial-exec TLS: every access goes through %fs, so the compiler cannot
+ * keep another kernel thread's address across a switch; volatile: it
+ * cannot keep the value either. */
+extern __thread struct weft__worker *volatile weft__tls_w
+    __attribute__((tls_model("initial-exec")));
+
+static inline struct weft__worker *weft__worker_get(void) {
+  return weft__tls_w;
+}
+static inline struct weft__g *weft__g_cur(void) {
+  struct weft__worker *w = weft__tls_w;
+  return w ? w->cur : 0;
+}
+static inline bool weft__rt_running(void) {
+  return ld_acquire(&weft__rt.state) == WEFT__RT_RUNNING;
+}
+
+/* Makes g runnable (from any thread). */
+void weft__ready(struct weft__g *g);
+/* Parks the running green thread; post runs once it is switched out. */
+void weft__park(weft__post *post);
+/* Switches from the running green thread to the new green thread g at
+ * once; the caller goes to runnext. */
+void weft__run_now(struct weft__g *g);
+/* Leaves the running green thread forever. */
+WEFT_NORETURN void weft__exit_switch(weft__post *post);
+/* A new green thread calls this first thing (sanitizer bookkeeping). */
+void weft__switch_arrived(void);
+/* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */
+void weft__stats_print(void);
+
+/* Runs a post-switch action handed over by a switch (may be NULL). */
+static inline void weft__post_run(void *p) {
+  if (p) {
+    weft__post *post = p;
+    post->fn(post);
+  }
+}
+
+#endif /* WEFT_SCHED_H */

@@ -1,0 +1,103 @@
+/*
+ * util.h - small pieces every runtime file uses: branch hints, atomics
+ * shorthands, the internal spinlock, futex calls, and the runtime's own
+ * assertions (Go's "throw": a broken invariant aborts with a message that
+ * starts with "weft:" and names the green thread and worker).
+ */
+#ifndef WEFT_UTIL_H
+#define WEFT_UTIL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT_NOINLINE __attribute__((noinline))
+#define WEFT_NORETURN __attribute__((noreturn))
+#define WEFT_CACHELINE 64
+#define WEFT_ALIGNED_CL __attribute__((aligned(WEFT_CACHELINE)))
+
+#ifndef WEFT_DEBUG
+#define WEFT_DEBUG 0
+#endif
+/* Debug code is always compiled and type-checked, only skipped. */
+static const bool weft_debug = WEFT_DEBUG;
+
+#define ld_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define ld_acquire(p) atomic_load_explicit((p), memory_order_acquire)
+#define st_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define st_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
+
+static inline void weft__cpu_relax(void) { __builtin_ia32_pause(); }
+
+/* Prints "weft: <message> (green thread ..., worker ...)" and aborts. */
+WEFT_NORETURN void weft__throw(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#define weft__assert(cond)                                                     \
+  do {                                                                         \
+    if (WEFT_UNLIKELY(!(cond)))                                                \
+      weft__throw("assertion failed: %s at %s:%d", #cond, __FILE__, __LINE__); \
+  } while (0)
+#define weft__dassert(cond)                                                    \
+  do {                                                                         \
+    if (weft_debug)                                                            \
+      weft__assert(cond);                                                      \
+  } while (0)
+
+/*
+ * The internal spinlock: a test-and-test-and-set byte for the short critical
+ * sections of the run queues, channels and wait queues.  After a while of
+ * spinning it yields the CPU, since its holder may be a preempted kernel
+ * thread.
+ */
+typedef struct {
+  _Atomic uint32_t v;
+} weft__spin;
+
+void weft__spin_lock_slow(weft__spin *l);
+
+static inline void weft__spin_lock(weft__spin *l) {
+  /* acquire, synchronizes with the release in weft__spin_unlock */
+  if (WEFT_LIKELY(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
+    return;
+  weft__spin_lock_slow(l);
+}
+static inline bool weft__spin_trylock(weft__spin *l) {
+  return !ld_relaxed(&l->v) &&
+         !atomic_exchange_explicit(&l->v, 1, memory_order_acquire);
+}
+static inline void weft__spin_unlock(weft__spin *l) { st_release(&l->v, 0); }
+static inline bool weft__spin_held(weft__spin *l) { return ld_relaxed(&l->v); }
+
+/* Futexes.  timeout_ns < 0: no timeout.  Returns 0 or -errno. */
+int weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline);
+void weft__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* errno through a call the compiler cannot see into, so that the address of
+ * the current kernel thread's errno is never cached across a switch. */
+int weft__errno_get(void);
+void weft__errno_set(int e);
+
+int64_t weft__now(void);
+
+/* Writes a string to stderr with write(2): usable in signal handlers. */
+void weft__write_err(const char *s);
+/* Formats an unsigned into buf (at least 21 bytes); returns buf. */
+char *weft__utoa(uint64_t v, char *buf);
+char *weft__xtoa(uint64_t v, char *buf);
+
+/* A small fast PRNG (xorshift64*) for scheduling choices. */
+static inline uint64_t weft__rand(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+#endif /* WEFT_UTIL_H */

@@ -1,0 +1,93 @@
+/*
+ * wait.c - the waiter (see wait.h): one park/wake protocol for green
+ * threads and for kernel threads that are not workers.
+ */
+#include "config.h"
+
+#include "sched.h"
+#include "timer.h"
+#include "wait.h"
+
+void weft__waiter_init(struct weft__waiter *w) {
+  atomic_init(&w->sel, WEFT__WAIT_NONE);
+  atomic_init(&w->futex, 0);
+  w->g = weft__g_cur();
+}
+
+void weft__waiter_wake(struct weft__waiter *w) {
+  if (w->g) {
+    weft__ready(w->g);
+    return;
+  }
+  /* store-release pairs with the parked thread's load-acquire; the frame
+   * holding the futex may be gone once the store lands, and a wake on a
+   * stale address is harmless (futex waiters recheck their word). */
+  st_release(&w->futex, 1);
+  weft__futex_wake(&w->futex, 1);
+}
+
+void weft__unlock_spin(void *spin) { weft__spin_unlock(spin); }
+
+struct park_post {
+  weft__post p;
+  struct weft__waiter *w;
+  void (*unlock)(void *);
+  void *arg;
+  int64_t deadline;
+  struct weft__timer timer;
+};
+
+static void on_deadline(struct weft__timer *t) {
+  struct weft__waiter *w = t->arg;
+  if (weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
+    weft__waiter_wake(w);
+}
+
+/* Runs on the next context, once the parked green thread is saved.  The
+ * timer is armed before the unlock: after the unlock the parked thread may
+ * be woken and gone, frame and all. */
+static void park_post_fn(weft__post *p) {
+  struct park_post *pp = (struct park_post *)p;
+  if (pp->deadline != WEFT_FOREVER) {
+    struct weft__worker *self = weft__worker_get();
+    pp->timer.when = pp->deadline;
+    pp->timer.fn = on_deadline;
+    pp->timer.arg = pp->w;
+    pp->timer.idx = -1;
+    atomic_init(&pp->timer.heap, NULL);
+    if (weft__timer_add(&self->timers, &pp->timer) != 0 &&
+        weft__waiter_claim(pp->w, WEFT__WAIT_TIMEOUT))
+      weft__ready(pp->p.g); /* no memory for a timer: time out now */
+  }
+  if (pp->unlock)
+    pp->unlock(pp->arg);
+}
+
+int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
+                      void *arg, int64_t deadline) {
+  if (w->g) {
+    struct park_post pp = {
+        .p = {.fn = park_post_fn, .g = w->g},
+        .w = w,
+        .unlock = unlock,
+        .arg = arg,
+        .deadline = deadline,
+    };
+    weft__park(&pp.p);
+    if (deadline != WEFT_FOREVER)
+      weft__timer_cancel(&pp.timer);
+    return ld_acquire(&w->sel);
+  }
+
+  if (unlock)
+    unlock(arg);
+  while (!ld_acquire(&w->futex)) {
+    int r = weft__futex_wait(&w->futex, 0, deadline);
+    if (r == -ETIMEDOUT && deadline != WEFT_FOREVER) {
+      if (weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
+        return WEFT__WAIT_TIMEOUT;
+      deadline = WEFT_FOREVER; /* a waker won: wait for its wake */
+    }
+  }
+  return ld_acquire(&w->sel);
+}

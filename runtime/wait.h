@@ -1,0 +1,124 @@
+/*
+ * wait.h - THE WAITER: the one way every blocking primitive parks and wakes
+ * a thread, whatever kind of thread it is.
+ *
+ * A waiter is either a green thread (park: switch away, its worker runs
+ * others; wake: put it on a run queue) or a kernel thread that is not a
+ * worker (park: futex wait; wake: futex wake).  A waiter may be queued on
+ * several wait queues at once (select, or a wait with a deadline); the
+ * sources race to claim it with one CAS on `sel`, and only the winner
+ * touches the waiting thread's buffers and wakes it.  Losers unlink the
+ * stale entry.
+ *
+ * The park/wake protocol.  The parking thread makes itself findable (queues
+ * itself on a wait queue) while holding that queue's lock, and calls
+ * weft__waiter_park() with a function that releases the lock.  For a green
+ * thread that function runs only after the green thread's context has been
+ * saved (as a post-switch action on the next context), and its deadline
+ * timer is armed at the same point, so no waker can ready a green thread
+ * that is still running.  Hence ready() needs no extra handshake.
+ */
+#ifndef WEFT_WAIT_H
+#define WEFT_WAIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct weft__g;
+
+#define WEFT__WAIT_NONE (-1)
+#define WEFT__WAIT_TIMEOUT (-2)
+
+struct weft__waiter {
+  _Atomic int sel;          /* WEFT__WAIT_NONE until claimed */
+  struct weft__g *g;        /* NULL: a kernel thread */
+  _Atomic uint32_t futex;   /* kernel thread: 1 once woken */
+};
+
+/* Initialises w for the calling thread. */
+void weft__waiter_init(struct weft__waiter *w);
+
+/* Claims w for source sel (>= 0); false if something else already did. */
+static inline bool weft__waiter_claim(struct weft__waiter *w, int sel) {
+  int none = WEFT__WAIT_NONE;
+  /* acq_rel: the winner's later writes into the waiter's buffers happen
+   * before the wake, which the parked side acquires. */
+  return atomic_compare_exchange_strong_explicit(
+      &w->sel, &none, sel, memory_order_acq_rel, memory_order_acquire);
+}
+
+/* Wakes a waiter that the caller claimed. */
+void weft__waiter_wake(struct weft__waiter *w);
+
+/*
+ * Parks the caller until a source claims w, or until deadline (absolute
+ * ns, WEFT_FOREVER for none), when the waiter claims itself with
+ * WEFT__WAIT_TIMEOUT.  unlock(arg) is called once the caller is safely
+ * parked (see above).  Returns the claimed sel.  On WEFT__WAIT_TIMEOUT the
+ * caller must unlink its entries itself.
+ */
+int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
+                      void *arg, int64_t deadline);
+
+/* An unlock function for a single internal spinlock. */
+void weft__unlock_spin(void *spin);
+
+#endif /* WEFT_WAIT_H */
+
+/*
+ * Wait queues: intrusive doubly-linked lists of entries that live in the
+ * frames of parked threads.  Every operation requires the lock of the
+ * structure that owns the queue.
+ */
+struct weft__wq_entry {
+  struct weft__wq_entry *prev, *next;
+  struct weft__waiter *w;
+  int sel;    /* what the waiter's sel becomes when this entry wakes it */
+  bool linked;
+  int result; /* set by the waker: 0, or -EPIPE for a closed channel */
+  void *elem; /* channel element to send from / receive into */
+};
+
+struct weft__wq {
+  struct weft__wq_entry *head, *tail;
+};
+
+static inline void weft__wq_push(struct weft__wq *q, struct weft__wq_entry *e) {
+  e->next = NULL;
+  e->prev = q->tail;
+  if (q->tail)
+    q->tail->next = e;
+  else
+    q->head = e;
+  q->tail = e;
+  e->linked = true;
+}
+
+static inline void weft__wq_remove(struct weft__wq *q,
+                                   struct weft__wq_entry *e) {
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    q->head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else
+    q->tail = e->prev;
+  e->prev = e->next = NULL;
+  e->linked = false;
+}
+
+/* Unlinks entries from the head until one's waiter is claimed for it, and
+ * returns that one (unlinked), or NULL.  Entries whose waiter something
+ * else claimed (a select that fired elsewhere, a deadline) are dropped. */
+static inline struct weft__wq_entry *weft__wq_claim(struct weft__wq *q) {
+  struct weft__wq_entry *e;
+  while ((e = q->head)) {
+    weft__wq_remove(q, e);
+    if (weft__waiter_claim(e->w, e->sel))
+      return e;
+  }
+  return NULL;
+}
