@@ -7,7 +7,7 @@
 
 #include "runq.h"
 
-static bool put_slow(struct weft__runq *q, struct weft__g *g, uint32_t h,
+WEFT_NOINLINE static bool put_slow(struct weft__runq *q, struct weft__g *g, uint32_t h,
                      uint32_t t, struct weft__globq *gq) {
   enum { N = WEFT__RUNQ_SIZE / 2 };
   struct weft__g *batch[N + 1];
@@ -28,36 +28,18 @@ static bool put_slow(struct weft__runq *q, struct weft__g *g, uint32_t h,
   return true;
 }
 
-bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
-                    struct weft__globq *gq) {
+bool weft__runq_put_slow(struct weft__runq *q, struct weft__g *g,
+                         struct weft__globq *gq) {
   for (;;) {
-    /* load-acquire, synchronizes with consumers' CAS of head */
     uint32_t h = ld_acquire(&q->head);
     uint32_t t = ld_relaxed(&q->tail);
     if (t - h < WEFT__RUNQ_SIZE) {
       st_relaxed(&q->buf[t % WEFT__RUNQ_SIZE], g);
-      /* store-release, makes the slot visible to consumers' load-acquire
-       * of tail */
       st_release(&q->tail, t + 1);
       return true;
     }
     if (put_slow(q, g, h, t, gq))
       return false;
-  }
-}
-
-struct weft__g *weft__runq_get(struct weft__runq *q) {
-  for (;;) {
-    uint32_t h = ld_acquire(&q->head);
-    uint32_t t = ld_relaxed(&q->tail);
-    if (t == h)
-      return NULL;
-    struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
-    /* CAS-release against thieves, who CAS the same head */
-    if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
-                                              memory_order_release,
-                                              memory_order_relaxed))
-      return g;
   }
 }
 

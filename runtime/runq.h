@@ -31,12 +31,41 @@ struct weft__globq {
   _Atomic int64_t n; /* read without the lock as a hint */
 };
 
+bool weft__runq_put_slow(struct weft__runq *q, struct weft__g *g,
+                         struct weft__globq *gq);
+
 /* Owner only.  Returns false when the ring was full and g and half of the
  * ring went to gq instead. */
-bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
-                    struct weft__globq *gq);
+static inline bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
+                                  struct weft__globq *gq) {
+  /* load-acquire, synchronizes with consumers' CAS of head */
+  uint32_t h = ld_acquire(&q->head);
+  uint32_t t = ld_relaxed(&q->tail);
+  if (WEFT_LIKELY(t - h < WEFT__RUNQ_SIZE)) {
+    st_relaxed(&q->buf[t % WEFT__RUNQ_SIZE], g);
+    /* store-release, makes the slot visible to consumers' load-acquire
+     * of tail */
+    st_release(&q->tail, t + 1);
+    return true;
+  }
+  return weft__runq_put_slow(q, g, gq);
+}
+
 /* Owner only. */
-struct weft__g *weft__runq_get(struct weft__runq *q);
+static inline struct weft__g *weft__runq_get(struct weft__runq *q) {
+  for (;;) {
+    uint32_t h = ld_acquire(&q->head);
+    uint32_t t = ld_relaxed(&q->tail);
+    if (t == h)
+      return NULL;
+    struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
+    /* CAS-release against thieves, who CAS the same head */
+    if (WEFT_LIKELY(atomic_compare_exchange_weak_explicit(
+            &q->head, &h, h + 1, memory_order_release, memory_order_relaxed)))
+      return g;
+  }
+}
+
 static inline uint32_t weft__runq_len(struct weft__runq *q) {
   uint32_t t = ld_acquire(&q->tail), h = ld_acquire(&q->head);
   return t - h;

@@ -73,7 +73,6 @@ __thread struct weft__worker *volatile weft__tls_w
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define RUNNEXT_STREAK_MAX 16
-#define GLOBAL_CHECK_EVERY 61
 #define SPIN_ROUNDS 4
 
 /* ------------------------------------------------------------------ */
@@ -144,22 +143,27 @@ static struct weft__g *take_runnext(struct weft__worker *w) {
   return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
 }
 
+/* Every SLOW_EVERY picks a worker runs its due timers (a green thread that
+ * keeps switching never returns to the scheduler loop), and every
+ * GLOBAL_EVERY slow rounds it takes from the global queue first, so that
+ * the global queue cannot starve. */
+#define SLOW_EVERY 16
+#define GLOBAL_EVERY 4
+
+WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
+  w->tick = SLOW_EVERY;
+  run_timers(w);
+  if (++w->slow_rounds % GLOBAL_EVERY == 0)
+    return weft__globq_get(&weft__rt.gq, NULL, 1);
+  return NULL;
+}
+
 /* Local choice, cheap enough for every switch. */
-static struct weft__g *pick_local(struct weft__worker *w) {
+static inline struct weft__g *pick_local(struct weft__worker *w) {
   struct weft__g *g;
 
-  w->tick++;
-  if (WEFT_UNLIKELY(w->tick % GLOBAL_CHECK_EVERY == 0)) {
-    if ((w->tick & 127) == 0 ||
-        weft__timers_next(&w->timers) != WEFT_FOREVER)
-      run_timers(w);
-    g = weft__globq_get(&weft__rt.gq, NULL, 1);
-    if (g)
-      return g;
-  } else if (WEFT_UNLIKELY((w->tick & 7) == 0 &&
-                           weft__timers_next(&w->timers) != WEFT_FOREVER)) {
-    run_timers(w);
-  }
+  if (WEFT_UNLIKELY(--w->tick == 0) && (g = pick_slow(w)))
+    return g;
   bool skip_runnext = w->runnext_streak >= RUNNEXT_STREAK_MAX;
   if (weft_debug && weft__rt.seed)
     skip_runnext = skip_runnext || (weft__rand(&w->rng) & 3) == 0;
@@ -307,7 +311,7 @@ void weft__switch_arrived(void) { asan_end(NULL); }
 
 static inline void switch_from(struct weft__worker *w, struct weft__g *g,
                                struct weft__g *next, weft__post *post) {
-  g->err = weft__errno_get();
+  g->err = *w->errnop;
   void *r;
   if (next) {
     w->cur = next;
@@ -323,7 +327,9 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
   /* Resumed, maybe on another worker: `w` is stale now. */
   asan_end(g->asan_fake);
   weft__post_run(r);
-  weft__errno_set(g->err);
+  /* errno lives in the kernel thread: restore ours into the errno of the
+   * worker we now run on (read afresh through %fs). */
+  *weft__worker_get()->errnop = g->err;
 }
 
 static struct weft__g *pick_or_stop(struct weft__worker *w) {
@@ -422,6 +428,8 @@ int weft_yield(void) {
 static void *worker_main(void *arg) {
   struct weft__worker *w = arg;
   weft__tls_w = w;
+  w->errnop = &errno;
+  w->tick = SLOW_EVERY;
   weft__fault_thread_init(w);
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {

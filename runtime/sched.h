@@ -35,7 +35,9 @@ struct weft__worker {
   struct weft__g *cur;                 /* running green thread, or NULL */
   _Atomic(struct weft__g *) runnext;   /* woken by cur: runs next */
   unsigned runnext_streak;
-  uint32_t tick;
+  uint32_t tick;                       /* counts down to the slow checks */
+  uint32_t slow_rounds;
+  int *errnop;                         /* this worker thread's errno */
   bool spinning;
   uint64_t rng;
   weft__ctx sched_ctx;                 /* this worker's scheduler loop */

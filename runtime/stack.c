@@ -20,15 +20,23 @@
 /* Size classes: powers of two from WEFT__STACK_MIN to WEFT__STACK_MAX. */
 #define MIN_SHIFT 14
 #define NCLASSES (30 - MIN_SHIFT + 1)
-/* Stacks kept as they are in a class's pool; beyond, pages go back. */
-#define POOL_WARM 1024
+/* A class's pool keeps up to POOL_WARM stacks as they are; past that,
+ * TRIM of them give their pages back in one pass.  madvise is costly
+ * (a TLB shootdown on every CPU running the process), so the trimmed
+ * stacks are sorted and neighbours released with one call per run. */
+#define POOL_WARM 4096
+#define TRIM 1024
 #define BATCH (WEFT__STACK_CACHE / 2)
+
+struct vec {
+  void **v;
+  size_t n, cap;
+};
 
 struct pool {
   weft__spin lk;
-  void **items;
-  size_t n, cap;
-  size_t nwarm; /* items[0..nwarm) are warm, the rest cold */
+  struct vec warm; /* pages resident (most recently freed) */
+  struct vec cold; /* pages given back: touching them faults in zeros */
 };
 
 static struct {
@@ -140,61 +148,84 @@ static void *map_new(size_t size, int *err) {
 /* Takes up to max stacks of class cls from its pool into out. */
 static size_t pool_take(int cls, void **out, size_t max) {
   struct pool *pl = &S.pools[cls];
-  if (!ld_relaxed(&pl->lk.v) && pl->n == 0)
-    return 0;
-  weft__spin_lock(&pl->lk);
   size_t k = 0;
-  /* Warm ones first (most recently freed, pages still resident). */
-  while (k < max && pl->nwarm > 0) {
-    out[k++] = pl->items[--pl->nwarm];
-    pl->items[pl->nwarm] = pl->items[--pl->n];
-  }
-  while (k < max && pl->n > 0)
-    out[k++] = pl->items[--pl->n];
+  weft__spin_lock(&pl->lk);
+  while (k < max && pl->warm.n > 0)
+    out[k++] = pl->warm.v[--pl->warm.n];
+  while (k < max && pl->cold.n > 0)
+    out[k++] = pl->cold.v[--pl->cold.n];
   weft__spin_unlock(&pl->lk);
   return k;
 }
 
-/* Requires pl->lk.  Makes room for n more items. */
-static bool pool_reserve(struct pool *pl, size_t n) {
-  if (pl->n + n <= pl->cap)
+static bool vec_reserve(struct vec *v, size_t n) {
+  if (v->n + n <= v->cap)
     return true;
-  size_t cap = pl->cap ? pl->cap * 2 : 256;
-  while (cap < pl->n + n)
+  size_t cap = v->cap ? v->cap * 2 : 256;
+  while (cap < v->n + n)
     cap *= 2;
-  void **items = realloc(pl->items, cap * sizeof(void *));
-  if (!items)
+  void **p = realloc(v->v, cap * sizeof(void *));
+  if (!p)
     return false;
-  pl->items = items;
-  pl->cap = cap;
+  v->v = p;
+  v->cap = cap;
   return true;
+}
+
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Gives back the pages of n stacks of one size, one madvise per run of
+ * neighbouring mappings.  Guards inside a run stay: MADV_DONTNEED keeps
+ * guard markers, and PROT_NONE pages have nothing to drop. */
+static void release_pages(void **st, size_t n, size_t size) {
+  size_t len = S.page + size;
+  qsort(st, n, sizeof(void *), by_address);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && (char *)st[j - 1] + len == (char *)st[j])
+      j++;
+    char *lo = (char *)st[i] + S.page;
+    char *hi = (char *)st[j - 1] + len;
+    madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+    i = j;
+  }
 }
 
 static void pool_give(int cls, void **in, size_t n, size_t size) {
   struct pool *pl = &S.pools[cls];
-  size_t i = 0;
+  void *trim[TRIM];
+  size_t ntrim = 0;
 
   weft__spin_lock(&pl->lk);
-  if (pool_reserve(pl, n)) {
-    for (; i < n && pl->nwarm < POOL_WARM; i++) {
-      /* Warm ones stay in front: move the first cold one to the end. */
-      pl->items[pl->n++] = pl->items[pl->nwarm];
-      pl->items[pl->nwarm++] = in[i];
-    }
+  if (!vec_reserve(&pl->warm, n)) {
+    weft__spin_unlock(&pl->lk);
+    /* Cannot remember them: give their pages back, keep the mappings
+     * (handles that point into them must stay readable). */
+    release_pages(in, n, size);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    pl->warm.v[pl->warm.n++] = in[i];
+  if (pl->warm.n >= POOL_WARM + TRIM) {
+    ntrim = TRIM;
+    pl->warm.n -= TRIM;
+    memcpy(trim, pl->warm.v + pl->warm.n, sizeof(trim));
   }
   weft__spin_unlock(&pl->lk);
-  if (i == n)
+  if (!ntrim)
     return;
-  /* The rest give their pages back before anyone can take them again.
-   * The mappings stay: handles that point into them must stay readable. */
-  for (size_t j = i; j < n; j++)
-    madvise((char *)in[j] + S.page, size, MADV_DONTNEED);
+  /* Released before anyone can take them again. */
+  release_pages(trim, ntrim, size);
   weft__spin_lock(&pl->lk);
-  if (pool_reserve(pl, n - i))
-    for (; i < n; i++)
-      pl->items[pl->n++] = in[i];
+  if (vec_reserve(&pl->cold, ntrim)) {
+    memcpy(pl->cold.v + pl->cold.n, trim, sizeof(trim));
+    pl->cold.n += ntrim;
+  }
+  /* If even that failed, those stacks are lost to reuse but harmless. */
   weft__spin_unlock(&pl->lk);
-  /* If even that failed, the stacks are lost to reuse but harmless. */
 }
 
 void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {

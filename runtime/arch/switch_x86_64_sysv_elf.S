@@ -9,7 +9,7 @@
  *   ------  -----------------------------------------------------------
  *    0x00   MXCSR (32 bits: control and status; the status flags ride
  *           along, harmlessly)
- *    0x04   x87 FPU control word (16 bits), 2 bytes of padding
+ *    0x04   x87 FPU control word (16 bits), 2 bytes of padding (ignored)
  *    0x08   R15
  *    0x10   R14
  *    0x18   R13
@@ -35,6 +35,12 @@
 	.p2align 4
 weft__ctx_switch_asm:
 	.cfi_startproc
+	/* Store the FP control state first, into the red zone where the
+	 * slot will be once the registers are pushed, so that these slow
+	 * stores overlap the pushes.  Bytes 6-7 of the slot are never
+	 * compared. */
+	stmxcsr	-0x38(%rsp)		/* save MXCSR */
+	fnstcw	-0x34(%rsp)		/* save x87 control word */
 	pushq	%rbp			/* save RBP */
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset rbp, 0
@@ -53,17 +59,30 @@ weft__ctx_switch_asm:
 	pushq	%r15			/* save R15 */
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset r15, 0
-	leaq	-8(%rsp), %rsp
+	leaq	-8(%rsp), %rsp		/* the FP control slot, filled above */
 	.cfi_adjust_cfa_offset 8
-	stmxcsr	(%rsp)			/* save MXCSR */
-	fnstcw	4(%rsp)			/* save x87 control word */
+	/* Reassemble ours from the two narrow stores (an 8-byte load of the
+	 * slot would stall on store forwarding). */
+	movl	(%rsp), %r8d
+	movzwl	4(%rsp), %r9d
+	shlq	$32, %r9
+	orq	%r9, %r8
 
 	movq	%rsp, (%rdi)		/* *from = RSP */
 	movq	%rsi, %rsp		/* RSP = to: now on the other stack */
 
-	ldmxcsr	(%rsp)			/* restore MXCSR */
-	fldcw	4(%rsp)			/* restore x87 control word */
-	leaq	8(%rsp), %rsp
+	/*
+	 * ldmxcsr and fldcw cost more than the rest of the switch together,
+	 * and contexts almost always share their FP control settings: load
+	 * them only when a control bit differs (MXCSR bits 0-5 are sticky
+	 * status flags, not control, and bytes 6-7 are padding).
+	 */
+	xorq	(%rsp), %r8
+	movabsq	$0x0000ffffffffffc0, %r9
+	testq	%r9, %r8
+	.cfi_remember_state
+	jnz	2f
+1:	leaq	8(%rsp), %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15			/* restore R15 */
 	.cfi_adjust_cfa_offset -8
@@ -84,7 +103,21 @@ weft__ctx_switch_asm:
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore rbp
 	movq	%rdx, %rax		/* hand arg to the resumed side */
-	ret
+	/*
+	 * Return with pop + indirect jump, not RET: the return-stack
+	 * predictor expects the caller of this switch, but we resume another
+	 * context, so a RET would mispredict on every switch.  The indirect
+	 * branch predictor learns the pattern instead.
+	 */
+	popq	%rcx
+	.cfi_adjust_cfa_offset -8
+	.cfi_register rip, rcx
+	jmpq	*%rcx
+
+2:	.cfi_restore_state
+	ldmxcsr	(%rsp)			/* restore MXCSR */
+	fldcw	4(%rsp)			/* restore x87 control word */
+	jmp	1b
 	.cfi_endproc
 	.size	weft__ctx_switch_asm, .-weft__ctx_switch_asm
 
