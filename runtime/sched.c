@@ -133,8 +133,13 @@ static void reset_spinning(struct weft__worker *w) {
 /* ------------------------------------------------------------------ */
 
 static void run_timers(struct weft__worker *w) {
-  if (weft__timers_next(&w->timers) != WEFT_FOREVER)
+  if (weft__timers_next(&w->timers) != WEFT_FOREVER) {
+    /* Threads woken together go to the queue's tail in deadline order,
+     * not through runnext, which would run the last one first. */
+    w->in_timers = true;
     weft__timers_run(&w->timers, weft__now());
+    w->in_timers = false;
+  }
 }
 
 static struct weft__g *take_runnext(struct weft__worker *w) {
@@ -369,7 +374,8 @@ void weft__ready(struct weft__g *g) {
   g->state = WEFT__G_RUNNABLE;
   if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
     w->st.wakes++;
-    if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))
+    if (w->in_timers ||
+        (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)))
       weft__runq_put(&w->q, g, &weft__rt.gq);
     else
       put_runnext(w, g);

@@ -38,6 +38,7 @@ struct weft__worker {
   uint32_t tick;                       /* counts down to the slow checks */
   uint32_t slow_rounds;
   int *errnop;                         /* this worker thread's errno */
+  bool in_timers;                      /* running expired timers */
   bool spinning;
   uint64_t rng;
   weft__ctx sched_ctx;                 /* this worker's scheduler loop */

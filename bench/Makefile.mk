@@ -1,0 +1,53 @@
+# bench/Makefile.mk - the bench programs, included from the top-level
+# Makefile.am.  They are built by `make` (so they always compile) but never
+# run as tests: `make bench` runs them all and prints a summary with the
+# targets, `make bench-quick` is the short version CI runs.  Each program
+# also runs on its own; see bench/README.md.
+
+# Like the tests, the benches reach the runtime's internal headers only
+# with #include "..." (-iquote), so that runtime/sched.h cannot stand in for
+# the system's <sched.h>.
+bench_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include \
+	-iquote $(top_srcdir)/runtime -I$(top_builddir)
+bench_common = bench/bench.c bench/bench.h
+bench_gcommon = $(bench_common) bench/gbench.h
+bench_ldadd = libweft.la $(JEMALLOC_LIBS)
+
+noinst_PROGRAMS += \
+	bench/switch \
+	bench/yield \
+	bench/chan \
+	bench/spawn \
+	bench/mem \
+	bench/idle
+
+# The raw switch: both back ends compiled in directly, no scheduler.
+bench_switch_SOURCES = bench/switch.c $(bench_common) runtime/ctx.h \
+	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
+bench_switch_CPPFLAGS = $(bench_cppflags)
+
+bench_yield_SOURCES = bench/yield.c $(bench_gcommon)
+bench_yield_CPPFLAGS = $(bench_cppflags)
+bench_yield_LDADD = $(bench_ldadd)
+bench_chan_SOURCES = bench/chan.c $(bench_gcommon)
+bench_chan_CPPFLAGS = $(bench_cppflags)
+bench_chan_LDADD = $(bench_ldadd)
+bench_spawn_SOURCES = bench/spawn.c $(bench_gcommon)
+bench_spawn_CPPFLAGS = $(bench_cppflags)
+bench_spawn_LDADD = $(bench_ldadd)
+bench_mem_SOURCES = bench/mem.c $(bench_gcommon)
+bench_mem_CPPFLAGS = $(bench_cppflags)
+bench_mem_LDADD = $(bench_ldadd)
+bench_idle_SOURCES = bench/idle.c $(bench_gcommon)
+bench_idle_CPPFLAGS = $(bench_cppflags)
+bench_idle_LDADD = $(bench_ldadd)
+
+EXTRA_DIST += bench/run.sh bench/README.md
+
+bench: all
+	$(SHELL) $(srcdir)/bench/run.sh full $(builddir)
+
+bench-quick: all
+	$(SHELL) $(srcdir)/bench/run.sh quick $(builddir)
+
+.PHONY: bench bench-quick

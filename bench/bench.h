@@ -1,0 +1,83 @@
+/*
+ * bench.h - what every bench program shares: options, clocks, medians,
+ * memory readings, the report (a table for people, TSV lines for run.sh),
+ * and running one measurement in a fresh process.
+ *
+ * Every program accepts
+ *   --quick        smaller counts and fewer repetitions (the CI run)
+ *   --reps N       repetitions per figure (default 5, quick 3)
+ *   --tsv FILE     also append "name<TAB>value<TAB>unit" lines to FILE
+ * and prints a table: median, min and max over the repetitions.
+ *
+ * Measurements that start the runtime, or whose memory must be their own,
+ * run in a fresh process: the program executes itself again as
+ * "PROG --child NAME FD ARG..." and the child writes its numbers, one per
+ * line, to FD.  The parent never starts the runtime itself, so forking it
+ * is safe, and a child that crashes or hangs (each has an alarm) costs one
+ * figure, not the run.
+ */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BENCH_MAX_REPS 64
+#define BENCH_MAX_OUT 16
+
+struct bench_opts {
+  bool quick;
+  int reps;
+  const char *tsv;   /* NULL: no machine-readable output */
+  const char *prog;  /* argv[0], for messages */
+  /* Set when this process is a child run by bench_child(). */
+  const char *child; /* the measurement's name */
+  int child_fd;      /* where bench_put() writes */
+  int child_argc;
+  char **child_argv; /* arguments after the fd */
+};
+
+/* Parses the options; prints usage and exits on a bad one.  In a child it
+ * also arms an alarm of timeout_s seconds so that a hang ends the child. */
+void bench_init(struct bench_opts *o, int argc, char **argv,
+                const char *what, unsigned timeout_s);
+
+/* Monotonic time in nanoseconds. */
+int64_t bench_now(void);
+
+/* Median of v[0..n) (sorts v); NaN if n == 0. */
+double bench_median(double *v, int n);
+
+/* Resident set now, and its peak (VmHWM), in KiB; -1 if unknown. */
+long bench_rss_kib(void);
+long bench_peak_rss_kib(void);
+/* User + system CPU time of the process so far, in nanoseconds. */
+int64_t bench_cpu_ns(void);
+
+/*
+ * Runs "--child name FD args..." in a fresh process, waits for it and
+ * stores up to nout numbers it wrote in out.  Returns how many it wrote, or
+ * -1 (with a message on stderr) if it failed, crashed or timed out.
+ */
+int bench_child(const struct bench_opts *o, const char *name, double *out,
+                int nout, const char *arg1, const char *arg2);
+
+/* In a child: writes one number for the parent. */
+void bench_put(const struct bench_opts *o, double v);
+
+/* Prints the table header once, with a title line. */
+void bench_table(const struct bench_opts *o, const char *title);
+
+/*
+ * One row: the median, min and max of samples[0..n) in unit, and a note
+ * (may be NULL).  Writes "name<TAB>median<TAB>unit" to the TSV file.  With
+ * n == 0 it prints a FAILED row and writes nothing, so run.sh sees the
+ * name missing.
+ */
+void bench_row(const struct bench_opts *o, const char *name, double *samples,
+               int n, const char *unit, const char *note);
+
+/* Keeps the compiler from deleting a computation whose result is unused. */
+#define bench_keep(x) __asm__ volatile("" : : "g"(x) : "memory")
+
+#endif /* WEFT_BENCH_H */

@@ -1,0 +1,107 @@
+/*
+ * switch.c - the raw cost of one context switch, for both back ends of
+ * ctx.h: the hand-written assembly and the same contract over swapcontext.
+ *
+ * Two contexts ping-pong: the main stack switches to a coroutine, which
+ * switches straight back.  A round trip is two one-way switches.  Both back
+ * ends are linked into this program directly (not through libweft), so the
+ * figure is the switch alone, with no scheduler around it.  The two are
+ * measured alternately within one run (asm, ucontext, asm, ...) so that a
+ * change in the machine's speed during the run affects both alike.
+ *
+ *   switch.asm       ns per one-way switch, assembly back end
+ *   switch.ucontext  ns per one-way switch, swapcontext back end
+ *   switch.speedup   ucontext / asm, median of the per-repetition ratios
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+/* This program names both back ends explicitly and never uses the
+ * configured default, so it does not need config.h for it. */
+#ifndef WEFT_CTX_ASM
+#define WEFT_CTX_ASM 1
+#endif
+#include "ctx.h"
+
+#define STACK_SIZE (64 * 1024)
+
+struct backend {
+  const char *name;
+  weft__ctx (*make)(void *lo, void *hi, weft__ctx_entry entry, void *data);
+  void *(*sw)(weft__ctx *from, weft__ctx to, void *arg);
+};
+
+static const struct backend backends[2] = {
+    {"switch.asm", weft__ctx_make_asm, weft__ctx_switch_asm},
+    {"switch.ucontext", weft__ctx_make_uc, weft__ctx_switch_uc},
+};
+
+struct pingpong {
+  const struct backend *b;
+  weft__ctx main_ctx;
+  weft__ctx co_ctx;
+};
+
+/* The coroutine: every switch into it is answered by a switch back. */
+static void co_entry(void *arg, void *data) {
+  struct pingpong *pp = data;
+
+  (void)arg;
+  for (;;)
+    pp->b->sw(&pp->co_ctx, pp->main_ctx, NULL);
+}
+
+/* ns per one-way switch over `rounds` round trips. */
+static double measure(const struct backend *b, long rounds) {
+  struct pingpong pp = {.b = b};
+  void *stack = aligned_alloc(64, STACK_SIZE);
+  int64_t t0, t1;
+
+  if (!stack) {
+    perror("switch: aligned_alloc");
+    exit(1);
+  }
+  pp.co_ctx = b->make(stack, (char *)stack + STACK_SIZE, co_entry, &pp);
+  if (!pp.co_ctx) {
+    fprintf(stderr, "switch: %s: cannot make a context\n", b->name);
+    exit(1);
+  }
+  /* Warm up: the first switch starts the coroutine, the rest fill the
+   * caches and the branch predictors. */
+  for (long i = 0; i < 1000; i++)
+    b->sw(&pp.main_ctx, pp.co_ctx, NULL);
+  t0 = bench_now();
+  for (long i = 0; i < rounds; i++)
+    b->sw(&pp.main_ctx, pp.co_ctx, NULL);
+  t1 = bench_now();
+  /* The coroutine stays suspended on this stack; nothing resumes it. */
+  free(stack);
+  return (double)(t1 - t0) / (2.0 * (double)rounds);
+}
+
+int main(int argc, char **argv) {
+  struct bench_opts o;
+  double asm_ns[BENCH_MAX_REPS], uc_ns[BENCH_MAX_REPS];
+  double ratio[BENCH_MAX_REPS];
+  long asm_rounds, uc_rounds;
+  char note[64];
+
+  bench_init(&o, argc, argv, "the raw context switch (asm vs ucontext)",
+             60);
+  asm_rounds = o.quick ? 2000000 : 10000000;
+  uc_rounds = o.quick ? 50000 : 200000;
+  for (int r = 0; r < o.reps; r++) {
+    asm_ns[r] = measure(&backends[0], asm_rounds);
+    uc_ns[r] = measure(&backends[1], uc_rounds);
+    ratio[r] = uc_ns[r] / asm_ns[r];
+  }
+  bench_table(&o, "Raw context switch, one way (two contexts ping-pong)");
+  snprintf(note, sizeof(note), "%ld round trips", asm_rounds);
+  bench_row(&o, "switch.asm", asm_ns, o.reps, "ns", note);
+  snprintf(note, sizeof(note), "%ld round trips; saves the signal mask",
+           uc_rounds);
+  bench_row(&o, "switch.ucontext", uc_ns, o.reps, "ns", note);
+  bench_row(&o, "switch.speedup", ratio, o.reps, "x", "ucontext / asm");
+  return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * yield.c - the cost of a scheduler switch between green threads.
+ *
+ * One worker, two green threads that call weft_yield() in a loop: each
+ * yield hands the worker to the other thread, so every yield is one switch
+ * through the scheduler (run queue put, run queue take, context switch).
+ * Compare with switch.asm, the bare register swap underneath.
+ *
+ *   yield.green  ns per yield (one green thread to the other)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gbench.h"
+
+struct yield_arg {
+  long n;
+};
+
+static void *yielder(void *p) {
+  const struct yield_arg *a = p;
+
+  for (long i = 0; i < a->n; i++)
+    weft_yield();
+  return NULL;
+}
+
+/* Child: one sample.  Writes ns per yield and the runtime's own count of
+ * switches per yield. */
+static int child(const struct bench_opts *o) {
+  struct yield_arg a = {.n = atol(o->child_argv[0])};
+  weft_gthread t1, t2;
+  uint64_t sw0, sw1;
+  int64_t t0, t_end;
+
+  gb_init(1);
+  /* Warm up: the first spawns map stacks; later ones come from the cache. */
+  {
+    struct yield_arg w = {.n = 10000};
+
+    t1 = gb_spawn(yielder, &w);
+    t2 = gb_spawn(yielder, &w);
+    gb_join(t1);
+    gb_join(t2);
+  }
+  sw0 = gb_stat(switches);
+  t0 = bench_now();
+  t1 = gb_spawn(yielder, &a);
+  t2 = gb_spawn(yielder, &a);
+  gb_join(t1);
+  gb_join(t2);
+  t_end = bench_now();
+  sw1 = gb_stat(switches);
+  bench_put(o, (double)(t_end - t0) / (2.0 * (double)a.n));
+  bench_put(o, (double)(sw1 - sw0) / (2.0 * (double)a.n));
+  gb_check(weft_shutdown(), "weft_shutdown");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct bench_opts o;
+  double ns[BENCH_MAX_REPS], per[BENCH_MAX_REPS];
+  char nstr[32], note[96];
+  long n;
+  int got = 0;
+
+  bench_init(&o, argc, argv, "weft_yield() between two green threads", 120);
+  if (o.child)
+    return child(&o);
+  n = o.quick ? 1000000 : 5000000;
+  snprintf(nstr, sizeof(nstr), "%ld", n);
+  for (int r = 0; r < o.reps; r++) {
+    double out[2];
+
+    if (bench_child(&o, "yield", out, 2, nstr, NULL) == 2) {
+      ns[got] = out[0];
+      per[got++] = out[1];
+    }
+  }
+  bench_table(&o, "Green thread yield, one worker, two threads");
+  snprintf(note, sizeof(note), "2 x %ld yields; runtime counts %.2f "
+           "switches per yield", n, bench_median(per, got));
+  bench_row(&o, "yield.green", ns, got, "ns", note);
+  return got == o.reps ? 0 : 1;
+}

@@ -1,0 +1,53 @@
+#!/bin/sh
+# run.sh - runs every demo, shows its output, and checks it did what it
+# shows.  `make run-demos` calls it with the build directory.
+#
+#   sh demos/run.sh [BUILDDIR]
+#
+# Exit status: the number of demos that did not behave (0: all did).
+
+set -u
+
+builddir=${1:-.}
+bin=$builddir/demos
+out=${TMPDIR:-/tmp}/weft-demo.$$
+trap 'rm -f "$out"' EXIT
+bad=0
+
+# demo  expected-exit-status  text-its-output-must-contain
+check() {
+	name=$1 want_status=$2 want_text=$3
+	echo "==> demos/$name"
+	if [ ! -x "$bin/$name" ]; then
+		echo "    not built (run make first)"
+		bad=$((bad + 1))
+		return
+	fi
+	timeout 120 "$bin/$name" >"$out" 2>&1
+	status=$?
+	sed 's/^/    /' "$out"
+	if [ "$status" -ne "$want_status" ]; then
+		echo "    FAIL: exit status $status, expected $want_status"
+		bad=$((bad + 1))
+	elif ! grep -qF -- "$want_text" "$out"; then
+		echo "    FAIL: the output does not contain: $want_text"
+		bad=$((bad + 1))
+	else
+		echo "    ok (exit status $status)"
+	fi
+	echo
+}
+
+check vector 0 '[1, 2, 3, 4, 5]'
+check channel 0 'received 42'
+check counter 0 'got 800000  -> exact'
+check layout 0 'green thread'
+# Death by SIGABRT: the shell reports 128 + 6.
+check overflow 134 'overflowed its 64 KiB stack'
+
+if [ "$bad" -eq 0 ]; then
+	echo "all demos behaved"
+else
+	echo "$bad demo(s) did not behave"
+fi
+exit "$bad"

@@ -1,0 +1,326 @@
+/*
+ * test_migrate.c - green threads moving between workers, and green-thread
+ * locals.
+ *
+ * Invariants checked:
+ *  - a green thread that moves from one worker (kernel thread) to another
+ *    keeps its errno and its weft_local values: with 2 workers, many green
+ *    threads each set errno and a local to values of their own, then switch
+ *    over and over (yield, sleep, channel traffic), and after every switch
+ *    both still hold their own values; migrations are observed (the test
+ *    keeps trying for a bounded number of iterations until they are);
+ *  - a local's destructor runs once, with the thread's value, when a thread
+ *    that set a non-NULL value exits (by return or weft_exit);
+ *  - keys run out with -EAGAIN after at most WEFT_LOCAL_MAX; bad keys are
+ *    refused;
+ *  - outside green threads, locals are per kernel thread.
+ */
+#include "helpers.h"
+
+TestSuite(migrate, .init = h_start2, .fini = h_stop, .timeout = 60);
+
+#define MOVERS 16
+#define MAX_ITERS 200000
+#define WANT_MIGRATIONS 64
+
+static weft_local_key key;
+static weft_chan *ring[MOVERS];
+static atomic_long migrations;
+static atomic_long wrong_errno, wrong_local, wrong_name;
+static atomic_int movers_done;
+static int64_t give_up_at;
+
+struct mover {
+  int index;
+  int slot;  /* the local points here */
+  long iters;
+  long moves;
+  int last_bad_errno;
+};
+
+static void check_mine(struct mover *m, char *name) {
+  int e = h_errno_get();
+  if (e != 1000 + m->index) {
+    atomic_fetch_add(&wrong_errno, 1);
+    m->last_bad_errno = e;
+  }
+  if (weft_local_get(key) != &m->slot)
+    atomic_fetch_add(&wrong_local, 1);
+  if (strcmp(weft_name(), name) != 0)
+    atomic_fetch_add(&wrong_name, 1);
+}
+
+static void *mover(void *arg) {
+  struct mover *m = arg;
+  char name[WEFT_NAME_MAX];
+  uint64_t rng = (uint64_t)m->index * 7919 + 1;
+  int w = weft_worker_index();
+
+  snprintf(name, sizeof name, "mover-%d", m->index);
+  TCHECK_EQ(weft_set_name(name), 0);
+  TCHECK_EQ(weft_local_set(key, &m->slot), 0);
+  h_errno_set(1000 + m->index);
+
+  for (m->iters = 0; m->iters < MAX_ITERS; m->iters++) {
+    if (atomic_load(&migrations) >= WANT_MIGRATIONS &&
+        m->iters >= 1000)
+      break;
+    if (m->iters % 256 == 0 && weft_now() > give_up_at)
+      break;
+    int v = m->index;
+    switch (h_rand(&rng) % 6) {
+    case 0:
+    case 1:
+      weft_yield();
+      break;
+    case 2:
+      weft_sleep(0);
+      break;
+    case 3:
+      weft_sleep((int64_t)(h_rand(&rng) % 50000)); /* up to 50 us */
+      break;
+    case 4: /* feed the next mover; never block */
+      weft_chan_send_until(ring[(m->index + 1) % MOVERS], &v, WEFT_NOWAIT);
+      break;
+    case 5: /* take what the previous one fed, waiting a little */
+      weft_chan_recv_until(ring[m->index], &v, weft_deadline(100000));
+      break;
+    }
+    check_mine(m, name);
+    int now = weft_worker_index();
+    TCHECK(now >= 0 && now < 2);
+    if (now != w) {
+      m->moves++;
+      atomic_fetch_add(&migrations, 1);
+      w = now;
+    }
+    h_errno_set(1000 + m->index); /* in case a call legitimately set it */
+  }
+  atomic_fetch_add(&movers_done, 1);
+  return NULL;
+}
+
+Test(migrate, errno_and_locals_follow_the_thread) {
+  struct mover m[MOVERS];
+  weft_gthread t[MOVERS];
+  cr_assert_eq(weft_local_create(&key, NULL), 0);
+  for (int i = 0; i < MOVERS; i++)
+    cr_assert_eq(weft_chan_open(&ring[i], sizeof(int), 4), 0);
+  give_up_at = weft_now() + (int64_t)20 * 1000000000;
+  for (int i = 0; i < MOVERS; i++) {
+    m[i] = (struct mover){.index = i};
+    t[i] = h_spawn(mover, &m[i]);
+  }
+  for (int i = 0; i < MOVERS; i++)
+    h_join(t[i]);
+  for (int i = 0; i < MOVERS; i++)
+    cr_expect_eq(weft_chan_free(ring[i]), 0);
+
+  long iters = 0;
+  for (int i = 0; i < MOVERS; i++)
+    iters += m[i].iters;
+  cr_log_info("%ld migrations in %ld switches", atomic_load(&migrations),
+              iters);
+  cr_expect_gt(atomic_load(&migrations), 0,
+               "no green thread ever moved to another worker in %ld "
+               "switches",
+               iters);
+  cr_expect_eq(atomic_load(&wrong_errno), 0,
+               "errno was wrong %ld times after a switch (%ld migrations)",
+               atomic_load(&wrong_errno), atomic_load(&migrations));
+  cr_expect_eq(atomic_load(&wrong_local), 0,
+               "a local was wrong %ld times after a switch",
+               atomic_load(&wrong_local));
+  cr_expect_eq(atomic_load(&wrong_name), 0,
+               "the name was wrong %ld times after a switch",
+               atomic_load(&wrong_name));
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* Migration with a thread that only ever yields and one that sleeps:
+ * errno right after each call, set differently before every call. */
+static void *errno_churn(void *arg) {
+  uintptr_t base = (uintptr_t)arg;
+  long bad = 0;
+  for (int i = 0; i < 20000; i++) {
+    int mine = (int)(base + (uintptr_t)i);
+    h_errno_set(mine);
+    if (i % 64 == 0)
+      weft_sleep(1000);
+    else
+      weft_yield();
+    bad += h_errno_get() != mine;
+  }
+  return (void *)bad;
+}
+
+Test(migrate, errno_survives_every_switch) {
+  enum { N = 8 };
+  weft_gthread t[N];
+  for (uintptr_t i = 0; i < N; i++)
+    t[i] = h_spawn(errno_churn, (void *)(i * 100000));
+  long bad = 0;
+  for (int i = 0; i < N; i++)
+    bad += (long)(intptr_t)h_join(t[i]);
+  cr_expect_eq(bad, 0, "errno was wrong %ld times", bad);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Destructors                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define DTOR_THREADS 64
+
+static atomic_int dtor_calls;
+static atomic_int dtor_seen[DTOR_THREADS + 1];
+
+static void dtor(void *v) {
+  int *slot = v;
+  atomic_fetch_add(&dtor_calls, 1);
+  atomic_fetch_add(&dtor_seen[*slot], 1);
+}
+
+static weft_local_key dkey, dkey2;
+static int slots[DTOR_THREADS + 1];
+
+static void *set_and_leave(void *arg) {
+  int i = (int)(intptr_t)arg;
+  TCHECK_EQ(weft_local_get(dkey), NULL);
+  if (i % 4 != 3) /* every fourth thread sets nothing: no dtor call */
+    TCHECK_EQ(weft_local_set(dkey, &slots[i]), 0);
+  TCHECK_EQ(weft_local_get(dkey), i % 4 != 3 ? &slots[i] : NULL);
+  weft_yield();
+  if (i % 2)
+    weft_exit(NULL);
+  return NULL;
+}
+
+Test(migrate, local_destructor_runs_at_exit) {
+  cr_assert_eq(weft_local_create(&dkey, dtor), 0);
+  weft_gthread t[DTOR_THREADS];
+  for (int i = 0; i < DTOR_THREADS; i++) {
+    slots[i] = i;
+    t[i] = h_spawn(set_and_leave, (void *)(intptr_t)i);
+  }
+  for (int i = 0; i < DTOR_THREADS; i++)
+    h_join(t[i]);
+  int expected = 0;
+  for (int i = 0; i < DTOR_THREADS; i++) {
+    int want = i % 4 != 3;
+    expected += want;
+    cr_expect_eq(atomic_load(&dtor_seen[i]), want,
+                 "thread %d: destructor ran %d times", i,
+                 atomic_load(&dtor_seen[i]));
+  }
+  cr_expect_eq(atomic_load(&dtor_calls), expected);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* A value set back to NULL before exit gets no destructor call; a key
+ * without destructor is fine. */
+static void *set_then_clear(void *arg) {
+  (void)arg;
+  TCHECK_EQ(weft_local_set(dkey, &slots[0]), 0);
+  TCHECK_EQ(weft_local_set(dkey2, &slots[1]), 0);
+  TCHECK_EQ(weft_local_set(dkey, NULL), 0);
+  return NULL;
+}
+
+Test(migrate, cleared_local_gets_no_destructor) {
+  cr_assert_eq(weft_local_create(&dkey, dtor), 0);
+  cr_assert_eq(weft_local_create(&dkey2, NULL), 0);
+  cr_expect_neq(dkey.index, dkey2.index);
+  h_join(h_spawn(set_then_clear, NULL));
+  cr_expect_eq(atomic_load(&dtor_calls), 0);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                     */
+/* ------------------------------------------------------------------------ */
+
+Test(migrate, keys_run_out) {
+  weft_local_key k;
+  int created = 0, rc;
+  unsigned seen[WEFT_LOCAL_MAX + 1];
+  while ((rc = weft_local_create(&k, NULL)) == 0) {
+    cr_assert_leq(created, WEFT_LOCAL_MAX, "more than WEFT_LOCAL_MAX keys");
+    seen[created++] = k.index;
+  }
+  cr_expect_eq(rc, -EAGAIN);
+  cr_expect_gt(created, WEFT_LOCAL_MAX / 2, "only %d keys", created);
+  cr_expect_eq(weft_local_create(&k, NULL), -EAGAIN);
+  for (int i = 0; i < created; i++)
+    for (int j = i + 1; j < created; j++)
+      cr_expect_neq(seen[i], seen[j], "two keys share index %u", seen[i]);
+  /* Every key works. */
+  for (int i = 0; i < created; i++) {
+    weft_local_key kk = {seen[i]};
+    cr_expect_eq(weft_local_set(kk, &seen[i]), 0);
+  }
+  for (int i = 0; i < created; i++) {
+    weft_local_key kk = {seen[i]};
+    cr_expect_eq(weft_local_get(kk), &seen[i]);
+  }
+}
+
+Test(migrate, bad_keys) {
+  weft_local_key k;
+  cr_assert_eq(weft_local_create(&k, NULL), 0);
+  weft_local_key bad[] = {{WEFT_LOCAL_MAX}, {WEFT_LOCAL_MAX + 7}, {~0u},
+                          {k.index + 1}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cr_expect_eq(weft_local_set(bad[i], &k), -EINVAL, "key %u", bad[i].index);
+    cr_expect_null(weft_local_get(bad[i]), "key %u", bad[i].index);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Outside green threads: per kernel thread                                 */
+/* ------------------------------------------------------------------------ */
+
+static weft_local_key pkey;
+static pthread_barrier_t barrier;
+static int pvals[4];
+
+static void *kthread_locals(void *arg) {
+  int i = (int)(intptr_t)arg;
+  TCHECK_EQ(weft_local_get(pkey), NULL);
+  TCHECK_EQ(weft_local_set(pkey, &pvals[i]), 0);
+  pthread_barrier_wait(&barrier); /* everyone has set theirs */
+  for (int r = 0; r < 1000; r++) {
+    TCHECK_EQ(weft_local_get(pkey), &pvals[i]);
+    sched_yield();
+  }
+  pthread_barrier_wait(&barrier);
+  return NULL;
+}
+
+static void *green_locals(void *arg) {
+  (void)arg;
+  TCHECK_EQ(weft_local_get(pkey), NULL); /* not the worker's value */
+  TCHECK_EQ(weft_local_set(pkey, &pvals[3]), 0);
+  weft_yield();
+  TCHECK_EQ(weft_local_get(pkey), &pvals[3]);
+  return NULL;
+}
+
+Test(migrate, locals_outside_green_threads_are_per_kthread) {
+  cr_assert_eq(weft_local_create(&pkey, NULL), 0);
+  cr_assert_eq(pthread_barrier_init(&barrier, NULL, 3), 0);
+  cr_expect_null(weft_local_get(pkey));
+  cr_expect_eq(weft_local_set(pkey, &pvals[2]), 0);
+  pthread_t a = h_pthread(kthread_locals, (void *)0);
+  pthread_t b = h_pthread(kthread_locals, (void *)1);
+  pthread_barrier_wait(&barrier);
+  cr_expect_eq(weft_local_get(pkey), &pvals[2]);
+  pthread_barrier_wait(&barrier);
+  h_pjoin(a);
+  h_pjoin(b);
+  cr_expect_eq(weft_local_get(pkey), &pvals[2]);
+  /* Green threads have their own, even while main has one. */
+  h_join(h_spawn(green_locals, NULL));
+  cr_expect_eq(weft_local_get(pkey), &pvals[2]);
+  pthread_barrier_destroy(&barrier);
+  EXPECT_NO_THREAD_FAILURES();
+}
