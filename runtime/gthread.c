@@ -18,6 +18,10 @@
 #include "stack.h"
 #include "wait.h"
 
+#if WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 struct weft__g *weft__g_of_stack(void *base, size_t size) {
   uintptr_t top = (uintptr_t)base + weft__stack_guard_size() + size;
   return (struct weft__g *)((top - sizeof(struct weft__g)) &
@@ -75,6 +79,10 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   char *base = weft__stack_alloc(w ? &w->stacks : NULL, size, &err);
   if (!base)
     return err;
+#if WEFT_ASAN
+  /* A reused stack still carries the poison of its last owner's frames. */
+  ASAN_UNPOISON_MEMORY_REGION(base + weft__stack_guard_size(), size);
+#endif
   struct weft__g *g = weft__g_of_stack(base, size);
   memset(g, 0, offsetof(struct weft__g, name));
   g->name[0] = 0;

@@ -510,7 +510,9 @@ Test(yield2, yielder_cannot_starve_runnable) {
   cr_expect_eq(atomic_load(&flag), 1);
 }
 
-/* From a green thread on one worker, a new thread runs at once. */
+/* From a green thread on one worker, a new thread runs at once.  Debug
+ * builds randomise this choice on purpose (so that no other test can depend
+ * on it), so there the test is off. */
 static void *set_flag(void *arg) {
   (void)arg;
   atomic_store(&flag, 1);
@@ -525,7 +527,7 @@ static void *spawn_and_look(void *arg) {
   return NULL;
 }
 
-Test(yield1, spawned_thread_runs_at_once) {
+Test(yield1, spawned_thread_runs_at_once, .disabled = WEFT_DEBUG) {
   int seen = -1;
   h_join(h_spawn(spawn_and_look, &seen));
   cr_expect_eq(seen, 1, "the child had not run when weft_spawn returned");
