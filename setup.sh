@@ -66,8 +66,9 @@ fi
 # prints those shell-quoted; eval turns them back into words).
 same_options() {
   local last
+  local -a old
   last=$(./config.status --config) || return 1
-  eval "local -a old=($last)"
+  eval "old=($last)"
   ((${#old[@]} == $#)) || return 1
   local i=0 a
   for a in "$@"; do

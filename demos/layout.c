@@ -201,7 +201,7 @@ static void text(const char *s) {
 
 static void draw(void) {
   uintptr_t prev_lo = 0, last_shown = 0;
-  char gap[32], line[2 * BOX];
+  char gap[32], line[3 * BOX];
 
   qsort(regions, (size_t)nregions, sizeof(regions[0]), by_address_desc);
   printf("%14s  high addresses\n", "");

@@ -543,14 +543,15 @@ static int wake_order[3];
 
 struct sleeper {
   int ms;
-  int64_t deadline;
+  int64_t deadline; /* from a start common to all sleepers */
   int64_t woke;
 };
 
+/* Sleeps until its deadline with weft_sleep(): measuring from a common start
+ * keeps the order of the deadlines independent of when each thread began. */
 static void *sleep_ms(void *arg) {
   struct sleeper *s = arg;
-  s->deadline = weft_now() + MS(s->ms);
-  TCHECK_EQ(weft_sleep(MS(s->ms)), 0);
+  TCHECK_EQ(weft_sleep(s->deadline - weft_now()), 0);
   s->woke = weft_now();
   wake_order[atomic_fetch_add(&wake_next, 1)] = s->ms;
   return NULL;
@@ -559,13 +560,16 @@ static void *sleep_ms(void *arg) {
 Test(gthread, sleepers_wake_in_order) {
   struct sleeper s[3] = {{.ms = 30}, {.ms = 20}, {.ms = 10}};
   weft_gthread t[3];
-  for (int i = 0; i < 3; i++)
+  int64_t start = weft_now();
+  for (int i = 0; i < 3; i++) {
+    s[i].deadline = start + MS(s[i].ms);
     t[i] = h_spawn(sleep_ms, &s[i]);
+  }
   for (int i = 0; i < 3; i++)
     h_join(t[i]);
-  cr_expect_eq(wake_order[0], 10);
-  cr_expect_eq(wake_order[1], 20);
-  cr_expect_eq(wake_order[2], 30);
+  cr_expect(wake_order[0] == 10 && wake_order[1] == 20 && wake_order[2] == 30,
+            "woke in the order %d, %d, %d ms", wake_order[0], wake_order[1],
+            wake_order[2]);
   for (int i = 0; i < 3; i++)
     cr_expect_geq(s[i].woke, s[i].deadline, "a %d ms sleeper woke early",
                   s[i].ms);

@@ -108,9 +108,14 @@ Test(timer, sleepers_wake_in_deadline_order) {
   }
   for (int i = 0; i < SLEEPERS; i++)
     h_join(t[i]);
+  char late[SLEEPERS * 24] = "", *p = late;
+  for (int i = 0; i < SLEEPERS; i++)
+    p += sprintf(p, " %d:+%lldus", s[i].k,
+                 (long long)(s[i].woke - s[i].deadline) / 1000);
   for (int i = 0; i < SLEEPERS; i++) {
-    cr_expect_eq(wake_log[i], i + 1, "position %d: sleeper %d woke", i,
-                 wake_log[i]);
+    cr_expect_eq(wake_log[i], i + 1,
+                 "position %d: sleeper %d woke (lateness per sleeper:%s)", i,
+                 wake_log[i], late);
     cr_expect_geq(s[i].woke, s[i].deadline, "sleeper %d woke early",
                   s[i].k);
   }
