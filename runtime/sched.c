@@ -358,7 +358,9 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post) {
   weft__throw("a finished green thread was resumed");
 }
 
-static void put_runnext(struct weft__worker *w, struct weft__g *g) {
+/* Returns true when the worker now has more than the one green thread in
+ * runnext waiting: worth waking an idle worker for. */
+static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
   struct weft__g *old =
       atomic_exchange_explicit(&w->runnext, g, memory_order_acq_rel);
   if (old) {
@@ -366,7 +368,9 @@ static void put_runnext(struct weft__worker *w, struct weft__g *g) {
     uint32_t len = weft__runq_len(&w->q);
     if (len > w->st.runq_hwm)
       w->st.runq_hwm = len;
+    return true;
   }
+  return weft__runq_len(&w->q) != 0;
 }
 
 void weft__ready(struct weft__g *g) {
@@ -375,10 +379,15 @@ void weft__ready(struct weft__g *g) {
   if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
     w->st.wakes++;
     if (w->in_timers ||
-        (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)))
+        (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))) {
       weft__runq_put(&w->q, g, &weft__rt.gq);
-    else
-      put_runnext(w, g);
+    } else if (!put_runnext(w, g)) {
+      /* The woken thread is the only one waiting here, and it runs as
+       * soon as the current one blocks (message passing): waking an idle
+       * worker would mostly find nothing to do.  A worker that goes idle
+       * still steals it (runnext is stealable). */
+      return;
+    }
   } else {
     weft__globq_put(&weft__rt.gq, g); /* seq_cst, see above */
   }
@@ -626,6 +635,27 @@ int weft_shutdown(void) {
   atomic_store(&weft__rt.state, WEFT__RT_OFF);
   pthread_mutex_unlock(&lifecycle_lock);
   return 0;
+}
+
+void weft__fork_child_reset(void) {
+  /* Only the forking thread exists in the child: the workers, and any
+   * lock they held, are gone.  Forget them (their memory is leaked, it may
+   * be mid-update) and start from a clean, stopped runtime. */
+  weft__tls_w = NULL;
+  weft__rt.nworkers = 0;
+  weft__rt.w = NULL;
+  weft__rt.idle = NULL;
+  weft__rt.nidle_list = 0;
+  atomic_store(&weft__rt.nidle, 0);
+  atomic_store(&weft__rt.nspinning, 0);
+  atomic_store(&weft__rt.idle_lk.v, 0);
+  atomic_store(&weft__rt.gq.lk.v, 0);
+  weft__rt.gq.head = weft__rt.gq.tail = NULL;
+  atomic_store(&weft__rt.gq.n, 0);
+  atomic_store(&weft__rt.state, WEFT__RT_OFF);
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  lifecycle_lock = fresh;
+  weft__stack_fork_child_reset();
 }
 
 bool weft_running(void) { return weft__rt_running(); }

@@ -103,6 +103,9 @@ void weft__run_now(struct weft__g *g);
 WEFT_NORETURN void weft__exit_switch(weft__post *post);
 /* A new green thread calls this first thing (sanitizer bookkeeping). */
 void weft__switch_arrived(void);
+/* In a child just forked from a process where weft may be running: drops
+ * every trace of the parent's workers so that weft_init can start afresh. */
+void weft__fork_child_reset(void);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */
 void weft__stats_print(void);
 

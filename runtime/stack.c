@@ -267,3 +267,10 @@ void weft__stack_cache_drain(struct weft__stack_cache *c) {
     pool_give(class_of(S.deflt), c->items, c->n, S.deflt);
   c->n = 0;
 }
+
+void weft__stack_fork_child_reset(void) {
+  for (int i = 0; i < NCLASSES; i++) {
+    struct pool *pl = &S.pools[i];
+    memset(pl, 0, sizeof(*pl));
+  }
+}
