@@ -557,8 +557,11 @@ static void *sleep_ms(void *arg) {
   return NULL;
 }
 
+/* Sleeps of 90, 60 and 30 ms: 30 ms apart, so that the order does not
+ * depend on how promptly the machine runs a woken worker (with another test
+ * program busy on both CPUs, delays of 15 ms have been seen). */
 Test(gthread, sleepers_wake_in_order) {
-  struct sleeper s[3] = {{.ms = 30}, {.ms = 20}, {.ms = 10}};
+  struct sleeper s[3] = {{.ms = 90}, {.ms = 60}, {.ms = 30}};
   weft_gthread t[3];
   int64_t start = weft_now();
   for (int i = 0; i < 3; i++) {
@@ -567,7 +570,7 @@ Test(gthread, sleepers_wake_in_order) {
   }
   for (int i = 0; i < 3; i++)
     h_join(t[i]);
-  cr_expect(wake_order[0] == 10 && wake_order[1] == 20 && wake_order[2] == 30,
+  cr_expect(wake_order[0] == 30 && wake_order[1] == 60 && wake_order[2] == 90,
             "woke in the order %d, %d, %d ms", wake_order[0], wake_order[1],
             wake_order[2]);
   for (int i = 0; i < 3; i++)
