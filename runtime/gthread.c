@@ -59,7 +59,7 @@ static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
   weft__switch_arrived();
   weft__post_run(post);
-  weft__errno_set(0);
+  *weft__worker_get()->errnop = 0;
   g_exit(g, g->fn(g->arg));
 }
 
@@ -70,8 +70,8 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   bool detached = attr && attr->detached;
   if (!fn || (!t && !detached))
     return -EINVAL;
-  size_t size = weft__stack_round(attr ? attr->stack_size : 0);
-  if (!size)
+  size_t size = weft__rt.stack_default;
+  if (attr && attr->stack_size && !(size = weft__stack_round(attr->stack_size)))
     return -EINVAL;
 
   struct weft__worker *w = weft__worker_get();

@@ -396,8 +396,11 @@ void weft__ready(struct weft__g *g) {
 
 static void post_runnext(weft__post *p) {
   struct weft__worker *w = weft__worker_get();
-  put_runnext(w, p->g);
-  wakep();
+  /* As in weft__ready: the parent alone in runnext resumes as soon as the
+   * child blocks or exits, which is usually at once; an idle worker is
+   * only worth waking when more than that is waiting. */
+  if (put_runnext(w, p->g))
+    wakep();
 }
 
 void weft__run_now(struct weft__g *g) {
