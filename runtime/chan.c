@@ -152,6 +152,7 @@ static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
   struct weft__waiter w;
   struct weft__wq_entry e = {.sel = 0, .elem = elem};
   weft__waiter_init(&w);
+  w.exclusive = deadline == WEFT_FOREVER;
   e.w = &w;
   weft__wq_push(q, &e);
   int sel = weft__waiter_park(&w, weft__unlock_spin, &ch->lk, deadline);

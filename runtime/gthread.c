@@ -131,6 +131,7 @@ int weft_join(weft_gthread t, void **result) {
   if (!g->done) {
     struct weft__waiter wt;
     weft__waiter_init(&wt);
+    wt.exclusive = true; /* only the exit of g claims it */
     g->joiner = &wt;
     weft__waiter_park(&wt, weft__unlock_spin, &g->lk, WEFT_FOREVER);
   } else {

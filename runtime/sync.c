@@ -57,6 +57,7 @@ static int wait_on(weft__spin *lk, struct weft__wq *q, int64_t deadline) {
   struct weft__waiter w;
   struct weft__wq_entry e = {.sel = 0};
   weft__waiter_init(&w);
+  w.exclusive = deadline == WEFT_FOREVER;
   e.w = &w;
   weft__wq_push(q, &e);
   int sel = weft__waiter_park(&w, weft__unlock_spin, lk, deadline);

@@ -12,6 +12,7 @@ void weft__waiter_init(struct weft__waiter *w) {
   atomic_init(&w->sel, WEFT__WAIT_NONE);
   atomic_init(&w->futex, 0);
   w->g = weft__g_cur();
+  w->exclusive = false;
 }
 
 void weft__waiter_wake(struct weft__waiter *w) {

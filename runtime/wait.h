@@ -35,6 +35,9 @@ struct weft__waiter {
   _Atomic int sel;          /* WEFT__WAIT_NONE until claimed */
   struct weft__g *g;        /* NULL: a kernel thread */
   _Atomic uint32_t futex;   /* kernel thread: 1 once woken */
+  /* Queued on one wait queue, without a deadline: only a holder of that
+   * queue's lock can claim it, so the claim needs no atomic RMW. */
+  bool exclusive;
 };
 
 /* Initialises w for the calling thread. */
@@ -42,6 +45,13 @@ void weft__waiter_init(struct weft__waiter *w);
 
 /* Claims w for source sel (>= 0); false if something else already did. */
 static inline bool weft__waiter_claim(struct weft__waiter *w, int sel) {
+  if (w->exclusive) {
+    /* The wake that follows publishes this store to the parked side. */
+    if (ld_relaxed(&w->sel) != WEFT__WAIT_NONE)
+      return false;
+    st_relaxed(&w->sel, sel);
+    return true;
+  }
   int none = WEFT__WAIT_NONE;
   /* acq_rel: the winner's later writes into the waiter's buffers happen
    * before the wake, which the parked side acquires. */
