@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <unistd.h>
+
 #include "sched.h"
 #include "timer.h"
 #include "wait.h"
@@ -28,6 +30,19 @@ void weft__waiter_wake(struct weft__waiter *w) {
 }
 
 void weft__unlock_spin(void *spin) { weft__spin_unlock(spin); }
+
+#define KTHREAD_SPINS 200
+
+static int ncpus(void) {
+  static _Atomic int n;
+  int v = ld_relaxed(&n);
+  if (!v) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    v = c > 0 ? (int)c : 1;
+    st_relaxed(&n, v);
+  }
+  return v;
+}
 
 struct park_post {
   weft__post p;
@@ -82,6 +97,13 @@ int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
 
   if (unlock)
     unlock(arg);
+  /* A kernel thread spins a little before it sleeps: a futex sleep and
+   * wake cost two system calls and a trip through the kernel scheduler,
+   * while a partner on another CPU often answers within a microsecond or
+   * two.  On one CPU spinning only delays the partner. */
+  if (ncpus() > 1)
+    for (int i = 0; i < KTHREAD_SPINS && !ld_acquire(&w->futex); i++)
+      weft__cpu_relax();
   while (!ld_acquire(&w->futex)) {
     int r = weft__futex_wait(&w->futex, 0, deadline);
     if (r == -ETIMEDOUT && deadline != WEFT_FOREVER) {
