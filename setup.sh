@@ -19,6 +19,7 @@ packages=(
   libjemalloc-dev
   libcriterion-dev
   valgrind
+  gnuplot-nox # the plots of `make bench` (bench/results/REPORT.md)
 )
 
 missing=()

@@ -1,8 +1,9 @@
 # bench/Makefile.mk - the bench programs, included from the top-level
 # Makefile.am.  They are built by `make` (so they always compile) but never
-# run as tests: `make bench` runs them all and prints a summary with the
-# targets, `make bench-quick` is the short version CI runs.  Each program
-# also runs on its own; see bench/README.md.
+# run as tests: `make bench` runs them all, prints a summary with the
+# targets and writes bench/results/REPORT.md (in the build directory) with
+# tables and plots; `make bench-quick` is the short version CI runs.  Each
+# program also runs on its own; see bench/README.md.
 
 # Like the tests, the benches reach the runtime's internal headers only
 # with #include "..." (-iquote), so that runtime/sched.h cannot stand in for
@@ -14,17 +15,26 @@ bench_gcommon = $(bench_common) bench/gbench.h
 bench_ldadd = libweft.la $(JEMALLOC_LIBS)
 
 noinst_PROGRAMS += \
+	bench/machine \
 	bench/switch \
 	bench/yield \
 	bench/chan \
 	bench/spawn \
 	bench/mem \
-	bench/idle
+	bench/idle \
+	bench/task \
+	bench/handoff \
+	bench/msg \
+	bench/shm
 
 # The raw switch: both back ends compiled in directly, no scheduler.
 bench_switch_SOURCES = bench/switch.c $(bench_common) runtime/ctx.h \
 	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
 bench_switch_CPPFLAGS = $(bench_cppflags)
+
+# The machine's own costs: no runtime.
+bench_machine_SOURCES = bench/machine.c $(bench_common)
+bench_machine_CPPFLAGS = $(bench_cppflags)
 
 bench_yield_SOURCES = bench/yield.c $(bench_gcommon)
 bench_yield_CPPFLAGS = $(bench_cppflags)
@@ -41,8 +51,22 @@ bench_mem_LDADD = $(bench_ldadd)
 bench_idle_SOURCES = bench/idle.c $(bench_gcommon)
 bench_idle_CPPFLAGS = $(bench_cppflags)
 bench_idle_LDADD = $(bench_ldadd)
+bench_task_SOURCES = bench/task.c $(bench_gcommon)
+bench_task_CPPFLAGS = $(bench_cppflags)
+bench_task_LDADD = $(bench_ldadd)
+bench_handoff_SOURCES = bench/handoff.c $(bench_gcommon)
+bench_handoff_CPPFLAGS = $(bench_cppflags)
+bench_handoff_LDADD = $(bench_ldadd)
+bench_msg_SOURCES = bench/msg.c $(bench_gcommon)
+bench_msg_CPPFLAGS = $(bench_cppflags)
+bench_msg_LDADD = $(bench_ldadd)
+bench_shm_SOURCES = bench/shm.c $(bench_gcommon)
+bench_shm_CPPFLAGS = $(bench_cppflags)
+bench_shm_LDADD = $(bench_ldadd)
 
-EXTRA_DIST += bench/run.sh bench/README.md
+EXTRA_DIST += bench/run.sh bench/report.sh bench/README.md \
+	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
+	bench/scale.gp bench/results/.gitkeep
 
 bench: all
 	$(SHELL) $(srcdir)/bench/run.sh full $(builddir)

@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,6 +121,13 @@ int64_t bench_cpu_ns(void) {
 
 int bench_child(const struct bench_opts *o, const char *name, double *out,
                 int nout, const char *arg1, const char *arg2) {
+  const char *args[3] = {arg1, arg1 ? arg2 : NULL, NULL};
+
+  return bench_childv(o, name, out, nout, args);
+}
+
+int bench_childv(const struct bench_opts *o, const char *name, double *out,
+                 int nout, const char *const *args) {
   char fdstr[16], buf[4096];
   size_t len = 0;
   int p[2], status, n = 0;
@@ -138,7 +148,7 @@ int bench_child(const struct bench_opts *o, const char *name, double *out,
   if (pid == 0) {
     /* A fresh image, so that memory figures start from nothing and the
      * runtime's threads never meet fork. */
-    const char *argv[8];
+    const char *argv[16];
     int i = 0;
 
     close(p[0]);
@@ -149,8 +159,8 @@ int bench_child(const struct bench_opts *o, const char *name, double *out,
     argv[i++] = "--child";
     argv[i++] = name;
     argv[i++] = fdstr;
-    argv[i++] = arg1; /* may be NULL, ending the list early */
-    argv[i++] = arg1 ? arg2 : NULL;
+    for (int k = 0; args && args[k] && k < 6; k++)
+      argv[i++] = args[k];
     argv[i] = NULL;
     execv("/proc/self/exe", (char *const *)argv);
     perror("bench: exec /proc/self/exe");
@@ -230,4 +240,79 @@ void bench_row(const struct bench_opts *o, const char *name, double *samples,
     fprintf(f, "%s\t%.6g\t%s\n", name, med, unit);
     fclose(f);
   }
+}
+
+void bench_progress(const struct bench_opts *o, const char *fmt, ...) {
+  const char *name = strrchr(o->prog, '/');
+  va_list ap;
+
+  fprintf(stderr, "  %s: ", name ? name + 1 : o->prog);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+/* The CPUs this process may run on, in order; read once. */
+static int cpus[CPU_SETSIZE], ncpus = -1;
+
+static void read_cpus(void) {
+  cpu_set_t set;
+
+  ncpus = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; c++)
+      if (CPU_ISSET(c, &set))
+        cpus[ncpus++] = c;
+}
+
+int bench_ncpus(void) {
+  if (ncpus < 0)
+    read_cpus();
+  return ncpus;
+}
+
+int bench_cpu(int k) {
+  if (bench_ncpus() == 0)
+    return -1;
+  return cpus[k % ncpus];
+}
+
+bool bench_pin(int k) {
+  cpu_set_t set;
+  int c = bench_cpu(k);
+
+  if (c < 0)
+    return false;
+  CPU_ZERO(&set);
+  CPU_SET(c, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+void *bench_shared(size_t n) {
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+
+  if (p == MAP_FAILED) {
+    perror("bench: mmap shared");
+    exit(1);
+  }
+  return p;
+}
+
+long bench_file_kib(const char *path, const char *field) {
+  char line[256];
+  size_t len = strlen(field);
+  long kib = -1;
+  FILE *f = fopen(path, "r");
+
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof(line), f))
+    if (strncmp(line, field, len) == 0 && line[len] == ':') {
+      kib = strtol(line + len + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kib;
 }

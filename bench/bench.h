@@ -20,6 +20,7 @@
 #define WEFT_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BENCH_MAX_REPS 64
@@ -61,6 +62,9 @@ int64_t bench_cpu_ns(void);
  */
 int bench_child(const struct bench_opts *o, const char *name, double *out,
                 int nout, const char *arg1, const char *arg2);
+/* The same with up to 6 arguments, args ending with NULL. */
+int bench_childv(const struct bench_opts *o, const char *name, double *out,
+                 int nout, const char *const *args);
 
 /* In a child: writes one number for the parent. */
 void bench_put(const struct bench_opts *o, double v);
@@ -76,6 +80,29 @@ void bench_table(const struct bench_opts *o, const char *title);
  */
 void bench_row(const struct bench_opts *o, const char *name, double *samples,
                int n, const char *unit, const char *note);
+
+/* One progress line on stderr, "PROG: ...", for the runs that take long. */
+void bench_progress(const struct bench_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * CPUs.  bench_cpu(k) is the k-th CPU this process may run on (wrapping
+ * around, so with one CPU every k names it); bench_pin(k) pins the calling
+ * thread (in a single-threaded process: the process) to it.  Pinning makes
+ * "two CPUs" and "one CPU" mean what they say whatever the scheduler
+ * prefers.
+ */
+int bench_ncpus(void);
+int bench_cpu(int k);
+bool bench_pin(int k);
+
+/* n bytes of zeroed memory shared with every process forked afterwards
+ * (MAP_SHARED): how workers hand their figures back.  Exits on failure. */
+void *bench_shared(size_t n);
+
+/* The "Field:   123 kB" line of a /proc file (/proc/meminfo,
+ * /proc/PID/status, /proc/PID/smaps_rollup), in KiB; -1 if absent. */
+long bench_file_kib(const char *path, const char *field);
 
 /* Keeps the compiler from deleting a computation whose result is unused. */
 #define bench_keep(x) __asm__ volatile("" : : "g"(x) : "memory")

@@ -1,42 +1,128 @@
 /*
- * mem.c - what an idle green thread costs in memory, and whether a million
- * of them fit in one process.
+ * mem.c - what an idle unit costs in memory in each mode, how the cost of
+ * starting units and their memory change from 10 units alive at once to a
+ * million, and whether a million green threads fit in one process.
  *
- *   mem.idle.green  KiB of resident memory per green thread, with 100,000
- *                   green threads blocked in weft_chan_recv on one channel
- *                   (RSS from /proc/self/statm before and after, divided)
- *   alive.1m.green  1 if 1,000,000 guarded green threads were alive at
- *                   once, else 0; each blocks on one channel until all
- *                   exist, then the channel is closed and all are joined.
- *                   Also: how long the spawns took and the RSS at the top.
+ * A crowd is N units started with weft_task_start (green threads with
+ * weft_spawn from a green thread, which is what the GREEN mode does) that
+ * each report that they run and then block until released:
+ *   green    in weft_chan_recv on one channel (the green thread parks)
+ *   kthread  in weft_chan_recv on one channel (the thread sleeps on a futex;
+ *            no weft runtime running)
+ *   process  in read() on a pipe whose writer is the parent (each child
+ *            closes its copy of the write end)
+ * The clock runs from the first start until all N have reported; the
+ * memory is read 100 ms later, with all N blocked, against a reading taken
+ * before the first start.  Then the channel is closed or the pipe's write
+ * end, and every unit is waited for.
  *
- * Both run on the default vm.max_map_count: a runtime that spends a kernel
- * mapping per guard page stops near 32k threads, and the row says so.
- * Each run is a fresh process.  Quick mode runs alive.1m with 100,000
- * threads (the row's note says so) and mem.idle with 10,000.
+ * Memory per unit, and what is counted:
+ *   user    green, kthread: the growth of the process's RSS (its stacks,
+ *           descriptors, TLS, the task records).  process: the growth of
+ *           the summed Pss of the anonymous and shared-memory pages of the
+ *           parent and all children (Pss splits a page among the processes
+ *           that map it, so the sum counts each physical page once: the
+ *           pages the children copied on write, not those they share with
+ *           the parent).  File-backed pages (library code) are left out:
+ *           they exist once whatever the count.
+ *   pt      page tables: the growth of VmPTE of the process (green,
+ *           kthread: one address space), or the sum of the children's
+ *           VmPTE plus the parent's growth (process).
+ *   kstack  the kernel stack of each kernel thread or process: 16 KiB on
+ *           x86-64 (THREAD_SIZE, without KASAN), counted as that constant;
+ *           the note gives the growth of KernelStack in /proc/meminfo as a
+ *           check.  Green threads have none.
+ *   slab    the growth of SUnreclaim in /proc/meminfo (task_struct,
+ *           mm_struct, VMAs, file tables...): system-wide, so other work on
+ *           the machine shows in it; reported, not added to the total.
+ * The total (mem.idle.MODE) is user + pt + kstack.
+ *
+ *   mem.idle.green      KiB per green thread, 100,000 of them
+ *   mem.idle.kthread    KiB per kernel thread, 10,000 of them
+ *   mem.idle.process    KiB per process, 1,000 of them
+ *   mem.idle.MODE.user, .pt, .kstack, .slab   the parts
+ *   scale.MODE.N.ns     ns per unit to start N units and see them all run
+ *   scale.MODE.N.kib    KiB per unit with N alive (user + pt + kstack)
+ *   alive.1m.green      1 if 1,000,000 guarded green threads were alive at
+ *                       once, else 0 (default vm.max_map_count: a runtime
+ *                       that spends a kernel mapping per guard page stops
+ *                       near 32k threads); .ms, .rss: how long the spawns
+ *                       took and the RSS with all alive
+ *
+ * The ladder of N: green 10 to 1,000,000 (the top is the alive.1m run),
+ * kernel threads 10 to 10,000, processes 10 to 1,000 (this machine's
+ * pid_max and the time fork takes bound them).  Quick mode stops each
+ * ladder lower (green 100,000, kthread 1,000, process 100) and the
+ * mem.idle rows use the second highest rung (10,000, 1,000, 100); the
+ * notes say so.  Each figure is a fresh process; every rung is the median
+ * of 3 runs (in quick mode only the mem.idle rungs; the others are one
+ * run), alive.1m is one run.  The memory is read after 100 ms of rest
+ * (50 ms in quick mode).
  */
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gbench.h"
 
 #define ALIVE_FULL 1000000L
+#define KSTACK_KIB 16.0
+#define NOUT 10
+
+enum mode { GREEN, KTHREAD, PROCESS, NMODES };
+
+static const char *const mode_name[NMODES] = {"green", "kthread", "process"};
 
 struct crowd {
-  weft_chan *ch;
-  weft_gthread *t;
+  enum mode mode;
   long n;
+  weft_chan *ch;
+  weft_gthread *g; /* green */
+  weft_task *t;    /* kthread, process */
   long spawned;
   int err;
+  _Atomic long *ready; /* in shared memory for processes */
+  int *pids;           /* process: each child's pid, written by the child */
+  int fd[2];           /* process: the pipe they block on */
 };
 
-static void *waiter(void *p) {
+/* ---- the units -------------------------------------------------------- */
+
+static void *gwaiter(void *p) {
   weft_chan *ch = p;
   int v;
 
   weft_chan_recv(ch, &v); /* returns -EPIPE when the channel is closed */
+  return NULL;
+}
+
+static struct crowd *C; /* the one crowd of this process */
+
+static void *kwaiter(void *p) {
+  int v;
+
+  (void)p;
+  atomic_fetch_add(C->ready, 1);
+  weft_chan_recv(C->ch, &v);
+  return NULL;
+}
+
+/* In the child process: runs until the parent closes the pipe. */
+static void *pwaiter(void *p) {
+  long i = (long)(intptr_t)p;
+  char c;
+
+  C->pids[i] = (int)getpid();
+  close(C->fd[1]);
+  atomic_fetch_add(C->ready, 1);
+  while (read(C->fd[0], &c, 1) < 0 && errno == EINTR)
+    ;
   return NULL;
 }
 
@@ -46,7 +132,7 @@ static void *spawner(void *p) {
   struct crowd *c = p;
 
   for (long i = 0; i < c->n; i++) {
-    int rc = weft_spawn(&c->t[i], NULL, waiter, c->ch);
+    int rc = weft_spawn(&c->g[i], NULL, gwaiter, c->ch);
 
     if (rc < 0) {
       c->err = rc;
@@ -59,137 +145,376 @@ static void *spawner(void *p) {
   return NULL;
 }
 
-static void *nothing(void *p) { return p; }
-
-static void settle(void) {
-  struct timespec ts = {0, 100 * 1000000};
-
-  nanosleep(&ts, NULL);
-}
-
-static struct crowd *crowd_new(long n) {
-  struct crowd *c = calloc(1, sizeof(*c));
-
-  if (!c)
-    exit(1);
-  c->n = n;
-  c->t = calloc((size_t)n, sizeof(*c->t));
-  if (!c->t)
-    exit(1);
-  /* Touch the handle array now, so that it is not counted as the
-   * threads' memory. */
-  memset(c->t, 0xff, (size_t)n * sizeof(*c->t));
-  memset(c->t, 0, (size_t)n * sizeof(*c->t));
-  gb_check(weft_chan_open(&c->ch, sizeof(int), 0), "weft_chan_open");
-  return c;
-}
-
-/* Closes the channel, which wakes every waiter with -EPIPE, and joins
- * them all from a green thread. */
 static void *releaser(void *p) {
   struct crowd *c = p;
 
   gb_check(weft_chan_close(c->ch), "weft_chan_close");
   for (long i = 0; i < c->spawned; i++)
-    gb_join(c->t[i]);
+    gb_join(c->g[i]);
   return NULL;
 }
 
+static void *nothing(void *p) { return p; }
+
+static long settle_ms = 100;
+
+static void settle(void) {
+  struct timespec ts = {0, settle_ms * 1000000};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Starts the crowd; returns when every unit runs (or a start failed). */
+static void crowd_start(struct crowd *c) {
+  weft_mode m = c->mode == KTHREAD ? WEFT_MODE_KTHREAD : WEFT_MODE_PROCESS;
+
+  if (c->mode == GREEN) {
+    gb_join(gb_spawn(spawner, c));
+    return;
+  }
+  for (long i = 0; i < c->n; i++) {
+    int rc =
+        weft_task_start(&c->t[i], m, c->mode == KTHREAD ? kwaiter : pwaiter,
+                        (void *)(intptr_t)i);
+
+    if (rc < 0) {
+      c->err = rc;
+      fprintf(stderr, "bench: start of %s %ld of %ld failed: %s\n",
+              mode_name[c->mode], i + 1, c->n, weft_strerror(rc));
+      break;
+    }
+    c->spawned++;
+  }
+  while (atomic_load(c->ready) < c->spawned)
+    sched_yield();
+}
+
 static void crowd_release(struct crowd *c) {
-  gb_join(gb_spawn(releaser, c));
-  gb_check(weft_chan_free(c->ch), "weft_chan_free");
+  if (c->mode == GREEN) {
+    gb_join(gb_spawn(releaser, c));
+    return;
+  }
+  if (c->mode == KTHREAD)
+    gb_check(weft_chan_close(c->ch), "weft_chan_close");
+  else
+    close(c->fd[1]);
+  for (long i = 0; i < c->spawned; i++)
+    gb_check(weft_task_wait(&c->t[i], NULL), "weft_task_wait");
 }
 
-/* Child: arg N.  Writes KiB per idle thread. */
-static int child_idle(const struct bench_opts *o) {
-  long n = atol(o->child_argv[0]), rss0, rss1;
-  struct crowd *c;
+/* ---- memory readings -------------------------------------------------- */
 
-  gb_init(0);
-  c = crowd_new(n);
-  /* Let the runtime reach its resting size first: spawn and join one. */
-  gb_join(gb_spawn(nothing, NULL));
-  settle();
-  rss0 = bench_rss_kib();
-  gb_join(gb_spawn(spawner, c));
-  settle();
-  rss1 = bench_rss_kib();
-  if (c->spawned != n)
-    return 1;
-  bench_put(o, (double)(rss1 - rss0) / (double)n);
-  crowd_release(c);
-  gb_check(weft_shutdown(), "weft_shutdown");
-  return 0;
+struct reading {
+  double rss, pt, slab, kstack; /* KiB */
+  double pss;                   /* process: anon + shmem Pss, KiB */
+};
+
+static double pss_of(const char *pid) {
+  char path[64];
+  long a, s;
+
+  snprintf(path, sizeof(path), "/proc/%s/smaps_rollup", pid);
+  a = bench_file_kib(path, "Pss_Anon");
+  s = bench_file_kib(path, "Pss_Shmem");
+  return (double)(a > 0 ? a : 0) + (double)(s > 0 ? s : 0);
 }
 
-/* Child: arg N.  Writes alive (0/1), threads spawned, ms, RSS MiB, join
- * ms.  A failed spawn is a result (0), not a crash. */
-static int child_alive(const struct bench_opts *o) {
-  long n = atol(o->child_argv[0]);
-  struct crowd *c;
-  int64_t t0, t1, t2;
-  long rss;
+static double pte_of(const char *pid) {
+  char path[64];
+  long k;
 
-  gb_init(0);
-  c = crowd_new(n);
+  snprintf(path, sizeof(path), "/proc/%s/status", pid);
+  k = bench_file_kib(path, "VmPTE");
+  return k > 0 ? (double)k : 0;
+}
+
+/* The system-wide figures first: reading the children's /proc files below
+ * makes the kernel allocate for them. */
+static void take(struct reading *r, const struct crowd *c, bool children) {
+  r->slab = (double)bench_file_kib("/proc/meminfo", "SUnreclaim");
+  r->kstack = (double)bench_file_kib("/proc/meminfo", "KernelStack");
+  r->rss = (double)bench_rss_kib();
+  r->pt = pte_of("self");
+  r->pss = c->mode == PROCESS ? pss_of("self") : 0;
+  if (children && c->mode == PROCESS)
+    for (long i = 0; i < c->spawned; i++) {
+      char pid[16];
+
+      snprintf(pid, sizeof(pid), "%d", c->pids[i]);
+      r->pss += pss_of(pid);
+      r->pt += pte_of(pid);
+    }
+}
+
+/* ---- the child -------------------------------------------------------- */
+
+/* Child: args MODE N.  Writes NOUT figures: units running, ns per unit to
+ * start, KiB per unit (user, pt, kstack, slab, KernelStack growth), memory
+ * at the top (MiB), ms to start all, ms to release and wait for all. */
+static int child(const struct bench_opts *o) {
+  struct crowd *c = calloc(1, sizeof(*c));
+  struct reading r0, r1;
+  struct rlimit rl;
+  int64_t t0, t1, t2, t3;
+  double n, user, kst;
+  int m;
+
+  for (m = 0; m < NMODES; m++)
+    if (strcmp(o->child_argv[0], mode_name[m]) == 0)
+      break;
+  if (!c || m == NMODES)
+    return 2;
+  C = c;
+  if (o->quick)
+    settle_ms = 50;
+  c->mode = (enum mode)m;
+  c->n = atol(o->child_argv[1]);
+  c->ready = bench_shared(sizeof(*c->ready));
+  /* A process task holds a pidfd until it is waited for. */
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  /* Touch the handles now, so that they do not count as the units'. */
+  if (c->mode == GREEN) {
+    c->g = calloc((size_t)c->n, sizeof(*c->g));
+    if (!c->g)
+      return 1;
+    memset(c->g, 0xff, (size_t)c->n * sizeof(*c->g));
+    memset(c->g, 0, (size_t)c->n * sizeof(*c->g));
+  } else {
+    c->t = calloc((size_t)c->n, sizeof(*c->t));
+    if (!c->t)
+      return 1;
+    memset(c->t, 0xff, (size_t)c->n * sizeof(*c->t));
+    memset(c->t, 0, (size_t)c->n * sizeof(*c->t));
+  }
+  if (c->mode == GREEN)
+    gb_init(0);
+  if (c->mode == PROCESS) {
+    c->pids = bench_shared((size_t)c->n * sizeof(*c->pids));
+    if (pipe(c->fd) != 0) {
+      perror("bench: pipe");
+      return 1;
+    }
+  } else {
+    gb_check(weft_chan_open(&c->ch, sizeof(int), 0), "weft_chan_open");
+  }
+
+  /* Bring the parent to its resting size: the runtime, the reaper, the
+   * first stack; one unit started and waited for. */
+  if (c->mode == GREEN) {
+    gb_join(gb_spawn(nothing, NULL));
+  } else {
+    weft_task t;
+
+    gb_check(weft_task_start(
+                 &t, c->mode == KTHREAD ? WEFT_MODE_KTHREAD : WEFT_MODE_PROCESS,
+                 nothing, NULL),
+             "weft_task_start");
+    gb_check(weft_task_wait(&t, NULL), "weft_task_wait");
+  }
+  settle();
+  take(&r0, c, false);
   t0 = bench_now();
-  gb_join(gb_spawn(spawner, c));
+  crowd_start(c);
   t1 = bench_now();
-  rss = bench_rss_kib();
-  crowd_release(c);
+  settle();
+  take(&r1, c, true);
   t2 = bench_now();
-  bench_put(o, c->spawned == n ? 1 : 0);
+  crowd_release(c);
+  t3 = bench_now();
+
+  n = c->spawned ? (double)c->spawned : 1;
+  user = c->mode == PROCESS ? r1.pss - r0.pss : r1.rss - r0.rss;
+  kst = c->mode == GREEN ? 0 : KSTACK_KIB;
   bench_put(o, (double)c->spawned);
+  bench_put(o, (double)(t1 - t0) / n);
+  bench_put(o, user / n);
+  bench_put(o, (r1.pt - r0.pt) / n);
+  bench_put(o, kst);
+  bench_put(o, (r1.slab - r0.slab) / n);
+  bench_put(o, (r1.kstack - r0.kstack) / n);
+  bench_put(o, (c->mode == PROCESS ? r1.pss : r1.rss) / 1024.0);
   bench_put(o, (double)(t1 - t0) / 1e6);
-  bench_put(o, (double)rss / 1024.0);
-  bench_put(o, (double)(t2 - t1) / 1e6);
-  gb_check(weft_shutdown(), "weft_shutdown");
-  return 0;
+  bench_put(o, (double)(t3 - t2) / 1e6);
+  if (c->mode == GREEN)
+    gb_check(weft_shutdown(), "weft_shutdown");
+  return c->err && c->mode != GREEN ? 1 : 0;
+}
+
+/* ---- the parent ------------------------------------------------------- */
+
+#define MAX_RUNGS 8
+
+struct rung {
+  long n;
+  int reps;
+  double out[NOUT][BENCH_MAX_REPS];
+  int got;
+  long short_of; /* a run in which not every unit could be started */
+};
+
+static struct rung ladder[NMODES][MAX_RUNGS];
+static int nrungs[NMODES];
+
+static void add_rung(enum mode m, long n, int reps) {
+  struct rung *r = &ladder[m][nrungs[m]++];
+
+  r->n = n;
+  r->reps = reps;
+}
+
+static void run_rung(const struct bench_opts *o, enum mode m, struct rung *r) {
+  char nstr[32];
+  const char *args[3] = {mode_name[m], nstr, NULL};
+  double out[NOUT];
+
+  snprintf(nstr, sizeof(nstr), "%ld", r->n);
+  if (r->n >= 10000 || m == PROCESS)
+    bench_progress(o, "%ld %s", r->n,
+                   m == GREEN     ? "green threads"
+                   : m == KTHREAD ? "kernel threads"
+                                  : "processes");
+  if (bench_childv(o, "crowd", out, NOUT, args) != NOUT)
+    return;
+  if (out[0] != (double)r->n) { /* not all started: a result for alive */
+    r->short_of = r->n - (long)out[0];
+    fprintf(stderr, "bench: %s: %.0f of %ld units started\n", mode_name[m],
+            out[0], r->n);
+    return;
+  }
+  for (int k = 0; k < NOUT; k++)
+    r->out[k][r->got] = out[k];
+  r->got++;
+}
+
+static double med(struct rung *r, int k) {
+  double v[BENCH_MAX_REPS];
+
+  memcpy(v, r->out[k], sizeof(double) * (size_t)r->got);
+  return bench_median(v, r->got);
 }
 
 int main(int argc, char **argv) {
   struct bench_opts o;
-  double kib[BENCH_MAX_REPS], out[5];
-  long n_idle, n_alive;
-  int nk = 0, rc = 0, reps_idle;
-  char nstr[32], note[160];
+  struct rung *idle[NMODES], *alive;
+  char name[64], note[256];
+  int rc = 0, reps3, lower;
 
-  bench_init(&o, argc, argv, "green thread memory", 600);
-  if (o.child) {
-    if (strcmp(o.child, "idle") == 0)
-      return child_idle(&o);
-    return child_alive(&o);
-  }
-  n_idle = o.quick ? 10000 : 100000;
-  n_alive = o.quick ? ALIVE_FULL / 10 : ALIVE_FULL;
-
+  bench_init(&o, argc, argv, "memory per idle unit, and scaling", 600);
+  if (o.child)
+    return child(&o);
   /* A memory figure barely varies between runs, and each run maps and
-   * touches n_idle stacks: three runs are enough. */
-  reps_idle = o.reps < 3 ? o.reps : 3;
-  snprintf(nstr, sizeof(nstr), "%ld", n_idle);
-  for (int r = 0; r < reps_idle; r++)
-    if (bench_child(&o, "idle", out, 1, nstr, NULL) == 1)
-      kib[nk++] = out[0];
-  bench_table(&o, "Green thread memory");
-  snprintf(note, sizeof(note), "%ld threads blocked in recv", n_idle);
-  bench_row(&o, "mem.idle.green", kib, nk, "KiB", note);
-  rc |= nk != reps_idle;
+   * touches many stacks: three runs are enough. */
+  reps3 = o.reps < 3 ? o.reps : 3;
+  /* Quick mode: one run for the rungs that give no mem.idle figure. */
+  lower = o.quick ? 1 : reps3;
+  for (long n = 10; n < (o.quick ? 10000 : 100000); n *= 10)
+    add_rung(GREEN, n, lower);
+  add_rung(GREEN, o.quick ? 10000 : 100000, reps3);
+  add_rung(GREEN, o.quick ? ALIVE_FULL / 10 : ALIVE_FULL, 1);
+  for (long n = 10; n < (o.quick ? 1000 : 10000); n *= 10)
+    add_rung(KTHREAD, n, lower);
+  add_rung(KTHREAD, o.quick ? 1000 : 10000, reps3);
+  for (long n = 10; n < (o.quick ? 100 : 1000); n *= 10)
+    add_rung(PROCESS, n, lower);
+  add_rung(PROCESS, o.quick ? 100 : 1000, reps3);
+  idle[GREEN] = &ladder[GREEN][nrungs[GREEN] - 2];
+  idle[KTHREAD] = &ladder[KTHREAD][nrungs[KTHREAD] - 1];
+  idle[PROCESS] = &ladder[PROCESS][nrungs[PROCESS] - 1];
+  alive = &ladder[GREEN][nrungs[GREEN] - 1];
+
+  /* The modes take turns, rung by rung; alive.1m, the longest, last. */
+  for (int rep = 0; rep < reps3; rep++)
+    for (int i = 0; i < MAX_RUNGS; i++)
+      for (int m = 0; m < NMODES; m++)
+        if (i < nrungs[m] && &ladder[m][i] != alive && rep < ladder[m][i].reps)
+          run_rung(&o, (enum mode)m, &ladder[m][i]);
+  run_rung(&o, GREEN, alive);
+
+  bench_table(&o, "Memory per idle unit (KiB; user + page tables + kernel "
+                  "stack)");
+  for (int m = 0; m < NMODES; m++) {
+    struct rung *r = idle[m];
+    double tot[BENCH_MAX_REPS], part[BENCH_MAX_REPS];
+    static const char *const parts[5] = {"user", "pt", "kstack", "slab",
+                                         "kstack.meminfo"};
+
+    for (int k = 0; k < r->got; k++)
+      tot[k] = r->out[2][k] + r->out[3][k] + r->out[4][k];
+    snprintf(note, sizeof(note),
+             "%s%ld blocked; user %.2f + pt %.2f + kstack %.0f; slab %+.2f "
+             "(not counted), KernelStack %+.2f (check)",
+             o.quick ? "quick: " : "", r->n, med(r, 2), med(r, 3), med(r, 4),
+             med(r, 5), med(r, 6));
+    snprintf(name, sizeof(name), "mem.idle.%s", mode_name[m]);
+    bench_row(&o, name, tot, r->got, "KiB", note);
+    rc |= r->got != r->reps;
+    for (int p = 0; p < 5; p++) {
+      for (int k = 0; k < r->got; k++)
+        part[k] = r->out[2 + p][k];
+      snprintf(name, sizeof(name), "mem.idle.%s.%s", mode_name[m], parts[p]);
+      bench_row(&o, name, part, r->got, "KiB",
+                p == 3   ? "system-wide SUnreclaim growth per unit"
+                : p == 4 ? "system-wide KernelStack growth per unit"
+                         : NULL);
+    }
+  }
+
+  bench_table(&o, "Scaling: N units alive at once");
+  for (int m = 0; m < NMODES; m++)
+    for (int i = 0; i < nrungs[m]; i++) {
+      struct rung *r = &ladder[m][i];
+      double ns[BENCH_MAX_REPS], kib[BENCH_MAX_REPS];
+
+      if (r == alive)
+        continue; /* below, under its own names */
+      for (int k = 0; k < r->got; k++) {
+        ns[k] = r->out[1][k];
+        kib[k] = r->out[2][k] + r->out[3][k] + r->out[4][k];
+      }
+      snprintf(note, sizeof(note), "start %.1f ms, release and wait %.1f ms",
+               med(r, 8), med(r, 9));
+      snprintf(name, sizeof(name), "scale.%s.%ld.ns", mode_name[m], r->n);
+      bench_row(&o, name, ns, r->got, "ns", note);
+      snprintf(name, sizeof(name), "scale.%s.%ld.kib", mode_name[m], r->n);
+      bench_row(&o, name, kib, r->got, "KiB", NULL);
+      rc |= r->got != r->reps;
+    }
 
   /* One run: it is a yes or no, and the longest figure of the bench. */
-  snprintf(nstr, sizeof(nstr), "%ld", n_alive);
-  if (bench_child(&o, "alive", out, 5, nstr, NULL) == 5) {
+  bench_table(&o, "A million green threads alive at once");
+  if (alive->got == 1) {
+    double ns = alive->out[1][0];
+    double kib = alive->out[2][0] + alive->out[3][0];
+
     snprintf(note, sizeof(note),
-             "%s%.0f of %ld alive; spawned in %.0f ms, RSS %.0f MiB, "
-             "joined in %.0f ms",
-             n_alive != ALIVE_FULL ? "quick: " : "", out[1], n_alive, out[2],
-             out[3], out[4]);
-    bench_row(&o, "alive.1m.green", out, 1, "bool", note);
-    bench_row(&o, "alive.1m.green.ms", out + 2, 1, "ms", "time to spawn them");
-    bench_row(&o, "alive.1m.green.rss", out + 3, 1, "MiB", "RSS when all alive");
+             "%s%ld alive; spawned in %.0f ms, RSS %.0f MiB, joined in "
+             "%.0f ms",
+             alive->n != ALIVE_FULL ? "quick: " : "", alive->n,
+             alive->out[8][0], alive->out[7][0], alive->out[9][0]);
+    alive->out[0][0] = 1;
+    bench_row(&o, "alive.1m.green", alive->out[0], 1, "bool", note);
+    bench_row(&o, "alive.1m.green.ms", alive->out[8], 1, "ms",
+              "time to spawn them");
+    bench_row(&o, "alive.1m.green.rss", alive->out[7], 1, "MiB",
+              "RSS when all alive");
+    snprintf(name, sizeof(name), "scale.green.%ld.ns", alive->n);
+    bench_row(&o, name, &ns, 1, "ns", "the alive.1m run");
+    snprintf(name, sizeof(name), "scale.green.%ld.kib", alive->n);
+    bench_row(&o, name, &kib, 1, "KiB", "the alive.1m run");
   } else {
-    out[0] = 0;
-    bench_row(&o, "alive.1m.green", out, 1, "bool", "the run failed");
-    rc = 1;
+    double zero = 0;
+
+    if (alive->short_of)
+      snprintf(note, sizeof(note), "%s%ld of %ld could be spawned",
+               alive->n != ALIVE_FULL ? "quick: " : "",
+               alive->n - alive->short_of, alive->n);
+    else
+      snprintf(note, sizeof(note), "the run failed");
+    bench_row(&o, "alive.1m.green", &zero, 1, "bool", note);
+    rc |= !alive->short_of;
   }
   return rc;
 }

@@ -1,19 +1,22 @@
 #!/bin/sh
-# run.sh - runs every bench program and prints one summary table, with the
-# targets beside the figures.
+# run.sh - runs every bench program, every workload in every mode (green
+# threads, kernel threads, processes), then writes the report.
 #
 #   sh bench/run.sh full|quick [BUILDDIR]
 #
 # `make bench` and `make bench-quick` call it with the build directory, so
-# it works in-tree and out of tree.  Each program prints its own table as
-# it goes (median, min and max over the repetitions) and appends
-# name<TAB>value<TAB>unit lines; they are collected in
-# BUILDDIR/bench/results/latest.tsv, and the summary below is also kept in
+# it works in-tree and out of tree.  Progress goes to standard error; each
+# program prints its own table on standard output as it goes (median, min
+# and max over the repetitions) and appends name<TAB>value<TAB>unit lines.
+# They are collected in BUILDDIR/bench/results/latest.tsv, and report.sh
+# turns them into BUILDDIR/bench/results/REPORT.md (tables, and PNG plots
+# made with gnuplot) and the summary printed at the end, also kept in
 # BUILDDIR/bench/results/latest.txt.
 #
-# Exit status: 1 if a program failed or a figure with a target is missing.
-# A figure that misses its target is reported as MISS but does not fail the
-# run (timings on a shared CI machine are noisy), unless BENCH_STRICT=1.
+# Exit status: 1 if a program failed or a figure is missing (quick mode
+# must produce every name too).  A figure that misses its target is
+# reported as MISS but does not fail the run (timings on a shared CI
+# machine are noisy), unless BENCH_STRICT=1.
 
 set -u
 
@@ -28,9 +31,24 @@ quick) flag=--quick ;;
 	;;
 esac
 
+here=$(cd "$(dirname "$0")" && pwd)
 bin=$builddir/bench
 results=$builddir/bench/results
-programs="switch yield chan spawn mem idle"
+# Each program and what it measures, for the progress lines.  mem holds the
+# million-thread run, the longest (about 45 s where a page fault costs
+# 20-40 us, as on some virtual machines).
+programs='machine:the machine: a system call, a page fault
+switch:raw context switch, asm vs ucontext
+yield:green thread yield
+chan:channel ping-pong between green threads
+spawn:green thread creation
+task:start + wait in each mode (green, kernel thread, process)
+handoff:ping-pong between kernel threads and between processes
+msg:4 KiB messages between units in each mode
+shm:shared-heap allocation against malloc
+mem:memory per idle unit and scaling in each mode, a million green threads
+idle:the CPU an idle runtime uses'
+nprog=$(printf '%s\n' "$programs" | wc -l)
 
 mkdir -p "$results" || exit 1
 tsv=$results/latest.tsv.tmp
@@ -38,120 +56,44 @@ tsv=$results/latest.tsv.tmp
 
 failed=
 start=$(date +%s)
-for p in $programs; do
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+i=0
+echo "bench: $mode run, $nprog programs, results in $results" >&2
+while IFS= read -r line; do
+	p=${line%%:*}
+	what=${line#*:}
+	i=$((i + 1))
 	if [ ! -x "$bin/$p" ]; then
 		echo "run.sh: $bin/$p is not built (run make first)" >&2
 		failed="$failed $p"
 		continue
 	fi
+	echo "bench: [$i/$nprog] $p: $what ($(($(date +%s) - start)) s so far)" >&2
 	t0=$(date +%s)
-	# $flag is empty or one word: leave it unquoted.
+	# $flag is empty or one word: leave it unquoted.  The programs read
+	# nothing: keep them off this loop's standard input.
 	# shellcheck disable=SC2086
-	if ! "$bin/$p" $flag --tsv "$tsv"; then
+	if ! "$bin/$p" $flag --tsv "$tsv" </dev/null; then
 		failed="$failed $p"
+		echo "bench: [$i/$nprog] $p FAILED" >&2
 	fi
 	echo "[$p: $(($(date +%s) - t0)) s]"
-done
+done <<END_OF_LIST
+$programs
+END_OF_LIST
 mv "$tsv" "$results/latest.tsv"
 
-# name, comparison, target, unit.  The order is the order of the summary.
-targets='switch.asm <= 6 ns
-switch.ucontext - - ns
-switch.speedup >= 40 x
-yield.green <= 15 ns
-chan.pingpong.green.local <= 30 ns
-chan.pingpong.green.cross - - ns
-spawn_join.green <= 60 ns
-spawn.1m.green <= 280 ms
-spawn.1m.green.rss <= 80 MiB
-mem.idle.green <= 4.5 KiB
-alive.1m.green >= 1 bool
-idle.cpu < 1 %'
-
-# What quick mode changes, for the note column.
-quick_notes='spawn.1m.green 100k spawns, time x10
-spawn.1m.green.rss 100k spawns
-mem.idle.green 10k threads
-alive.1m.green 100k threads
-alive.1m.green.ms 100k threads
-alive.1m.green.rss 100k threads
-idle.cpu over 0.5 s'
-
-summary=$results/latest.txt
-{
-	echo
-	echo "weft bench summary: $mode mode, $(date -u '+%Y-%m-%d %H:%M UTC')," \
-		"$(uname -m), $(getconf _NPROCESSORS_ONLN) CPUs," \
-		"$(($(date +%s) - start)) s, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-	if [ "$mode" = quick ]; then
-		echo "quick mode: smaller counts and 3 runs; indicative figures only"
-	fi
-	awk -v mode="$mode" -v tg="$targets" -v qn="$quick_notes" '
-	BEGIN {
-		FS = " "
-		nq = split(qn, ql, "\n")
-		for (i = 1; i <= nq; i++) {
-			k = ql[i]; sub(/ .*/, "", k)
-			v = ql[i]; sub(/^[^ ]* /, "", v)
-			qnote[k] = v
-		}
-		n = split(tg, tl, "\n")
-		for (i = 1; i <= n; i++) {
-			split(tl[i], w, " ")
-			order[i] = w[1]; op[w[1]] = w[2]; tgt[w[1]] = w[3]
-			tunit[w[1]] = w[4]
-		}
-	}
-	{
-		split($0, f, "\t")
-		val[f[1]] = f[2]; unit[f[1]] = f[3]
-		if (!(f[1] in op)) { extra[++ne] = f[1] }
-	}
-	function row(name,    v, t, st, note) {
-		note = ""
-		if (mode == "quick")
-			note = (name in qnote) ? "quick: " qnote[name] : "quick"
-		if (!(name in val)) {
-			printf "%-34s %12s %-5s %-9s %-7s %s\n", name, "-", \
-			    tunit[name], (op[name] == "-" ? "" : op[name] " " tgt[name]), \
-			    "MISSING", note
-			missing++
-			return
-		}
-		v = val[name] + 0
-		t = ""
-		st = "-"
-		if ((name in op) && op[name] != "-") {
-			t = op[name] " " tgt[name]
-			if (op[name] == "<=") st = (v <= tgt[name] + 0) ? "PASS" : "MISS"
-			else if (op[name] == "<") st = (v < tgt[name] + 0) ? "PASS" : "MISS"
-			else if (op[name] == ">=") st = (v >= tgt[name] + 0) ? "PASS" : "MISS"
-			if (st == "MISS") misses++
-		}
-		printf "%-34s %12s %-5s %-9s %-7s %s\n", name, val[name], \
-		    unit[name], t, st, note
-	}
-	END {
-		printf "%-34s %12s %-5s %-9s %-7s %s\n", "name", "value", "unit", \
-		    "target", "status", "note"
-		for (i = 1; i <= n; i++) row(order[i])
-		for (i = 1; i <= ne; i++) row(extra[i])
-		printf "\n%d missing, %d below target\n", missing, misses
-		exit(missing ? 3 : misses ? 4 : 0)
-	}' "$results/latest.tsv"
-	echo $? >"$results/.status"
-} | tee "$summary"
-
-status=$(cat "$results/.status")
-rm -f "$results/.status"
-echo "results: $results/latest.tsv, $summary"
+echo "bench: writing the report ($(($(date +%s) - start)) s so far)" >&2
+sh "$here/report.sh" "$mode" "$results" "$(($(date +%s) - start))" "$load0"
+status=$?
 
 if [ -n "$failed" ]; then
 	echo "run.sh: failed:$failed" >&2
 	exit 1
 fi
 case $status in
-3) exit 1 ;;
+0) ;;
 4) [ "${BENCH_STRICT:-0}" = 1 ] && exit 1 ;;
+*) exit 1 ;;
 esac
 exit 0

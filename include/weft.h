@@ -325,6 +325,183 @@ WEFT_EXTERN int weft_select(weft_select_case *cases, size_t n,
                             int64_t deadline);
 
 /* ------------------------------------------------------------------------ */
+/* Modes: one call shape, three ways to run a function                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum weft_mode {
+  WEFT_MODE_GREEN = 1,   /* a green thread on the M:N scheduler */
+  WEFT_MODE_KTHREAD = 2, /* a kernel thread of its own (pthread, 1:1) */
+  WEFT_MODE_PROCESS = 3, /* a forked child process */
+} weft_mode;
+
+/* A running task; opaque, one per weft_task_start, waited for once. */
+typedef struct weft_task {
+  uint64_t opaque[6];
+} weft_task;
+
+/*
+ * Runs fn(arg) in the given mode.  GREEN needs the runtime running
+ * (-EPERM otherwise).  KTHREAD starts a kernel thread that may use every
+ * weft primitive (they work from any thread).  PROCESS forks the caller:
+ * the child runs fn(arg) on its only thread, with weft not running in it
+ * (it may call weft_init for its own), and exits; fn's result comes back as
+ * a pointer-sized value, so it should be an integer or a pointer into the
+ * shared heap.  The child gets a copy of the parent's memory at the fork:
+ * changes it makes are its own.  Errors: -EINVAL, -ENOMEM, -EAGAIN.
+ */
+WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
+                                void *arg);
+/*
+ * Waits for the task and stores fn's result.  Parks a green thread, sleeps
+ * a kernel thread.  A PROCESS task whose child died without returning
+ * (a signal, or exit() inside fn) gives -ECHILD, and a line on stderr
+ * naming the signal or status.  -EINVAL for a task already waited for.
+ */
+WEFT_EXTERN int weft_task_wait(weft_task *t, void **result);
+
+/* ------------------------------------------------------------------------ */
+/* Worker processes                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft_procs_config {
+  int procs;  /* worker processes, 1 to 64 */
+  /* Runs in each worker process; its return value is the worker's exit
+   * status.  It should return soon after weft_procs_draining() turns true.
+   * index is the worker's slot, 0 to procs - 1, kept across restarts. */
+  int (*worker)(int index, void *arg);
+  void *arg;
+  size_t shm_size;    /* bytes of shared heap (0: none), split per worker */
+  int listen_fd;      /* -1, or a listening socket every worker inherits */
+  int drain_ms;       /* SIGTERM to SIGKILL grace period; 0: 10000 */
+  int max_restarts;   /* per slot; 0: unlimited */
+} weft_procs_config;
+
+/*
+ * Becomes the supervisor of a pool of worker processes: maps the shared
+ * heap (if any), forks cfg->procs workers, and waits.  A worker that dies
+ * of a signal or exits non-zero is logged
+ * ("weft: worker 2 (pid 1234) killed by SIGSEGV; restarting") and forked
+ * again after a backoff, with its shared-heap partition reclaimed.
+ * SIGTERM and SIGINT are forwarded to the workers, which drain and exit;
+ * after cfg->drain_ms the rest are killed.  Every child is reaped.  Returns
+ * 0 when all workers exited with status 0, 1 if any failed, or -errno
+ * (-EINVAL for a bad config, -EBUSY if weft's workers are running in this
+ * process: call it before weft_init, since fork keeps only the calling
+ * thread).
+ */
+WEFT_EXTERN int weft_procs_run(const weft_procs_config *cfg);
+/* In a worker process: its slot index; -1 elsewhere. */
+WEFT_EXTERN int weft_procs_index(void);
+/* In a worker process: true once the supervisor asked it to drain. */
+WEFT_EXTERN bool weft_procs_draining(void);
+/* In a worker process: the inherited listening socket, or -1. */
+WEFT_EXTERN int weft_procs_listen_fd(void);
+
+/* ------------------------------------------------------------------------ */
+/* Shared heap (between worker processes)                                    */
+/* ------------------------------------------------------------------------ */
+/*
+ * One region mapped before fork at the same address in every worker, so a
+ * pointer means the same object in all of them.  Each worker allocates from
+ * its own jemalloc arena over its own partition.  Only the owner frees: a
+ * free from another process is queued to the owner, which frees it on its
+ * next shared-heap call (or while it is blocked on a process channel).
+ * When a worker dies its partition is reclaimed and its generation bumped,
+ * so references taken before are detected as stale.
+ *
+ * Never pass a shared-heap pointer to free() or realloc(), nor a malloc()
+ * pointer to weft_shm_free (it is refused).  The calls work from any green
+ * or kernel thread of a worker; a process forked by a worker (system(),
+ * popen(), a PROCESS task) is not a worker and may only free (queue).
+ * Objects are 16-byte aligned.  Memory of a reclaimed partition reads
+ * zero.  Detection of bad frees is best effort, as with any allocator: a
+ * double free is caught until the memory is reused, and two frees of one
+ * object that race each other from the owner and another process are
+ * caught when the owner drains its queue (with a message).
+ */
+
+/* Maps the shared region: size bytes split between parts worker slots
+ * (1 to 64; each partition at least 1 MiB), plus a supervisor area of
+ * 64 MiB for process channels.  Only address space is reserved
+ * (MAP_NORESERVE): memory is used as objects are allocated.  Call it in the
+ * supervisor before weft_procs_run (which calls it itself from
+ * cfg->shm_size if it was not called).  -EALREADY if mapped, -EINVAL,
+ * -ENOMEM with a message naming the cause: the mapping failed, or
+ * vm.overcommit_memory is 2 (strict accounting ignores MAP_NORESERVE and
+ * would charge the whole reservation, so weft refuses). */
+WEFT_EXTERN int weft_shm_setup(size_t size, int parts);
+
+/* Allocates size bytes (1 to 1 GiB) from the calling worker's partition.
+ * The memory is not zeroed.  -EPERM outside a worker process with a shared
+ * heap, -ENOMEM when the partition is full, -EINVAL for a bad size. */
+WEFT_EXTERN int weft_shm_alloc(size_t size, void **p);
+/* Frees (owner) or queues to the owner (others; if the owner's queue is
+ * full, waits until it drains).  -EINVAL with a message for a pointer that
+ * is not a live shared-heap object: not from the region, not the start of
+ * an object, freed twice, or from a partition reclaimed since.
+ * weft_shm_free(NULL) only completes the frees other processes queued to
+ * the caller, and returns 0. */
+WEFT_EXTERN int weft_shm_free(void *p);
+/* The worker slot whose partition holds p (an object or a pointer into
+ * one), or -EINVAL. */
+WEFT_EXTERN int weft_shm_owner(const void *p);
+/* True if p is inside the shared region (objects and process channels). */
+WEFT_EXTERN bool weft_shm_contains(const void *p);
+
+/* A reference that can be checked for staleness after its owner died:
+ * after a reclaim the address may hold an object of the slot's next
+ * worker. */
+typedef struct weft_shm_ref {
+  void *p;
+  uint64_t gen;
+} weft_shm_ref;
+/* The reference of a live object (gen 0 if p is not one). */
+WEFT_EXTERN weft_shm_ref weft_shm_ref_of(void *p);
+/* 0 if the object is still the one referred to, -ESTALE if its owner's
+ * partition was reclaimed (or the object was freed) since, -EINVAL if it
+ * is not a shared-heap reference.  It never reads memory of a reclaimed
+ * partition. */
+WEFT_EXTERN int weft_shm_ref_check(weft_shm_ref ref);
+
+/* ------------------------------------------------------------------------ */
+/* Channels between processes                                                */
+/* ------------------------------------------------------------------------ */
+/*
+ * A channel in the shared region: a ring of fixed-size elements (small
+ * values, or pointers into the shared heap).  A blocked call spins briefly
+ * (yielding, from a green thread), then sleeps: a kernel thread on a shared
+ * futex, a green thread in weft_sleep steps of up to 1 ms (so its worker
+ * runs other green threads meanwhile).  A call blocked on a peer that died
+ * returns -ECONNRESET instead of hanging: a receiver on an empty channel
+ * whose every sender died, a sender on a full channel whose every receiver
+ * died.  Senders and receivers are the worker slots that used the channel,
+ * each with its generation (a restarted worker is a new peer); a worker
+ * counts as dead once the supervisor has reaped it and reclaimed its slot;
+ * a process that is not a worker (the supervisor) counts as a peer that
+ * never dies.  Blocked calls notice a death within about 20 ms.
+ */
+typedef struct weft_pchan weft_pchan;
+
+/* Creates a channel in the shared region's supervisor area, after
+ * weft_shm_setup: in the supervisor before weft_procs_run (every worker can
+ * use it), or in a worker (then only the processes it hands the pointer to
+ * can).  A channel lives as long as the region: there is no free.
+ * capacity 1 to 65536 elements of 1 to 256 bytes.  -EPERM without a
+ * shared region, -EINVAL, -ENOMEM when the area is full. */
+WEFT_EXTERN int weft_pchan_open(weft_pchan **ch, size_t elem_size,
+                                size_t capacity);
+/* Copy elem_size bytes in or out, in FIFO order.  -ETIMEDOUT at the
+ * deadline, -EAGAIN with WEFT_NOWAIT, -EPIPE when closed (receivers first
+ * drain what is buffered), -ECONNRESET (see above), -EINVAL for a pointer
+ * that is not a channel, -EPERM without a shared region. */
+WEFT_EXTERN int weft_pchan_send(weft_pchan *ch, const void *elem,
+                                int64_t deadline);
+WEFT_EXTERN int weft_pchan_recv(weft_pchan *ch, void *elem, int64_t deadline);
+/* Closes: blocked and later senders get -EPIPE, receivers drain, then
+ * -EPIPE.  -EPIPE if already closed. */
+WEFT_EXTERN int weft_pchan_close(weft_pchan *ch);
+
+/* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
 

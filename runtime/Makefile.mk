@@ -18,7 +18,11 @@ libweft_la_SOURCES = \
 	runtime/gthread.c runtime/gthread.h \
 	runtime/local.c \
 	runtime/sync.c \
-	runtime/chan.c
+	runtime/chan.c \
+	runtime/shheap.c runtime/shheap.h \
+	runtime/pchan.c \
+	runtime/proc.c \
+	runtime/task.c
 
 libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)
 libweft_la_CCASFLAGS = $(AM_CCASFLAGS)

@@ -1,0 +1,276 @@
+/*
+ * handoff.c - one message from one unit to another and back, between
+ * kernel threads and between processes, over the transport each can use.
+ *
+ * Two units ping-pong a 64-bit counter: the ping side sends, waits for the
+ * reply, and so on; every message wakes the other side, so a one-way
+ * message is a wake-up plus, when the two share a CPU, a context switch.
+ *
+ *   handoff.kthread             two kernel threads (KTHREAD tasks, no weft
+ *                               runtime running), unbuffered weft channels:
+ *                               a blocked kernel thread sleeps on a futex
+ *   handoff.kthread.pipe        the same two threads over a pair of pipes
+ *   handoff.process.pipe        two worker processes (weft_procs_run), 8
+ *                               bytes through a pair of pipes
+ *   handoff.process.shm         two worker processes, weft_pchan (a ring in
+ *                               the shared region; a blocked call spins
+ *                               briefly, then sleeps on a shared futex)
+ *
+ * Placement matters more than anything else here, so it is fixed: the
+ * names above have the two units pinned to two different CPUs (the first
+ * two this process may use): a message is a cross-CPU wake-up.  The same
+ * names with .1cpu have both pinned to one CPU: every message is then a
+ * real context switch from one unit to the other, which is what the
+ * thread-versus-process switch comparison needs (a process switch changes
+ * the page tables, a thread switch does not).  Green threads are measured
+ * by chan (handoff.green.local, .cross) and yield.
+ *
+ * Each sample is a fresh process; the kinds take turns within a
+ * repetition.  Each ping-pong runs for a fixed time after a warm-up and
+ * counts its round trips.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "gbench.h"
+
+#define STOP UINT64_MAX
+#define WARMUP_NS (20 * 1000000LL)
+#define SHM_SIZE ((size_t)64 << 20)
+
+enum kind { KT_CHAN, KT_PIPE, PR_PIPE, PR_SHM, NKINDS };
+
+static const char *const kind_arg[NKINDS] = {"kthread.chan", "kthread.pipe",
+                                             "process.pipe", "process.shm"};
+static const char *const kind_name[NKINDS] = {
+    "handoff.kthread", "handoff.kthread.pipe", "handoff.process.pipe",
+    "handoff.process.shm"};
+
+/* Lives in shared memory when the units are processes. */
+struct pp {
+  enum kind kind;
+  int cpus;
+  int64_t budget;
+  weft_chan *ch[2];   /* KT_CHAN: 0 ping -> pong, 1 back */
+  int pipe_fd[2][2];  /* *_PIPE */
+  weft_pchan *pch[2]; /* PR_SHM */
+  /* Results, written by ping. */
+  int64_t ns;
+  long rounds;
+  int err;
+};
+
+static int xsend(struct pp *p, int dir, uint64_t v) {
+  switch (p->kind) {
+  case KT_CHAN:
+    return weft_chan_send(p->ch[dir], &v);
+  case PR_SHM:
+    return weft_pchan_send(p->pch[dir], &v, weft_deadline(10000000000LL));
+  default:
+    for (;;) {
+      ssize_t w = write(p->pipe_fd[dir][1], &v, sizeof(v));
+
+      if (w == (ssize_t)sizeof(v))
+        return 0;
+      if (w < 0 && errno == EINTR)
+        continue;
+      return w < 0 ? -errno : -EIO;
+    }
+  }
+}
+
+static int xrecv(struct pp *p, int dir, uint64_t *v) {
+  switch (p->kind) {
+  case KT_CHAN:
+    return weft_chan_recv(p->ch[dir], v);
+  case PR_SHM:
+    return weft_pchan_recv(p->pch[dir], v, weft_deadline(10000000000LL));
+  default:
+    for (;;) {
+      ssize_t r = read(p->pipe_fd[dir][0], v, sizeof(*v));
+
+      if (r == (ssize_t)sizeof(*v))
+        return 0;
+      if (r < 0 && errno == EINTR)
+        continue;
+      return r < 0 ? -errno : -EPIPE;
+    }
+  }
+}
+
+static int ping(struct pp *p) {
+  uint64_t v = 0;
+  int64_t t0, now, end;
+  long n = 0;
+  int rc;
+
+  bench_pin(0);
+  end = bench_now() + (p->budget / 2 < WARMUP_NS ? p->budget / 2 : WARMUP_NS);
+  do {
+    for (int k = 0; k < 16; k++)
+      if ((rc = xsend(p, 0, v)) < 0 || (rc = xrecv(p, 1, &v)) < 0)
+        goto fail;
+  } while (bench_now() < end);
+  t0 = bench_now();
+  do {
+    for (int k = 0; k < 16; k++) {
+      xsend(p, 0, v);
+      xrecv(p, 1, &v);
+    }
+    n += 16;
+    now = bench_now();
+  } while (now - t0 < p->budget);
+  p->ns = now - t0;
+  p->rounds = n;
+  rc = xsend(p, 0, STOP);
+fail:
+  if (rc < 0) {
+    fprintf(stderr, "bench: %s ping: %s\n", kind_arg[p->kind],
+            weft_strerror(rc));
+    p->err = rc;
+    return 1;
+  }
+  return 0;
+}
+
+static int pong(struct pp *p) {
+  uint64_t v;
+  int rc;
+
+  bench_pin(p->cpus == 2 ? 1 : 0);
+  while ((rc = xrecv(p, 0, &v)) == 0 && v != STOP)
+    if ((rc = xsend(p, 1, v + 1)) < 0)
+      break;
+  if (rc < 0) {
+    fprintf(stderr, "bench: %s pong: %s\n", kind_arg[p->kind],
+            weft_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+static void *ping_thread(void *p) { return (void *)(intptr_t)ping(p); }
+static void *pong_thread(void *p) { return (void *)(intptr_t)pong(p); }
+
+static int worker(int index, void *arg) {
+  /* Never outlive the supervisor, never hang for good. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
+  alarm(60);
+  return index == 0 ? ping(arg) : pong(arg);
+}
+
+static void open_pipes(struct pp *p) {
+  for (int d = 0; d < 2; d++)
+    if (pipe(p->pipe_fd[d]) != 0) {
+      perror("bench: pipe");
+      exit(1);
+    }
+}
+
+/* Child: args KIND CPUS BUDGET_MS.  Writes ns per one-way message and the
+ * number of round trips. */
+static int child(const struct bench_opts *o) {
+  struct pp *p = bench_shared(sizeof(*p));
+  int k;
+
+  for (k = 0; k < NKINDS; k++)
+    if (strcmp(o->child_argv[0], kind_arg[k]) == 0)
+      break;
+  if (k == NKINDS)
+    return 2;
+  p->kind = (enum kind)k;
+  p->cpus = atoi(o->child_argv[1]);
+  p->budget = atol(o->child_argv[2]) * 1000000LL;
+  if (p->kind == KT_CHAN || p->kind == KT_PIPE) {
+    weft_task a, b;
+    void *ra, *rb;
+
+    if (p->kind == KT_CHAN)
+      for (int d = 0; d < 2; d++)
+        gb_check(weft_chan_open(&p->ch[d], sizeof(uint64_t), 0),
+                 "weft_chan_open");
+    else
+      open_pipes(p);
+    gb_check(weft_task_start(&b, WEFT_MODE_KTHREAD, pong_thread, p),
+             "weft_task_start");
+    gb_check(weft_task_start(&a, WEFT_MODE_KTHREAD, ping_thread, p),
+             "weft_task_start");
+    gb_check(weft_task_wait(&a, &ra), "weft_task_wait");
+    gb_check(weft_task_wait(&b, &rb), "weft_task_wait");
+    if (ra || rb)
+      return 1;
+  } else {
+    weft_procs_config cfg = {.procs = 2,
+                             .worker = worker,
+                             .arg = p,
+                             .listen_fd = -1,
+                             .max_restarts = 1};
+    int rc;
+
+    if (p->kind == PR_SHM) {
+      gb_check(weft_shm_setup(SHM_SIZE, 2), "weft_shm_setup");
+      for (int d = 0; d < 2; d++)
+        gb_check(weft_pchan_open(&p->pch[d], sizeof(uint64_t), 1),
+                 "weft_pchan_open");
+    } else {
+      open_pipes(p);
+    }
+    rc = weft_procs_run(&cfg);
+    if (rc != 0) {
+      fprintf(stderr, "bench: weft_procs_run: %s\n",
+              rc < 0 ? weft_strerror(rc) : "a worker failed");
+      return 1;
+    }
+  }
+  if (p->err || p->rounds == 0)
+    return 1;
+  bench_put(o, (double)p->ns / (2.0 * (double)p->rounds));
+  bench_put(o, (double)p->rounds);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct bench_opts o;
+  double ns[2][NKINDS][BENCH_MAX_REPS], rounds[2][NKINDS][BENCH_MAX_REPS];
+  int got[2][NKINDS] = {{0}}, rc = 0;
+  char budget[16], name[64], note[160];
+
+  bench_init(&o, argc, argv,
+             "ping-pong between kernel threads and "
+             "between processes",
+             120);
+  if (o.child)
+    return child(&o);
+  snprintf(budget, sizeof(budget), "%d", o.quick ? 25 : 120);
+  for (int r = 0; r < o.reps; r++)
+    for (int c = 0; c < 2; c++)
+      for (int k = 0; k < NKINDS; k++) {
+        const char *args[4] = {kind_arg[k], c == 0 ? "2" : "1", budget, NULL};
+        double out[2];
+
+        if (bench_childv(&o, "handoff", out, 2, args) == 2) {
+          ns[c][k][got[c][k]] = out[0];
+          rounds[c][k][got[c][k]++] = out[1];
+        }
+      }
+  bench_table(&o, "Ping-pong, ns per one-way message (kernel threads and "
+                  "processes)");
+  for (int c = 0; c < 2; c++)
+    for (int k = 0; k < NKINDS; k++) {
+      snprintf(name, sizeof(name), "%s%s", kind_name[k], c ? ".1cpu" : "");
+      snprintf(note, sizeof(note), "%s; %.0f round trips in %s ms",
+               c                   ? "both on one CPU"
+               : bench_ncpus() > 1 ? "pinned to two CPUs"
+                                   : "one CPU only (this machine)",
+               bench_median(rounds[c][k], got[c][k]), budget);
+      bench_row(&o, name, ns[c][k], got[c][k], "ns", note);
+      rc |= got[c][k] != o.reps;
+    }
+  return rc;
+}

@@ -1,0 +1,611 @@
+#!/bin/sh
+# report.sh - turns the figures of one bench run into REPORT.md (tables and
+# PNG plots) and the plain-text summary latest.txt.
+#
+#   sh bench/report.sh full|quick RESULTS_DIR [SECONDS [LOAD_BEFORE]]
+#
+# SECONDS is how long the run took, LOAD_BEFORE the load average before it
+# (both only quoted in the report).
+# RESULTS_DIR holds latest.tsv (name<TAB>value<TAB>unit, written by the
+# bench programs); REPORT.md, latest.txt, plot-*.dat and *.png are written
+# beside it.  The gnuplot scripts are the bench/*.gp files next to this
+# script.  Without gnuplot the plots are skipped, and REPORT.md says so.
+# Only POSIX sh and awk are needed besides.
+#
+# Prints latest.txt.  Exit status: 0, 3 if a figure is missing (every name
+# of the catalogue below must be there, in quick mode too), 4 if a figure
+# misses its target.
+
+set -u
+
+mode=${1:-full}
+results=${2:-bench/results}
+secs=${3:-?}
+load0=${4:-?}
+here=$(cd "$(dirname "$0")" && pwd)
+tsv=$results/latest.tsv
+report=$results/REPORT.md
+summary=$results/latest.txt
+
+if [ ! -r "$tsv" ]; then
+	echo "report.sh: $tsv: no figures" >&2
+	exit 1
+fi
+
+# The catalogue: every figure a run must produce, one a line:
+#   name|unit|comparison|target|what quick mode changes|what it measures
+# (comparison and target empty: no target).  Its order is the order of
+# the "All figures" table.
+catalogue='machine.syscall|ns||||one getppid() system call
+machine.fault|ns||||first touch of a fresh anonymous 4 KiB page (minor page fault)
+switch.asm|ns|<=|6||raw context switch, one way, assembly back end (no scheduler)
+switch.ucontext|ns||||the same over swapcontext (a signal-mask system call per switch)
+switch.speedup|x|>=|40||ucontext / asm
+yield.green|ns|<=|15||weft_yield() from one green thread to another, 1 worker
+chan.pingpong.green.local|ns|<=|30||one-way message, unbuffered channel, two green threads, 1 worker
+chan.pingpong.green.cross|ns||||the same with 2 workers, started on different workers
+chan.pingpong.green.cross.split|%||||share of sampled cross messages whose ends were on different workers
+handoff.green.local|ns||||= chan.pingpong.green.local
+handoff.green.cross|ns||||= chan.pingpong.green.cross
+handoff.kthread|ns||||one-way message between two kernel threads, unbuffered weft channel (futex), two CPUs
+handoff.kthread.pipe|ns||||the same two kernel threads through a pair of pipes, two CPUs
+handoff.process.pipe|ns||||two worker processes, 8 bytes through a pair of pipes, two CPUs
+handoff.process.shm|ns||||two worker processes, weft_pchan in the shared region, two CPUs
+handoff.kthread.1cpu|ns||||handoff.kthread with both threads on one CPU: a context switch per message
+handoff.kthread.pipe.1cpu|ns||||handoff.kthread.pipe on one CPU
+handoff.process.pipe.1cpu|ns||||handoff.process.pipe on one CPU
+handoff.process.shm.1cpu|ns||||handoff.process.shm on one CPU
+spawn_join.green|ns|<=|60||weft_spawn + weft_join from a green thread, stacks from the cache
+spawn_join.green.task|ns||||weft_task_start(GREEN) + weft_task_wait from a green thread
+spawn_join.kthread|ns||||weft_task_start(KTHREAD) + weft_task_wait: pthread_create, run, join
+spawn_join.process|ns||||weft_task_start(PROCESS) + weft_task_wait: fork, run, exit, reap
+spawn.1m.green|ms|<=|280|100k spawns, time x10|1,000,000 detached green threads each sending once to a collector
+spawn.1m.green.rss|MiB|<=|80|100k spawns|peak RSS of that process
+msg.rate.green|msg/s||||4 KiB messages by pointer between two green threads (2 workers), channel of 64
+msg.rate.kthread|msg/s||||4 KiB messages by pointer between two kernel threads, channel of 64, two CPUs
+msg.rate.process.pipe|msg/s||||4 KiB messages copied through a 256 KiB pipe between two processes, two CPUs
+msg.rate.process.shm|msg/s||||4 KiB weft_shm_alloc objects by pointer through a weft_pchan of 64, freed by the receiver (routed back to the owner), two CPUs
+shm.alloc_free|ns||||weft_shm_alloc(64) + weft_shm_free in a worker process
+malloc.alloc_free|ns||||malloc(64) + free in the same worker process
+shm.alloc_free.4k|ns||||the same with 4 KiB
+malloc.alloc_free.4k|ns||||the same with 4 KiB
+mem.idle.green|KiB|<=|4.5|10k threads|memory per green thread blocked in a channel receive (100,000 of them)
+mem.idle.kthread|KiB|||1k threads|memory per kernel thread blocked in a channel receive (10,000 of them)
+mem.idle.process|KiB|||100 processes|memory per process blocked in read() (1,000 of them)
+mem.idle.green.user|KiB|||10k threads|its user-space pages (RSS growth)
+mem.idle.green.pt|KiB|||10k threads|its page tables
+mem.idle.green.kstack|KiB|||10k threads|its kernel stack (none)
+mem.idle.green.slab|KiB|||10k threads|kernel slab growth per unit, system-wide (not counted)
+mem.idle.kthread.user|KiB|||1k threads|its user-space pages (RSS growth: stack, TLS)
+mem.idle.kthread.pt|KiB|||1k threads|its page tables
+mem.idle.kthread.kstack|KiB|||1k threads|its kernel stack (16 KiB on x86-64)
+mem.idle.kthread.slab|KiB|||1k threads|kernel slab growth per unit, system-wide (not counted)
+mem.idle.process.user|KiB|||100 processes|its pages: growth of the summed anonymous and shared Pss
+mem.idle.process.pt|KiB|||100 processes|its page tables (VmPTE)
+mem.idle.process.kstack|KiB|||100 processes|its kernel stack (16 KiB on x86-64)
+mem.idle.process.slab|KiB|||100 processes|kernel slab growth per unit, system-wide (not counted)
+mem.idle.green.kstack.meminfo|KiB|||10k threads|growth of KernelStack in /proc/meminfo per unit (a check of kstack)
+mem.idle.kthread.kstack.meminfo|KiB|||1k threads|growth of KernelStack in /proc/meminfo per unit (a check of kstack)
+mem.idle.process.kstack.meminfo|KiB|||100 processes|growth of KernelStack in /proc/meminfo per unit (a check of kstack)
+alive.1m.green|bool|>=|1|100k threads|1,000,000 guarded green threads alive at once, default vm.max_map_count
+alive.1m.green.ms|ms|||100k threads|how long spawning them took
+alive.1m.green.rss|MiB|||100k threads|RSS with all of them alive
+idle.cpu|%|<|1|over 0.5 s|CPU used by a 2-worker runtime with nothing to do'
+
+# Targets that compare two figures:
+#   label|numerator|denominator|comparison|target
+# The ratio is numerator / denominator, each a median.
+ratios='handoff.process.shm <= 2x handoff.kthread|handoff.process.shm|handoff.kthread|<=|2
+msg.rate.process.shm >= 5x msg.rate.process.pipe|msg.rate.process.shm|msg.rate.process.pipe|>=|5
+shm.alloc_free <= 1.5x malloc.alloc_free|shm.alloc_free|malloc.alloc_free|<=|1.5
+spawn_join.green >= 300x faster than spawn_join.kthread|spawn_join.kthread|spawn_join.green|>=|300
+spawn_join.green >= 2000x faster than spawn_join.process|spawn_join.process|spawn_join.green|>=|2000'
+
+# The machine, for the report's first lines.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?')
+memtotal=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
+kernel="$(uname -s) $(uname -r) $(uname -m)"
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+when=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+if command -v gnuplot >/dev/null 2>&1; then
+	plots=yes
+	if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then
+		term=pngcairo
+	else
+		term=png
+	fi
+else
+	plots=no
+	term=none
+fi
+
+rm -f "$results"/plot-*.dat "$results"/*.png "$results/.status"
+
+awk -F'\t' -v mode="$mode" -v secs="$secs" -v cat="$catalogue" \
+    -v ratios="$ratios" -v cpu="$cpu" -v ncpu="$ncpu" -v memtotal="$memtotal" \
+    -v kernel="$kernel" -v load="$load" -v load0="$load0" -v when="$when" \
+    -v plots="$plots" \
+    -v dir="$results" -v report="$report" -v summary="$summary" '
+# ---- formatting --------------------------------------------------------
+function num(x) { return x + 0 }
+function has(n) { return (n in val) }
+function f1(x, d) { return sprintf("%." d "f", x) }
+# A time in ns, in the unit that reads best.
+function ftime(ns) {
+	if (ns < 10) return f1(ns, 1) " ns"
+	if (ns < 1000) return f1(ns, 0) " ns"
+	if (ns < 100000) return f1(ns / 1000, 1) " µs"
+	if (ns < 1000000) return f1(ns / 1000, 0) " µs"
+	if (ns < 100000000) return f1(ns / 1000000, 2) " ms"
+	return f1(ns / 1000000, 0) " ms"
+}
+function fkib(k) {
+	if (k < 10) return f1(k, 2) " KiB"
+	if (k < 1024) return f1(k, 1) " KiB"
+	return f1(k / 1024, 1) " MiB"
+}
+function frate(r) {
+	if (r >= 1000000) return f1(r / 1000000, 2) " M/s"
+	if (r >= 1000) return f1(r / 1000, 0) " k/s"
+	return f1(r, 0) "/s"
+}
+function fx(x) {
+	if (x >= 10) return f1(x, 0) "x"
+	if (x >= 1) return f1(x, 1) "x"
+	return sprintf("%.2g", x) "x"
+}
+# A figure in its own unit, for tables.
+function fval(n,    v, u) {
+	if (!has(n)) return "-"
+	v = num(val[n]); u = unit[n]
+	if (u == "ns") return ftime(v)
+	if (u == "ms") return ftime(v * 1000000)
+	if (u == "KiB") return fkib(v)
+	if (u == "MiB") return fkib(v * 1024)
+	if (u == "msg/s") return frate(v)
+	if (u == "bool") return v ? "yes" : "no"
+	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
+	if (u == "x") return f1(v, 1) "x"
+	return val[n] " " u
+}
+# Plot data: "-" for a missing figure; its label, formatted.
+function dat(n) { return has(n) ? val[n] : "-" }
+function lbl(n) { return has(n) ? fval(n) : "" }
+function bar(f, label, n) {
+	printf "%s\t%s\t%s\n", label, dat(n), lbl(n) > f
+}
+function bar2(f, label, a, b) {
+	printf "%s\t%s\t%s\t%s\t%s\n", label, dat(a), dat(b), lbl(a), \
+	    lbl(b) > f
+}
+
+function compare(v, op, t) {
+	if (op == "<=") return v <= t
+	if (op == "<") return v < t
+	if (op == ">=") return v >= t
+	if (op == ">") return v > t
+	return 1
+}
+
+# ---- verdicts on the explainer -----------------------------------------
+# A claimed cost of about lo..hi ns ("~" read as a factor of 2 either way).
+# kind "fast": the claim is that it is cheap; "slow": that it is costly.
+function vrange(v, lo, hi, kind) {
+	if (v >= lo / 2 && v <= hi * 2)
+		return "holds"
+	if (v < lo / 2)
+		return kind == "fast" ? \
+		    "holds (" fx(lo / v) " better than claimed)" : \
+		    "does not hold here (" fx(lo / v) " cheaper than claimed)"
+	return kind == "fast" ? \
+	    "does not hold here (" fx(v / hi) " costlier than claimed)" : \
+	    "holds (" fx(v / hi) " costlier than claimed)"
+}
+# "a is cheaper than b": b / a >= 1.25 holds.
+function vless(a, b, pre, post) {
+	if (b / a >= 1.25) return "holds (" pre " " fx(b / a) post ")"
+	if (b / a >= 0.8) return "does not hold here (within " \
+	    f1(100 * (b / a > 1 ? b / a - 1 : 1 - b / a), 0) "%)"
+	return "does not hold here (the other way round: " fx(a / b) ")"
+}
+function unmeasured(claim) {
+	printf "| %s | - | not measured: a figure is missing |\n", claim > out
+}
+function minof(a, b) {
+	if (!has(a)) return b
+	if (!has(b)) return a
+	return num(val[a]) <= num(val[b]) ? a : b
+}
+
+BEGIN {
+	nc = split(cat, cl, "\n")
+	for (i = 1; i <= nc; i++) {
+		split(cl[i], w, "|")
+		cname[i] = w[1]; cunit[w[1]] = w[2]; cop[w[1]] = w[3]
+		ctgt[w[1]] = w[4]; cquick[w[1]] = w[5]; cwhat[w[1]] = w[6]
+		known[w[1]] = 1
+	}
+	nr = split(ratios, rl, "\n")
+}
+NF >= 3 { val[$1] = $2; unit[$1] = $3; order[++nv] = $1 }
+END {
+	quick = mode == "quick"
+	# ---- targets ----
+	missing = 0; misses = 0; ntg = 0
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		if (!has(n)) { missing++; missname = missname " " n }
+		if (cop[n] == "") continue
+		ntg++
+		tl[ntg] = n " " cop[n] " " ctgt[n] (cunit[n] == "bool" ? "" : " " cunit[n])
+		if (!has(n)) { tm[ntg] = "-"; ts[ntg] = "MISSING"; continue }
+		tm[ntg] = fval(n)
+		ts[ntg] = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
+		if (ts[ntg] == "MISS") misses++
+	}
+	for (i = 1; i <= nr; i++) {
+		split(rl[i], w, "|")
+		ntg++
+		tl[ntg] = w[1]
+		if (!has(w[2]) || !has(w[3]) || num(val[w[3]]) == 0) {
+			tm[ntg] = "-"; ts[ntg] = "MISSING"; continue
+		}
+		r = num(val[w[2]]) / num(val[w[3]])
+		tm[ntg] = fx(r) " (" fval(w[2]) " / " fval(w[3]) ")"
+		ts[ntg] = compare(r, w[4], num(w[5])) ? "PASS" : "MISS"
+		if (ts[ntg] == "MISS") misses++
+	}
+
+	# ---- REPORT.md ----
+	out = report
+	printf "# weft: what green threads, kernel threads and processes " \
+	    "cost\n\n" > out
+	printf "%s run, %s, %s s.  Machine: %s, %s CPUs, %s, %s.  " \
+	    "Load average before the run: %s; at the end: %s (the crowds " \
+	    "of kernel threads and processes raise it).\n\n", mode, when, \
+	    secs, cpu, ncpu, memtotal, kernel, load0, load > out
+	if (quick)
+		printf "**Quick mode**: shorter runs, 3 repetitions, smaller " \
+		    "crowds (the notes say which figures are scaled down); " \
+		    "indicative figures only.  `make bench` runs the full " \
+		    "set.\n\n" > out
+	printf "Every figure is the median of several repetitions, each in " \
+	    "a fresh process; figures that are compared were measured in " \
+	    "turns within this run.  Kernel threads and processes were " \
+	    "pinned to CPUs (\"two CPUs\": one each on the first two CPUs; " \
+	    "\"one CPU\": both on the first).  On this machine a system " \
+	    "call costs %s and a page fault %s: creating kernel threads " \
+	    "and processes, and first touches of fresh stacks, are made " \
+	    "of these.  The numbers are only as quiet as the machine.\n\n", \
+	    fval("machine.syscall"), fval("machine.fault") > out
+
+	printf "## Summary\n\n" > out
+	printf "| mode | create (start + wait) | switch / handoff (one way) " \
+	    "| memory per idle unit | talk (4 KiB messages) |\n" > out
+	printf "| --- | --- | --- | --- | --- |\n" > out
+	printf "| green thread | %s | %s (1 worker), %s (2 workers); " \
+	    "yield %s | %s | %s by pointer |\n", fval("spawn_join.green"), \
+	    fval("handoff.green.local"), fval("handoff.green.cross"), \
+	    fval("yield.green"), fval("mem.idle.green"), \
+	    fval("msg.rate.green") > out
+	printf "| kernel thread | %s | %s (two CPUs), %s (one CPU) | %s " \
+	    "| %s by pointer |\n", fval("spawn_join.kthread"), \
+	    fval("handoff.kthread"), fval("handoff.kthread.1cpu"), \
+	    fval("mem.idle.kthread"), fval("msg.rate.kthread") > out
+	printf "| process | %s | pchan %s, pipe %s (two CPUs); pchan %s, " \
+	    "pipe %s (one CPU) | %s | %s by pointer (shared heap), %s " \
+	    "through a pipe |\n\n", fval("spawn_join.process"), \
+	    fval("handoff.process.shm"), fval("handoff.process.pipe"), \
+	    fval("handoff.process.shm.1cpu"), \
+	    fval("handoff.process.pipe.1cpu"), fval("mem.idle.process"), \
+	    fval("msg.rate.process.shm"), fval("msg.rate.process.pipe") > out
+
+	printf "## Targets\n\n| target | measured | status |\n" > out
+	printf "| --- | --- | --- |\n" > out
+	for (i = 1; i <= ntg; i++)
+		printf "| %s | %s | %s |\n", tl[i], tm[i], \
+		    ts[i] == "PASS" ? "PASS" : "**" ts[i] "**" > out
+	printf "\n%d missing, %d below target.\n\n", missing, misses > out
+
+	# ---- claims ----
+	printf "## Claims of the explainer, measured\n\n" > out
+	printf "The quantitative claims of *Threads vs Processes* " \
+	    "(shared/seed/threads-vs-processes.md), against this run.\n\n" > out
+	printf "| claim | measured here | verdict |\n| --- | --- | --- |\n" > out
+	if (has("spawn_join.process"))
+		printf "| Process creation is slow, ~1-10 ms | %s per process " \
+		    "(fork, run, exit, reap: spawn_join.process) | %s |\n", \
+		    fval("spawn_join.process"), \
+		    vrange(num(val["spawn_join.process"]), 1e6, 1e7, "slow") > out
+	else
+		unmeasured("Process creation is slow, ~1-10 ms")
+	if (has("spawn_join.kthread"))
+		printf "| Thread creation is fast, ~0.1 ms | %s per kernel thread " \
+		    "(create, run, join: spawn_join.kthread); a green thread " \
+		    "%s | %s |\n", fval("spawn_join.kthread"), \
+		    fval("spawn_join.green"), \
+		    vrange(num(val["spawn_join.kthread"]), 1e5, 1e5, "fast") > out
+	else
+		unmeasured("Thread creation is fast, ~0.1 ms")
+	p = minof("handoff.process.pipe.1cpu", "handoff.process.shm.1cpu")
+	if (has(p))
+		printf "| A process context switch takes ~1-10 µs | %s per " \
+		    "one-way handoff between two processes on one CPU " \
+		    "(pipe %s, shared futex %s; each includes the wake-up and " \
+		    "its system calls) | %s |\n", fval(p), \
+		    fval("handoff.process.pipe.1cpu"), \
+		    fval("handoff.process.shm.1cpu"), \
+		    vrange(num(val[p]), 1000, 10000, "slow") > out
+	else
+		unmeasured("A process context switch takes ~1-10 µs")
+	k = minof("handoff.kthread.pipe.1cpu", "handoff.kthread.1cpu")
+	if (has(k))
+		printf "| A thread context switch takes ~0.1-1 µs | %s per " \
+		    "one-way handoff between two kernel threads on one CPU " \
+		    "(futex %s, pipe %s); for contrast a green thread switch " \
+		    "(weft_yield) %s, a raw register switch %s | %s |\n", \
+		    fval(k), fval("handoff.kthread.1cpu"), \
+		    fval("handoff.kthread.pipe.1cpu"), fval("yield.green"), \
+		    fval("switch.asm"), vrange(num(val[k]), 100, 1000, "fast") > out
+	else
+		unmeasured("A thread context switch takes ~0.1-1 µs")
+	if (has("mem.idle.kthread") && has("mem.idle.process")) {
+		kt = num(val["mem.idle.kthread"]); pr = num(val["mem.idle.process"])
+		printf "| A thread costs \"just a new stack\" in memory; a " \
+		    "process costs much more (\"high\") | kernel thread %s " \
+		    "(user pages %s, of which the stack is most, + kernel " \
+		    "stack %s + page tables %s); process %s (copied pages %s + " \
+		    "page tables %s + kernel stack %s); kernel slab, not " \
+		    "counted: %s per thread, %s per process; green thread %s " \
+		    "| %s |\n", fkib(kt), fval("mem.idle.kthread.user"), \
+		    fval("mem.idle.kthread.kstack"), fval("mem.idle.kthread.pt"), \
+		    fkib(pr), fval("mem.idle.process.user"), \
+		    fval("mem.idle.process.pt"), fval("mem.idle.process.kstack"), \
+		    fval("mem.idle.kthread.slab"), fval("mem.idle.process.slab"), \
+		    fval("mem.idle.green"), \
+		    (pr / kt >= 2 ? "holds (a process takes " fx(pr / kt) \
+		    " the memory of a kernel thread; the thread pays for a " \
+		    "kernel stack and page tables besides its stack)" : \
+		    "does not hold here (a process takes " fx(pr / kt) \
+		    " the memory of a kernel thread)") > out
+	} else
+		unmeasured("A thread costs just a new stack; a process more")
+	if (has("msg.rate.kthread") && has("msg.rate.process.pipe"))
+		printf "| Threads communicate faster by direct memory access " \
+		    "than processes through IPC (pipes, sockets) | 4 KiB " \
+		    "messages: %s between threads by pointer, %s between " \
+		    "processes through a pipe; %s between processes by " \
+		    "pointer into the shared heap | %s |\n", \
+		    fval("msg.rate.kthread"), fval("msg.rate.process.pipe"), \
+		    fval("msg.rate.process.shm"), \
+		    vless(1 / num(val["msg.rate.kthread"]), \
+		    1 / num(val["msg.rate.process.pipe"]), "threads move", \
+		    " as many") > out
+	else
+		unmeasured("Threads communicate faster by direct memory access " \
+		    "than processes through IPC")
+	if (has("handoff.kthread") && has("handoff.process.pipe"))
+		printf "| (the same for one small message) | 8 bytes one way on " \
+		    "two CPUs: %s between threads over a weft channel, %s " \
+		    "between processes through a pipe, %s through a " \
+		    "weft_pchan | %s |\n", fval("handoff.kthread"), \
+		    fval("handoff.process.pipe"), fval("handoff.process.shm"), \
+		    vless(num(val["handoff.kthread"]), \
+		    num(val["handoff.process.pipe"]), "threads", " faster") > out
+	else
+		unmeasured("(the same for one small message)")
+	if (has("handoff.kthread.pipe.1cpu") && has("handoff.process.pipe.1cpu"))
+		printf "| A thread switch is faster than a process switch, " \
+		    "because no page table is switched | on one CPU, one way: " \
+		    "kernel threads %s, processes %s (pipes); kernel threads " \
+		    "%s, processes %s (futex wake-ups); green threads %s " \
+		    "(no kernel at all) | %s |\n", \
+		    fval("handoff.kthread.pipe.1cpu"), \
+		    fval("handoff.process.pipe.1cpu"), \
+		    fval("handoff.kthread.1cpu"), \
+		    fval("handoff.process.shm.1cpu"), fval("yield.green"), \
+		    vless(num(val["handoff.kthread.pipe.1cpu"]), \
+		    num(val["handoff.process.pipe.1cpu"]), \
+		    "a process switch is", " slower") > out
+	else
+		unmeasured("A thread switch is faster than a process switch")
+	printf "\n" > out
+
+	# ---- plots ----
+	printf "## Plots\n\n" > out
+	if (plots == "yes") {
+		printf "![Creation cost per mode](create.png)\n\n" > out
+		printf "![Switch and handoff cost per mode](handoff.png)\n\n" > out
+		printf "![Memory per idle unit per mode](memory.png)\n\n" > out
+		printf "![4 KiB messages per second](talk.png)\n\n" > out
+		printf "![Scaling from 10 to 1,000,000 units](scaling.png)\n\n" > out
+	} else {
+		printf "Skipped: gnuplot is not installed (Debian: gnuplot-nox, " \
+		    "which setup.sh installs).  The tables hold the same " \
+		    "figures.\n\n" > out
+	}
+
+	# ---- scaling table ----
+	printf "## Scaling: N units alive at once\n\n" > out
+	printf "Start N units that each block (green threads and kernel " \
+	    "threads in a channel receive, processes in read()), until all " \
+	    "of them run; then memory is read with all N blocked.  Per " \
+	    "unit: the time to start it, and its memory (user pages + page " \
+	    "tables + kernel stack).%s\n\n", quick ? "  Quick mode stops " \
+	    "each ladder one rung lower." : "" > out
+	printf "| units | green: start | green: memory | kernel thread: " \
+	    "start | kernel thread: memory | process: start | process: " \
+	    "memory |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n" > out
+	split("green kthread process", md, " ")
+	for (e = 1; e <= 6; e++) {
+		n = 10 ^ e; line = "| " n " |"; any = 0
+		for (m = 1; m <= 3; m++) {
+			a = "scale." md[m] "." n ".ns"; b = "scale." md[m] "." n ".kib"
+			line = line " " (has(a) ? fval(a) : "") " | " \
+			    (has(b) ? fval(b) : "") " |"
+			if (has(a)) any = 1
+		}
+		if (any) print line > out
+	}
+	printf "\n" > out
+
+	# ---- memory ----
+	printf "## How memory is counted\n\n" > out
+	printf "Per idle unit, with N units blocked (green %s, kernel " \
+	    "threads %s, processes %s):\n\n", quick ? "10,000" : "100,000", \
+	    quick ? "1,000" : "10,000", quick ? "100" : "1,000" > out
+	printf "- *user pages*: green threads and kernel threads: the growth " \
+	    "of the process RSS.  Processes: the growth of the summed Pss " \
+	    "of anonymous and shared-memory pages over the parent and all " \
+	    "children (Pss splits a shared page among the processes that " \
+	    "map it, so the sum counts each physical page once: the pages " \
+	    "a child copied on write count, the ones it still shares do " \
+	    "not).  File-backed pages (library code) are left out: they " \
+	    "exist once whatever the count.\n" > out
+	printf "- *page tables*: the growth of VmPTE (/proc/PID/status) of " \
+	    "the process, or the VmPTE of the children summed.\n" > out
+	printf "- *kernel stack*: 16 KiB per kernel thread or process " \
+	    "(x86-64 THREAD_SIZE without KASAN), counted as that constant.  " \
+	    "As a check, KernelStack in /proc/meminfo (system-wide) grew " \
+	    "by %s per kernel thread and %s per process in this run.  A " \
+	    "green thread has none (%s).\n", \
+	    fval("mem.idle.kthread.kstack.meminfo"), \
+	    fval("mem.idle.process.kstack.meminfo"), \
+	    fval("mem.idle.green.kstack.meminfo") > out
+	printf "- *not counted*: kernel slab (task_struct, mm_struct, VMAs, " \
+	    "file tables...), measured as the growth of SUnreclaim in " \
+	    "/proc/meminfo, which is system-wide and so also shows other " \
+	    "work on the machine: green %s, kernel thread %s, process %s " \
+	    "per unit.\n\n", fval("mem.idle.green.slab"), \
+	    fval("mem.idle.kthread.slab"), fval("mem.idle.process.slab") > out
+
+	# ---- all figures ----
+	printf "## All figures\n\n| name | value | what |\n" > out
+	printf "| --- | ---: | --- |\n" > out
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		note = (quick && cquick[n] != "") ? " (quick: " cquick[n] ")" : ""
+		printf "| %s | %s | %s%s |\n", n, has(n) ? fval(n) : \
+		    "MISSING", cwhat[n], note > out
+	}
+	for (i = 1; i <= nv; i++)
+		if (!(order[i] in known) && order[i] !~ /^scale\./)
+			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
+			    unit[order[i]] > out
+	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \
+	    "(name, median, unit); the programs print min and max too.\n" > out
+	close(out)
+
+	# ---- latest.txt: the terminal summary ----
+	out = summary
+	printf "\nweft bench summary: %s mode, %s, %s CPUs, %s s, load " \
+	    "average %s before, %s after\n", mode, when, ncpu, secs, load0, \
+	    load > out
+	if (quick)
+		printf "quick mode: smaller counts and 3 runs; indicative " \
+		    "figures only\n" > out
+	printf "%-34s %12s %-6s %-9s %-7s %s\n", "name", "value", "unit", \
+	    "target", "status", "note" > out
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		t = cop[n] == "" ? "" : cop[n] " " ctgt[n]
+		st = "-"
+		if (!has(n)) st = "MISSING"
+		else if (cop[n] != "")
+			st = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
+		note = quick ? (cquick[n] != "" ? "quick: " cquick[n] : "quick") : ""
+		printf "%-34s %12s %-6s %-9s %-7s %s\n", n, \
+		    has(n) ? val[n] : "-", cunit[n], t, st, note > out
+	}
+	printf "\n%-58s %s\n", "comparison", "status" > out
+	for (i = 1; i <= nr; i++) {
+		j = ntg - nr + i
+		printf "%-58s %-7s %s\n", tl[j], ts[j], tm[j] > out
+	}
+	printf "\n%d missing, %d below target%s\n", missing, misses, \
+	    missing ? ":" missname : "" > out
+	close(out)
+
+	# ---- plot data ----
+	if (plots == "yes") {
+		f = dir "/plot-create.dat"
+		bar(f, "green (weft_spawn)", "spawn_join.green")
+		bar(f, "green (weft_task)", "spawn_join.green.task")
+		bar(f, "kernel thread", "spawn_join.kthread")
+		bar(f, "process", "spawn_join.process")
+		close(f)
+		# Two bars a group: two CPUs (green: 2 workers), one CPU.
+		f = dir "/plot-handoff.dat"
+		bar2(f, "raw switch", "", "switch.asm")
+		bar2(f, "green yield", "", "yield.green")
+		bar2(f, "green chan", "handoff.green.cross", "handoff.green.local")
+		bar2(f, "kthread chan", "handoff.kthread", "handoff.kthread.1cpu")
+		bar2(f, "kthread pipe", "handoff.kthread.pipe", \
+		    "handoff.kthread.pipe.1cpu")
+		bar2(f, "process pipe", "handoff.process.pipe", \
+		    "handoff.process.pipe.1cpu")
+		bar2(f, "process pchan", "handoff.process.shm", \
+		    "handoff.process.shm.1cpu")
+		close(f)
+		f = dir "/plot-memory.dat"
+		split("green kthread process", md, " ")
+		split("green thread|kernel thread|process", mlab, "|")
+		for (m = 1; m <= 3; m++) {
+			b = "mem.idle." md[m]
+			printf "%s\t%s\t%s\t%s\t%s\t%s\n", mlab[m], dat(b ".user"), \
+			    dat(b ".pt"), dat(b ".kstack"), dat(b), lbl(b) > f
+		}
+		close(f)
+		f = dir "/plot-talk.dat"
+		bar(f, "green threads", "msg.rate.green")
+		bar(f, "kernel threads", "msg.rate.kthread")
+		bar(f, "processes: pipe", "msg.rate.process.pipe")
+		bar(f, "processes: shared heap", "msg.rate.process.shm")
+		close(f)
+		f = dir "/plot-scale.dat"
+		for (m = 1; m <= 3; m++) {
+			if (m > 1) printf "\n\n" > f
+			printf "# %s\n", md[m] > f
+			rows = 0
+			for (e = 1; e <= 6; e++) {
+				n = 10 ^ e; a = "scale." md[m] "." n
+				if (has(a ".ns") && has(a ".kib")) {
+					printf "%d\t%s\t%s\n", n, val[a ".ns"], val[a ".kib"] > f
+					rows++
+				}
+			}
+			if (!rows) printf "1\t-\t-\n" > f
+		}
+		close(f)
+	}
+	print (missing ? 3 : misses ? 4 : 0) > (dir "/.status")
+}' "$tsv"
+
+status=$(cat "$results/.status" 2>/dev/null || echo 1)
+rm -f "$results/.status"
+
+if [ "$plots" = yes ]; then
+	failed=
+	for gp in create handoff memory talk scale; do
+		if ! gnuplot -e "dir='$results'; term='$term'" "$here/$gp.gp" \
+		    2>"$results/gnuplot-$gp.log"; then
+			failed="$failed $gp"
+			sed 's/^/  /' "$results/gnuplot-$gp.log" >&2
+		fi
+		[ -s "$results/gnuplot-$gp.log" ] || rm -f "$results/gnuplot-$gp.log"
+	done
+	if [ -n "$failed" ]; then
+		echo "report.sh: gnuplot failed for:$failed" >&2
+		printf '\n**Plots that failed** (see gnuplot-*.log):%s\n' \
+		    "$failed" >>"$report"
+		status=1
+	fi
+else
+	echo "report.sh: gnuplot not found: plots skipped (install gnuplot-nox)" >&2
+fi
+
+cat "$summary"
+echo "report: $report"
+exit "$status"

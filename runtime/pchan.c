@@ -1,0 +1,353 @@
+/*
+ * pchan.c - channels between processes, in the shared region.
+ *
+ * A pchan is a ring of fixed-size elements in the supervisor area of the
+ * shared region (shheap.h), so every process that maps the region sees
+ * it at the same address.  It lives as long as the region: there is no
+ * free, and a channel opened in a worker stays usable after that worker
+ * exits.
+ *
+ * Locking.  One lock per channel, taken by senders and receivers of any
+ * process (weft__shm_lock: a word holding its holder's pid, taken over if
+ * the holder died).  Every critical section commits with one store (tail
+ * after the element is copied in, head after it is copied out, closed),
+ * so a process killed while holding the lock leaves the ring consistent:
+ * the element it was sending was simply not sent.  A lock-free ring was
+ * rejected for that reason: a producer that dies between claiming a cell
+ * and publishing it wedges the consumer behind it for good.
+ *
+ * Blocking.  A call that cannot proceed spins for a short while (calling
+ * weft_yield() when it is a green thread), so that a handoff between two
+ * processes running on two CPUs costs no system call; then it sleeps.  A
+ * kernel thread sleeps on a futex word in the channel without
+ * FUTEX_PRIVATE_FLAG (a private futex would never be woken from another
+ * process); a green thread instead sleeps with weft_sleep() in growing
+ * steps, since a futex wait would stall its worker and every green thread
+ * queued there.  Sleeps are bounded (PEER_CHECK_NS), so a blocked call
+ * wakes up now and then to check its deadline and its peers.
+ *
+ * The sleep/wake handshake (Dekker style, all seq_cst):
+ *     sleeper: s = seq; sleepers++; if (!ready) futex_wait(seq, s);
+ *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
+ * Either the waker sees the sleeper counted and wakes it (the futex wait
+ * fails at once if seq moved), or the sleeper's check sees what was
+ * published.  A waker that finds no sleepers makes no system call.
+ *
+ * Dead peers.  Each channel records which worker slots have sent on it
+ * and which have received (bitmasks), with the generation each slot had
+ * when it did (a restarted worker in the same slot is a new peer).  A
+ * receiver blocked on an empty channel whose every known sender is dead
+ * returns -ECONNRESET, and so does a sender blocked on a full channel
+ * whose every known receiver is dead.  A process that is not a worker
+ * (the supervisor) counts as a peer that never dies.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shheap.h"
+#include "util.h"
+#include "weft.h"
+
+#define PCHAN_MAGIC 0x7765667470636831ULL /* "weftpch1" */
+#define ELEM_MAX 256
+#define CAP_MAX 65536
+/* How long a blocked call spins before it sleeps: long enough to catch a
+ * peer that is running on another CPU, short enough not to waste one. */
+#define SPIN_NS ((int64_t)30 * 1000)
+/* The longest sleep between two checks of the deadline and the peers. */
+#define PEER_CHECK_NS ((int64_t)20 * 1000000)
+/* Green threads poll with weft_sleep between these bounds. */
+#define GREEN_SLEEP_MIN ((int64_t)20 * 1000)
+#define GREEN_SLEEP_MAX ((int64_t)1000 * 1000)
+
+struct weft_pchan {
+  uint64_t magic;
+  uint32_t esize;
+  uint32_t cap;  /* elements, as asked */
+  uint64_t mask; /* ring slots - 1: a power of two >= cap */
+  char *buf;
+  /* What the lock protects, in one line: one transfer per operation. */
+  _Atomic uint32_t lock __attribute__((aligned(64)));
+  _Atomic uint32_t closed;
+  _Atomic uint64_t head, tail; /* read without the lock as hints */
+  /* Receivers sleep on rseq, senders on wseq. */
+  _Atomic uint32_t rseq __attribute__((aligned(64)));
+  _Atomic uint32_t rsleep;
+  _Atomic uint32_t wseq __attribute__((aligned(64)));
+  _Atomic uint32_t wsleep;
+  /* Peers: slots that sent / received, and their generations. */
+  _Atomic uint64_t smask __attribute__((aligned(64)));
+  _Atomic uint64_t rmask;
+  _Atomic uint32_t s_other, r_other; /* a non-worker sent / received */
+  _Atomic uint64_t sgen[WEFT__SHM_MAX_PARTS];
+  _Atomic uint64_t rgen[WEFT__SHM_MAX_PARTS];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Shared futexes                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* util.h's futex calls use FUTEX_PRIVATE_FLAG, which keys the wait on the
+ * process's own address space: these are the process-shared variants. */
+static void futex_wait_shared(_Atomic uint32_t *a, uint32_t v,
+                              int64_t deadline) {
+  struct timespec ts = {.tv_sec = deadline / 1000000000,
+                        .tv_nsec = deadline % 1000000000};
+  int e = weft__errno_get();
+  /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+  syscall(SYS_futex, a, FUTEX_WAIT_BITSET, v, &ts, NULL,
+          FUTEX_BITSET_MATCH_ANY);
+  weft__errno_set(e);
+}
+
+static void futex_wake_shared(_Atomic uint32_t *a, int n) {
+  int e = weft__errno_get();
+  syscall(SYS_futex, a, FUTEX_WAKE, n, NULL, NULL, 0);
+  weft__errno_set(e);
+}
+
+/* The waker's half of the handshake above; call after publishing. */
+static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
+                          int n) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (WEFT_LIKELY(!ld_relaxed(sleepers)))
+    return;
+  atomic_fetch_add(seq, 1);
+  futex_wake_shared(seq, n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static inline void mark(_Atomic uint64_t *mask, _Atomic uint64_t *gens,
+                        _Atomic uint32_t *other) {
+  int i = weft__shm_self;
+  if (i < 0) {
+    if (!ld_relaxed(other))
+      st_release(other, 1);
+    return;
+  }
+  uint64_t g = weft__shm_self_gen(), bit = UINT64_C(1) << i;
+  if (WEFT_LIKELY((ld_relaxed(mask) & bit) && ld_relaxed(&gens[i]) == g))
+    return;
+  st_release(&gens[i], g);
+  /* release: a checker that sees the bit sees the generation */
+  atomic_fetch_or_explicit(mask, bit, memory_order_release);
+}
+
+/* True when there is at least one known peer and every one is dead. */
+static bool all_dead(_Atomic uint64_t *mask, _Atomic uint64_t *gens,
+                     _Atomic uint32_t *other) {
+  if (ld_acquire(other))
+    return false;
+  uint64_t m = ld_acquire(mask);
+  if (!m)
+    return false;
+  for (; m; m &= m - 1) {
+    int i = __builtin_ctzll(m);
+    if (weft__shm_slot_alive(i, ld_acquire(&gens[i])))
+      return false;
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The ring                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static int check(weft_pchan *ch) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h)
+    return -EPERM;
+  uintptr_t a = (uintptr_t)ch, lo = (uintptr_t)h + h->area_off;
+  if (!ch || a < lo || a - lo >= h->area_size || (a & 63) ||
+      ch->magic != PCHAN_MAGIC)
+    return -EINVAL;
+  return 0;
+}
+
+int weft_pchan_open(weft_pchan **out, size_t esize, size_t cap) {
+  if (!out || esize < 1 || esize > ELEM_MAX || cap < 1 || cap > CAP_MAX)
+    return -EINVAL;
+  if (!weft__shm)
+    return -EPERM;
+  size_t ring = 1;
+  while (ring < cap)
+    ring <<= 1;
+  weft_pchan *ch = weft__shm_area_alloc(sizeof *ch + ring * esize);
+  if (!ch)
+    return -ENOMEM;
+  ch->esize = (uint32_t)esize;
+  ch->cap = (uint32_t)cap;
+  ch->mask = ring - 1;
+  ch->buf = (char *)(ch + 1);
+  /* release: whoever is handed the channel sees it filled in */
+  atomic_store_explicit((_Atomic uint64_t *)&ch->magic, PCHAN_MAGIC,
+                        memory_order_release);
+  *out = ch;
+  return 0;
+}
+
+/* 1: sent; 0: full; -EPIPE: closed. */
+static int try_send(weft_pchan *ch, const void *elem) {
+  weft__shm_lock(&ch->lock);
+  if (ld_relaxed(&ch->closed)) {
+    weft__shm_unlock(&ch->lock);
+    return -EPIPE;
+  }
+  uint64_t t = ld_relaxed(&ch->tail);
+  if (t - ld_relaxed(&ch->head) >= ch->cap) {
+    weft__shm_unlock(&ch->lock);
+    return 0;
+  }
+  memcpy(ch->buf + (t & ch->mask) * ch->esize, elem, ch->esize);
+  st_release(&ch->tail, t + 1); /* the one store that commits */
+  weft__shm_unlock(&ch->lock);
+  notify(&ch->rseq, &ch->rsleep, 1);
+  return 1;
+}
+
+/* 1: received; 0: empty; -EPIPE: closed and drained. */
+static int try_recv(weft_pchan *ch, void *elem) {
+  weft__shm_lock(&ch->lock);
+  uint64_t h = ld_relaxed(&ch->head);
+  if (h == ld_relaxed(&ch->tail)) {
+    int r = ld_relaxed(&ch->closed) ? -EPIPE : 0;
+    weft__shm_unlock(&ch->lock);
+    return r;
+  }
+  memcpy(elem, ch->buf + (h & ch->mask) * ch->esize, ch->esize);
+  st_release(&ch->head, h + 1); /* the one store that commits */
+  weft__shm_unlock(&ch->lock);
+  notify(&ch->wseq, &ch->wsleep, 1);
+  return 1;
+}
+
+/* Whether a call would make progress now (a hint, read without the
+ * lock; seq_cst for the sleep handshake). */
+static inline bool ready(weft_pchan *ch, bool recv) {
+  if (atomic_load(&ch->closed))
+    return true;
+  uint64_t h = atomic_load(&ch->head), t = atomic_load(&ch->tail);
+  return recv ? t != h : t - h < ch->cap;
+}
+
+/*
+ * Waits until the channel may be ready for the caller.  Returns 0 (try
+ * again), -ETIMEDOUT at the deadline, or -ECONNRESET when every known
+ * peer on the other side is dead.
+ */
+static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
+  _Atomic uint32_t *seq = recv ? &ch->rseq : &ch->wseq;
+  _Atomic uint32_t *sleepers = recv ? &ch->rsleep : &ch->wsleep;
+  bool green = weft_in_gthread();
+  int64_t now = weft__now();
+  int64_t spin_until = deadline < now + SPIN_NS ? deadline : now + SPIN_NS;
+
+  for (unsigned i = 1;; i++) {
+    if (ready(ch, recv))
+      return 0;
+    if (green)
+      weft_yield();
+    else
+      weft__cpu_relax();
+    if ((i & (green ? 3 : 63)) == 0 && weft__now() >= spin_until)
+      break;
+  }
+
+  int64_t nap = GREEN_SLEEP_MIN;
+  for (;;) {
+    /* Whoever frees our objects may be waiting for our mailbox. */
+    weft__shm_drain();
+    if (ready(ch, recv))
+      return 0;
+    int rc = 0;
+    if (recv ? all_dead(&ch->smask, ch->sgen, &ch->s_other)
+             : all_dead(&ch->rmask, ch->rgen, &ch->r_other))
+      rc = -ECONNRESET;
+    now = weft__now();
+    if (!rc && now >= deadline)
+      rc = -ETIMEDOUT;
+    if (rc) {
+      /* A wake this caller may have consumed goes to another sleeper. */
+      notify(seq, sleepers, 1);
+      return rc;
+    }
+    int64_t until =
+        deadline - now < PEER_CHECK_NS ? deadline : now + PEER_CHECK_NS;
+    if (green) {
+      weft_sleep(nap < until - now ? nap : until - now);
+      nap = nap * 2 < GREEN_SLEEP_MAX ? nap * 2 : GREEN_SLEEP_MAX;
+      continue;
+    }
+    uint32_t s = atomic_load(seq);
+    atomic_fetch_add(sleepers, 1);
+    if (!ready(ch, recv))
+      futex_wait_shared(seq, s, until);
+    atomic_fetch_sub(sleepers, 1);
+  }
+}
+
+int weft_pchan_send(weft_pchan *ch, const void *elem, int64_t deadline) {
+  int rc = check(ch);
+  if (rc)
+    return rc;
+  if (!elem)
+    return -EINVAL;
+  mark(&ch->smask, ch->sgen, &ch->s_other);
+  for (;;) {
+    rc = try_send(ch, elem);
+    if (rc)
+      return rc < 0 ? rc : 0;
+    if (deadline == WEFT_NOWAIT)
+      return -EAGAIN;
+    rc = wait_for(ch, false, deadline);
+    if (rc)
+      return rc;
+  }
+}
+
+int weft_pchan_recv(weft_pchan *ch, void *elem, int64_t deadline) {
+  int rc = check(ch);
+  if (rc)
+    return rc;
+  if (!elem)
+    return -EINVAL;
+  mark(&ch->rmask, ch->rgen, &ch->r_other);
+  for (;;) {
+    rc = try_recv(ch, elem);
+    if (rc)
+      return rc < 0 ? rc : 0;
+    if (deadline == WEFT_NOWAIT)
+      return -EAGAIN;
+    rc = wait_for(ch, true, deadline);
+    if (rc)
+      return rc;
+  }
+}
+
+int weft_pchan_close(weft_pchan *ch) {
+  int rc = check(ch);
+  if (rc)
+    return rc;
+  weft__shm_lock(&ch->lock);
+  if (ld_relaxed(&ch->closed)) {
+    weft__shm_unlock(&ch->lock);
+    return -EPIPE;
+  }
+  st_release(&ch->closed, 1);
+  weft__shm_unlock(&ch->lock);
+  atomic_fetch_add(&ch->rseq, 1);
+  atomic_fetch_add(&ch->wseq, 1);
+  futex_wake_shared(&ch->rseq, INT_MAX);
+  futex_wake_shared(&ch->wseq, INT_MAX);
+  return 0;
+}

@@ -1,0 +1,1095 @@
+/*
+ * shheap.c - the shared heap between worker processes.
+ *
+ * The supervisor maps one region before it forks (weft_shm_setup), so it
+ * sits at the same address in every worker.  Each worker, after the fork,
+ * creates its own jemalloc arena (weft__shm_attach) whose extent hooks
+ * carve extents out of that worker's partition with a bump pointer.  The
+ * facts measured on this platform that this design answers are in
+ * shared-heap-notes.md; the main ones, and how they are met here:
+ *
+ *  - An arena created before fork and used by two processes hands the same
+ *    objects to both: arenas are created after fork, one per worker, and
+ *    are only ever used by their own process (a process forked by a worker
+ *    loses its slot in an atfork handler, weft__shm_self = -1).
+ *  - jemalloc's metadata holds mutexes with private futexes: the arena is
+ *    created with experimental.arenas_create_ext and metadata_use_hooks =
+ *    false, so metadata stays in the worker's private memory.
+ *  - jemalloc has no cross-process free (its pointer-to-extent map is per
+ *    process, and sdallocx of a foreign pointer silently corrupts the
+ *    caller's cache): only the owner calls jemalloc's free.  Any other
+ *    process pushes the pointer to the owner's mailbox (shheap.h), which
+ *    the owner drains on its next shared-heap call, and pchan waits drain
+ *    too, so a blocked owner never stalls the processes freeing its
+ *    objects.
+ *  - MADV_FREE fails on shared memory and MADV_DONTNEED frees nothing
+ *    there (and would break jemalloc's "purged means zeroed" assumption):
+ *    purge_lazy opts out, and purge_forced and decommit use MADV_REMOVE,
+ *    which really discards the pages for every process.
+ *  - MALLOCX_ARENA alone may be served from the thread's ordinary cache
+ *    and return a private pointer: every call names a cache of its own
+ *    (MALLOCX_TCACHE of an explicit tcache), or none.
+ *
+ * Object header.  Every object is preceded by 16 bytes:
+ *
+ *     +0  state  OBJ_LIVE, OBJ_FREE or OBJ_QUEUED (a magic number each)
+ *     +4  size   requested bytes
+ *     +8  tag    owner slot << 56 | owner generation (56 bits)
+ *
+ * States: LIVE from weft_shm_alloc until a free; FREE once the owner has
+ * it back (in one of its caches, or in jemalloc); QUEUED from a free by
+ * another process until the owner drains it from its mailbox.  Another
+ * process frees with a CAS LIVE -> QUEUED, so of two racing non-owner
+ * frees one is refused.  The owner frees with a plain load and store
+ * (LIVE -> FREE): a CAS costs more than a whole malloc+free pair here.
+ * A race between an owner's free and another process's free of the same
+ * object therefore leaves the state FREE with an entry in the mailbox,
+ * which the drain drops (its CAS QUEUED -> FREE fails) with a message.
+ * The tag ties the object to a generation of its partition, so an object
+ * whose partition was reclaimed is recognised (and weft_shm_ref carries
+ * the generation for pointers kept across a reclaim).  A double free is
+ * detected only until the memory is reused, as with any allocator.
+ *
+ * Caches.  jemalloc's own fast path is for malloc/free without flags;
+ * mallocx/sdallocx with an arena and an explicit tcache cost about 2.5
+ * times a malloc+free pair on this machine (12-15 ns against 5-6), before
+ * any header work.  So each kernel thread of a worker keeps a small front
+ * cache of its own freed objects per size class (up to FC_MAX bytes,
+ * header included, in jemalloc's size classes), and refills and flushes it
+ * through jemalloc with MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tc), tc an
+ * explicit tcache of that thread (tcache.create, lazily; both are emptied
+ * and destroyed by a thread-exit destructor).  Neither may be shared
+ * between kernel threads.  Green threads may move between kernel threads,
+ * but no call here switches, so a call uses one thread's caches from start
+ * to end.  WEFT_SHM_TCACHE=0 in a worker's environment selects
+ * MALLOCX_TCACHE_NONE behind the front cache (to compare).
+ *
+ * Live accounting.  Each thread record counts the objects and bytes its
+ * thread allocated minus those it returned to jemalloc (plain stores, one
+ * writer each); weft__shm_live sums them.  An object queued in a mailbox
+ * still counts as live until its owner frees it.
+ *
+ * Rejected designs: a lock-free stack of freed objects linked through
+ * their own memory as the mailbox (unbounded, but a late push can write
+ * into an object of the partition's next generation); a fetch_add ticket
+ * for producers (cannot tell a full mailbox without overshooting);
+ * sdallocx from non-owners (see above).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shheap.h"
+#include "util.h"
+#include "weft.h"
+
+#define OBJ_LIVE 0x4556494cu   /* "LIVE" */
+#define OBJ_FREE 0x45455246u   /* "FREE" */
+#define OBJ_QUEUED 0x44455551u /* "QUED" */
+#define OBJ_MAX ((size_t)1 << 30)
+#define GEN_MASK ((UINT64_C(1) << 56) - 1)
+#define TAG(slot, gen) ((uint64_t)(slot) << 56 | ((gen)&GEN_MASK))
+
+struct obj {
+  _Atomic uint32_t state;
+  uint32_t size;
+  uint64_t tag;
+};
+_Static_assert(sizeof(struct obj) == 16, "the object header keeps 16-byte "
+                                         "alignment of what follows");
+
+#define MB_MASK (WEFT__SHM_MAILBOX - 1)
+/*
+ * How long a claimed but unpublished mailbox ticket may hold up the owner
+ * before it is taken as the ticket of a producer that died between its
+ * two steps (a window of a few instructions), and skipped.  If the
+ * producer was only stopped that long (SIGSTOP, a debugger) and publishes
+ * later, its entry is not lost: it waits in its cell and is taken when
+ * the ring comes round to that cell again.
+ */
+#define MB_STUCK_NS ((int64_t)1000 * 1000000)
+
+_Static_assert((WEFT__SHM_MAILBOX & MB_MASK) == 0,
+               "the mailbox size is a power of two");
+
+struct weft__shm_hdr *weft__shm;
+int weft__shm_self = -1;
+const char *weft__shm_overcommit_file;
+
+/* The calling worker's own partition and arena (private to the process). */
+static struct {
+  struct weft__shm_slot *slot;
+  uintptr_t lo;      /* partition base */
+  size_t size;       /* partition size */
+  uint64_t gen, tag; /* generation at attach, and the objects' tag */
+  unsigned arena;
+  bool tcache; /* one explicit tcache per thread (else none) */
+} me;
+
+static size_t page_size;
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static inline size_t round_up(size_t v, size_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof buf - 2)
+    n = sizeof buf - 2;
+  buf[n] = '\n';
+  buf[n + 1] = '\0';
+  weft__write_err(buf);
+}
+
+/* Spins a little, then yields (a green thread to its worker's others, a
+ * kernel thread to the kernel). */
+static void backoff(unsigned *spins) {
+  if (++*spins < 64) {
+    weft__cpu_relax();
+    return;
+  }
+  weft_yield();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pid cache, fork handling, pid locks                                      */
+/* ------------------------------------------------------------------------ */
+
+static _Atomic int32_t pid_cache;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* In a child forked by any process that knows the region: the child is
+ * not the worker (if its parent was one) and has another pid. */
+static void atfork_child(void) {
+  st_relaxed(&pid_cache, 0);
+  weft__shm_self = -1;
+}
+
+static void atfork_init(void) { pthread_atfork(NULL, NULL, atfork_child); }
+
+int32_t weft__shm_pid(void) {
+  int32_t p = ld_relaxed(&pid_cache);
+  if (WEFT_LIKELY(p))
+    return p;
+  /* Register the handler before caching, so that every process with a
+   * cached pid resets it in its children. */
+  pthread_once(&atfork_once, atfork_init);
+  p = (int32_t)getpid();
+  st_relaxed(&pid_cache, p);
+  return p;
+}
+
+static bool pid_dead(uint32_t pid) {
+  if (pid == 0)
+    return false;
+  int e = weft__errno_get();
+  bool dead = kill((pid_t)pid, 0) < 0 && weft__errno_get() == ESRCH;
+  weft__errno_set(e);
+  return dead;
+}
+
+static WEFT_NOINLINE void lock_slow(_Atomic uint32_t *l, uint32_t self) {
+  unsigned spins = 0;
+  int64_t next_check = 0;
+
+  for (;;) {
+    uint32_t v = ld_relaxed(l);
+    if (v == 0) {
+      /* acquire, synchronizes with the release in weft__shm_unlock */
+      if (atomic_compare_exchange_weak_explicit(
+              l, &v, self, memory_order_acquire, memory_order_relaxed))
+        return;
+      continue;
+    }
+    if (++spins < 128) {
+      weft__cpu_relax();
+      continue;
+    }
+    spins = 0;
+    weft_yield();
+    int64_t now = weft__now();
+    if (now < next_check)
+      continue;
+    next_check = now + 10 * 1000000;
+    /* The holder died inside its critical section, which commits with a
+     * single store: what it protects is consistent, take the lock over. */
+    if (pid_dead(v) &&
+        atomic_compare_exchange_strong_explicit(
+            l, &v, self, memory_order_acquire, memory_order_relaxed))
+      return;
+  }
+}
+
+void weft__shm_lock(_Atomic uint32_t *l) {
+  uint32_t self = (uint32_t)weft__shm_pid();
+  uint32_t v = 0;
+  /* acquire, synchronizes with the release in weft__shm_unlock */
+  if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
+          l, &v, self, memory_order_acquire, memory_order_relaxed)))
+    return;
+  lock_slow(l, self);
+}
+
+void weft__shm_unlock(_Atomic uint32_t *l) { st_release(l, 0); }
+
+/* ------------------------------------------------------------------------ */
+/* Setup, attach, reclaim (supervisor and worker lifecycle)                 */
+/* ------------------------------------------------------------------------ */
+
+/* vm.overcommit_memory, or -1 if it cannot be read. */
+static int overcommit_mode(void) {
+  const char *path = weft__shm_overcommit_file
+                         ? weft__shm_overcommit_file
+                         : "/proc/sys/vm/overcommit_memory";
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  int mode = -1;
+  if (fscanf(f, "%d", &mode) != 1)
+    mode = -1;
+  fclose(f);
+  return mode;
+}
+
+int weft_shm_setup(size_t size, int parts) {
+  if (parts < 1 || parts > WEFT__SHM_MAX_PARTS || size == 0 ||
+      size > WEFT__SHM_SIZE_MAX)
+    return -EINVAL;
+  pthread_mutex_lock(&setup_lock);
+  if (weft__shm) {
+    pthread_mutex_unlock(&setup_lock);
+    return -EALREADY;
+  }
+  if (!page_size)
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+  size_t part = (size / (size_t)parts) & ~(page_size - 1);
+  if (part < WEFT__SHM_PART_MIN) {
+    pthread_mutex_unlock(&setup_lock);
+    return -EINVAL;
+  }
+  size_t hdr_size = round_up(sizeof(struct weft__shm_hdr), page_size);
+  size_t total = hdr_size + WEFT__SHM_AREA_SIZE + part * (size_t)parts;
+
+  /* Under strict accounting MAP_NORESERVE is ignored and the whole
+   * reservation is charged against the commit limit at once: a shared
+   * heap sized as address space would eat the machine's commit budget. */
+  if (overcommit_mode() == 2) {
+    say("weft: shared heap: vm.overcommit_memory=2 (strict accounting) "
+        "ignores MAP_NORESERVE and would charge the whole %zu MiB "
+        "reservation against the commit limit; refusing.  Set "
+        "vm.overcommit_memory to 0 or 1, or run without a shared heap",
+        total >> 20);
+    pthread_mutex_unlock(&setup_lock);
+    return -ENOMEM;
+  }
+  void *r = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) {
+    int e = weft__errno_get();
+    say("weft: shared heap: cannot reserve %zu MiB of address space (mmap: "
+        "%s); check ulimit -v and vm.overcommit_memory",
+        total >> 20, strerror(e));
+    pthread_mutex_unlock(&setup_lock);
+    return -ENOMEM;
+  }
+  struct weft__shm_hdr *h = r;
+  h->size = total;
+  h->nparts = parts;
+  h->part_size = part;
+  h->parts = (char *)r + hdr_size + WEFT__SHM_AREA_SIZE;
+  h->area_off = hdr_size;
+  h->area_size = WEFT__SHM_AREA_SIZE;
+  h->area_used = 0;
+  for (int i = 0; i < WEFT__SHM_MAX_PARTS; i++)
+    st_relaxed(&h->slots[i].gen, 1);
+  h->magic = WEFT__SHM_MAGIC;
+  (void)weft__shm_pid(); /* registers the fork handler */
+  /* release: a thread that sees weft__shm sees the header filled in */
+  atomic_store_explicit((_Atomic(struct weft__shm_hdr *) *)&weft__shm, h,
+                        memory_order_release);
+  pthread_mutex_unlock(&setup_lock);
+  return 0;
+}
+
+/* Extent hooks over the calling worker's partition ------------------------ */
+
+static void *hook_alloc(extent_hooks_t *eh, void *new_addr, size_t size,
+                        size_t align, bool *zero, bool *commit, unsigned ind) {
+  struct weft__shm_slot *s = me.slot;
+  uintptr_t hi = me.lo + me.size, start;
+  if (align < page_size)
+    align = page_size;
+  if (align & (align - 1))
+    return NULL;
+  /* Several threads of the worker may grow the arena at once. */
+  size_t u = ld_relaxed(&s->used);
+  for (;;) {
+    uintptr_t top = me.lo + u;
+    if (new_addr) {
+      /* An extension in place: only the top of the partition can grow. */
+      start = (uintptr_t)new_addr;
+      if (start != top || (start & (align - 1)))
+        return NULL;
+    } else {
+      start = (top + align - 1) & ~(uintptr_t)(align - 1);
+    }
+    if (start < top || start > hi || size > hi - start)
+      return NULL;
+    if (atomic_compare_exchange_weak_explicit(
+            &s->used, &u, start + size - me.lo, memory_order_relaxed,
+            memory_order_relaxed))
+      break;
+  }
+  /* Memory above the bump pointer has never been handed out in this
+   * generation of the partition, and a reclaim discarded (MADV_REMOVE)
+   * everything below it, so it reads zero; it is always accessible. */
+  *zero = true;
+  *commit = true;
+  return (void *)start;
+}
+
+/* Opt out: jemalloc keeps the extent and reuses it. */
+static bool hook_dalloc(extent_hooks_t *eh, void *addr, size_t size,
+                        bool committed, unsigned ind) {
+  return true;
+}
+
+static void hook_destroy(extent_hooks_t *eh, void *addr, size_t size,
+                         bool committed, unsigned ind) {
+  madvise(addr, size, MADV_REMOVE);
+}
+
+/* The partition is always mapped read-write: committing is a no-op. */
+static bool hook_commit(extent_hooks_t *eh, void *addr, size_t size, size_t off,
+                        size_t len, unsigned ind) {
+  return false;
+}
+
+/* Decommit and forced purge: jemalloc takes success to mean the pages read
+ * zero afterwards (calloc then skips its memset), and MADV_REMOVE makes
+ * that true for every process mapping the region. */
+static bool hook_discard(extent_hooks_t *eh, void *addr, size_t size,
+                         size_t off, size_t len, unsigned ind) {
+  return madvise((char *)addr + off, len, MADV_REMOVE) != 0;
+}
+
+/* One mapping: any two adjacent extents can be split and merged. */
+static bool hook_split(extent_hooks_t *eh, void *addr, size_t size,
+                       size_t size_a, size_t size_b, bool committed,
+                       unsigned ind) {
+  return false;
+}
+
+static bool hook_merge(extent_hooks_t *eh, void *addr_a, size_t size_a,
+                       void *addr_b, size_t size_b, bool committed,
+                       unsigned ind) {
+  return false;
+}
+
+static extent_hooks_t hooks = {
+    .alloc = hook_alloc,
+    .dalloc = hook_dalloc,
+    .destroy = hook_destroy,
+    .commit = hook_commit,
+    .decommit = hook_discard,
+    .purge_lazy = NULL, /* MADV_FREE fails on shared memory */
+    .purge_forced = hook_discard,
+    .split = hook_split,
+    .merge = hook_merge,
+};
+
+/* jemalloc 5.3's arena_config_t, which its public header does not export:
+ * experimental.arenas_create_ext checks the size of what it is given. */
+struct arena_config {
+  extent_hooks_t *extent_hooks;
+  bool metadata_use_hooks;
+};
+
+int weft__shm_attach(int index) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h)
+    return -EPERM;
+  if (index < 0 || index >= h->nparts)
+    return -EINVAL;
+  if (weft__shm_self >= 0)
+    return -EALREADY;
+  struct weft__shm_slot *s = &h->slots[index];
+  if (ld_acquire(&s->used) != 0) {
+    say("weft: shared heap: slot %d still holds its previous worker's "
+        "partition; the supervisor must reclaim it before forking a "
+        "replacement",
+        index);
+    return -EBUSY;
+  }
+  if (!page_size)
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+  me.slot = s;
+  me.lo = (uintptr_t)h->parts + (uintptr_t)index * h->part_size;
+  me.size = h->part_size;
+  me.gen = ld_acquire(&s->gen);
+  me.tag = TAG(index, me.gen);
+  const char *env = getenv("WEFT_SHM_TCACHE");
+  me.tcache = !(env && env[0] == '0');
+
+  struct arena_config cfg = {.extent_hooks = &hooks,
+                             .metadata_use_hooks = false};
+  unsigned ind;
+  size_t sz = sizeof ind;
+  int rc =
+      mallctl("experimental.arenas_create_ext", &ind, &sz, &cfg, sizeof cfg);
+  if (rc) {
+    say("weft: shared heap: jemalloc cannot create the arena of worker %d "
+        "(experimental.arenas_create_ext: %s)",
+        index, strerror(rc));
+    return rc == ENOENT ? -ENOSYS : -rc;
+  }
+  me.arena = ind;
+  st_relaxed(&s->live_objs, 0);
+  st_relaxed(&s->live_bytes, 0);
+  st_relaxed(&s->remote_frees, 0);
+  st_relaxed(&pid_cache, 0);
+  st_release(&s->pid, weft__shm_pid());
+  st_release(&s->alive, 1);
+  weft__shm_self = index;
+  return 0;
+}
+
+void weft__shm_reclaim(int index) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h || index < 0 || index >= h->nparts)
+    return;
+  struct weft__shm_slot *s = &h->slots[index];
+  st_release(&s->alive, 0);
+  st_release(&s->pid, 0);
+  /* seq_cst, before the pages go: a free that checks the generation after
+   * this sees the object as stale instead of reading discarded memory. */
+  atomic_fetch_add(&s->gen, 1);
+  char *lo = h->parts + (size_t)index * h->part_size;
+  if (!page_size)
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+  size_t used = round_up(ld_acquire(&s->used), page_size);
+  if (used > h->part_size)
+    used = h->part_size;
+  if (used && madvise(lo, used, MADV_REMOVE) != 0) {
+    /* The next owner's hooks promise zeroed memory: keep the promise. */
+    say("weft: shared heap: MADV_REMOVE of worker %d's partition failed "
+        "(%s); zeroing it instead",
+        index, strerror(weft__errno_get()));
+    memset(lo, 0, used);
+  }
+  st_release(&s->used, 0);
+  /* Empty the mailbox: entries still in flight carry the old generation
+   * and are dropped by the next owner. */
+  for (size_t i = 0; i < WEFT__SHM_MAILBOX; i++)
+    atomic_exchange_explicit(&s->mb[i], 0, memory_order_relaxed);
+  atomic_store(&s->mb_head, ld_acquire(&s->mb_tail));
+  st_relaxed(&s->live_objs, 0);
+  st_relaxed(&s->live_bytes, 0);
+  st_relaxed(&s->remote_frees, 0);
+}
+
+void *weft__shm_area_alloc(size_t size) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h || size == 0 || size > h->area_size)
+    return NULL;
+  size = round_up(size, WEFT_CACHELINE);
+  weft__shm_lock(&h->area_lock);
+  size_t used = h->area_used;
+  if (size > h->area_size - used) {
+    weft__shm_unlock(&h->area_lock);
+    return NULL;
+  }
+  h->area_used = used + size; /* the one store that commits */
+  weft__shm_unlock(&h->area_lock);
+  /* Never handed out before, hence zero. */
+  return (char *)h + h->area_off + used;
+}
+
+bool weft__shm_slot_alive(int index, uint64_t gen) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h || index < 0 || index >= h->nparts)
+    return false;
+  struct weft__shm_slot *s = &h->slots[index];
+  return ld_acquire(&s->alive) && ld_acquire(&s->gen) == gen;
+}
+
+uint64_t weft__shm_self_gen(void) { return weft__shm_self >= 0 ? me.gen : 0; }
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread records: tcache and live counters                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Front cache size classes: the total size (request + header, 17 to
+ * FC_MAX) rounded up to jemalloc's classes: multiples of 16 up to 128,
+ * then four classes per doubling.
+ */
+#define FC_MAX 8192
+#define FC_CLASSES 32
+#define FC_BIN_BYTES (16 * 1024) /* what a full bin may hold */
+#define FC_BIN_MIN 4
+#define FC_BIN_MAX 64
+
+static inline unsigned fc_class(size_t total) {
+  if (total <= 128)
+    return (unsigned)((total + 15) >> 4) - 1;
+  unsigned lg = 63 - (unsigned)__builtin_clzll(total - 1);
+  return 8 + (lg - 7) * 4 +
+         (unsigned)((total - 1 - ((size_t)1 << lg)) >> (lg - 2));
+}
+
+static inline size_t fc_size(unsigned c) {
+  if (c < 8)
+    return (c + 1) * 16;
+  unsigned lg = 7 + (c - 8) / 4, k = (c - 8) % 4;
+  return ((size_t)1 << lg) + (k + 1) * ((size_t)1 << (lg - 2));
+}
+
+struct fc_bin {
+  uint32_t n, cap;
+  size_t size; /* the class size, as allocated from jemalloc */
+  struct obj **v;
+};
+
+struct tl {
+  int flags; /* MALLOCX_ARENA | MALLOCX_TCACHE(tc) or TCACHE_NONE */
+  unsigned tc;
+  bool has_tc;
+  _Atomic int64_t objs, bytes; /* written by the owning thread only */
+  struct tl *prev, *next;
+  struct fc_bin bins[FC_CLASSES];
+  struct obj *store[]; /* the bins' arrays */
+};
+
+/* volatile: read afresh at every use, so that code which may yield (and
+ * resume on another kernel thread) never keeps another thread's record. */
+static __thread struct tl *volatile tlp
+    __attribute__((tls_model("initial-exec")));
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t tl_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tl *tl_list;
+static _Atomic int64_t gone_objs, gone_bytes; /* of exited threads */
+
+/* Returns the n oldest objects of bin b to jemalloc. */
+static void fc_flush(struct tl *t, struct fc_bin *b, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    sdallocx(b->v[i], b->size, t->flags);
+  memmove(b->v, b->v + n, (b->n - n) * sizeof *b->v);
+  b->n -= n;
+}
+
+static void fc_flush_all(struct tl *t) {
+  for (unsigned c = 0; c < FC_CLASSES; c++)
+    fc_flush(t, &t->bins[c], t->bins[c].n);
+}
+
+static void tl_dtor(void *v) {
+  struct tl *t = v;
+  pthread_mutex_lock(&tl_lock);
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    tl_list = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  atomic_fetch_add(&gone_objs, ld_relaxed(&t->objs));
+  atomic_fetch_add(&gone_bytes, ld_relaxed(&t->bytes));
+  pthread_mutex_unlock(&tl_lock);
+  if (weft__shm_self >= 0) {
+    fc_flush_all(t);
+    if (t->has_tc)
+      mallctl("tcache.destroy", NULL, NULL, &t->tc, sizeof t->tc);
+  }
+  tlp = NULL;
+  free(t);
+}
+
+static void tl_key_init(void) { pthread_key_create(&tl_key, tl_dtor); }
+
+static WEFT_NOINLINE struct tl *tl_make(void) {
+  pthread_once(&tl_once, tl_key_init);
+  uint32_t caps[FC_CLASSES], total = 0;
+  for (unsigned c = 0; c < FC_CLASSES; c++) {
+    size_t cap = FC_BIN_BYTES / fc_size(c);
+    caps[c] = cap < FC_BIN_MIN   ? FC_BIN_MIN
+              : cap > FC_BIN_MAX ? FC_BIN_MAX
+                                 : (uint32_t)cap;
+    total += caps[c];
+  }
+  struct tl *t = calloc(1, sizeof *t + total * sizeof(struct obj *));
+  if (!t)
+    return NULL;
+  struct obj **v = t->store;
+  for (unsigned c = 0; c < FC_CLASSES; c++) {
+    t->bins[c].cap = caps[c];
+    t->bins[c].size = fc_size(c);
+    t->bins[c].v = v;
+    v += caps[c];
+  }
+  t->flags = MALLOCX_ARENA(me.arena) | MALLOCX_TCACHE_NONE;
+  if (me.tcache) {
+    unsigned tc;
+    size_t sz = sizeof tc;
+    if (mallctl("tcache.create", &tc, &sz, NULL, 0) == 0) {
+      t->tc = tc;
+      t->has_tc = true;
+      t->flags = MALLOCX_ARENA(me.arena) | MALLOCX_TCACHE(tc);
+    }
+  }
+  pthread_mutex_lock(&tl_lock);
+  t->next = tl_list;
+  if (tl_list)
+    tl_list->prev = t;
+  tl_list = t;
+  pthread_mutex_unlock(&tl_lock);
+  pthread_setspecific(tl_key, t);
+  tlp = t;
+  return t;
+}
+
+static inline struct tl *tl_get(void) {
+  struct tl *t = tlp;
+  return WEFT_LIKELY(t) ? t : tl_make();
+}
+
+static inline void count(struct tl *t, int64_t objs, int64_t bytes) {
+  st_relaxed(&t->objs, ld_relaxed(&t->objs) + objs);
+  st_relaxed(&t->bytes, ld_relaxed(&t->bytes) + bytes);
+}
+
+/* Owner only, state already FREE: keeps o in the front cache, or returns
+ * it to jemalloc. */
+static inline void own_put(struct tl *t, struct obj *o) {
+  uint32_t size = o->size;
+  size_t total = (size_t)size + sizeof *o;
+  if (WEFT_LIKELY(total <= FC_MAX)) {
+    struct fc_bin *b = &t->bins[fc_class(total)];
+    if (WEFT_UNLIKELY(b->n == b->cap))
+      fc_flush(t, b, b->cap / 2);
+    b->v[b->n++] = o;
+  } else {
+    sdallocx(o, total, t->flags);
+  }
+  count(t, -1, -(int64_t)size);
+}
+
+int weft__shm_live(int64_t *objs, int64_t *bytes) {
+  if (weft__shm_self < 0)
+    return -EPERM;
+  pthread_mutex_lock(&tl_lock);
+  int64_t o = ld_relaxed(&gone_objs), b = ld_relaxed(&gone_bytes);
+  for (struct tl *t = tl_list; t; t = t->next) {
+    o += ld_relaxed(&t->objs);
+    b += ld_relaxed(&t->bytes);
+  }
+  pthread_mutex_unlock(&tl_lock);
+  st_relaxed(&me.slot->live_objs, o);
+  st_relaxed(&me.slot->live_bytes, b);
+  if (objs)
+    *objs = o;
+  if (bytes)
+    *bytes = b;
+  return 0;
+}
+
+int weft__shm_purge(void) {
+  if (weft__shm_self < 0)
+    return -EPERM;
+  struct tl *t = tl_get();
+  if (t) {
+    fc_flush_all(t);
+    if (t->has_tc)
+      mallctl("tcache.flush", NULL, NULL, &t->tc, sizeof t->tc);
+  }
+  char name[64];
+  snprintf(name, sizeof name, "arena.%u.purge", me.arena);
+  int rc = mallctl(name, NULL, NULL, NULL, 0);
+  return -rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The owner's side: free, and drain the mailbox                            */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t mb_entry(const void *p, uint64_t gen) {
+  /* p is 16-byte aligned and below 2^47: p >> 4 takes 43 bits. */
+  return (uint64_t)(uintptr_t)p << 12 | (gen & 0xffff);
+}
+static inline void *mb_ptr(uint64_t e) {
+  return (void *)(uintptr_t)((e >> 16) << 4);
+}
+
+static inline bool in_mine(uintptr_t a) {
+  uintptr_t off = a - me.lo;
+  return off >= sizeof(struct obj) && off < ld_relaxed(&me.slot->used) &&
+         !(a & 15);
+}
+
+static void release_entry(struct tl *t, uint64_t e) {
+  if ((e & 0xffff) != (me.gen & 0xffff))
+    return; /* queued to this slot's previous owner */
+  void *p = mb_ptr(e);
+  struct obj *o = (struct obj *)p - 1;
+  uint32_t st = OBJ_QUEUED;
+  if (!in_mine((uintptr_t)p) || o->tag != me.tag ||
+      !atomic_compare_exchange_strong_explicit(&o->state, &st, OBJ_FREE,
+                                               memory_order_acquire,
+                                               memory_order_relaxed)) {
+    say("weft: shared heap: worker %d dropped a queued free of %p: not an "
+        "object of its own waiting to be freed (freed twice?)",
+        weft__shm_self, p);
+    return;
+  }
+  own_put(t, o);
+}
+
+/* A claimed ticket at the head whose entry has not appeared: either its
+ * producer is between its two steps (normal, brief), or it died there.
+ * Returns true when the ticket was skipped. */
+static _Atomic uint64_t stuck_pos;
+static _Atomic int64_t stuck_since;
+
+static bool stuck_skip(struct weft__shm_slot *s, uint64_t pos) {
+  int64_t now = weft__now();
+  if (ld_relaxed(&stuck_pos) != pos + 1) {
+    st_relaxed(&stuck_since, now);
+    st_relaxed(&stuck_pos, pos + 1);
+    return false;
+  }
+  if (now - ld_relaxed(&stuck_since) < MB_STUCK_NS)
+    return false;
+  return atomic_compare_exchange_strong(&s->mb_head, &pos, pos + 1);
+}
+
+static WEFT_NOINLINE void drain_slow(void) {
+  struct weft__shm_slot *s = me.slot;
+  struct tl *t = tl_get();
+  uint64_t n = 0;
+  if (!t)
+    return;
+  for (;;) {
+    uint64_t pos = ld_acquire(&s->mb_head);
+    if (pos == ld_acquire(&s->mb_tail))
+      break;
+    _Atomic uint64_t *c = &s->mb[pos & MB_MASK];
+    if (ld_relaxed(c) == 0) {
+      if (stuck_skip(s, pos))
+        continue;
+      break;
+    }
+    if (!atomic_compare_exchange_weak_explicit(&s->mb_head, &pos, pos + 1,
+                                               memory_order_acq_rel,
+                                               memory_order_relaxed))
+      continue;
+    /* acquire, synchronizes with the producer's release CAS of the cell
+     * (which follows its CAS of the object's state to FREED) */
+    uint64_t e = atomic_exchange_explicit(c, 0, memory_order_acquire);
+    if (!e) {
+      /* A consumer of the cell's previous round took what we saw; ours is
+       * on its way (or its producer died: give up after a while).  No
+       * weft_yield here: this thread's caches (t) are in use. */
+      int64_t until = weft__now() + MB_STUCK_NS;
+      while (!(e = atomic_exchange_explicit(c, 0, memory_order_acquire)) &&
+             weft__now() < until)
+        sched_yield();
+      if (!e)
+        continue;
+    }
+    release_entry(t, e);
+    n++;
+  }
+  if (n)
+    atomic_fetch_add_explicit(&s->remote_frees, n, memory_order_relaxed);
+}
+
+static inline bool mb_pending(void) {
+  struct weft__shm_slot *s = me.slot;
+  return ld_relaxed(&s->mb_tail) != ld_relaxed(&s->mb_head);
+}
+
+void weft__shm_drain(void) {
+  if (weft__shm_self < 0)
+    return;
+  if (mb_pending())
+    drain_slow();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Other processes' side: queue a free to the owner                         */
+/* ------------------------------------------------------------------------ */
+
+/* Pushes e to slot s's mailbox; false when it is full. */
+static bool mb_push(struct weft__shm_slot *s, int index, uint64_t gen,
+                    uint64_t e) {
+  uint64_t pos = ld_relaxed(&s->mb_tail);
+  for (;;) {
+    uint64_t head = ld_acquire(&s->mb_head);
+    if (pos - head >= WEFT__SHM_MAILBOX) {
+      uint64_t again = ld_relaxed(&s->mb_tail);
+      if (again == pos)
+        return false;
+      pos = again;
+      continue;
+    }
+    if (atomic_compare_exchange_weak_explicit(&s->mb_tail, &pos, pos + 1,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      break;
+  }
+  _Atomic uint64_t *c = &s->mb[pos & MB_MASK];
+  unsigned spins = 0;
+  for (;;) {
+    uint64_t zero = 0;
+    /* release, synchronizes with the owner's acquire exchange */
+    if (atomic_compare_exchange_weak_explicit(c, &zero, e, memory_order_release,
+                                              memory_order_relaxed))
+      return true;
+    /* The cell's previous entry is still being taken. */
+    if (!weft__shm_slot_alive(index, gen))
+      return true; /* dropped with the partition */
+    backoff(&spins);
+  }
+}
+
+static int remote_free(int index, struct weft__shm_slot *s, void *p,
+                       uint64_t gen) {
+  uint64_t e = mb_entry(p, gen);
+  unsigned spins = 0;
+  for (;;) {
+    /* An owner that died frees nothing: its partition is reclaimed
+     * whole. */
+    if (!weft__shm_slot_alive(index, gen))
+      return 0;
+    if (mb_push(s, index, gen, e))
+      return 0;
+    /* Full: let the owner catch up, and meanwhile free what others
+     * queued to us, so that two processes freeing each other's objects
+     * cannot wait on each other. */
+    weft__shm_drain();
+    backoff(&spins);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public calls                                                             */
+/* ------------------------------------------------------------------------ */
+
+static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
+  if (weft__shm_self < 0)
+    return -EPERM;
+  if (!tl_get())
+    return -ENOMEM;
+  return weft_shm_alloc(size, out);
+}
+
+int weft_shm_alloc(size_t size, void **out) {
+  if (WEFT_UNLIKELY(!out || size - 1 >= OBJ_MAX))
+    return -EINVAL;
+  struct tl *t = tlp;
+  if (WEFT_UNLIKELY(!t || weft__shm_self < 0))
+    return alloc_slow(size, out);
+  if (WEFT_UNLIKELY(mb_pending()))
+    drain_slow();
+  size_t total = size + sizeof(struct obj);
+  struct obj *o;
+  if (WEFT_LIKELY(total <= FC_MAX)) {
+    struct fc_bin *b = &t->bins[fc_class(total)];
+    if (WEFT_LIKELY(b->n))
+      o = b->v[--b->n];
+    else if (WEFT_UNLIKELY(!(o = mallocx(b->size, t->flags))))
+      return -ENOMEM;
+  } else if (WEFT_UNLIKELY(!(o = mallocx(total, t->flags)))) {
+    return -ENOMEM;
+  }
+  o->size = (uint32_t)size;
+  o->tag = me.tag;
+  /* release: pairs with the acquire loads of a checking free (the
+   * pointer itself travels through something that synchronizes) */
+  st_release(&o->state, OBJ_LIVE);
+  count(t, 1, (int64_t)size);
+  *out = o + 1;
+  return 0;
+}
+
+/* Where p would be: the slot index of the partition p is in, if p is at a
+ * plausible object start there; else -1 with *why saying what is wrong. */
+static int locate(const void *p, const char **why, int *part) {
+  struct weft__shm_hdr *h = weft__shm;
+  uintptr_t a = (uintptr_t)p;
+  *part = -1;
+  if (!h) {
+    *why = "there is no shared heap in this process";
+    return -1;
+  }
+  uintptr_t base = (uintptr_t)h->parts;
+  if (a < base || a - base >= h->part_size * (size_t)h->nparts) {
+    *why = "not a shared-heap pointer";
+    return -1;
+  }
+  int i = (int)((a - base) / h->part_size);
+  uintptr_t off = a - (base + (uintptr_t)i * h->part_size);
+  *part = i;
+  if (off >= ld_acquire(&h->slots[i].used)) {
+    *why = "not a live shared-heap object (beyond what its worker has "
+           "allocated)";
+    return -1;
+  }
+  if ((a & 15) || off < sizeof(struct obj)) {
+    *why = "not the start of a shared-heap object";
+    return -1;
+  }
+  return i;
+}
+
+static WEFT_NOINLINE int free_slow(void *p) {
+  const char *why;
+  int part;
+  int i = locate(p, &why, &part);
+  if (i < 0) {
+    uint64_t gen = part >= 0 ? ld_acquire(&weft__shm->slots[part].gen) : 0;
+    if (gen > 1)
+      say("weft: weft_shm_free(%p): %s; worker %d's partition was "
+          "reclaimed (generation now %llu)",
+          p, why, part, (unsigned long long)gen);
+    else
+      say("weft: weft_shm_free(%p): %s", p, why);
+    return -EINVAL;
+  }
+  struct weft__shm_slot *s = &weft__shm->slots[i];
+  struct obj *o = (struct obj *)p - 1;
+  uint64_t gen = ld_acquire(&s->gen);
+  uint32_t st = ld_acquire(&o->state);
+  uint64_t tag = o->tag;
+  if (st == OBJ_LIVE && tag != TAG(i, gen)) {
+    say("weft: weft_shm_free(%p): object of worker %d's generation %llu, "
+        "whose partition was reclaimed since (now generation %llu)",
+        p, i, (unsigned long long)(tag & GEN_MASK), (unsigned long long)gen);
+    return -EINVAL;
+  }
+  if (st == OBJ_LIVE && i == weft__shm_self) {
+    struct tl *t = tl_get();
+    if (!t)
+      return -ENOMEM;
+    st_relaxed(&o->state, OBJ_FREE);
+    own_put(t, o);
+    return 0;
+  }
+  if (st == OBJ_LIVE && atomic_compare_exchange_strong_explicit(
+                            &o->state, &st, OBJ_QUEUED, memory_order_acq_rel,
+                            memory_order_acquire))
+    return remote_free(i, s, p, gen);
+  if (st == OBJ_FREE || st == OBJ_QUEUED)
+    say("weft: weft_shm_free(%p): double free (worker %d's object was "
+        "already freed)",
+        p, i);
+  else if (gen > 1)
+    say("weft: weft_shm_free(%p): not a live shared-heap object (never "
+        "allocated, or worker %d's partition was reclaimed: generation "
+        "now %llu)",
+        p, i, (unsigned long long)gen);
+  else
+    say("weft: weft_shm_free(%p): not a live shared-heap object", p);
+  return -EINVAL;
+}
+
+int weft_shm_free(void *p) {
+  if (!p) {
+    weft__shm_drain();
+    return 0;
+  }
+  /* The owner's fast path: its own live object, into its front cache. */
+  struct tl *t = tlp;
+  if (WEFT_LIKELY(t && weft__shm_self >= 0 && in_mine((uintptr_t)p))) {
+    struct obj *o = (struct obj *)p - 1;
+    if (WEFT_LIKELY(ld_relaxed(&o->state) == OBJ_LIVE && o->tag == me.tag)) {
+      st_relaxed(&o->state, OBJ_FREE);
+      own_put(t, o);
+      if (WEFT_UNLIKELY(mb_pending()))
+        drain_slow();
+      return 0;
+    }
+  }
+  return free_slow(p);
+}
+
+int weft_shm_owner(const void *p) {
+  struct weft__shm_hdr *h = weft__shm;
+  uintptr_t a = (uintptr_t)p;
+  if (!h)
+    return -EINVAL;
+  uintptr_t base = (uintptr_t)h->parts;
+  if (a < base || a - base >= h->part_size * (size_t)h->nparts)
+    return -EINVAL;
+  int i = (int)((a - base) / h->part_size);
+  if (a - (base + (uintptr_t)i * h->part_size) >= ld_acquire(&h->slots[i].used))
+    return -EINVAL;
+  return i;
+}
+
+bool weft_shm_contains(const void *p) {
+  struct weft__shm_hdr *h = weft__shm;
+  uintptr_t a = (uintptr_t)p;
+  return h && a >= (uintptr_t)h && a - (uintptr_t)h < h->size;
+}
+
+weft_shm_ref weft_shm_ref_of(void *p) {
+  weft_shm_ref ref = {p, 0};
+  const char *why;
+  int part;
+  int i = locate(p, &why, &part);
+  if (i < 0)
+    return ref;
+  struct obj *o = (struct obj *)p - 1;
+  uint64_t gen = ld_acquire(&weft__shm->slots[i].gen);
+  if (ld_acquire(&o->state) == OBJ_LIVE && o->tag == TAG(i, gen))
+    ref.gen = gen;
+  return ref;
+}
+
+int weft_shm_ref_check(weft_shm_ref ref) {
+  struct weft__shm_hdr *h = weft__shm;
+  uintptr_t a = (uintptr_t)ref.p;
+  if (!h || ref.gen == 0)
+    return -EINVAL;
+  uintptr_t base = (uintptr_t)h->parts;
+  if (a < base || a - base >= h->part_size * (size_t)h->nparts || (a & 15))
+    return -EINVAL;
+  int i = (int)((a - base) / h->part_size);
+  /* Checked before touching the memory, which a reclaim discarded and a
+   * new owner may have reused. */
+  if (ld_acquire(&h->slots[i].gen) != ref.gen)
+    return -ESTALE;
+  const char *why;
+  int part;
+  if (locate(ref.p, &why, &part) != i)
+    return -ESTALE;
+  struct obj *o = (struct obj *)ref.p - 1;
+  uint32_t st = ld_acquire(&o->state);
+  if (st == OBJ_LIVE && o->tag == TAG(i, ref.gen))
+    return 0;
+  return -ESTALE; /* freed since */
+}

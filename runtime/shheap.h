@@ -1,0 +1,129 @@
+/*
+ * shheap.h - the shared region between worker processes: its layout and
+ * the calls the supervisor (proc.c) and the shared heap (shheap.c) and
+ * process channels (pchan.c) share.
+ *
+ * Layout of the region (mapped MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE
+ * by the supervisor before it forks, so it is at the same address in every
+ * worker):
+ *
+ *   [ struct weft__shm_hdr | supervisor area (pchans) | part 0 | part 1 ...]
+ *
+ * Every field of the header that more than one process touches is atomic;
+ * waits across processes use shared (non-private) futexes.  Locks that
+ * several processes take (the area lock, a pchan's lock) hold the pid of
+ * their holder, so that a process that died holding one can be detected
+ * and the lock taken over (weft__shm_lock): every critical section under
+ * such a lock commits with a single store, so a holder killed in the
+ * middle leaves the protected data consistent.
+ */
+#ifndef WEFT_SHHEAP_H
+#define WEFT_SHHEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WEFT__SHM_MAX_PARTS 64
+#define WEFT__SHM_MAGIC 0x7765667473686d31ULL /* "weftshm1" */
+#define WEFT__SHM_MAILBOX 4096 /* remote frees in flight; a power of two */
+#define WEFT__SHM_AREA_SIZE ((size_t)64 << 20) /* supervisor area */
+#define WEFT__SHM_PART_MIN ((size_t)1 << 20)   /* smallest partition */
+#define WEFT__SHM_SIZE_MAX ((size_t)1 << 46)   /* 64 TiB of address space */
+
+struct weft__shm_slot {
+  _Atomic int32_t pid;    /* the worker process owning the slot, 0: none */
+  _Atomic uint32_t alive; /* 1 from attach until the supervisor reclaims */
+  _Atomic uint64_t gen;   /* starts at 1, bumped when the partition is
+                           * reclaimed */
+  /* Bytes of the partition handed to jemalloc so far (the owner's bump
+   * pointer, moved by its extent hooks); reset by a reclaim. */
+  _Atomic size_t used;
+  /* Published by the owner in weft__shm_live(): its live objects and their
+   * requested bytes, and how many remote frees it has completed. */
+  _Atomic int64_t live_objs, live_bytes;
+  _Atomic uint64_t remote_frees;
+  /*
+   * Remote frees: other processes push, the owner (any of its threads)
+   * pops.  A bounded multi-producer multi-consumer ring of one-word
+   * entries (an entry encodes the pointer and the low 16 bits of the
+   * object's generation, so entries that outlive a reclaim are recognised
+   * and dropped; 0 is an empty cell).  A producer claims ticket t with a
+   * CAS on mb_tail while t - mb_head < WEFT__SHM_MAILBOX, then CASes its
+   * entry into cell t % WEFT__SHM_MAILBOX (0 -> entry); a consumer claims
+   * ticket mb_head once that cell holds an entry, and takes it with an
+   * exchange.  Entries may land in another round of their cell; the
+   * owner frees them in any order, which is all a free queue needs.  A
+   * ticket whose producer died before publishing is skipped by the
+   * consumer after a long wait (see shheap.c), so a process killed in the
+   * middle of a push cannot wedge the mailbox.  All-zero memory is an
+   * empty ring.
+   */
+  _Atomic uint64_t mb_head __attribute__((aligned(64)));
+  _Atomic uint64_t mb_tail __attribute__((aligned(64)));
+  _Atomic uint64_t mb[WEFT__SHM_MAILBOX] __attribute__((aligned(64)));
+};
+
+struct weft__shm_hdr {
+  uint64_t magic;
+  size_t size; /* whole region */
+  int nparts;
+  size_t part_size;
+  char *parts; /* partition i at parts + i * part_size */
+  /* Supervisor area: a bump allocator for process channels, under a pid
+   * lock (weft__shm_lock). */
+  _Atomic uint32_t area_lock;
+  size_t area_off, area_size; /* area at (char *)hdr + area_off */
+  size_t area_used;
+  struct weft__shm_slot slots[WEFT__SHM_MAX_PARTS];
+};
+
+/* The region, or NULL; set by weft_shm_setup in the supervisor and
+ * inherited by its workers. */
+extern struct weft__shm_hdr *weft__shm;
+/* The slot of the calling process, or -1 (supervisor, or no pool, or a
+ * process forked by a worker: only the worker itself may use its arena). */
+extern int weft__shm_self;
+
+/* In a freshly forked worker, before it runs user code: takes slot index
+ * (records pid, alive) and creates its jemalloc arena over its partition.
+ * Returns 0 or -errno. */
+int weft__shm_attach(int index);
+/* In the supervisor, after reaping the worker of slot index: discards the
+ * partition's pages (MADV_REMOVE), resets its bump pointer and mailbox,
+ * bumps its generation, marks it dead. */
+void weft__shm_reclaim(int index);
+/* Allocates from the supervisor area (pchans), zeroed, 64-byte aligned.
+ * NULL when full. */
+void *weft__shm_area_alloc(size_t size);
+/* True if the worker in slot index is alive with generation gen. */
+bool weft__shm_slot_alive(int index, uint64_t gen);
+
+/* In a worker: frees what other processes queued to the caller's
+ * mailbox.  Cheap when the mailbox is empty; a no-op outside workers.
+ * Blocking calls (pchan waits) call it so that a process blocked on a
+ * channel never holds up the processes that free its objects. */
+void weft__shm_drain(void);
+/* In a worker: its live objects and their requested bytes (summed over
+ * its threads), also published in its slot.  -EPERM outside workers. */
+int weft__shm_live(int64_t *objs, int64_t *bytes);
+/* In a worker: flushes the calling thread's cache and purges the arena's
+ * unused pages (MADV_REMOVE through the hooks).  For tests and for a
+ * worker going idle.  -EPERM outside workers. */
+int weft__shm_purge(void);
+/* The generation of the calling worker's slot (0 outside workers). */
+uint64_t weft__shm_self_gen(void);
+
+/* The calling process's pid, cached (refreshed in a forked child). */
+int32_t weft__shm_pid(void);
+/* A lock word shared between processes, holding its holder's pid (0 when
+ * free).  A waiter that finds the holder dead takes the lock over. */
+void weft__shm_lock(_Atomic uint32_t *l);
+void weft__shm_unlock(_Atomic uint32_t *l);
+
+/* Tests only: the file read for vm.overcommit_memory (NULL: the real
+ * /proc/sys/vm/overcommit_memory). */
+extern const char *weft__shm_overcommit_file;
+
+#endif /* WEFT_SHHEAP_H */

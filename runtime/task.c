@@ -1,0 +1,496 @@
+/*
+ * task.c - one call, three ways to run a function: as a green thread, as a
+ * kernel thread of its own, or in a forked child process.
+ *
+ * GREEN is weft_spawn/weft_join.  KTHREAD and PROCESS keep a small record
+ * whose completion is signalled through the waiter (wait.h), as a green
+ * thread's exit is: whoever finishes the task marks the record done under
+ * its spinlock and wakes the waiter that queued itself there, if any.  So
+ * weft_task_wait parks a green thread (its worker runs others) and sleeps a
+ * kernel thread on a futex, whatever the mode.
+ *
+ * KTHREAD.  The thread runs fn(arg), stores the result, marks the record
+ * done and wakes the waiter; the waiter then joins the thread, which by
+ * then has nothing left to do but return.
+ *
+ * PROCESS.  The caller forks.  The child drops every trace of the parent's
+ * runtime (weft__fork_child_reset) and of its worker slot, runs fn(arg) on
+ * its only thread, writes the result into the task's record, flushes stdio
+ * and calls _exit(0), so that none of the parent's atexit handlers run
+ * twice.  The record lives in a MAP_SHARED page mapped before the fork,
+ * which is how one pointer-sized result crosses over without a pipe.  The
+ * parent never blocks on the child: one reaper kernel thread, started with
+ * the first process task, waits in epoll on a pidfd per child; when one
+ * turns readable the child has exited, and the reaper collects its status
+ * with waitid(P_PIDFD) (so no zombie is left, even for a task nobody waits
+ * for), marks the record done and wakes the waiter.  A record whose child
+ * exited without writing its result (a signal, or exit() inside fn) gives
+ * -ECHILD and a line on stderr.
+ *
+ * Cost per process task, besides fork itself: pidfd_open and one
+ * epoll_ctl in the caller; epoll_wait, waitid, epoll_ctl and close in the
+ * reaper.  No pipe, no mmap (records come from a pool of shared pages).
+ *
+ * Forking from a running runtime.  ARCHITECTURE.md (decision 6) wants
+ * forks from a clean state; a process task cannot have one, since fn and
+ * arg point into the caller's memory, so the child must be a fork of the
+ * caller itself (a zygote forked early could not run them).  What makes
+ * this safe: the child runs only the forking thread; glibc and jemalloc
+ * reset their own locks in the child; weft__fork_child_reset forgets the
+ * parent's workers, queues and stack pools; the atfork child handler below
+ * forgets this file's reaper and record pool (the epoll instance would
+ * otherwise be shared with the parent, and the free records handed out
+ * twice).  What the child must not do: use weft objects of the parent
+ * (a mutex may be held by a thread that does not exist in the child).
+ *
+ * Rejected: a pipe per process task for the result (three more syscalls
+ * and two descriptors per task); SIGCHLD handling in the library (the
+ * application owns that signal, and waitpid(-1) would steal its
+ * children); a waitid() per task on a blocking-pool thread (one kernel
+ * thread per pending child instead of one for all).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "sched.h"
+#include "wait.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* ------------------------------------------------------------------ */
+/* The public handle                                                  */
+/* ------------------------------------------------------------------ */
+
+#define TASK_LIVE 0x7461736bu   /* "task": started, not waited for yet */
+#define TASK_WAITED 0x646f6e65u /* "done" */
+
+struct kt;
+struct prec;
+
+struct task {
+  /* TASK_LIVE until weft_task_wait claims it with an exchange, so that
+   * a second wait (even a concurrent one) sees -EINVAL. */
+  _Atomic uint32_t state;
+  uint32_t mode;
+  union {
+    weft_gthread g;
+    struct kt *kt;
+    struct prec *pr;
+  } u;
+};
+
+_Static_assert(sizeof(struct task) <= sizeof(weft_task), "task size");
+_Static_assert(_Alignof(struct task) <= _Alignof(weft_task), "task align");
+
+/* The common completion protocol of KTHREAD and PROCESS records: lk
+ * guards done and joiner. */
+struct completion {
+  weft__spin lk;
+  bool done;
+  struct weft__waiter *joiner;
+};
+
+/* The finishing side: marks c done and wakes its waiter, if one is
+ * parked.  After this returns the record may be freed by the waiter. */
+static void completion_finish(struct completion *c) {
+  weft__spin_lock(&c->lk);
+  c->done = true;
+  struct weft__waiter *joiner = c->joiner;
+  weft__spin_unlock(&c->lk);
+  if (joiner && weft__waiter_claim(joiner, 0))
+    weft__waiter_wake(joiner);
+}
+
+/* The waiting side: returns once c is done (parks if it is not). */
+static void completion_wait(struct completion *c) {
+  weft__spin_lock(&c->lk);
+  if (c->done) {
+    weft__spin_unlock(&c->lk);
+    return;
+  }
+  struct weft__waiter w;
+  weft__waiter_init(&w);
+  c->joiner = &w;
+  /* The unlock runs once we are parked; the finisher reads joiner under
+   * lk, so it either sees us queued or we saw done above. */
+  weft__waiter_park(&w, weft__unlock_spin, &c->lk, WEFT_FOREVER);
+  /* Pairs with the release of lk in completion_finish: done and whatever
+   * was written before it are visible. */
+  weft__spin_lock(&c->lk);
+  weft__assert(c->done);
+  weft__spin_unlock(&c->lk);
+}
+
+/* ------------------------------------------------------------------ */
+/* KTHREAD                                                            */
+/* ------------------------------------------------------------------ */
+
+struct kt {
+  struct completion c;
+  pthread_t thread;
+  weft_fn fn;
+  void *arg;
+  void *result;
+};
+
+static void *kt_main(void *p) {
+  struct kt *kt = p;
+  kt->result = kt->fn(kt->arg);
+  completion_finish(&kt->c);
+  return NULL;
+}
+
+static int kt_start(struct task *t, weft_fn fn, void *arg) {
+  struct kt *kt = calloc(1, sizeof(*kt));
+  if (!kt)
+    return -ENOMEM;
+  kt->fn = fn;
+  kt->arg = arg;
+  int r = pthread_create(&kt->thread, NULL, kt_main, kt);
+  if (r) {
+    free(kt);
+    return -r;
+  }
+  t->u.kt = kt;
+  return 0;
+}
+
+static int kt_wait(struct kt *kt, void **result) {
+  completion_wait(&kt->c);
+  /* The thread has finished fn and is only returning: this join is
+   * short even on a worker. */
+  pthread_join(kt->thread, NULL);
+  if (result)
+    *result = kt->result;
+  free(kt);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* PROCESS: records in shared pages                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One record per process task.  It sits in a MAP_SHARED page so that the
+ * child can write `returned` and `result` where the parent reads them;
+ * every other field is the parent's own (the child never touches it).
+ */
+struct prec {
+  /* Written by the child: result, then returned = 1 (store-release).  The
+   * parent reads them after the reaper collected the child's status, so
+   * the child's exit orders them. */
+  _Atomic uint32_t returned;
+  void *result;
+  /* Parent only. */
+  struct completion c;
+  pid_t pid;
+  int pidfd;
+  int code;   /* si_code of the child's exit (CLD_*), 0 if unknown */
+  int status; /* si_status: exit status or signal number */
+  struct prec *next_free;
+} WEFT_ALIGNED_CL;
+
+#define POOL_CHUNK (64 << 10) /* bytes mapped at a time */
+
+/*
+ * The record pool and the reaper.  All of it belongs to one process: the
+ * atfork child handler forgets it (the inherited pages stay mapped and
+ * unused in the child, which maps its own).
+ */
+static struct {
+  weft__spin lk; /* guards the pool fields */
+  struct prec *free;
+  char *bump, *end;
+
+  weft__spin start_lk; /* guards starting the reaper */
+  _Atomic bool started;
+  int epfd;
+} R = {.epfd = -1};
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static struct prec *prec_alloc(void) {
+  struct prec *r;
+  weft__spin_lock(&R.lk);
+  if ((r = R.free)) {
+    R.free = r->next_free;
+  } else {
+    if (R.bump == R.end) {
+      void *p = mmap(NULL, POOL_CHUNK, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) {
+        weft__spin_unlock(&R.lk);
+        return NULL;
+      }
+      R.bump = p;
+      R.end = R.bump + POOL_CHUNK;
+    }
+    r = (struct prec *)R.bump;
+    R.bump += sizeof(*r);
+  }
+  weft__spin_unlock(&R.lk);
+  memset(r, 0, sizeof(*r));
+  r->pidfd = -1;
+  return r;
+}
+
+static void prec_free(struct prec *r) {
+  weft__spin_lock(&R.lk);
+  r->next_free = R.free;
+  R.free = r;
+  weft__spin_unlock(&R.lk);
+}
+
+/* In any child forked from this process: the reaper thread does not exist
+ * there, its epoll instance is the parent's, and the pool's free records
+ * are the parent's to hand out.  Forget all three. */
+static void atfork_child(void) {
+  if (R.epfd >= 0)
+    close(R.epfd); /* the child's descriptor only; the parent keeps its */
+  R.epfd = -1;
+  atomic_store(&R.started, false);
+  atomic_store(&R.start_lk.v, 0);
+  atomic_store(&R.lk.v, 0);
+  R.free = NULL;
+  R.bump = R.end = NULL;
+}
+
+static void atfork_register(void) {
+  pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Collects the exit status of the child of r, whose pidfd turned
+ * readable, and completes r. */
+static void reap(int epfd, struct prec *r) {
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  int fd = r->pidfd;
+  int rc;
+  do
+    rc = waitid(P_PIDFD, (id_t)fd, &si, WEXITED);
+  while (rc < 0 && errno == EINTR);
+  /* Deregister explicitly: a child forked meanwhile may hold a copy of
+   * the pidfd, which would keep it registered after our close. */
+  epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+  r->pidfd = -1;
+  close(fd);
+  /* rc < 0 (ECHILD): somebody else reaped it (SIGCHLD set to SIG_IGN, or
+   * a waitpid(-1) in the application); the status is lost. */
+  r->code = rc == 0 ? si.si_code : 0;
+  r->status = rc == 0 ? si.si_status : 0;
+  completion_finish(&r->c);
+}
+
+static void *reaper_main(void *arg) {
+  int epfd = (int)(intptr_t)arg;
+  struct epoll_event ev[32];
+  for (;;) {
+    int n = epoll_wait(epfd, ev, 32, -1);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      weft__throw("process task reaper: epoll_wait: %s", strerror(errno));
+    }
+    for (int i = 0; i < n; i++)
+      reap(epfd, ev[i].data.ptr);
+  }
+  return NULL;
+}
+
+/* Starts the reaper once per process.  Its thread blocks every signal, so
+ * that signals meant for the application's threads never land on it. */
+WEFT_NOINLINE static int reaper_start_slow(void) {
+  int err = 0;
+  pthread_once(&atfork_once, atfork_register);
+  weft__spin_lock(&R.start_lk);
+  if (ld_acquire(&R.started))
+    goto out;
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    err = -errno;
+    goto out;
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t th;
+  int r = pthread_create(&th, &attr, reaper_main, (void *)(intptr_t)epfd);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r) {
+    close(epfd);
+    err = -r;
+    goto out;
+  }
+  R.epfd = epfd;
+  /* store-release, pairs with the load-acquire in reaper_start */
+  st_release(&R.started, true);
+out:
+  weft__spin_unlock(&R.start_lk);
+  return err;
+}
+
+static inline int reaper_start(void) {
+  if (WEFT_LIKELY(ld_acquire(&R.started)))
+    return 0;
+  return reaper_start_slow();
+}
+
+WEFT_NORETURN static void proc_child(struct prec *r, weft_fn fn, void *arg) {
+  weft__fork_child_reset();
+  weft__procs_child_detach();
+  r->result = fn(arg);
+  /* store-release: the parent reads result after seeing returned */
+  st_release(&r->returned, 1);
+  fflush(NULL);
+  _exit(0);
+}
+
+static int proc_start(struct task *t, weft_fn fn, void *arg) {
+  int err = reaper_start();
+  if (err)
+    return err;
+  struct prec *r = prec_alloc();
+  if (!r)
+    return -ENOMEM;
+  /* Whatever is buffered now would otherwise be written by the parent
+   * and by the child (which flushes before it exits). */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    err = -errno;
+    goto error1;
+  }
+  if (pid == 0)
+    proc_child(r, fn, arg);
+  r->pid = pid;
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) {
+    err = -errno;
+    goto error2;
+  }
+  r->pidfd = fd;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
+  if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    err = -errno;
+    goto error3;
+  }
+  t->u.pr = r;
+  return 0;
+
+  /* The child is running and nothing would collect it: stop it, reap it,
+   * and report the shortage. */
+error3:
+  close(fd);
+error2:
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if (err == -EMFILE || err == -ENFILE)
+    err = -EAGAIN;
+error1:
+  prec_free(r);
+  return err;
+}
+
+static int proc_wait(struct prec *r, void **result) {
+  completion_wait(&r->c);
+  int rc = 0;
+  if (ld_acquire(&r->returned)) {
+    if (result)
+      *result = r->result;
+  } else {
+    rc = -ECHILD;
+    if (r->code == CLD_KILLED || r->code == CLD_DUMPED) {
+      const char *abbrev = sigabbrev_np(r->status);
+      if (abbrev)
+        fprintf(stderr, "weft: process task (pid %d) killed by SIG%s\n",
+                (int)r->pid, abbrev);
+      else
+        fprintf(stderr, "weft: process task (pid %d) killed by signal %d\n",
+                (int)r->pid, r->status);
+    } else if (r->code == CLD_EXITED) {
+      fprintf(stderr, "weft: process task (pid %d) exited with status %d\n",
+              (int)r->pid, r->status);
+    } else {
+      fprintf(stderr,
+              "weft: process task (pid %d) ended without returning (its "
+              "status was collected elsewhere: SIGCHLD ignored, or "
+              "waitpid(-1) in the application?)\n",
+              (int)r->pid);
+    }
+  }
+  prec_free(r);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The calls                                                          */
+/* ------------------------------------------------------------------ */
+
+int weft_task_start(weft_task *task, weft_mode mode, weft_fn fn, void *arg) {
+  struct task *t = (struct task *)task;
+  if (!t || !fn)
+    return -EINVAL;
+  atomic_store_explicit(&t->state, 0, memory_order_relaxed);
+  int err;
+  switch (mode) {
+  case WEFT_MODE_GREEN:
+    err = weft_spawn(&t->u.g, NULL, fn, arg);
+    break;
+  case WEFT_MODE_KTHREAD:
+    err = kt_start(t, fn, arg);
+    break;
+  case WEFT_MODE_PROCESS:
+    err = proc_start(t, fn, arg);
+    break;
+  default:
+    return -EINVAL;
+  }
+  if (err)
+    return err;
+  t->mode = (uint32_t)mode;
+  /* store-release: a waiter on another thread that sees TASK_LIVE sees
+   * the handle written above. */
+  st_release(&t->state, TASK_LIVE);
+  return 0;
+}
+
+int weft_task_wait(weft_task *task, void **result) {
+  struct task *t = (struct task *)task;
+  if (!t)
+    return -EINVAL;
+  if (atomic_exchange_explicit(&t->state, TASK_WAITED,
+                               memory_order_acq_rel) != TASK_LIVE)
+    return -EINVAL;
+  switch (t->mode) {
+  case WEFT_MODE_GREEN: {
+    int err = weft_join(t->u.g, result);
+    if (err == -EDEADLK) /* the task itself: still waitable by others */
+      st_release(&t->state, TASK_LIVE);
+    return err;
+  }
+  case WEFT_MODE_KTHREAD:
+    return kt_wait(t->u.kt, result);
+  case WEFT_MODE_PROCESS:
+    return proc_wait(t->u.pr, result);
+  default:
+    weft__throw("weft_task_wait: a live task with mode %u", t->mode);
+  }
+}
