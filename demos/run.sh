@@ -44,6 +44,7 @@ check counter 0 'got 800000  -> exact'
 check layout 0 'green thread'
 # Death by SIGABRT: the shell reports 128 + 6.
 check overflow 134 'overflowed its 64 KiB stack'
+check shared_list 0 '8 of 8 new nodes reuse'
 
 if [ "$bad" -eq 0 ]; then
 	echo "all demos behaved"

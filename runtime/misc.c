@@ -97,6 +97,13 @@ const char *weft_strerror(int err) {
     return "resource busy (locked or waited on)";
   case -ECANCELED:
     return "operation cancelled";
+  case -ECONNRESET:
+    return "the peer process died";
+  case -ESTALE:
+    return "the object's partition was reclaimed since the reference was "
+           "taken";
+  case -ECHILD:
+    return "the process died without returning a result";
   default:
     if (err < 0)
       return strerror(-err);

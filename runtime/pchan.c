@@ -31,7 +31,9 @@
  *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
  * Either the waker sees the sleeper counted and wakes it (the futex wait
  * fails at once if seq moved), or the sleeper's check sees what was
- * published.  A waker that finds no sleepers makes no system call.
+ * published.  A waker that finds no sleepers makes no system call.  (A
+ * process killed while asleep leaves its count behind; wakers then make a
+ * futex call that wakes nobody, which costs time, not correctness.)
  *
  * Dead peers.  Each channel records which worker slots have sent on it
  * and which have received (bitmasks), with the generation each slot had
@@ -39,13 +41,22 @@
  * receiver blocked on an empty channel whose every known sender is dead
  * returns -ECONNRESET, and so does a sender blocked on a full channel
  * whose every known receiver is dead.  A process that is not a worker
- * (the supervisor) counts as a peer that never dies.
+ * (the supervisor) counts as a peer that never dies.  A restarted worker
+ * becomes a peer again by using the channel: until it does, a receiver
+ * whose only sender was its predecessor keeps getting -ECONNRESET.
+ *
+ * Measured on this machine (a 2-CPU VM; ping-pong round trip / 2, pinned
+ * processes): about 0.5-0.75 us per one-way handoff on two CPUs, where
+ * a raw cache-line handoff costs about 0.21 us (each side moves the lock
+ * line and an element line); about 6.6 us with both on one CPU (a pipe:
+ * 7 us); 70-85 us to a receiver that has gone to sleep on the futex.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -59,8 +70,13 @@
 #define ELEM_MAX 256
 #define CAP_MAX 65536
 /* How long a blocked call spins before it sleeps: long enough to catch a
- * peer that is running on another CPU, short enough not to waste one. */
+ * peer that is running on another CPU, short enough not to waste one.
+ * After the first SPIN_PURE_NS the spinner calls sched_yield() between
+ * polls, so that a peer waiting for the same CPU runs at once instead of
+ * after the whole spin (both processes on one CPU: a few us per handoff
+ * instead of SPIN_NS). */
 #define SPIN_NS ((int64_t)30 * 1000)
+#define SPIN_PURE_NS ((int64_t)1 * 1000)
 /* The longest sleep between two checks of the deadline and the peers. */
 #define PEER_CHECK_NS ((int64_t)20 * 1000000)
 /* Green threads poll with weft_sleep between these bounds. */
@@ -251,16 +267,26 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
   bool green = weft_in_gthread();
   int64_t now = weft__now();
   int64_t spin_until = deadline < now + SPIN_NS ? deadline : now + SPIN_NS;
+  int64_t pure_until = now + SPIN_PURE_NS;
+  bool yielding = false;
 
   for (unsigned i = 1;; i++) {
     if (ready(ch, recv))
       return 0;
+    /* A green thread lets its worker's other green threads run, and
+     * later also other processes. */
     if (green)
       weft_yield();
-    else
+    if (yielding)
+      sched_yield();
+    else if (!green)
       weft__cpu_relax();
-    if ((i & (green ? 3 : 63)) == 0 && weft__now() >= spin_until)
-      break;
+    if (yielding || (i & (green ? 3 : 63)) == 0) {
+      now = weft__now();
+      if (now >= spin_until)
+        break;
+      yielding = now >= pure_until;
+    }
   }
 
   int64_t nap = GREEN_SLEEP_MIN;
