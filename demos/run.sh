@@ -45,6 +45,8 @@ check layout 0 'green thread'
 # Death by SIGABRT: the shell reports 128 + 6.
 check overflow 134 'overflowed its 64 KiB stack'
 check shared_list 0 '8 of 8 new nodes reuse'
+check crash 0 'killed by SIGSEGV; restarting'
+check when 0 'When to use which'
 
 if [ "$bad" -eq 0 ]; then
 	echo "all demos behaved"

@@ -101,8 +101,7 @@ static int64_t run_job(const struct mode_info *m, uint64_t *combined,
   memset(sums, 0, sizeof(sums));
   int64_t t0 = weft_now();
   for (int i = 0; i < PIECES; i++) {
-    int rc = weft_task_start(&t[i], m->mode, hash_piece,
-                             (void *)(uintptr_t)i);
+    int rc = weft_task_start(&t[i], m->mode, hash_piece, (void *)(uintptr_t)i);
     if (rc < 0)
       die("weft_task_start", rc);
   }
@@ -152,8 +151,8 @@ static void *driver(void *arg) {
          "piece\n(weft_task_start with the same function, from a green "
          "thread; %d workers)\n\n",
          BUF_BYTES >> 20, PIECES, weft_workers());
-  printf("%-8s %11s %11s  %-8s %-10s %-34s %s\n", "mode", "start+wait",
-         "job", "result", "writes", "memory a task writes", "a crash ends");
+  printf("%-8s %11s %11s  %-8s %-10s %-34s %s\n", "mode", "start+wait", "job",
+         "result", "writes", "memory a task writes", "a crash ends");
 
   uint64_t first = 0;
   bool agree = true;
@@ -198,7 +197,8 @@ static void *driver(void *arg) {
          "writes came back (%d/%d seen) -\n    results travel by return "
          "value, pipe, or a shared heap mapped before the fork.\n"
          "  The price: about %.0fx a kernel thread to start here.\n\n",
-         seen_by_mode[2], PIECES, empty_ns[2] / (empty_ns[1] > 0 ? empty_ns[1] : 1));
+         seen_by_mode[2], PIECES,
+         empty_ns[2] / (empty_ns[1] > 0 ? empty_ns[1] : 1));
   printf("Threads, when the work shares memory and must talk fast:\n"
          "  - every write above landed in the parent's own array: no "
          "copying, no IPC,\n    but a lock or a channel wherever two "

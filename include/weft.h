@@ -355,7 +355,10 @@ WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
  * Waits for the task and stores fn's result.  Parks a green thread, sleeps
  * a kernel thread.  A PROCESS task whose child died without returning
  * (a signal, or exit() inside fn) gives -ECHILD, and a line on stderr
- * naming the signal or status.  -EINVAL for a task already waited for.
+ * naming the signal or status.  -EINVAL for a task already waited for,
+ * -EDEADLK for a green task waiting for itself.  A PROCESS task's fn runs
+ * on the caller's stack (64 KiB by default when the caller is a green
+ * thread).
  */
 WEFT_EXTERN int weft_task_wait(weft_task *t, void **result);
 
@@ -381,13 +384,18 @@ typedef struct weft_procs_config {
  * heap (if any), forks cfg->procs workers, and waits.  A worker that dies
  * of a signal or exits non-zero is logged
  * ("weft: worker 2 (pid 1234) killed by SIGSEGV; restarting") and forked
- * again after a backoff, with its shared-heap partition reclaimed.
+ * again after a backoff (10 ms doubling to 1 s), with its shared-heap
+ * partition reclaimed.
  * SIGTERM and SIGINT are forwarded to the workers, which drain and exit;
  * after cfg->drain_ms the rest are killed.  Every child is reaped.  Returns
  * 0 when all workers exited with status 0, 1 if any failed, or -errno
- * (-EINVAL for a bad config, -EBUSY if weft's workers are running in this
- * process: call it before weft_init, since fork keeps only the calling
- * thread).
+ * (-EINVAL for a bad config, -EBADF for a listen_fd that is not open,
+ * -EBUSY if weft's workers are running in this process (call it before
+ * weft_init, since fork keeps only the calling thread), from a worker, or
+ * while another pool runs).  Other threads of the supervisor must block
+ * SIGTERM, SIGINT and SIGCHLD.  Workers get SIGTERM if the supervisor dies.
+ * A worker that exits 0 keeps its shared-heap partition (objects it handed
+ * out stay valid); one that fails loses it.
  */
 WEFT_EXTERN int weft_procs_run(const weft_procs_config *cfg);
 /* In a worker process: its slot index; -1 elsewhere. */

@@ -48,6 +48,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc.h"
 #include "sched.h"
 #include "shheap.h"
 
@@ -88,16 +88,22 @@ bool weft_procs_draining(void) {
   return self_index >= 0 && ld_relaxed(&self_draining);
 }
 
-int weft_procs_listen_fd(void) {
-  return self_index >= 0 ? self_listen_fd : -1;
-}
+int weft_procs_listen_fd(void) { return self_index >= 0 ? self_listen_fd : -1; }
 
-void weft__procs_child_detach(void) {
-  /* The shared heap's own fork handler gives up the slot's partition. */
+/* In any child a worker forks (a process task, system(), popen()): that
+ * child is no worker, so weft_procs_* answer as outside one.  The shared
+ * heap's own fork handler keeps it out of the slot's partition. */
+static void atfork_child(void) {
   self_index = -1;
   self_listen_fd = -1;
   st_relaxed(&self_draining, 0);
 }
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Registered by the supervisor before its first fork; the workers inherit
+ * the registration. */
+static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 static void on_drain_signal(int sig) {
   (void)sig;
@@ -123,7 +129,7 @@ struct sup {
   const weft_procs_config *cfg;
   int procs;
   pid_t pid; /* the supervisor's */
-  int sfd; /* signalfd: SIGCHLD, SIGTERM, SIGINT */
+  int sfd;   /* signalfd: SIGCHLD, SIGTERM, SIGINT */
   sigset_t old_mask;
   struct sigaction old_chld;
   bool stopping;
@@ -224,8 +230,15 @@ static void on_death(struct sup *s, int i, int status) {
 
   sl->pid = 0;
   sl->killed = false;
-  if (weft__shm)
-    weft__shm_reclaim(i);
+  /* A worker that finished keeps its partition: objects it handed to
+   * others stay valid.  One that failed loses it (it is restarted over a
+   * clean partition, and stale references are detected). */
+  if (weft__shm) {
+    if (ok)
+      weft__shm_retire(i);
+    else
+      weft__shm_reclaim(i);
+  }
 
   if (ok) {
     sl->ended = true;
@@ -238,8 +251,9 @@ static void on_death(struct sup *s, int i, int status) {
     sl->ended = true;
     sl->failed = true;
     if (!killed) /* a kill was logged when it was sent */
-      fprintf(stderr, "weft: worker %d (pid %d) %s; draining, not "
-                      "restarting\n",
+      fprintf(stderr,
+              "weft: worker %d (pid %d) %s; draining, not "
+              "restarting\n",
               i, (int)pid, what);
     return;
   }
@@ -247,8 +261,9 @@ static void on_death(struct sup *s, int i, int status) {
   if (max > 0 && sl->restarts >= max) {
     sl->ended = true;
     sl->failed = true;
-    fprintf(stderr, "weft: worker %d (pid %d) %s; restarted %d time%s "
-                    "already, giving up\n",
+    fprintf(stderr,
+            "weft: worker %d (pid %d) %s; restarted %d time%s "
+            "already, giving up\n",
             i, (int)pid, what, sl->restarts, sl->restarts == 1 ? "" : "s");
     return;
   }
@@ -274,8 +289,9 @@ static void reap_workers(struct sup *s) {
       on_death(s, i, status);
     } else if (r < 0 && errno == ECHILD) {
       /* Reaped behind our back (waitpid(-1) elsewhere): status lost. */
-      fprintf(stderr, "weft: worker %d (pid %d) was reaped elsewhere; "
-                      "its status is lost\n",
+      fprintf(stderr,
+              "weft: worker %d (pid %d) was reaped elsewhere; "
+              "its status is lost\n",
               i, (int)sl->pid);
       on_death(s, i, 0xff << 8);
     }
@@ -306,8 +322,9 @@ static void kill_rest(struct sup *s) {
     struct slot *sl = &s->slot[i];
     if (!sl->pid)
       continue;
-    fprintf(stderr, "weft: worker %d (pid %d) still running %d ms after "
-                    "SIGTERM; killing it\n",
+    fprintf(stderr,
+            "weft: worker %d (pid %d) still running %d ms after "
+            "SIGTERM; killing it\n",
             i, (int)sl->pid, drain_ms);
     sl->killed = true;
     kill(sl->pid, SIGKILL);
@@ -444,6 +461,7 @@ int weft_procs_run(const weft_procs_config *cfg) {
     return -EBUSY;
   if (atomic_exchange(&supervising, true))
     return -EBUSY;
+  pthread_once(&atfork_once, atfork_register);
 
   if (cfg->shm_size && !weft__shm) {
     err = weft_shm_setup(cfg->shm_size, cfg->procs);
@@ -451,8 +469,9 @@ int weft_procs_run(const weft_procs_config *cfg) {
       goto error0;
   }
   if (weft__shm && weft__shm->nparts < cfg->procs) {
-    fprintf(stderr, "weft: the shared heap has %d partitions, fewer than "
-                    "the %d worker processes\n",
+    fprintf(stderr,
+            "weft: the shared heap has %d partitions, fewer than "
+            "the %d worker processes\n",
             weft__shm->nparts, cfg->procs);
     err = -EINVAL;
     goto error0;

@@ -447,6 +447,10 @@ static void *worker_main(void *arg) {
   struct weft__worker *w = arg;
   weft__tls_w = w;
   w->errnop = &errno;
+  /* Tell weft_init we are up: until every worker is, a fork could copy a
+   * lock held by a thread that is still starting. */
+  atomic_fetch_add(&weft__rt.started, 1);
+  weft__futex_wake(&weft__rt.started, INT32_MAX);
   w->tick = SLOW_EVERY;
   weft__fault_thread_init(w);
   pthread_attr_t attr;
@@ -589,6 +593,7 @@ int weft_init(const weft_config *cfg) {
     weft__rt.w[i] = w;
   }
 
+  atomic_store(&weft__rt.started, 0);
   atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
   for (int i = 0; i < n; i++) {
     pthread_attr_t attr;
@@ -603,6 +608,8 @@ int weft_init(const weft_config *cfg) {
       goto error2;
     }
   }
+  for (uint32_t k; (k = ld_acquire(&weft__rt.started)) < (uint32_t)n;)
+    weft__futex_wait(&weft__rt.started, k, WEFT_FOREVER);
   pthread_mutex_unlock(&lifecycle_lock);
   return 0;
 

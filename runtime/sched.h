@@ -69,6 +69,7 @@ struct weft__rt {
   _Atomic int nidle;
   _Atomic int nspinning;
   _Atomic uint64_t next_id;
+  _Atomic uint32_t started; /* workers that have started (futex) */
   size_t stack_default;
   uint64_t seed; /* debug builds: scheduling randomisation */
 };

@@ -517,6 +517,18 @@ void weft__shm_reclaim(int index) {
   st_relaxed(&s->remote_frees, 0);
 }
 
+void weft__shm_retire(int index) {
+  struct weft__shm_hdr *h = weft__shm;
+  if (!h || index < 0 || index >= h->nparts)
+    return;
+  struct weft__shm_slot *s = &h->slots[index];
+  /* The partition and its generation stay: objects the worker handed out
+   * remain readable, and frees of them are dropped (nobody drains the
+   * mailbox any more) until the slot is reclaimed. */
+  st_release(&s->alive, 0);
+  st_release(&s->pid, 0);
+}
+
 void *weft__shm_area_alloc(size_t size) {
   struct weft__shm_hdr *h = weft__shm;
   if (!h || size == 0 || size > h->area_size)

@@ -94,6 +94,10 @@ int weft__shm_attach(int index);
  * partition's pages (MADV_REMOVE), resets its bump pointer and mailbox,
  * bumps its generation, marks it dead. */
 void weft__shm_reclaim(int index);
+/* In the supervisor, after reaping a worker that exited normally: marks
+ * the slot dead (for dead-peer checks) but keeps its partition, so the
+ * objects it handed to others stay valid until the slot is reclaimed. */
+void weft__shm_retire(int index);
 /* Allocates from the supervisor area (pchans), zeroed, 64-byte aligned.
  * NULL when full. */
 void *weft__shm_area_alloc(size_t size);

@@ -14,7 +14,8 @@
  * then has nothing left to do but return.
  *
  * PROCESS.  The caller forks.  The child drops every trace of the parent's
- * runtime (weft__fork_child_reset) and of its worker slot, runs fn(arg) on
+ * runtime (weft__fork_child_reset; fork handlers of proc.c and shheap.c
+ * drop its worker slot, if the caller is a worker process), runs fn(arg) on
  * its only thread, writes the result into the task's record, flushes stdio
  * and calls _exit(0), so that none of the parent's atexit handlers run
  * twice.  The record lives in a MAP_SHARED page mapped before the fork,
@@ -62,7 +63,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proc.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -204,6 +204,7 @@ struct prec {
 } WEFT_ALIGNED_CL;
 
 #define POOL_CHUNK (64 << 10) /* bytes mapped at a time */
+_Static_assert(POOL_CHUNK % sizeof(struct prec) == 0, "records fill chunks");
 
 /*
  * The record pool and the reaper.  All of it belongs to one process: the
@@ -217,6 +218,7 @@ static struct {
 
   weft__spin start_lk; /* guards starting the reaper */
   _Atomic bool started;
+  _Atomic uint32_t running; /* futex: 1 once the reaper thread runs */
   int epfd;
 } R = {.epfd = -1};
 
@@ -262,15 +264,14 @@ static void atfork_child(void) {
     close(R.epfd); /* the child's descriptor only; the parent keeps its */
   R.epfd = -1;
   atomic_store(&R.started, false);
+  atomic_store(&R.running, 0);
   atomic_store(&R.start_lk.v, 0);
   atomic_store(&R.lk.v, 0);
   R.free = NULL;
   R.bump = R.end = NULL;
 }
 
-static void atfork_register(void) {
-  pthread_atfork(NULL, NULL, atfork_child);
-}
+static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 /* Collects the exit status of the child of r, whose pidfd turned
  * readable, and completes r. */
@@ -297,6 +298,9 @@ static void reap(int epfd, struct prec *r) {
 static void *reaper_main(void *arg) {
   int epfd = (int)(intptr_t)arg;
   struct epoll_event ev[32];
+  /* store-release, pairs with the load-acquire in reaper_start_slow */
+  st_release(&R.running, 1);
+  weft__futex_wake(&R.running, 1);
   for (;;) {
     int n = epoll_wait(epfd, ev, 32, -1);
     if (n < 0) {
@@ -338,6 +342,11 @@ WEFT_NOINLINE static int reaper_start_slow(void) {
     err = -r;
     goto out;
   }
+  /* Wait until the thread runs: a fork while it is still starting would
+   * copy whatever locks its startup holds (a sanitizer's allocator, for
+   * one, is not reset in the child).  Once per process. */
+  while (!ld_acquire(&R.running))
+    weft__futex_wait(&R.running, 0, WEFT_FOREVER);
   R.epfd = epfd;
   /* store-release, pairs with the load-acquire in reaper_start */
   st_release(&R.started, true);
@@ -354,7 +363,6 @@ static inline int reaper_start(void) {
 
 WEFT_NORETURN static void proc_child(struct prec *r, weft_fn fn, void *arg) {
   weft__fork_child_reset();
-  weft__procs_child_detach();
   r->result = fn(arg);
   /* store-release: the parent reads result after seeing returned */
   st_release(&r->returned, 1);
@@ -476,8 +484,8 @@ int weft_task_wait(weft_task *task, void **result) {
   struct task *t = (struct task *)task;
   if (!t)
     return -EINVAL;
-  if (atomic_exchange_explicit(&t->state, TASK_WAITED,
-                               memory_order_acq_rel) != TASK_LIVE)
+  if (atomic_exchange_explicit(&t->state, TASK_WAITED, memory_order_acq_rel) !=
+      TASK_LIVE)
     return -EINVAL;
   switch (t->mode) {
   case WEFT_MODE_GREEN: {

@@ -43,6 +43,7 @@ enum behaviour {
   B_GREEN,       /* start a runtime of its own in the worker */
   B_DRAIN_SEGV,  /* as B_DRAIN, but slot 1 crashes when asked to drain */
   B_SHM,         /* slot 1 allocates from the shared heap, then crashes */
+  B_TASK,        /* each worker runs a process task of its own */
 };
 
 struct shared {
@@ -133,6 +134,14 @@ static bool wait_for_drain(void) {
 
 static void *add_one(void *arg) { return (void *)((intptr_t)arg + 1); }
 
+/* In a process task forked by a worker: it is no worker itself. */
+static void *task_in_worker(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)(weft_procs_index() == -1 &&
+                            !weft_procs_draining() &&
+                            weft_procs_listen_fd() == -1);
+}
+
 static int worker(int index, void *arg) {
   struct shared *s = arg;
   int n = atomic_fetch_add(&s->starts[index], 1) + 1;
@@ -216,6 +225,15 @@ static int worker(int index, void *arg) {
     atomic_store(&s->shm_alloc_after, weft_shm_alloc(64, &p));
     return 0;
   }
+  case B_TASK: {
+    weft_task t;
+    void *r = NULL;
+    if (weft_task_start(&t, WEFT_MODE_PROCESS, task_in_worker, NULL) != 0 ||
+        weft_task_wait(&t, &r) != 0)
+      return 13;
+    atomic_store(&s->ok[index], r != NULL && weft_procs_index() == index);
+    return 0;
+  }
   default:
     return 0;
   }
@@ -249,10 +267,9 @@ static void supervisor_child(weft_procs_config *cfg) {
   S->echild_after = waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
   S->zombies_after = has_zombie_child(getpid());
   sigprocmask(SIG_SETMASK, NULL, &after);
-  S->mask_restored = sigismember(&after, SIGUSR1) &&
-                     !sigismember(&after, SIGTERM) &&
-                     !sigismember(&after, SIGINT) &&
-                     !sigismember(&after, SIGCHLD);
+  S->mask_restored =
+      sigismember(&after, SIGUSR1) && !sigismember(&after, SIGTERM) &&
+      !sigismember(&after, SIGINT) && !sigismember(&after, SIGCHLD);
   sigaction(SIGCHLD, NULL, &chld);
   S->chld_restored = chld.sa_handler == SIG_IGN;
 }
@@ -334,6 +351,13 @@ Test(proc, worker_runs_its_own_runtime, .init = map_shared, TMO) {
   cr_expect(atomic_load(&S->ok[0]) && atomic_load(&S->ok[1]));
 }
 
+Test(proc, process_task_of_a_worker_is_no_worker, .init = map_shared, TMO) {
+  struct sup sp;
+  run_pool(&sp, B_TASK, 2, 0);
+  cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
+  cr_expect(atomic_load(&S->ok[0]) && atomic_load(&S->ok[1]));
+}
+
 Test(proc, outside_a_worker, TMO) {
   cr_expect_eq(weft_procs_index(), -1);
   cr_expect(!weft_procs_draining());
@@ -399,8 +423,8 @@ Test(proc, max_restarts_gives_up, .init = map_shared, TMO) {
 static void expect_drain(int sig) {
   struct sup sp;
   S->behaviour = B_DRAIN;
-  weft_procs_config cfg = {.procs = 3, .worker = worker, .arg = S,
-                           .listen_fd = -1};
+  weft_procs_config cfg = {
+      .procs = 3, .worker = worker, .arg = S, .listen_fd = -1};
   sup_start(&sp, &cfg);
   wait_running(3);
   cr_assert_eq(kill(sp.pid, sig), 0);
@@ -424,8 +448,8 @@ Test(proc, sigint_drains_workers, .init = map_shared, TMO) {
 Test(proc, worker_ignoring_drain_is_killed, .init = map_shared, TMO) {
   struct sup sp;
   S->behaviour = B_STUBBORN;
-  weft_procs_config cfg = {.procs = 2, .worker = worker, .arg = S,
-                           .listen_fd = -1, .drain_ms = 200};
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = -1, .drain_ms = 200};
   sup_start(&sp, &cfg);
   wait_running(2);
   cr_assert_eq(kill(sp.pid, SIGTERM), 0);
@@ -445,8 +469,8 @@ Test(proc, worker_ignoring_drain_is_killed, .init = map_shared, TMO) {
 Test(proc, no_restart_while_draining, .init = map_shared, TMO) {
   struct sup sp;
   S->behaviour = B_DRAIN_SEGV;
-  weft_procs_config cfg = {.procs = 2, .worker = worker, .arg = S,
-                           .listen_fd = -1};
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = -1};
   sup_start(&sp, &cfg);
   wait_running(2);
   cr_assert_eq(kill(sp.pid, SIGTERM), 0);
@@ -466,8 +490,8 @@ Test(proc, no_restart_while_draining, .init = map_shared, TMO) {
 Test(proc, supervisor_death_drains_workers, .init = map_shared, TMO) {
   struct sup sp;
   S->behaviour = B_DRAIN;
-  weft_procs_config cfg = {.procs = 2, .worker = worker, .arg = S,
-                           .listen_fd = -1};
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = -1};
   sup_start(&sp, &cfg);
   wait_running(2);
   cr_assert_eq(kill(sp.pid, SIGKILL), 0);
@@ -486,8 +510,11 @@ Test(proc, supervisor_death_drains_workers, .init = map_shared, TMO) {
 Test(proc, crashed_workers_partition_is_reclaimed, .init = map_shared, TMO) {
   struct sup sp;
   S->behaviour = B_SHM;
-  weft_procs_config cfg = {.procs = 2, .worker = worker, .arg = S,
-                           .listen_fd = -1, .shm_size = (size_t)64 << 20};
+  weft_procs_config cfg = {.procs = 2,
+                           .worker = worker,
+                           .arg = S,
+                           .listen_fd = -1,
+                           .shm_size = (size_t)64 << 20};
   sup_start(&sp, &cfg);
   sup_finish(&sp);
   cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
@@ -521,8 +548,8 @@ Test(proc, listen_fd_is_inherited, .init = map_shared, TMO) {
   S->behaviour = B_LISTEN;
 
   struct sup sp;
-  weft_procs_config cfg = {.procs = 3, .worker = worker, .arg = S,
-                           .listen_fd = fd};
+  weft_procs_config cfg = {
+      .procs = 3, .worker = worker, .arg = S, .listen_fd = fd};
   sup_start(&sp, &cfg);
   sup_finish(&sp);
   cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
