@@ -30,7 +30,9 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -252,6 +254,37 @@ static H_UNUSED void h_fork_capture(void (*fn)(void *), void *arg,
 static H_UNUSED void h_no_core(void) {
   struct rlimit nocore = {0, 0};
   setrlimit(RLIMIT_CORE, &nocore);
+}
+
+/* True if process `parent` has a child in state Z (a zombie). */
+static inline bool h_has_zombie_child(pid_t parent) {
+  DIR *d = opendir("/proc");
+  if (!d)
+    return false;
+  bool found = false;
+  struct dirent *e;
+  while (!found && (e = readdir(d))) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+      continue;
+    char path[300], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+      continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+      continue;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
+        ppid == (int)parent && state == 'Z')
+      found = true;
+  }
+  closedir(d);
+  return found;
 }
 
 #endif /* TESTS_HELPERS_H */

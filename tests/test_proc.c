@@ -86,36 +86,6 @@ static void map_shared(void) {
   h_no_core();
 }
 
-/* True if process `parent` has a child in state Z. */
-static bool has_zombie_child(pid_t parent) {
-  DIR *d = opendir("/proc");
-  if (!d)
-    return false;
-  bool found = false;
-  struct dirent *e;
-  while (!found && (e = readdir(d))) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    char state;
-    int ppid;
-    if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
-        ppid == (int)parent && state == 'Z')
-      found = true;
-  }
-  closedir(d);
-  return found;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Workers                                                                  */
@@ -265,7 +235,7 @@ static void supervisor_child(weft_procs_config *cfg) {
 
   errno = 0;
   S->echild_after = waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
-  S->zombies_after = has_zombie_child(getpid());
+  S->zombies_after = h_has_zombie_child(getpid());
   sigprocmask(SIG_SETMASK, NULL, &after);
   S->mask_restored =
       sigismember(&after, SIGUSR1) && !sigismember(&after, SIGTERM) &&

@@ -59,36 +59,6 @@ static void capture_end(struct capture *c, char *buf, size_t n) {
   fclose(c->f);
 }
 
-/* True if this process has a child in state Z (a zombie). */
-static bool has_zombie_child(void) {
-  DIR *d = opendir("/proc");
-  if (!d)
-    return false;
-  bool found = false;
-  struct dirent *e;
-  while (!found && (e = readdir(d))) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    char state;
-    int ppid;
-    if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
-        ppid == (int)getpid() && state == 'Z')
-      found = true;
-  }
-  closedir(d);
-  return found;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Results come back                                                        */
@@ -508,7 +478,7 @@ Test(task, many_process_tasks_leave_no_zombies, .init = h_start2,
   errno = 0;
   cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1);
   cr_expect_eq(errno, ECHILD, "every child was reaped");
-  cr_expect(!has_zombie_child());
+  cr_expect(!h_has_zombie_child(getpid()));
 }
 
 static void *sleep_then_return(void *arg) {
@@ -525,7 +495,7 @@ Test(task, unwaited_process_task_is_still_reaped, TMO) {
   for (;;) {
     errno = 0;
     if (waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD &&
-        !has_zombie_child())
+        !h_has_zombie_child(getpid()))
       break;
     usleep(1000);
   }
