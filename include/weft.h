@@ -159,7 +159,9 @@ WEFT_EXTERN int weft_exit(void *result);
 
 /* The calling green thread (a zeroed handle outside green threads). */
 WEFT_EXTERN weft_gthread weft_self(void);
-/* Its id (ids start at 1 and are never reused; 0 outside green threads). */
+/* Its id (ids start at 1 and are never reused, but threads spawned on
+ * different workers do not get them in creation order; 0 outside green
+ * threads). */
 WEFT_EXTERN uint64_t weft_id(void);
 /* Its name ("" if it has none; NULL outside green threads). */
 WEFT_EXTERN const char *weft_name(void);

@@ -63,6 +63,23 @@ static void g_entry(void *post, void *data) {
   g_exit(g, g->fn(g->arg));
 }
 
+/* Ids are unique and never reused.  A worker takes them from the global
+ * counter in blocks, so that a spawn costs no atomic RMW; ids of threads
+ * spawned on different workers are therefore not in creation order. */
+#define ID_BLOCK 256
+
+static uint64_t new_id(struct weft__worker *w) {
+  if (!w)
+    return atomic_fetch_add_explicit(&weft__rt.next_id, 1,
+                                     memory_order_relaxed);
+  if (WEFT_UNLIKELY(w->id_next == w->id_end)) {
+    w->id_next = atomic_fetch_add_explicit(&weft__rt.next_id, ID_BLOCK,
+                                           memory_order_relaxed);
+    w->id_end = w->id_next + ID_BLOCK;
+  }
+  return w->id_next++;
+}
+
 int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
                void *arg) {
   if (WEFT_UNLIKELY(!weft__rt_running()))
@@ -90,8 +107,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     strncpy(g->name, attr->name, WEFT_NAME_MAX - 1);
     g->name[WEFT_NAME_MAX - 1] = 0;
   }
-  g->id = atomic_fetch_add_explicit(&weft__rt.next_id, 1,
-                                    memory_order_relaxed);
+  g->id = new_id(w);
   g->base = base;
   g->size = size;
   g->fn = fn;

@@ -39,6 +39,7 @@ struct weft__worker {
   uint32_t slow_rounds;
   int *errnop;                         /* this worker thread's errno */
   bool in_timers;                      /* running expired timers */
+  uint64_t id_next, id_end;            /* block of green-thread ids */
   bool spinning;
   uint64_t rng;
   weft__ctx sched_ctx;                 /* this worker's scheduler loop */
