@@ -312,7 +312,7 @@ END {
 	# ---- claims ----
 	printf "## Claims of the explainer, measured\n\n" > out
 	printf "The quantitative claims of *Threads vs Processes* " \
-	    "(shared/seed/threads-vs-processes.md), against this run.\n\n" > out
+	    "(the explainer weft makes runnable), against this run.\n\n" > out
 	printf "| claim | measured here | verdict |\n| --- | --- | --- |\n" > out
 	if (has("spawn_join.process"))
 		printf "| Process creation is slow, ~1-10 ms | %s per process " \

@@ -6,7 +6,7 @@
  * The actors.
  *   supervisor  the process that calls weft_procs_run.  It runs no weft
  *               workers (fork keeps only the calling thread, so a pool is
- *               forked from a clean state: ARCHITECTURE.md, decision 6),
+ *               forked from a clean state, with no other thread),
  *               allocates nothing from the shared heap, and only forks,
  *               waits, logs, signals and reaps.
  *   slot        a worker's place in the pool, 0 .. procs - 1.  The index,

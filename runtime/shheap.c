@@ -5,8 +5,8 @@
  * sits at the same address in every worker.  Each worker, after the fork,
  * creates its own jemalloc arena (weft__shm_attach) whose extent hooks
  * carve extents out of that worker's partition with a bump pointer.  The
- * facts measured on this platform that this design answers are in
- * shared-heap-notes.md; the main ones, and how they are met here:
+ * facts about jemalloc across processes, measured on this platform, that
+ * this design answers, and how they are met here:
  *
  *  - An arena created before fork and used by two processes hands the same
  *    objects to both: arenas are created after fork, one per worker, and

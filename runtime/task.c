@@ -32,7 +32,7 @@
  * epoll_ctl in the caller; epoll_wait, waitid, epoll_ctl and close in the
  * reaper.  No pipe, no mmap (records come from a pool of shared pages).
  *
- * Forking from a running runtime.  ARCHITECTURE.md (decision 6) wants
+ * Forking from a running runtime.  weft otherwise insists on
  * forks from a clean state; a process task cannot have one, since fn and
  * arg point into the caller's memory, so the child must be a fork of the
  * caller itself (a zygote forked early could not run them).  What makes
