@@ -51,4 +51,35 @@ static inline void *gb_join(weft_gthread t) {
     sum_;                                                                      \
   })
 
+/* Runs b, then a, as kernel-thread tasks and waits for both; returns 1 if
+ * either returned non-NULL (failed), else 0. */
+static inline int gb_kthread_pair(weft_fn a, weft_fn b, void *arg) {
+  weft_task ta, tb;
+  void *ra, *rb;
+
+  gb_check(weft_task_start(&tb, WEFT_MODE_KTHREAD, b, arg), "weft_task_start");
+  gb_check(weft_task_start(&ta, WEFT_MODE_KTHREAD, a, arg), "weft_task_start");
+  gb_check(weft_task_wait(&ta, &ra), "weft_task_wait");
+  gb_check(weft_task_wait(&tb, &rb), "weft_task_wait");
+  return ra || rb;
+}
+
+/* Runs worker in a pool of two worker processes (this process supervises);
+ * returns 1 if the pool failed, else 0. */
+static inline int gb_procs_pair(int (*worker)(int, void *), void *arg) {
+  weft_procs_config cfg = {.procs = 2,
+                           .worker = worker,
+                           .arg = arg,
+                           .listen_fd = -1,
+                           .max_restarts = 1};
+  int rc = weft_procs_run(&cfg);
+
+  if (rc != 0) {
+    fprintf(stderr, "bench: weft_procs_run: %s\n",
+            rc < 0 ? weft_strerror(rc) : "a worker failed");
+    return 1;
+  }
+  return 0;
+}
+
 #endif /* WEFT_GBENCH_H */

@@ -188,31 +188,15 @@ static int child(const struct bench_opts *o) {
   p->cpus = atoi(o->child_argv[1]);
   p->budget = atol(o->child_argv[2]) * 1000000LL;
   if (p->kind == KT_CHAN || p->kind == KT_PIPE) {
-    weft_task a, b;
-    void *ra, *rb;
-
     if (p->kind == KT_CHAN)
       for (int d = 0; d < 2; d++)
         gb_check(weft_chan_open(&p->ch[d], sizeof(uint64_t), 0),
                  "weft_chan_open");
     else
       open_pipes(p);
-    gb_check(weft_task_start(&b, WEFT_MODE_KTHREAD, pong_thread, p),
-             "weft_task_start");
-    gb_check(weft_task_start(&a, WEFT_MODE_KTHREAD, ping_thread, p),
-             "weft_task_start");
-    gb_check(weft_task_wait(&a, &ra), "weft_task_wait");
-    gb_check(weft_task_wait(&b, &rb), "weft_task_wait");
-    if (ra || rb)
+    if (gb_kthread_pair(ping_thread, pong_thread, p))
       return 1;
   } else {
-    weft_procs_config cfg = {.procs = 2,
-                             .worker = worker,
-                             .arg = p,
-                             .listen_fd = -1,
-                             .max_restarts = 1};
-    int rc;
-
     if (p->kind == PR_SHM) {
       gb_check(weft_shm_setup(SHM_SIZE, 2), "weft_shm_setup");
       for (int d = 0; d < 2; d++)
@@ -221,12 +205,8 @@ static int child(const struct bench_opts *o) {
     } else {
       open_pipes(p);
     }
-    rc = weft_procs_run(&cfg);
-    if (rc != 0) {
-      fprintf(stderr, "bench: weft_procs_run: %s\n",
-              rc < 0 ? weft_strerror(rc) : "a worker failed");
+    if (gb_procs_pair(worker, p))
       return 1;
-    }
   }
   if (p->err || p->rounds == 0)
     return 1;

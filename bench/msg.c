@@ -252,26 +252,10 @@ static int child(const struct bench_opts *o) {
       return 1;
     gb_check(weft_shutdown(), "weft_shutdown");
   } else if (s->kind == KTHREAD) {
-    weft_task a, b;
-    void *ra, *rb;
-
     gb_check(weft_chan_open(&s->ch, sizeof(void *), DEPTH), "weft_chan_open");
-    gb_check(weft_task_start(&b, WEFT_MODE_KTHREAD, receiver_fn, s),
-             "weft_task_start");
-    gb_check(weft_task_start(&a, WEFT_MODE_KTHREAD, sender_fn, s),
-             "weft_task_start");
-    gb_check(weft_task_wait(&a, &ra), "weft_task_wait");
-    gb_check(weft_task_wait(&b, &rb), "weft_task_wait");
-    if (ra || rb)
+    if (gb_kthread_pair(sender_fn, receiver_fn, s))
       return 1;
   } else {
-    weft_procs_config cfg = {.procs = 2,
-                             .worker = worker,
-                             .arg = s,
-                             .listen_fd = -1,
-                             .max_restarts = 1};
-    int rc;
-
     if (s->kind == PR_SHM) {
       gb_check(weft_shm_setup(SHM_SIZE, 2), "weft_shm_setup");
       gb_check(weft_pchan_open(&s->pch, sizeof(void *), DEPTH),
@@ -285,12 +269,8 @@ static int child(const struct bench_opts *o) {
       if (fcntl(s->fd[1], F_SETPIPE_SZ, DEPTH * PAYLOAD) < 0)
         perror("bench: F_SETPIPE_SZ");
     }
-    rc = weft_procs_run(&cfg);
-    if (rc != 0) {
-      fprintf(stderr, "bench: weft_procs_run: %s\n",
-              rc < 0 ? weft_strerror(rc) : "a worker failed");
+    if (gb_procs_pair(worker, s))
       return 1;
-    }
   }
   if (s->err || s->msgs <= 0 || s->ns <= 0)
     return 1;
