@@ -6,8 +6,12 @@
 #ifndef WEFT_GBENCH_H
 #define WEFT_GBENCH_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "weft.h"
@@ -50,6 +54,14 @@ static inline void *gb_join(weft_gthread t) {
       sum_ += st_[i_].field;                                                   \
     sum_;                                                                      \
   })
+
+/* First thing in a bench worker process: never outlive the supervisor,
+ * never hang for good, and survive a peer that closed its pipe. */
+static inline void gb_worker_setup(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
+  alarm(60);
+}
 
 /* Runs b, then a, as kernel-thread tasks and waits for both; returns 1 if
  * either returned non-NULL (failed), else 0. */

@@ -158,10 +158,7 @@ static void *ping_thread(void *p) { return (void *)(intptr_t)ping(p); }
 static void *pong_thread(void *p) { return (void *)(intptr_t)pong(p); }
 
 static int worker(int index, void *arg) {
-  /* Never outlive the supervisor, never hang for good. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  signal(SIGPIPE, SIG_IGN);
-  alarm(60);
+  gb_worker_setup();
   return index == 0 ? ping(arg) : pong(arg);
 }
 

@@ -222,9 +222,7 @@ static void *sender_fn(void *p) { return (void *)(intptr_t)sender(p); }
 static void *receiver_fn(void *p) { return (void *)(intptr_t)receiver(p); }
 
 static int worker(int index, void *arg) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  signal(SIGPIPE, SIG_IGN);
-  alarm(60);
+  gb_worker_setup();
   return index == 0 ? sender(arg) : receiver(arg);
 }
 

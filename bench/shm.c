@@ -73,8 +73,7 @@ static int worker(int index, void *arg) {
   struct res *r = arg;
 
   (void)index;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  alarm(60);
+  gb_worker_setup();
   bench_pin(0);
   for (int l = 0; l < NLOOPS; l++) /* warm-up */
     run(l, r->n[l] / 10, &r->err);
