@@ -31,6 +31,8 @@
 #define WEFT_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +76,9 @@ typedef struct weft_config {
   /* Default usable stack size of a green thread in bytes; 0 means 64 KiB.
    * Rounded up to a power of two, between 16 KiB and 1 GiB. */
   size_t stack_size;
+  /* Most kernel threads of the blocking-call pool (weft_blocking); 0 means
+   * 64.  Threads are started on demand and exit after 10 s idle. */
+  int blocking_threads;
 } weft_config;
 
 /*
@@ -363,6 +368,96 @@ WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
  * thread).
  */
 WEFT_EXTERN int weft_task_wait(weft_task *t, void **result);
+
+/* ------------------------------------------------------------------------ */
+/* I/O that parks green threads                                             */
+/* ------------------------------------------------------------------------ */
+/*
+ * These calls work from any thread.  In a green thread, a call that would
+ * block parks the green thread until the fd is ready (the netpoller, epoll
+ * driven by the workers, wakes it) and its worker runs others meanwhile.
+ * In a kernel thread that is not a worker, the call blocks in poll(2).
+ *
+ * An fd is taken over on its first use by any of them (or by
+ * weft_fd_adopt): it is switched to O_NONBLOCK and registered with the
+ * netpoller.  Close such an fd with weft_close(), which wakes every thread
+ * blocked on it with -EBADF; if something else closes it, call
+ * weft_fd_forget() first.  Fds returned by weft_accept() are non-blocking
+ * and already taken over.
+ *
+ * deadline: absolute, as everywhere (WEFT_FOREVER, WEFT_NOWAIT).  When it
+ * passes the call returns -ETIMEDOUT (-EAGAIN for WEFT_NOWAIT).  A green
+ * thread canceled with weft_cancel() gets -ECANCELED.  Other failures are
+ * the system call's, as -errno.  Writes to sockets use MSG_NOSIGNAL, and
+ * weft_init() ignores SIGPIPE if it is at its default, so a peer that goes
+ * away yields -EPIPE, never a dead process.
+ *
+ * Writes (weft_write, weft_writev, weft_send) send everything they were
+ * given unless the deadline passes or an error occurs; then they return
+ * the bytes sent so far if any (the next call reports the error), else
+ * -errno.  Reads return as soon as some bytes are there, 0 at end of file.
+ */
+WEFT_EXTERN int weft_fd_adopt(int fd);  /* -EBADF if fd is not open */
+WEFT_EXTERN int weft_fd_forget(int fd); /* unregisters, does not close */
+WEFT_EXTERN int weft_close(int fd);
+WEFT_EXTERN ssize_t weft_read(int fd, void *buf, size_t n, int64_t deadline);
+WEFT_EXTERN ssize_t weft_write(int fd, const void *buf, size_t n,
+                               int64_t deadline);
+struct iovec;
+WEFT_EXTERN ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
+                               int64_t deadline);
+WEFT_EXTERN ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
+                                int64_t deadline);
+WEFT_EXTERN ssize_t weft_recv(int fd, void *buf, size_t n, int flags,
+                              int64_t deadline);
+WEFT_EXTERN ssize_t weft_send(int fd, const void *buf, size_t n, int flags,
+                              int64_t deadline);
+/* accept4(2): flags as accept4's (SOCK_CLOEXEC); the new fd is always
+ * non-blocking.  Returns the fd.  -EMFILE/-ENFILE when out of fds: the
+ * caller should back off (weft_sleep) and keep serving. */
+WEFT_EXTERN int weft_accept(int fd, struct sockaddr *addr,
+                            socklen_t *addrlen, int flags, int64_t deadline);
+/* connect(2) that waits for the connection to complete (or fail). */
+WEFT_EXTERN int weft_connect(int fd, const struct sockaddr *addr,
+                             socklen_t addrlen, int64_t deadline);
+/* Waits until fd is ready for events (POLLIN, POLLOUT); returns the ready
+ * events (POLLIN, POLLOUT, POLLHUP, POLLERR), or -ETIMEDOUT. */
+WEFT_EXTERN int weft_wait_fd(int fd, int events, int64_t deadline);
+
+/*
+ * Cancels green thread t: if it is blocked in one of the I/O calls above or
+ * in weft_sleep*, it wakes with -ECANCELED, and each of those calls it makes
+ * later returns -ECANCELED at once.  Used to end connections at shutdown.
+ * -ESRCH if t has finished.
+ */
+WEFT_EXTERN int weft_cancel(weft_gthread t);
+/* True when the calling green thread has been canceled. */
+WEFT_EXTERN bool weft_canceled(void);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking calls on a kernel-thread pool                                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * Runs fn(arg) on one of weft's blocking-pool kernel threads and waits for
+ * it to return, so that a call that would block a worker (file I/O, name
+ * lookups, a library that blocks) does not stall the other green threads
+ * on that worker: the calling green thread parks meanwhile.  At most
+ * weft_config.blocking_threads calls run at once; more wait their turn.
+ * Returns 0 and fn's result in *result (may be NULL), -ESRCH if the runtime
+ * is not running, -EAGAIN if no thread could be started.  From a kernel
+ * thread that is not a worker, fn simply runs on the caller.
+ */
+WEFT_EXTERN int weft_blocking(weft_fn fn, void *arg, void **result);
+/* Common cases, on the pool: same results as the system calls, as -errno. */
+WEFT_EXTERN int weft_open(const char *path, int flags, mode_t mode);
+WEFT_EXTERN ssize_t weft_pread(int fd, void *buf, size_t n, off_t off);
+WEFT_EXTERN ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off);
+WEFT_EXTERN int weft_fsync(int fd);
+struct addrinfo;
+/* getaddrinfo(3) on the pool; returns its result (0 or an EAI_ code). */
+WEFT_EXTERN int weft_getaddrinfo(const char *node, const char *service,
+                                 const struct addrinfo *hints,
+                                 struct addrinfo **res);
 
 /* ------------------------------------------------------------------------ */
 /* Worker processes                                                          */
