@@ -22,7 +22,10 @@ libweft_la_SOURCES = \
 	runtime/shheap.c runtime/shheap.h \
 	runtime/pchan.c \
 	runtime/proc.c \
-	runtime/task.c
+	runtime/task.c \
+	runtime/netpoll.c runtime/netpoll.h \
+	runtime/io.c \
+	runtime/blocking.c
 
 libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)
 libweft_la_CCASFLAGS = $(AM_CCASFLAGS)

@@ -234,12 +234,17 @@ int weft_stack_info_get(weft_gthread t, weft_stack_info *info) {
 
 int weft_sleep_until(int64_t deadline) {
   if (weft__g_cur()) {
-    if (deadline <= weft__now())
-      return weft_yield();
     struct weft__waiter w;
     weft__waiter_init(&w);
-    weft__waiter_park(&w, NULL, NULL, deadline);
-    return 0;
+    if (weft__cancel_arm(&w) < 0)
+      return -ECANCELED;
+    if (deadline <= weft__now()) {
+      weft__cancel_disarm(&w);
+      return weft_yield();
+    }
+    int sel = weft__waiter_park(&w, NULL, NULL, deadline);
+    weft__cancel_disarm(&w);
+    return sel == WEFT__WAIT_CANCEL ? -ECANCELED : 0;
   }
   if (deadline == WEFT_FOREVER)
     deadline = INT64_MAX - 1;
@@ -248,6 +253,55 @@ int weft_sleep_until(int64_t deadline) {
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
     ;
   return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cancellation                                                       */
+/* ------------------------------------------------------------------ */
+
+int weft__cancel_arm(struct weft__waiter *w) {
+  struct weft__g *g = w->g;
+  weft__spin_lock(&g->lk);
+  if (g->canceled) {
+    weft__spin_unlock(&g->lk);
+    return -ECANCELED;
+  }
+  g->cwait = w;
+  weft__spin_unlock(&g->lk);
+  return 0;
+}
+
+void weft__cancel_disarm(struct weft__waiter *w) {
+  struct weft__g *g = w->g;
+  weft__spin_lock(&g->lk);
+  g->cwait = NULL;
+  weft__spin_unlock(&g->lk);
+}
+
+int weft_cancel(weft_gthread t) {
+  struct weft__g *g = t.p;
+  if (!g || !t.id)
+    return -EINVAL;
+  if (g->id != t.id)
+    return -ESRCH;
+  weft__spin_lock(&g->lk);
+  if (g->id != t.id || g->done) {
+    weft__spin_unlock(&g->lk);
+    return -ESRCH;
+  }
+  g->canceled = true;
+  /* The waiter lives in g's frame; g cannot leave its wait before it
+   * takes lk to disarm, so the waiter is valid here. */
+  struct weft__waiter *w = g->cwait;
+  if (w && weft__waiter_claim(w, WEFT__WAIT_CANCEL))
+    weft__waiter_wake(w);
+  weft__spin_unlock(&g->lk);
+  return 0;
+}
+
+bool weft_canceled(void) {
+  struct weft__g *g = weft__g_cur();
+  return g && __atomic_load_n(&g->canceled, __ATOMIC_RELAXED);
 }
 
 int weft_sleep(int64_t ns) { return weft_sleep_until(weft_deadline(ns)); }

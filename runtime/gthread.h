@@ -32,6 +32,8 @@ struct weft__g {
   bool detached, joined, done;
   weft__spin lk;          /* protects detached/joined/done/joiner */
   struct weft__waiter *joiner;
+  struct weft__waiter *cwait; /* the wait weft_cancel ends (under lk) */
+  bool canceled;              /* under lk; read racily as a hint */
   weft_fn fn;
   void *arg;
   void *result;

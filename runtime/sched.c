@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "netpoll.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -95,9 +96,13 @@ static void idle_remove_locked(struct weft__worker *w) {
 }
 
 static void unpark(struct weft__worker *w) {
-  /* store-release, pairs with the load-acquire in the park loop */
-  st_release(&w->parked, 0);
-  weft__futex_wake(&w->parked, 1);
+  /* seq_cst: pairs with the load-acquire in the park loop, and with the
+   * poller, which publishes itself and then reads parked (netpoll.c). */
+  atomic_store(&w->parked, 0);
+  if (weft__netpoll_is_poller(w))
+    weft__netpoll_break();
+  else
+    weft__futex_wake(&w->parked, 1);
 }
 
 /* Wakes an idle worker to spin, unless one is spinning already. */
@@ -158,6 +163,7 @@ static struct weft__g *take_runnext(struct weft__worker *w) {
 WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
   w->tick = SLOW_EVERY;
   run_timers(w);
+  weft__netpoll_poll_now(w, true);
   if (++w->slow_rounds % GLOBAL_EVERY == 0)
     return weft__globq_get(&weft__rt.gq, NULL, 1);
   return NULL;
@@ -214,7 +220,18 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       return NULL;
     run_timers(w);
     struct weft__g *g = pick_local(w);
+    if (!g && w->np_nev) { /* polled by pick_local's slow path */
+      weft__netpoll_deliver_deferred(w);
+      g = pick_local(w);
+    }
     if (g) {
+      if (w->spinning)
+        reset_spinning(w);
+      return g;
+    }
+
+    /* Fds that became ready, before taking other workers' threads. */
+    if (weft__netpoll_poll_now(w, false) && (g = pick_local(w))) {
       if (w->spinning)
         reset_spinning(w);
       return g;
@@ -269,8 +286,15 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
     w->st.parks++;
     while (ld_acquire(&w->parked)) {
       int64_t dl = weft__timers_next(&w->timers);
-      int r = weft__futex_wait(&w->parked, 1, dl);
-      if (r == -ETIMEDOUT) {
+      /* With green threads waiting on fds, one idle worker waits in
+       * epoll_wait instead of on its futex (netpoll.c). */
+      int nev = weft__netpoll_block(w, dl);
+      bool self_wake;
+      if (nev < 0)
+        self_wake = weft__futex_wait(&w->parked, 1, dl) == -ETIMEDOUT;
+      else
+        self_wake = nev > 0 || (dl != WEFT_FOREVER && weft__now() >= dl);
+      if (self_wake) {
         weft__spin_lock(&weft__rt.idle_lk);
         if (w->idle_pos >= 0) {
           idle_remove_locked(w);
@@ -279,6 +303,8 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
         }
         weft__spin_unlock(&weft__rt.idle_lk);
       }
+      if (nev > 0)
+        weft__netpoll_deliver(w, nev);
       if (ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING)
         break;
     }
@@ -508,6 +534,7 @@ static void free_workers(int n) {
     struct weft__worker *w = weft__rt.w[i];
     weft__timers_fini(&w->timers);
     weft__stack_cache_drain(&w->stacks);
+    free(w->np_ev);
     free(w);
   }
   free(weft__rt.w);
@@ -548,6 +575,15 @@ int weft_init(const weft_config *cfg) {
 
   weft__rt.nworkers = n;
   weft__rt.stack_default = weft__stack_round(0);
+  weft__rt.blocking_max = cfg ? cfg->blocking_threads : 0;
+  if (weft__rt.blocking_max < 0 || weft__rt.blocking_max > 4096) {
+    err = -EINVAL;
+    goto error1;
+  }
+  /* A peer that goes away must give -EPIPE, not kill the process. */
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
   weft__rt.w = calloc((size_t)n, sizeof(*weft__rt.w));
   weft__rt.idle = calloc((size_t)n, sizeof(*weft__rt.idle));
   if (!weft__rt.w || !weft__rt.idle) {

@@ -55,6 +55,8 @@ struct weft__worker {
   void *sched_fake; /* ASan fake-stack handle of the scheduler context */
   void *altstack;
   size_t altstack_size;
+  void *np_ev; /* netpoller event buffer (not on green thread stacks) */
+  int np_nev;  /* events in np_ev not delivered yet */
 };
 
 enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
@@ -72,6 +74,7 @@ struct weft__rt {
   _Atomic uint64_t next_id;
   _Atomic uint32_t started; /* workers that have started (futex) */
   size_t stack_default;
+  int blocking_max; /* weft_config.blocking_threads */
   uint64_t seed; /* debug builds: scheduling randomisation */
 };
 
@@ -111,12 +114,18 @@ void weft__fork_child_reset(void);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */
 void weft__stats_print(void);
 
-/* Runs a post-switch action handed over by a switch (may be NULL). */
+void weft__netpoll_deliver_deferred(struct weft__worker *w);
+
+/* Runs a post-switch action handed over by a switch (may be NULL), then
+ * the netpoller events polled during the switch, if any. */
 static inline void weft__post_run(void *p) {
   if (p) {
     weft__post *post = p;
     post->fn(post);
   }
+  struct weft__worker *w = weft__tls_w;
+  if (WEFT_UNLIKELY(w->np_nev))
+    weft__netpoll_deliver_deferred(w);
 }
 
 #endif /* WEFT_SCHED_H */

@@ -30,6 +30,7 @@ struct weft__g;
 
 #define WEFT__WAIT_NONE (-1)
 #define WEFT__WAIT_TIMEOUT (-2)
+#define WEFT__WAIT_CANCEL (-3)
 
 struct weft__waiter {
   _Atomic int sel;          /* WEFT__WAIT_NONE until claimed */
@@ -72,10 +73,16 @@ void weft__waiter_wake(struct weft__waiter *w);
 int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
                       void *arg, int64_t deadline);
 
+/* Makes w, the waiter of the running green thread, the one weft_cancel
+ * claims (with WEFT__WAIT_CANCEL).  Returns -ECANCELED if the green thread
+ * has been canceled already (then w is not armed).  w must not be
+ * exclusive.  Disarm once the wait is over, before w goes out of scope. */
+int weft__cancel_arm(struct weft__waiter *w);
+void weft__cancel_disarm(struct weft__waiter *w);
+
 /* An unlock function for a single internal spinlock. */
 void weft__unlock_spin(void *spin);
 
-#endif /* WEFT_WAIT_H */
 
 /*
  * Wait queues: intrusive doubly-linked lists of entries that live in the
@@ -132,3 +139,5 @@ static inline struct weft__wq_entry *weft__wq_claim(struct weft__wq *q) {
   }
   return NULL;
 }
+
+#endif /* WEFT_WAIT_H */

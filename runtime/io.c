@@ -1,0 +1,326 @@
+/*
+ * io.c - the I/O calls of weft.h: try the system call on the non-blocking
+ * fd; when it would block, wait on the fd's poll descriptor (netpoll.c)
+ * and try again.  The same loop serves green threads (which park) and
+ * kernel threads (which block in poll(2)).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "gthread.h"
+#include "netpoll.h"
+#include "sched.h"
+#include "timer.h"
+
+/* The descriptor of fd, adopted; NULL with *err set otherwise. */
+static inline struct weft__pd *pd_get(int fd, int *err) {
+  struct weft__pd *pd = weft__pd_of(fd, true);
+  if (WEFT_UNLIKELY(!pd)) {
+    *err = fd < 0 ? -EBADF : -ENOMEM;
+    return NULL;
+  }
+  if (WEFT_UNLIKELY(!pd->adopted)) {
+    int r = weft__pd_adopt(pd, fd);
+    if (r) {
+      *err = r;
+      return NULL;
+    }
+  }
+  return pd;
+}
+
+static inline bool canceled(void) {
+  struct weft__g *g = weft__g_cur();
+  return g && WEFT_UNLIKELY(__atomic_load_n(&g->canceled, __ATOMIC_RELAXED));
+}
+
+/* After a call failed with EAGAIN: waits, and maps the outcome to what
+ * the public call returns (0: try again). */
+static int wait_again(struct weft__pd *pd, int fd, int dir, uint32_t gen,
+                      int64_t deadline) {
+  if (deadline == WEFT_NOWAIT)
+    return -EAGAIN;
+  return weft__pd_wait(pd, fd, dir, gen, deadline);
+}
+
+int weft_fd_adopt(int fd) {
+  int err = 0;
+  struct weft__pd *pd = weft__pd_of(fd, true);
+  if (!pd)
+    return fd < 0 ? -EBADF : -ENOMEM;
+  err = weft__pd_adopt(pd, fd);
+  return err;
+}
+
+int weft_fd_forget(int fd) {
+  struct weft__pd *pd = weft__pd_of(fd, false);
+  if (fd < 0)
+    return -EBADF;
+  if (pd)
+    weft__pd_close(pd, fd);
+  return 0;
+}
+
+int weft_close(int fd) {
+  if (fd < 0)
+    return -EBADF;
+  struct weft__pd *pd = weft__pd_of(fd, false);
+  if (pd)
+    weft__pd_close(pd, fd);
+  /* Linux releases the fd even when close fails with EINTR: never retry. */
+  if (close(fd) < 0 && errno != EINTR)
+    return -errno;
+  return 0;
+}
+
+/* The read loop shared by every kind of read. */
+#define READ_LOOP(call, dir)                                                   \
+  do {                                                                         \
+    int err_;                                                                  \
+    struct weft__pd *pd = pd_get(fd, &err_);                                   \
+    if (!pd)                                                                   \
+      return err_;                                                             \
+    for (;;) {                                                                 \
+      if (canceled())                                                          \
+        return -ECANCELED;                                                     \
+      uint32_t gen = pd->gen;                                                  \
+      ssize_t n_ = (call);                                                     \
+      if (n_ >= 0)                                                             \
+        return n_;                                                             \
+      if (errno == EINTR)                                                      \
+        continue;                                                              \
+      if (errno != EAGAIN)                                                     \
+        return -errno;                                                         \
+      int r_ = wait_again(pd, fd, (dir), gen, deadline);                       \
+      if (r_)                                                                  \
+        return r_;                                                             \
+    }                                                                          \
+  } while (0)
+
+ssize_t weft_read(int fd, void *buf, size_t n, int64_t deadline) {
+  READ_LOOP(read(fd, buf, n), WEFT__PD_READ);
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t n, int flags, int64_t deadline) {
+  READ_LOOP(recv(fd, buf, n, flags), WEFT__PD_READ);
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
+                   int64_t deadline) {
+  if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    return -EINVAL;
+  READ_LOOP(readv(fd, iov, iovcnt), WEFT__PD_READ);
+}
+
+/* Writes all of iov[0..cnt) (which it consumes); see weft.h for the
+ * partial-write convention. */
+static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
+                         int64_t deadline) {
+  int err;
+  struct weft__pd *pd = pd_get(fd, &err);
+  if (!pd)
+    return err;
+  ssize_t done = 0;
+  while (cnt > 0 && iov->iov_len == 0) {
+    iov++;
+    cnt--;
+  }
+  while (cnt > 0) {
+    if (canceled())
+      return done ? done : -ECANCELED;
+    uint32_t gen = pd->gen;
+    ssize_t n;
+    if (pd->is_sock) {
+      struct msghdr mh = {.msg_iov = iov,
+                          .msg_iovlen = (size_t)(cnt > IOV_MAX ? IOV_MAX : cnt)};
+      n = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+    } else if (cnt == 1) {
+      n = write(fd, iov->iov_base, iov->iov_len);
+    } else {
+      n = writev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt);
+    }
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      int r = errno == EAGAIN ? wait_again(pd, fd, WEFT__PD_WRITE, gen, deadline)
+                              : -errno;
+      if (r)
+        return done ? done : r;
+      continue;
+    }
+    done += n;
+    while (cnt > 0 && (size_t)n >= iov->iov_len) {
+      n -= (ssize_t)iov->iov_len;
+      iov++;
+      cnt--;
+    }
+    if (cnt > 0) {
+      iov->iov_base = (char *)iov->iov_base + n;
+      iov->iov_len -= (size_t)n;
+    }
+  }
+  return done;
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t n, int64_t deadline) {
+  if (n > SSIZE_MAX)
+    return -EINVAL;
+  struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
+  return write_all(fd, &v, 1, 0, deadline);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t n, int flags,
+                  int64_t deadline) {
+  if (n > SSIZE_MAX)
+    return -EINVAL;
+  struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
+  int err;
+  struct weft__pd *pd = pd_get(fd, &err);
+  if (!pd)
+    return err;
+  if (!pd->is_sock)
+    return -ENOTSOCK;
+  return write_all(fd, &v, 1, flags, deadline);
+}
+
+#define IOV_STACK 16
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
+                    int64_t deadline) {
+  if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt && !iov))
+    return -EINVAL;
+  /* write_all consumes the vector: work on a copy. */
+  struct iovec small[IOV_STACK];
+  struct iovec *v = small;
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    if (iov[i].iov_len > SSIZE_MAX - total)
+      return -EINVAL;
+    total += iov[i].iov_len;
+  }
+  if (iovcnt > IOV_STACK && !(v = malloc((size_t)iovcnt * sizeof(*v))))
+    return -ENOMEM;
+  memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+  ssize_t r = write_all(fd, v, iovcnt, 0, deadline);
+  if (v != small)
+    free(v);
+  return r;
+}
+
+int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                int64_t deadline) {
+  if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK))
+    return -EINVAL;
+  int err;
+  struct weft__pd *pd = pd_get(fd, &err);
+  if (!pd)
+    return err;
+  for (;;) {
+    if (canceled())
+      return -ECANCELED;
+    uint32_t gen = pd->gen;
+    int c = accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
+    if (c >= 0) {
+      struct weft__pd *cp = weft__pd_of(c, true);
+      if (cp) {
+        /* A fresh fd: whatever the record says about an earlier fd of the
+         * same number is stale. */
+        weft__spin_lock(&cp->lk);
+        cp->is_sock = true;
+        cp->no_epoll = false;
+        cp->reg_epoch = 0;
+        cp->ready[0] = cp->ready[1] = false;
+        cp->adopted = true;
+        weft__spin_unlock(&cp->lk);
+      }
+      return c;
+    }
+    switch (errno) {
+    case EINTR:
+    case ECONNABORTED: /* the peer gave up before we got to it */
+      continue;
+    case EAGAIN:
+      break;
+    default:
+      return -errno;
+    }
+    int r = wait_again(pd, fd, WEFT__PD_READ, gen, deadline);
+    if (r)
+      return r;
+  }
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                 int64_t deadline) {
+  int err;
+  struct weft__pd *pd = pd_get(fd, &err);
+  if (!pd)
+    return err;
+  if (canceled())
+    return -ECANCELED;
+  uint32_t gen = pd->gen;
+  if (connect(fd, addr, addrlen) == 0)
+    return 0;
+  if (errno != EINPROGRESS && errno != EINTR)
+    return -errno;
+  for (;;) {
+    int r = deadline == WEFT_NOWAIT
+                ? -EINPROGRESS
+                : weft__pd_wait(pd, fd, WEFT__PD_WRITE, gen, deadline);
+    if (r)
+      return r;
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+      return -errno;
+    if (soerr)
+      return -soerr;
+    /* Writable with no error: connected, unless the wake was for an edge
+     * that came before the connection completed. */
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+      return 0;
+    if (errno != ENOTCONN)
+      return -errno;
+  }
+}
+
+int weft_wait_fd(int fd, int events, int64_t deadline) {
+  if (!(events & (POLLIN | POLLOUT)) || (events & ~(POLLIN | POLLOUT)))
+    return -EINVAL;
+  int err;
+  struct weft__pd *pd = pd_get(fd, &err);
+  if (!pd)
+    return err;
+  for (;;) {
+    if (canceled())
+      return -ECANCELED;
+    uint32_t gen = pd->gen;
+    struct pollfd p = {.fd = fd, .events = (short)events};
+    int n = poll(&p, 1, 0);
+    if (n < 0 && errno != EINTR)
+      return -errno;
+    if (n > 0) {
+      if (p.revents & POLLNVAL)
+        return -EBADF;
+      return p.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR);
+    }
+    if (deadline == WEFT_NOWAIT)
+      return -EAGAIN;
+    int dir = events == POLLIN    ? WEFT__PD_READ
+              : events == POLLOUT ? WEFT__PD_WRITE
+                                  : WEFT__PD_BOTH;
+    int r = weft__pd_wait(pd, fd, dir, gen, deadline);
+    if (r)
+      return r;
+  }
+}
