@@ -20,6 +20,10 @@ packages=(
   libcriterion-dev
   valgrind
   gnuplot-nox # the plots of `make bench` (bench/results/REPORT.md)
+  # The server bench: real clients, and the servers weft is compared with
+  # (only run by the bench, with their own configuration; never started as
+  # services).
+  wrk redis-tools redis-server nginx-light
 )
 
 missing=()
