@@ -79,6 +79,12 @@ typedef struct weft_config {
   /* Most kernel threads of the blocking-call pool (weft_blocking); 0 means
    * 64.  Threads are started on demand and exit after 10 s idle. */
   int blocking_threads;
+  /* Report a green thread that runs this many ms without switching
+   * ("weft: green thread 17 "conn-3" ran 52 ms without yielding on worker
+   * 1"): there is no preemption, so it stalls its worker's other threads.
+   * 0 means the WEFT_HOG_MS environment variable if set, else 100;
+   * negative (or WEFT_HOG_MS=0) turns the check off. */
+  int hog_ms;
 } weft_config;
 
 /*
@@ -619,6 +625,9 @@ typedef struct weft_worker_stats {
   uint64_t runq_hwm;   /* run queue high-water mark */
   uint64_t stack_hits; /* stacks taken from the worker's cache */
   uint64_t stack_maps; /* stacks newly mapped */
+  uint64_t polls;      /* epoll_wait calls that returned events */
+  uint64_t io_waits;   /* green threads parked on the netpoller */
+  uint64_t hogs;       /* green threads reported for not yielding */
 } weft_worker_stats;
 
 /* Fills stats[0 .. min(n, workers)) and returns the number of workers,

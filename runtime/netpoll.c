@@ -265,6 +265,7 @@ int weft__pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
     if (dir == d || dir == WEFT__PD_BOTH)
       weft__wq_push(&pd->q[d], &e[d]);
   atomic_fetch_add_explicit(&weft__netpoll_waiting, 1, memory_order_relaxed);
+  weft__worker_get()->st.io_waits++;
   int sel = weft__waiter_park(&w, weft__unlock_spin, &pd->lk, deadline);
   atomic_fetch_sub_explicit(&weft__netpoll_waiting, 1, memory_order_relaxed);
   weft__cancel_disarm(&w);
@@ -329,6 +330,7 @@ static struct epoll_event *events_of(struct weft__worker *w) {
 int weft__netpoll_deliver(struct weft__worker *w, int nev) {
   struct epoll_event *ev = w->np_ev;
   int woken = 0;
+  w->st.polls++;
   /* Threads woken together go to the tail of the queue, in order. */
   bool was = w->in_timers;
   w->in_timers = true;
@@ -381,11 +383,15 @@ int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
   if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting) ||
       ld_relaxed(&np.poller) || w->np_nev)
     return 0;
+  /* From the slow path, at most every POLL_GAP_NS across all workers; a
+   * worker about to go idle polls at once. */
   int64_t now = weft__now();
   int64_t last = ld_relaxed(&np.last_poll);
-  if (now - last < POLL_GAP_NS ||
-      !atomic_compare_exchange_strong(&np.last_poll, &last, now))
+  if (defer && (now - last < POLL_GAP_NS ||
+                !atomic_compare_exchange_strong(&np.last_poll, &last, now)))
     return 0;
+  if (!defer)
+    st_relaxed(&np.last_poll, now);
   struct epoll_event *ev = events_of(w);
   if (!ev)
     return 0;

@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "monitor.h"
 #include "netpoll.h"
 #include "sched.h"
 #include "wait.h"
@@ -544,6 +545,7 @@ static void free_workers(int n) {
 }
 
 static void stop_workers(int started) {
+  weft__monitor_stop();
   atomic_store(&weft__rt.state, WEFT__RT_STOPPING);
   for (int i = 0; i < started; i++)
     unpark(weft__rt.w[i]);
@@ -646,6 +648,12 @@ int weft_init(const weft_config *cfg) {
   }
   for (uint32_t k; (k = ld_acquire(&weft__rt.started)) < (uint32_t)n;)
     weft__futex_wait(&weft__rt.started, k, WEFT_FOREVER);
+  if ((err = weft__monitor_start(cfg))) {
+    fprintf(stderr, "weft: cannot start the monitor thread: %s\n",
+            weft_strerror(err));
+    stop_workers(n);
+    goto error2;
+  }
   pthread_mutex_unlock(&lifecycle_lock);
   return 0;
 
@@ -702,6 +710,7 @@ void weft__fork_child_reset(void) {
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   lifecycle_lock = fresh;
   weft__stack_fork_child_reset();
+  weft__monitor_fork_child();
 }
 
 bool weft_running(void) { return weft__rt_running(); }
@@ -728,18 +737,21 @@ int weft_stats(weft_worker_stats *stats, int n) {
 }
 
 void weft__stats_print(void) {
-  fprintf(stderr, "weft: %-6s %12s %10s %8s %8s %10s %8s %8s %8s\n",
+  fprintf(stderr, "weft: %-6s %12s %10s %8s %8s %10s %8s %8s %8s %8s %9s %5s\n",
           "worker", "switches", "spawns", "steals", "parks", "wakes",
-          "runq_hwm", "stk_hit", "stk_map");
+          "runq_hwm", "stk_hit", "stk_map", "polls", "io_waits", "hogs");
   for (int i = 0; i < weft__rt.nworkers; i++) {
     struct weft__worker *w = weft__rt.w[i];
     fprintf(stderr,
-            "weft: %-6d %12llu %10llu %8llu %8llu %10llu %8llu %8lu %8lu\n",
+            "weft: %-6d %12llu %10llu %8llu %8llu %10llu %8llu %8lu %8lu "
+            "%8llu %9llu %5llu\n",
             i, (unsigned long long)w->st.switches,
             (unsigned long long)w->st.spawns,
             (unsigned long long)w->st.steals, (unsigned long long)w->st.parks,
             (unsigned long long)w->st.wakes,
             (unsigned long long)w->st.runq_hwm, w->stacks.hits,
-            w->stacks.maps);
+            w->stacks.maps, (unsigned long long)w->st.polls,
+            (unsigned long long)w->st.io_waits,
+            (unsigned long long)w->st.hogs);
   }
 }

@@ -61,3 +61,10 @@ tests_test_timer_SOURCES = tests/test_timer.c tests/helpers.h
 tests_test_timer_CPPFLAGS = $(tests_cppflags)
 tests_test_timer_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_timer_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_monitor
+TESTS += tests/test_monitor
+tests_test_monitor_SOURCES = tests/test_monitor.c tests/helpers.h
+tests_test_monitor_CPPFLAGS = $(tests_cppflags)
+tests_test_monitor_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_monitor_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

@@ -1,0 +1,138 @@
+/*
+ * monitor.c - the hog detector: a kernel thread that watches the workers
+ * and reports a green thread that runs too long without switching.
+ *
+ * weft does not preempt, so one green thread that computes for 50 ms holds
+ * up every other green thread queued on its worker for 50 ms.  The monitor
+ * samples each worker's running green thread and switch counter a few
+ * times per threshold; when both stay the same for longer than the
+ * threshold it prints
+ *   weft: green thread 17 "conn-3" ran 52 ms without yielding on worker 1
+ * once, and when the thread finally switches, a second line with the whole
+ * time if it ran more than twice the threshold.  Sampling costs the workers
+ * nothing (no clock reads on the switch path); the figure is accurate to
+ * a quarter of the threshold.
+ *
+ * The threshold is weft_config.hog_ms, else WEFT_HOG_MS, else 100 ms; a
+ * negative value (or WEFT_HOG_MS=0) turns the monitor off.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monitor.h"
+#include "sched.h"
+
+#define DEFAULT_HOG_MS 100
+
+struct watch {
+  struct weft__g *g;
+  uint64_t id; /* g's id and name when reported: g may be gone later */
+  char name[WEFT_NAME_MAX];
+  uint64_t switches;
+  int64_t since;
+  bool reported;
+};
+
+static struct {
+  pthread_t thread;
+  bool running;
+  _Atomic uint32_t stop; /* futex */
+  int64_t threshold_ns;
+  struct watch *watch;
+  int n;
+} mon;
+
+static void report(struct weft__worker *w, struct watch *s, int64_t ns,
+                   const char *how) {
+  fprintf(stderr,
+          "weft: green thread %llu \"%s\" %s %lld ms without yielding on "
+          "worker %d\n",
+          (unsigned long long)s->id, s->name, how, (long long)(ns / 1000000),
+          w->index);
+}
+
+static void *monitor_main(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  int64_t period = mon.threshold_ns / 4;
+  while (!ld_acquire(&mon.stop)) {
+    weft__futex_wait(&mon.stop, 0, weft__now() + period);
+    int64_t now = weft__now();
+    for (int i = 0; i < mon.n; i++) {
+      struct weft__worker *w = weft__rt.w[i];
+      struct watch *s = &mon.watch[i];
+      struct weft__g *g = __atomic_load_n(&w->cur, __ATOMIC_RELAXED);
+      uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED);
+      if (g && g == s->g && sw == s->switches) {
+        int64_t ran = now - s->since;
+        if (!s->reported && ran >= mon.threshold_ns) {
+          /* g is running and its stack is never unmapped: reading its
+           * descriptor is safe, if racy. */
+          s->id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
+          memcpy(s->name, g->name, sizeof s->name);
+          s->name[sizeof s->name - 1] = 0;
+          report(w, s, ran, "ran");
+          __atomic_fetch_add(&w->st.hogs, 1, __ATOMIC_RELAXED);
+          s->reported = true;
+        }
+        continue;
+      }
+      if (s->reported && now - s->since >= 2 * mon.threshold_ns)
+        report(w, s, now - s->since, "ran in all");
+      s->g = g;
+      s->switches = sw;
+      s->since = now;
+      s->reported = false;
+    }
+  }
+  return NULL;
+}
+
+int weft__monitor_start(const weft_config *cfg) {
+  long ms = cfg && cfg->hog_ms ? cfg->hog_ms : 0;
+  if (!ms) {
+    const char *e = getenv("WEFT_HOG_MS");
+    ms = e && *e ? strtol(e, NULL, 10) : DEFAULT_HOG_MS;
+    if (ms == 0)
+      ms = -1;
+  }
+  if (ms < 0)
+    return 0;
+  mon.threshold_ns = ms * 1000000LL;
+  mon.n = weft__rt.nworkers;
+  mon.watch = calloc((size_t)mon.n, sizeof(*mon.watch));
+  if (!mon.watch)
+    return -ENOMEM;
+  atomic_store(&mon.stop, 0);
+  int r = pthread_create(&mon.thread, NULL, monitor_main, NULL);
+  if (r) {
+    free(mon.watch);
+    mon.watch = NULL;
+    return -r;
+  }
+  mon.running = true;
+  return 0;
+}
+
+void weft__monitor_stop(void) {
+  if (!mon.running)
+    return;
+  st_release(&mon.stop, 1);
+  weft__futex_wake(&mon.stop, 1);
+  pthread_join(mon.thread, NULL);
+  free(mon.watch);
+  mon.watch = NULL;
+  mon.running = false;
+}
+
+void weft__monitor_fork_child(void) {
+  mon.running = false; /* its thread did not survive the fork */
+  mon.watch = NULL;
+}

@@ -1,0 +1,16 @@
+/*
+ * monitor.h - the hog detector (monitor.c).
+ */
+#ifndef WEFT_MONITOR_H
+#define WEFT_MONITOR_H
+
+#include "weft.h"
+
+/* Starts the monitor thread after the workers (unless turned off). */
+int weft__monitor_start(const weft_config *cfg);
+/* Stops it, before the workers stop. */
+void weft__monitor_stop(void);
+/* In a forked child: forgets the parent's monitor. */
+void weft__monitor_fork_child(void);
+
+#endif /* WEFT_MONITOR_H */

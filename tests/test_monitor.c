@@ -1,0 +1,99 @@
+/*
+ * test_monitor.c - the hog detector and the per-worker counters.
+ */
+#include "helpers.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+static void *spin_ms(void *arg) {
+  int64_t end = weft_now() + MS((intptr_t)arg);
+  while (weft_now() < end)
+    ;
+  return NULL;
+}
+
+static void hog_child(void *arg) {
+  weft_config cfg = {.workers = 2, .hog_ms = (int)(intptr_t)arg};
+  if (weft_init(&cfg))
+    _exit(10);
+  weft_gthread t;
+  weft_spawn(&t, &(weft_gthread_attr){.name = "conn-3"}, spin_ms,
+             (void *)(intptr_t)200);
+  weft_join(t, NULL);
+  weft_worker_stats st[2];
+  int n = weft_stats(st, 2);
+  uint64_t hogs = 0;
+  for (int i = 0; i < n; i++)
+    hogs += st[i].hogs;
+  fprintf(stderr, "hogs=%llu\n", (unsigned long long)hogs);
+  weft_shutdown();
+}
+
+Test(monitor, reports_a_green_thread_that_does_not_yield) {
+  struct h_child c;
+  h_fork_capture(hog_child, (void *)(intptr_t)20, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "\"conn-3\" ran ") != NULL, "stderr: %s", c.err);
+  cr_assert(strstr(c.err, "without yielding on worker ") != NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "green thread 1 ") != NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=1\n") != NULL, "%s", c.err);
+}
+
+Test(monitor, can_be_turned_off) {
+  struct h_child c;
+  h_fork_capture(hog_child, (void *)(intptr_t)-1, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "without yielding") == NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=0\n") != NULL, "%s", c.err);
+}
+
+static void *yielder(void *arg) {
+  int64_t end = weft_now() + MS((intptr_t)arg);
+  while (weft_now() < end)
+    weft_yield();
+  return NULL;
+}
+
+static void polite_child(void *arg) {
+  (void)arg;
+  weft_config cfg = {.workers = 1, .hog_ms = 20};
+  if (weft_init(&cfg))
+    _exit(10);
+  weft_gthread a, b;
+  weft_spawn(&a, NULL, yielder, (void *)(intptr_t)150);
+  weft_spawn(&b, NULL, yielder, (void *)(intptr_t)150);
+  weft_join(a, NULL);
+  weft_join(b, NULL);
+  weft_shutdown();
+}
+
+Test(monitor, quiet_for_threads_that_yield) {
+  struct h_child c;
+  h_fork_capture(polite_child, NULL, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "without yielding") == NULL, "%s", c.err);
+}
+
+static int sv[2];
+
+static void *reader(void *arg) {
+  (void)arg;
+  char b;
+  return (void *)(intptr_t)weft_read(sv[0], &b, 1, WEFT_FOREVER);
+}
+
+Test(stats, count_netpoller_waits, .init = h_start1, .fini = h_stop) {
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  weft_gthread t = h_spawn(reader, NULL);
+  weft_sleep(MS(20)); /* the reader parks on the netpoller */
+  cr_assert_eq(write(sv[1], "x", 1), 1);
+  cr_assert_eq((intptr_t)h_join(t), 1);
+  weft_worker_stats st;
+  cr_assert_eq(weft_stats(&st, 1), 1);
+  cr_assert_geq(st.io_waits, 1);
+  cr_assert_geq(st.polls, 1);
+  cr_assert_geq(st.spawns + st.wakes, 1);
+  weft_close(sv[0]);
+  weft_close(sv[1]);
+}
