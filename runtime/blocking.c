@@ -109,6 +109,7 @@ int weft_blocking(weft_fn fn, void *arg, void **result) {
 
   struct job j = {.fn = fn, .arg = arg};
   weft__waiter_init(&j.w);
+  j.w.reason = "blocking call";
   j.w.exclusive = true;
 
   weft__spin_lock(&pool.lk);

@@ -153,6 +153,7 @@ static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
   struct weft__wq_entry e = {.sel = 0, .elem = elem};
   weft__waiter_init(&w);
   w.exclusive = deadline == WEFT_FOREVER;
+  w.reason = "chan";
   e.w = &w;
   weft__wq_push(q, &e);
   int sel = weft__waiter_park(&w, weft__unlock_spin, &ch->lk, deadline);
@@ -325,6 +326,7 @@ int weft_select(weft_select_case *cases, size_t n, int64_t deadline) {
 
   struct weft__waiter w;
   weft__waiter_init(&w);
+  w.reason = "select";
   for (size_t i = 0; i < n; i++) {
     ents[i] = (struct weft__wq_entry){
         .w = &w, .sel = (int)i, .elem = cases[i].elem, .result = 0};

@@ -147,6 +147,7 @@ int weft_join(weft_gthread t, void **result) {
   if (!g->done) {
     struct weft__waiter wt;
     weft__waiter_init(&wt);
+    wt.reason = "join";
     wt.exclusive = true; /* only the exit of g claims it */
     g->joiner = &wt;
     weft__waiter_park(&wt, weft__unlock_spin, &g->lk, WEFT_FOREVER);
@@ -236,6 +237,7 @@ int weft_sleep_until(int64_t deadline) {
   if (weft__g_cur()) {
     struct weft__waiter w;
     weft__waiter_init(&w);
+    w.reason = "sleep";
     if (weft__cancel_arm(&w) < 0)
       return -ECANCELED;
     if (deadline <= weft__now()) {

@@ -41,7 +41,8 @@ struct weft__g {
   char *base;             /* stack mapping: guard at base */
   size_t size;            /* usable stack size */
   void *asan_fake;        /* ASan fake-stack handle across switches */
-  int64_t run_start;
+  const char *wait_reason; /* what it parked on, for tools */
+  int worker;              /* the worker that ran it last */
   char name[WEFT_NAME_MAX];
 };
 

@@ -254,6 +254,9 @@ int weft__pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
   }
   struct weft__waiter w;
   weft__waiter_init(&w);
+  w.reason = dir == WEFT__PD_READ    ? "io read"
+             : dir == WEFT__PD_WRITE ? "io write"
+                                     : "io";
   /* dir WEFT__PD_BOTH: queued on both directions, like a select. */
   struct weft__wq_entry e[2] = {{.w = &w, .sel = WEFT__PD_READ},
                                 {.w = &w, .sel = WEFT__PD_WRITE}};

@@ -348,6 +348,7 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
   if (next) {
     w->cur = next;
     next->state = WEFT__G_RUNNING;
+    next->worker = w->index;
     w->st.switches++;
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
     r = weft__ctx_switch(&g->ctx, next->ctx, post);
@@ -492,6 +493,7 @@ static void *worker_main(void *arg) {
       break;
     w->cur = g;
     g->state = WEFT__G_RUNNING;
+    g->worker = w->index;
     w->st.switches++;
     asan_begin(&w->sched_fake, w, g);
     void *r = weft__ctx_switch(&w->sched_ctx, g->ctx, NULL);

@@ -124,6 +124,33 @@ static void warn_limit(int err) {
             strerror(-err), max, max > 0 ? max / 2 : -1);
 }
 
+/* Every stack ever mapped (stacks are never unmapped), for tools: the gdb
+ * extension lists green threads by walking it.  Appended under a lock on
+ * the rare path that maps a new stack; the array only grows. */
+struct weft__stack_rec *weft__stack_all;
+size_t weft__stack_nall;
+static size_t stack_capall;
+static weft__spin all_lk;
+
+static void record(char *base, size_t size) {
+  weft__spin_lock(&all_lk);
+  if (weft__stack_nall == stack_capall) {
+    size_t cap = stack_capall ? 2 * stack_capall : 1024;
+    struct weft__stack_rec *v =
+        realloc(weft__stack_all, cap * sizeof(*weft__stack_all));
+    if (!v) { /* tools see fewer threads; weft itself does not care */
+      weft__spin_unlock(&all_lk);
+      return;
+    }
+    weft__stack_all = v;
+    stack_capall = cap;
+  }
+  weft__stack_all[weft__stack_nall].base = base;
+  weft__stack_all[weft__stack_nall].size = size;
+  weft__stack_nall++;
+  weft__spin_unlock(&all_lk);
+}
+
 static void *map_new(size_t size, int *err) {
   size_t len = S.page + size;
   char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -142,6 +169,7 @@ static void *map_new(size_t size, int *err) {
     warn_limit(*err);
     return NULL;
   }
+  record(p, size);
   return p;
 }
 
@@ -269,6 +297,7 @@ void weft__stack_cache_drain(struct weft__stack_cache *c) {
 }
 
 void weft__stack_fork_child_reset(void) {
+  atomic_store(&all_lk.v, 0);
   for (int i = 0; i < NCLASSES; i++) {
     struct pool *pl = &S.pools[i];
     memset(pl, 0, sizeof(*pl));

@@ -30,6 +30,15 @@ struct weft__stack_cache {
   unsigned long hits, maps;
 };
 
+/* The registry of every stack mapping (base, usable size), read by the gdb
+ * extension. */
+struct weft__stack_rec {
+  char *base;
+  size_t size;
+};
+extern struct weft__stack_rec *weft__stack_all;
+extern size_t weft__stack_nall;
+
 /* Process-wide setup: page size, guard flavour, default size. */
 int weft__stack_setup(size_t default_size);
 /* Rounds size up to its class (a power of two); 0 means the default.

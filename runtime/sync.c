@@ -53,10 +53,12 @@ _Static_assert(sizeof(struct once) <= sizeof(weft_once), "once size");
 
 /* Common slow path: queue an entry on q (lock held), park, and on timeout
  * unlink it.  Returns 0 when woken by a source, -ETIMEDOUT otherwise. */
-static int wait_on(weft__spin *lk, struct weft__wq *q, int64_t deadline) {
+static int wait_on(weft__spin *lk, struct weft__wq *q, int64_t deadline,
+                   const char *reason) {
   struct weft__waiter w;
   struct weft__wq_entry e = {.sel = 0};
   weft__waiter_init(&w);
+  w.reason = reason;
   w.exclusive = deadline == WEFT_FOREVER;
   e.w = &w;
   weft__wq_push(q, &e);
@@ -139,7 +141,7 @@ int weft_mutex_lock_until(weft_mutex *m, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  int r = wait_on(&x->lk, &x->q, deadline);
+  int r = wait_on(&x->lk, &x->q, deadline, "mutex");
   if (r == 0) {
     /* Handed over by the unlocker: we own it.  The acquire of our
      * waiter's sel in the park paired with the unlocker's claim. */
@@ -208,7 +210,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return r;
   }
-  r = wait_on(&x->lk, &x->q, deadline);
+  r = wait_on(&x->lk, &x->q, deadline, "cond");
   weft_mutex_lock(m);
   return r;
 }
@@ -300,7 +302,7 @@ int weft_sem_wait_until(weft_sem *s, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  return wait_on(&x->lk, &x->q, deadline);
+  return wait_on(&x->lk, &x->q, deadline, "sem");
 }
 
 int weft_sem_wait(weft_sem *s) { return weft_sem_wait_until(s, WEFT_FOREVER); }
@@ -368,7 +370,7 @@ int weft_waitgroup_wait_until(weft_waitgroup *wg, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  return wait_on(&x->lk, &x->q, deadline);
+  return wait_on(&x->lk, &x->q, deadline, "waitgroup");
 }
 
 int weft_waitgroup_wait(weft_waitgroup *wg) {
@@ -393,7 +395,7 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg) {
     return 0;
   }
   if (s == 1)
-    return wait_on(&x->lk, &x->q, WEFT_FOREVER);
+    return wait_on(&x->lk, &x->q, WEFT_FOREVER, "once");
   st_relaxed(&x->state, 1);
   weft__spin_unlock(&x->lk);
   fn(arg);

@@ -123,6 +123,7 @@ static void completion_wait(struct completion *c) {
   }
   struct weft__waiter w;
   weft__waiter_init(&w);
+  w.reason = "task";
   c->joiner = &w;
   /* The unlock runs once we are parked; the finisher reads joiner under
    * lk, so it either sees us queued or we saw done above. */

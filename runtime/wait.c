@@ -15,6 +15,7 @@ void weft__waiter_init(struct weft__waiter *w) {
   atomic_init(&w->futex, 0);
   w->g = weft__g_cur();
   w->exclusive = false;
+  w->reason = NULL;
 }
 
 void weft__waiter_wake(struct weft__waiter *w) {
@@ -82,6 +83,7 @@ static void park_post_fn(weft__post *p) {
 int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
                       void *arg, int64_t deadline) {
   if (w->g) {
+    w->g->wait_reason = w->reason ? w->reason : "wait";
     struct park_post pp = {
         .p = {.fn = park_post_fn, .g = w->g},
         .w = w,

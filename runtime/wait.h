@@ -39,6 +39,7 @@ struct weft__waiter {
   /* Queued on one wait queue, without a deadline: only a holder of that
    * queue's lock can claim it, so the claim needs no atomic RMW. */
   bool exclusive;
+  const char *reason; /* what it waits for, shown by tools ("chan recv") */
 };
 
 /* Initialises w for the calling thread. */
