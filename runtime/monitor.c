@@ -69,7 +69,8 @@ static void *monitor_main(void *arg) {
       struct weft__worker *w = weft__rt.w[i];
       struct watch *s = &mon.watch[i];
       struct weft__g *g = __atomic_load_n(&w->cur, __ATOMIC_RELAXED);
-      uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED);
+      uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED) +
+                    __atomic_load_n(&w->lone_yields, __ATOMIC_RELAXED);
       if (g && g == s->g && sw == s->switches) {
         int64_t ran = now - s->since;
         if (!s->reported && ran >= mon.threshold_ns) {

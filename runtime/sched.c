@@ -453,8 +453,10 @@ int weft_yield(void) {
   }
   struct weft__g *next = pick_or_stop(w);
   if (!next) {
-    if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)
-      return 0; /* nothing else to run here */
+    if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING) {
+      w->lone_yields++; /* not a hog: it offered to switch */
+      return 0;         /* nothing else to run here */
+    }
     /* Stopping: leave for the scheduler context, never to return. */
     weft__post post = {.fn = post_requeue, .g = g};
     g->state = WEFT__G_RUNNABLE;

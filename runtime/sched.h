@@ -41,6 +41,7 @@ struct weft__worker {
   bool in_timers;                      /* running expired timers */
   uint64_t id_next, id_end;            /* block of green-thread ids */
   bool spinning;
+  uint64_t lone_yields; /* yields with nothing else to run (monitor.c) */
   uint64_t rng;
   weft__ctx sched_ctx;                 /* this worker's scheduler loop */
   struct weft__runq q;
