@@ -193,7 +193,8 @@ typedef struct weft_stack_info {
 } weft_stack_info;
 WEFT_EXTERN int weft_stack_info_get(weft_gthread t, weft_stack_info *info);
 
-/* Sleeps; green threads park, other threads call nanosleep.  Returns 0. */
+/* Sleeps; green threads park, other threads call nanosleep.  Returns 0, or
+ * -ECANCELED for a green thread canceled with weft_cancel(). */
 WEFT_EXTERN int weft_sleep(int64_t ns);
 WEFT_EXTERN int weft_sleep_until(int64_t deadline);
 
@@ -405,6 +406,7 @@ WEFT_EXTERN int weft_task_wait(weft_task *t, void **result);
  */
 WEFT_EXTERN int weft_fd_adopt(int fd);  /* -EBADF if fd is not open */
 WEFT_EXTERN int weft_fd_forget(int fd); /* unregisters, does not close */
+/* Closes fd even from a canceled green thread; 0 or -errno (-EBADF). */
 WEFT_EXTERN int weft_close(int fd);
 WEFT_EXTERN ssize_t weft_read(int fd, void *buf, size_t n, int64_t deadline);
 WEFT_EXTERN ssize_t weft_write(int fd, const void *buf, size_t n,
@@ -450,8 +452,9 @@ WEFT_EXTERN bool weft_canceled(void);
  * on that worker: the calling green thread parks meanwhile.  At most
  * weft_config.blocking_threads calls run at once; more wait their turn.
  * Returns 0 and fn's result in *result (may be NULL), -ESRCH if the runtime
- * is not running, -EAGAIN if no thread could be started.  From a kernel
- * thread that is not a worker, fn simply runs on the caller.
+ * is stopping, -EAGAIN if no thread could be started.  From a kernel thread
+ * that is not a worker, fn simply runs on the caller (whether the runtime
+ * runs or not) and the call returns 0.
  */
 WEFT_EXTERN int weft_blocking(weft_fn fn, void *arg, void **result);
 /* Common cases, on the pool: same results as the system calls, as -errno. */

@@ -24,7 +24,7 @@
 static inline struct weft__pd *pd_get(int fd, int *err) {
   struct weft__pd *pd = weft__pd_of(fd, true);
   if (WEFT_UNLIKELY(!pd)) {
-    *err = fd < 0 ? -EBADF : -ENOMEM;
+    *err = weft__pd_of_error(fd);
     return NULL;
   }
   if (WEFT_UNLIKELY(!pd->adopted)) {
@@ -55,7 +55,7 @@ int weft_fd_adopt(int fd) {
   int err = 0;
   struct weft__pd *pd = weft__pd_of(fd, true);
   if (!pd)
-    return fd < 0 ? -EBADF : -ENOMEM;
+    return weft__pd_of_error(fd);
   err = weft__pd_adopt(pd, fd);
   return err;
 }

@@ -98,6 +98,14 @@ struct weft__pd *weft__pd_of(int fd, bool create) {
   return &blk[fd & (BLOCK_SIZE - 1)];
 }
 
+int weft__pd_of_error(int fd) {
+  /* No fd can be open beyond the table (the kernel's fs.nr_open is far
+   * smaller); inside it, only memory can be missing. */
+  if (fd < 0 || (unsigned)fd >= (unsigned)NBLOCKS * BLOCK_SIZE)
+    return -EBADF;
+  return -ENOMEM;
+}
+
 int weft__pd_adopt(struct weft__pd *pd, int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0)

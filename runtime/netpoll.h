@@ -33,6 +33,9 @@ struct weft__pd {
  * negative or absurd fd, or when out of memory. */
 struct weft__pd *weft__pd_of(int fd, bool create);
 
+/* Why weft__pd_of(fd, true) returned NULL, as -errno. */
+int weft__pd_of_error(int fd);
+
 /* Makes fd usable by the I/O calls (non-blocking, kind known).  Returns 0,
  * -EBADF, or another -errno. */
 int weft__pd_adopt(struct weft__pd *pd, int fd);
