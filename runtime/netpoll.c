@@ -114,8 +114,15 @@ int weft__pd_adopt(struct weft__pd *pd, int fd) {
     return -errno;
   struct stat st;
   bool sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (sock && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    type = 0;
   weft__spin_lock(&pd->lk);
   pd->is_sock = sock;
+  pd->is_stream = type == SOCK_STREAM;
+  pd->drained = false;
+  pd->rhup = false;
   pd->no_epoll = false;
   pd->reg_epoch = 0;
   pd->ready[0] = pd->ready[1] = false;
@@ -127,6 +134,10 @@ int weft__pd_adopt(struct weft__pd *pd, int fd) {
 /* ------------------------------------------------------------------ */
 /* The epoll instance                                                 */
 /* ------------------------------------------------------------------ */
+
+bool weft__pd_registered(struct weft__pd *pd) {
+  return pd->reg_epoch == ld_relaxed(&np.epoch);
+}
 
 static void atfork_child(void);
 
@@ -312,6 +323,8 @@ static int pd_wake(struct weft__pd *pd, int dir, int res) {
 void weft__pd_close(struct weft__pd *pd, int fd) {
   weft__spin_lock(&pd->lk);
   pd->gen++;
+  pd->drained = false;
+  pd->rhup = false;
   pd_wake(pd, WEFT__PD_READ, -EBADF);
   pd_wake(pd, WEFT__PD_WRITE, -EBADF);
   pd->ready[0] = pd->ready[1] = false;
@@ -343,8 +356,7 @@ int weft__netpoll_deliver(struct weft__worker *w, int nev) {
   int woken = 0;
   w->st.polls++;
   /* Threads woken together go to the tail of the queue, in order. */
-  bool was = w->in_timers;
-  w->in_timers = true;
+  weft__batch_begin(w);
   for (int i = 0; i < nev; i++) {
     uint64_t key = ev[i].data.u64;
     if (key == BREAK_KEY) {
@@ -360,14 +372,20 @@ int weft__netpoll_deliver(struct weft__worker *w, int nev) {
     uint32_t events = ev[i].events;
     weft__spin_lock(&pd->lk);
     if (pd->gen == (uint32_t)(key >> 32)) {
-      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        /* End of file and errors stay readable without another edge:
+         * a short read no longer means the next one would block. */
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+          pd->rhup = true;
+        atomic_fetch_add_explicit(&pd->redges, 1, memory_order_relaxed);
         woken += pd_wake(pd, WEFT__PD_READ, 0);
+      }
       if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         woken += pd_wake(pd, WEFT__PD_WRITE, 0);
     }
     weft__spin_unlock(&pd->lk);
   }
-  w->in_timers = was;
+  weft__batch_end(w);
   return woken;
 }
 

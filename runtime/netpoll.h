@@ -22,6 +22,11 @@ struct weft__pd {
   uint32_t gen;      /* bumped by weft_close: waits that began before fail */
   bool adopted;      /* O_NONBLOCK set, kind known */
   bool is_sock;      /* writes use send(MSG_NOSIGNAL) */
+  bool is_stream;    /* SOCK_STREAM: a short read drains the socket */
+  bool drained;      /* the last read was short, with no edge since ... */
+  bool rhup;         /* peer shut down or error: reads never block again */
+  uint32_t drained_at; /* ... redges was this before that read */
+  _Atomic uint32_t redges; /* read edges delivered (under lk) */
   bool no_epoll;     /* epoll refuses it (regular file): always ready */
   uint32_t reg_epoch; /* registered with the epoll instance of this epoch */
   uint32_t kwaiters; /* kernel threads blocked in poll(2) on it */
@@ -49,6 +54,9 @@ int weft__pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
 
 /* weft_close's half: wakes every waiter with -EBADF, unregisters. */
 void weft__pd_close(struct weft__pd *pd, int fd);
+
+/* True when pd is registered with the current epoll instance. */
+bool weft__pd_registered(struct weft__pd *pd);
 
 /* Green threads parked on the netpoller (a hint for the workers). */
 extern _Atomic int weft__netpoll_waiting;

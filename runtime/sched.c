@@ -138,13 +138,26 @@ static void reset_spinning(struct weft__worker *w) {
 /* Picking the next green thread                                      */
 /* ------------------------------------------------------------------ */
 
+void weft__batch_begin(struct weft__worker *w) {
+  w->in_timers = true;
+  w->batch_woken = 0;
+}
+
+void weft__batch_end(struct weft__worker *w) {
+  w->in_timers = false;
+  /* One thread this worker runs itself; for more, wake one idle worker,
+   * which wakes another if it finds work (see wakep). */
+  if (w->batch_woken > 1)
+    wakep();
+}
+
 static void run_timers(struct weft__worker *w) {
   if (weft__timers_next(&w->timers) != WEFT_FOREVER) {
     /* Threads woken together go to the queue's tail in deadline order,
      * not through runnext, which would run the last one first. */
-    w->in_timers = true;
+    weft__batch_begin(w);
     weft__timers_run(&w->timers, weft__now());
-    w->in_timers = false;
+    weft__batch_end(w);
   }
 }
 
@@ -406,8 +419,12 @@ void weft__ready(struct weft__g *g) {
   g->state = WEFT__G_RUNNABLE;
   if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
     w->st.wakes++;
-    if (w->in_timers ||
-        (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))) {
+    if (w->in_timers) {
+      weft__runq_put(&w->q, g, &weft__rt.gq);
+      w->batch_woken++;
+      return; /* weft__batch_end decides whom to wake */
+    }
+    if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {
       weft__runq_put(&w->q, g, &weft__rt.gq);
     } else if (!put_runnext(w, g)) {
       /* The woken thread is the only one waiting here, and it runs as

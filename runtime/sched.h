@@ -38,7 +38,8 @@ struct weft__worker {
   uint32_t tick;                       /* counts down to the slow checks */
   uint32_t slow_rounds;
   int *errnop;                         /* this worker thread's errno */
-  bool in_timers;                      /* running expired timers */
+  bool in_timers;   /* waking a batch (timers, netpoller): see weft__ready */
+  int batch_woken;  /* threads woken in the current batch */
   uint64_t id_next, id_end;            /* block of green-thread ids */
   bool spinning;
   uint64_t lone_yields; /* yields with nothing else to run (monitor.c) */
@@ -100,6 +101,12 @@ static inline bool weft__rt_running(void) {
 
 /* Makes g runnable (from any thread). */
 void weft__ready(struct weft__g *g);
+/* Wakes a batch of green threads (expired timers, ready fds): between the
+ * two calls, weft__ready queues them at the tail of the worker's queue in
+ * order and wakes no idle worker; batch_end wakes one if more than one
+ * thread was woken (the caller runs the first itself). */
+void weft__batch_begin(struct weft__worker *w);
+void weft__batch_end(struct weft__worker *w);
 /* Parks the running green thread; post runs once it is switched out. */
 void weft__park(weft__post *post);
 /* Switches from the running green thread to the new green thread g at
