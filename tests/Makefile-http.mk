@@ -1,0 +1,13 @@
+# tests/Makefile-http.mk - the HTTP demo (tests).
+#
+# test_http: unit tests of the request parser (compiled in from
+# demos/http_parse.c), and tests that run demos/http as a child process in
+# each mode and talk to it over TCP (make check builds demos/http first).
+
+check_PROGRAMS += tests/test_http
+TESTS += tests/test_http
+tests_test_http_SOURCES = tests/test_http.c tests/helpers.h \
+	demos/http_parse.c demos/http_parse.h
+tests_test_http_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/demos
+tests_test_http_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_http_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
