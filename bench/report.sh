@@ -12,9 +12,15 @@
 # script.  Without gnuplot the plots are skipped, and REPORT.md says so.
 # Only POSIX sh and awk are needed besides.
 #
+# The server bench (servers.sh) also writes lines "name<TAB>n/a<TAB>unit<TAB>
+# why" for figures it could not measure because a tool or reference server
+# is not installed: they show as n/a and do not count as missing; and lines
+# "#note<TAB>text", quoted in the report's Servers section.
+#
 # Prints latest.txt.  Exit status: 0, 3 if a figure is missing (every name
-# of the catalogue below must be there, in quick mode too), 4 if a figure
-# misses its target.
+# of the catalogue below must be there, in quick mode too, except those
+# marked "full only" and those reported n/a), 4 if a figure misses its
+# target.
 
 set -u
 
@@ -34,8 +40,8 @@ fi
 
 # The catalogue: every figure a run must produce, one a line:
 #   name|unit|comparison|target|what quick mode changes|what it measures
-# (comparison and target empty: no target).  Its order is the order of
-# the "All figures" table.
+# (comparison and target empty: no target; "full only": not measured in
+# quick mode).  Its order is the order of the "All figures" table.
 catalogue='machine.syscall|ns||||one getppid() system call
 machine.fault|ns||||first touch of a fresh anonymous 4 KiB page (minor page fault)
 switch.asm|ns|<=|6||raw context switch, one way, assembly back end (no scheduler)
@@ -90,7 +96,68 @@ mem.idle.process.kstack.meminfo|KiB|||100 processes|growth of KernelStack in /pr
 alive.1m.green|bool|>=|1|100k threads|1,000,000 guarded green threads alive at once, default vm.max_map_count
 alive.1m.green.ms|ms|||100k threads|how long spawning them took
 alive.1m.green.rss|MiB|||100k threads|RSS with all of them alive
-idle.cpu|%|<|1|over 0.5 s|CPU used by a 2-worker runtime with nothing to do'
+idle.cpu|%|<|1|over 0.5 s|CPU used by a 2-worker runtime with nothing to do
+http.rps.green|req/s||||demos/http --mode green, the configuration named by the next two rows; wrk -t2 -c100, keep-alive GET /
+http.p50.green|ms||||its median latency
+http.p99.green|ms||||its 99th percentile latency
+http.green.procs|procs||||worker processes of that configuration (1: one process)
+http.green.workers|workers||||worker threads per process of that configuration
+http.rps.green.w2|req/s||||demos/http --mode green --workers 2 (one process)
+http.rps.green.p2|req/s|||full only|demos/http --mode green --procs 2 --workers 1
+http.rps.kthread|req/s||||demos/http --mode kthread (a kernel thread per connection); wrk -t2 -c100, keep-alive GET /
+http.p50.kthread|ms||||its median latency
+http.p99.kthread|ms||||its 99th percentile latency
+http.rps.process|req/s||||demos/http --mode process (a process per connection); wrk -t2 -c100, keep-alive GET /
+http.p50.process|ms||||its median latency
+http.p99.process|ms||||its 99th percentile latency
+http.rps.nginx|req/s||||nginx (reference): 2 worker processes, return 200 "hello\\n", access_log off; wrk -t2 -c100, keep-alive GET /
+http.p50.nginx|ms||||its median latency
+http.p99.nginx|ms||||its 99th percentile latency
+http.rps.green.c1000|req/s|||full only|demos/http --mode green, as http.rps.green; wrk -t2 -c1000
+http.p50.green.c1000|ms|||full only|its median latency
+http.p99.green.c1000|ms|||full only|its 99th percentile latency
+http.rps.kthread.c1000|req/s|||full only|demos/http --mode kthread; wrk -t2 -c1000
+http.p50.kthread.c1000|ms|||full only|its median latency
+http.p99.kthread.c1000|ms|||full only|its 99th percentile latency
+http.rps.process.c1000|req/s|||full only|demos/http --mode process; wrk -t2 -c1000
+http.p50.process.c1000|ms|||full only|its median latency
+http.p99.process.c1000|ms|||full only|its 99th percentile latency
+http.rps.nginx.c1000|req/s|||full only|nginx (reference); wrk -t2 -c1000
+http.p50.nginx.c1000|ms|||full only|its median latency
+http.p99.nginx.c1000|ms|||full only|its 99th percentile latency
+kv.rps.green|req/s||||demos/kv --mode green --workers 2; redis-benchmark -t set,get -c 50 -q, SET and GET together (latencies: the worse of the two)
+kv.p50.green|ms||||its median latency
+kv.p99.green|ms||||its 99th percentile latency
+kv.rps.green.p16|req/s||||the same with -P 16 (16 commands in flight per connection)
+kv.p50.green.p16|ms||||its median latency
+kv.p99.green.p16|ms||||its 99th percentile latency
+kv.rps.kthread|req/s|||full only|demos/kv --mode kthread; redis-benchmark -t set,get -c 50 -q, SET and GET together (latencies: the worse of the two)
+kv.p50.kthread|ms|||full only|its median latency
+kv.p99.kthread|ms|||full only|its 99th percentile latency
+kv.rps.process|req/s|||full only|demos/kv --mode process; redis-benchmark -t set,get -c 50 -q, SET and GET together (latencies: the worse of the two)
+kv.p50.process|ms|||full only|its median latency
+kv.p99.process|ms|||full only|its 99th percentile latency
+kv.rps.redis|req/s||||redis-server (reference, one thread, no persistence); redis-benchmark -t set,get -c 50 -q, SET and GET together (latencies: the worse of the two)
+kv.p50.redis|ms||||its median latency
+kv.p99.redis|ms||||its 99th percentile latency
+kv.rps.redis.p16|req/s||||the same with -P 16
+kv.p50.redis.p16|ms||||its median latency
+kv.p99.redis.p16|ms||||its 99th percentile latency
+echo.rps.green|req/s||||demos/echo --mode green --workers 2; bench/echo_load -c 100 -s 64 (one green thread per connection, 2 workers)
+echo.p50.green|ms||||its median latency
+echo.p99.green|ms||||its 99th percentile latency
+echo.rps.kthread|req/s|||full only|demos/echo --mode kthread; bench/echo_load -c 100 -s 64 (one green thread per connection, 2 workers)
+echo.p50.kthread|ms|||full only|its median latency
+echo.p99.kthread|ms|||full only|its 99th percentile latency
+echo.rps.process|req/s|||full only|demos/echo --mode process; bench/echo_load -c 100 -s 64 (one green thread per connection, 2 workers)
+echo.p50.process|ms|||full only|its median latency
+echo.p99.process|ms|||full only|its 99th percentile latency
+conn.10k.rss|MiB|<=|100|1k connections|VmRSS of demos/http --mode green --workers 2 holding 10,000 idle keep-alive connections, each after one request
+conn.10k.per|KiB|||1k connections|its growth per connection over the idle server
+conn.10k.ok|conns|||1k connections|connections open after one request each
+conn.10k.rss.kthread|MiB|||1k connections|VmRSS of demos/http --mode kthread (a kernel thread per connection) holding 10,000 idle connections
+conn.10k.per.kthread|KiB|||1k connections|its growth per connection over the idle server
+conn.10k.ok.kthread|conns|||1k connections|connections open after one request each'
 
 # Targets that compare two figures:
 #   label|numerator|denominator|comparison|target
@@ -99,7 +166,10 @@ ratios='handoff.process.shm <= 2x handoff.kthread|handoff.process.shm|handoff.kt
 msg.rate.process.shm >= 5x msg.rate.process.pipe|msg.rate.process.shm|msg.rate.process.pipe|>=|5
 shm.alloc_free <= 1.5x malloc.alloc_free|shm.alloc_free|malloc.alloc_free|<=|1.5
 spawn_join.green >= 300x faster than spawn_join.kthread|spawn_join.kthread|spawn_join.green|>=|300
-spawn_join.green >= 2000x faster than spawn_join.process|spawn_join.process|spawn_join.green|>=|2000'
+spawn_join.green >= 2000x faster than spawn_join.process|spawn_join.process|spawn_join.green|>=|2000
+http.rps.green >= 1.0x http.rps.nginx|http.rps.green|http.rps.nginx|>=|1
+kv.rps.green >= 1.0x kv.rps.redis|kv.rps.green|kv.rps.redis|>=|1
+kv.rps.green.p16 >= 1.0x kv.rps.redis.p16|kv.rps.green.p16|kv.rps.redis.p16|>=|1'
 
 # The machine, for the report's first lines.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
@@ -151,6 +221,13 @@ function frate(r) {
 	if (r >= 1000) return f1(r / 1000, 0) " k/s"
 	return f1(r, 0) "/s"
 }
+# Requests per second, three significant digits.
+function freq(r) {
+	if (r >= 1000000) return f1(r / 1000000, 2) " M/s"
+	if (r >= 100000) return f1(r / 1000, 0) " k/s"
+	if (r >= 1000) return f1(r / 1000, 1) " k/s"
+	return f1(r, 0) "/s"
+}
 function fx(x) {
 	if (x >= 10) return f1(x, 0) "x"
 	if (x >= 1) return f1(x, 1) "x"
@@ -165,6 +242,8 @@ function fval(n,    v, u) {
 	if (u == "KiB") return fkib(v)
 	if (u == "MiB") return fkib(v * 1024)
 	if (u == "msg/s") return frate(v)
+	if (u == "req/s") return freq(v)
+	if (u == "conns") return f1(v, 0)
 	if (u == "bool") return v ? "yes" : "no"
 	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
 	if (u == "x") return f1(v, 1) "x"
@@ -218,6 +297,37 @@ function minof(a, b) {
 	if (!has(b)) return a
 	return num(val[a]) <= num(val[b]) ? a : b
 }
+# ---- the servers table ---------------------------------------------------
+# One row: PRE.rps.SFX, PRE.p50.SFX, PRE.p99.SFX, and the throughput as a
+# multiple of the reference REF (a rps name; "" for none).  A figure quick
+# mode does not measure leaves no row.
+function srow(load, server, how, pre, sfx, ref,    r, x) {
+	r = pre ".rps." sfx
+	if (!has(r) && quick && cquick[r] == "full only") return
+	if (r in na) {
+		printf "| %s | %s | %s | n/a: %s | | | |\n", load, server, how, \
+		    na[r] > out
+		return
+	}
+	if (!has(r)) {
+		printf "| %s | %s | %s | MISSING | | | |\n", load, server, how > out
+		return
+	}
+	x = ""
+	if (ref == r) x = "reference"
+	else if (ref != "" && has(ref) && num(val[ref]) > 0)
+		x = sprintf("%.2fx", num(val[r]) / num(val[ref]))
+	else if (ref != "" && (ref in na)) x = "n/a"
+	printf "| %s | %s | %s | %s | %s | %s | %s |\n", load, server, how, \
+	    fval(r), fval(pre ".p50." sfx), fval(pre ".p99." sfx), x > out
+}
+function sbar(label, n, group) {
+	if (has(n)) {
+		sdat = sdat sprintf("%s\t%s\t%s\t%d\n", label, val[n], fval(n), \
+		    group)
+		sbars++
+	}
+}
 
 BEGIN {
 	nc = split(cat, cl, "\n")
@@ -229,6 +339,8 @@ BEGIN {
 	}
 	nr = split(ratios, rl, "\n")
 }
+$1 == "#note" { rnote[++nnote] = $2; next }
+NF >= 3 && $2 == "n/a" { na[$1] = NF >= 4 ? $4 : "not measured"; next }
 NF >= 3 { val[$1] = $2; unit[$1] = $3; order[++nv] = $1 }
 END {
 	quick = mode == "quick"
@@ -236,11 +348,16 @@ END {
 	missing = 0; misses = 0; ntg = 0
 	for (i = 1; i <= nc; i++) {
 		n = cname[i]
-		if (!has(n)) { missing++; missname = missname " " n }
+		skip = (n in na) || (quick && cquick[n] == "full only")
+		if (!has(n) && !skip) { missing++; missname = missname " " n }
 		if (cop[n] == "") continue
 		ntg++
 		tl[ntg] = n " " cop[n] " " ctgt[n] (cunit[n] == "bool" ? "" : " " cunit[n])
-		if (!has(n)) { tm[ntg] = "-"; ts[ntg] = "MISSING"; continue }
+		if (!has(n)) {
+			tm[ntg] = (n in na) ? na[n] : "-"
+			ts[ntg] = (n in na) ? "n/a" : skip ? "not run" : "MISSING"
+			continue
+		}
 		tm[ntg] = fval(n)
 		ts[ntg] = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
 		if (ts[ntg] == "MISS") misses++
@@ -249,11 +366,17 @@ END {
 		split(rl[i], w, "|")
 		ntg++
 		tl[ntg] = w[1]
+		if ((w[2] in na) || (w[3] in na)) {
+			tm[ntg] = (w[3] in na) ? w[3] ": " na[w[3]] : w[2] ": " na[w[2]]
+			ts[ntg] = "n/a"; continue
+		}
 		if (!has(w[2]) || !has(w[3]) || num(val[w[3]]) == 0) {
 			tm[ntg] = "-"; ts[ntg] = "MISSING"; continue
 		}
 		r = num(val[w[2]]) / num(val[w[3]])
-		tm[ntg] = fx(r) " (" fval(w[2]) " / " fval(w[3]) ")"
+		# Targets near 1 (server against reference) need the decimals.
+		tm[ntg] = (num(w[5]) == 1 ? sprintf("%.2fx", r) : fx(r)) " (" \
+		    fval(w[2]) " / " fval(w[3]) ")"
 		ts[ntg] = compare(r, w[4], num(w[5])) ? "PASS" : "MISS"
 		if (ts[ntg] == "MISS") misses++
 	}
@@ -306,7 +429,7 @@ END {
 	printf "| --- | --- | --- |\n" > out
 	for (i = 1; i <= ntg; i++)
 		printf "| %s | %s | %s |\n", tl[i], tm[i], \
-		    ts[i] == "PASS" ? "PASS" : "**" ts[i] "**" > out
+		    ts[i] == "PASS" || ts[i] == "n/a" ? ts[i] : "**" ts[i] "**" > out
 	printf "\n%d missing, %d below target.\n\n", missing, misses > out
 
 	# ---- claims ----
@@ -413,6 +536,97 @@ END {
 		unmeasured("A thread switch is faster than a process switch")
 	printf "\n" > out
 
+	# ---- servers ----
+	printf "## Servers\n\n" > out
+	printf "weft'"'"'s server demos under load, each started on an " \
+	    "ephemeral port and stopped with SIGTERM after its runs.  The " \
+	    "load generators run on the same machine and share its %s " \
+	    "CPUs with the server, so every figure is for the pair.  " \
+	    "HTTP: wrk -t2, keep-alive GET / (a 6-byte body), %s per run.  " \
+	    "KV: redis-benchmark -t set,get -c 50 -q, %s requests per " \
+	    "test (%s with -P 16); req/s counts SET and GET together, the " \
+	    "latencies are the worse of the two.  Echo: bench/echo_load, " \
+	    "100 connections each sending 64 bytes and waiting for the " \
+	    "echo, %s.  The last column is the throughput against the " \
+	    "reference server under the same load.\n\n", ncpu, \
+	    quick ? "1 s" : "3 s (2 s at -c1000)", \
+	    quick ? "2,000" : "30,000", quick ? "50,000" : "300,000", \
+	    quick ? "1 s" : "3 s" > out
+	if (has("http.green.procs") && num(val["http.green.procs"]) > 1)
+		gcfg = "green, --procs " val["http.green.procs"] " --workers " \
+		    val["http.green.workers"]
+	else if (has("http.green.workers"))
+		gcfg = "green, --workers " val["http.green.workers"]
+	else
+		gcfg = "green"
+	printf "| load | server | mode | req/s | p50 | p99 | vs reference " \
+	    "|\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n" > out
+	split("c100 c1000", cc, " ")
+	for (k = 1; k <= 2; k++) {
+		sx = k == 1 ? "" : ".c1000"
+		ld = "HTTP, wrk -" substr(cc[k], 1)
+		ref = "http.rps.nginx" sx
+		srow(ld, "demos/http", gcfg, "http", "green" sx, ref)
+		srow(ld, "demos/http", "kthread", "http", "kthread" sx, ref)
+		srow(ld, "demos/http", "process", "http", "process" sx, ref)
+		srow(ld, "nginx", "2 worker processes", "http", "nginx" sx, ref)
+	}
+	ld = "KV, redis-benchmark -c 50"
+	srow(ld, "demos/kv", "green, --workers 2", "kv", "green", "kv.rps.redis")
+	srow(ld, "demos/kv", "kthread", "kv", "kthread", "kv.rps.redis")
+	srow(ld, "demos/kv", "process", "kv", "process", "kv.rps.redis")
+	srow(ld, "redis-server", "one thread", "kv", "redis", "kv.rps.redis")
+	ld = "KV, redis-benchmark -c 50 -P 16"
+	srow(ld, "demos/kv", "green, --workers 2", "kv", "green.p16", \
+	    "kv.rps.redis.p16")
+	srow(ld, "redis-server", "one thread", "kv", "redis.p16", \
+	    "kv.rps.redis.p16")
+	ld = "echo, echo_load -c 100 -s 64"
+	srow(ld, "demos/echo", "green, --workers 2", "echo", "green", "")
+	srow(ld, "demos/echo", "kthread", "echo", "kthread", "")
+	srow(ld, "demos/echo", "process", "echo", "process", "")
+	printf "\nIdle keep-alive connections, each open after one GET / " \
+	    "(bench/conn_hold), and the server'"'"'s VmRSS with all of them " \
+	    "open%s:\n\n", quick ? " (quick mode: 1,000 connections, not " \
+	    "10,000)" : "" > out
+	printf "| server | connections open | VmRSS | per connection " \
+	    "(growth over the idle server) |\n| --- | ---: | ---: | ---: " \
+	    "|\n" > out
+	printf "| demos/http --mode green --workers 2 | %s | %s | %s |\n", \
+	    fval("conn.10k.ok"), fval("conn.10k.rss"), fval("conn.10k.per") > out
+	printf "| demos/http --mode kthread (a kernel thread each) | %s | %s " \
+	    "| %s |\n\n", fval("conn.10k.ok.kthread"), \
+	    fval("conn.10k.rss.kthread"), fval("conn.10k.per.kthread") > out
+	if (nnote) {
+		printf "Notes from the run:\n\n" > out
+		for (i = 1; i <= nnote; i++)
+			printf "- %s\n", rnote[i] > out
+		printf "\n" > out
+	}
+	if (plots == "yes") {
+		sbars = 0; sdat = ""
+		sbar("http green", "http.rps.green", 1)
+		sbar("http kthread", "http.rps.kthread", 1)
+		sbar("http process", "http.rps.process", 1)
+		sbar("nginx", "http.rps.nginx", 4)
+		sbar("kv green", "kv.rps.green", 2)
+		sbar("kv kthread", "kv.rps.kthread", 2)
+		sbar("kv process", "kv.rps.process", 2)
+		sbar("redis", "kv.rps.redis", 4)
+		sbar("kv green -P16", "kv.rps.green.p16", 2)
+		sbar("redis -P16", "kv.rps.redis.p16", 4)
+		sbar("echo green", "echo.rps.green", 3)
+		sbar("echo kthread", "echo.rps.kthread", 3)
+		sbar("echo process", "echo.rps.process", 3)
+		if (sbars) {
+			f = dir "/plot-servers.dat"
+			printf "%s", sdat > f
+			close(f)
+			printf "![Requests per second per server and mode]" \
+			    "(servers.png)\n\n" > out
+		}
+	}
+
 	# ---- plots ----
 	printf "## Plots\n\n" > out
 	if (plots == "yes") {
@@ -488,10 +702,12 @@ END {
 		n = cname[i]
 		note = (quick && cquick[n] != "") ? " (quick: " cquick[n] ")" : ""
 		printf "| %s | %s | %s%s |\n", n, has(n) ? fval(n) : \
-		    "MISSING", cwhat[n], note > out
+		    (n in na) ? "n/a" : (quick && cquick[n] == "full only") ? \
+		    "not run" : "MISSING", cwhat[n], note > out
 	}
 	for (i = 1; i <= nv; i++)
-		if (!(order[i] in known) && order[i] !~ /^scale\./)
+		if (!(order[i] in known) && order[i] !~ /^scale\./ && \
+		    order[i] !~ /^http\.(rps|p50|p99)\.green\.(w2|p2)/)
 			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
 			    unit[order[i]] > out
 	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \
@@ -512,12 +728,14 @@ END {
 		n = cname[i]
 		t = cop[n] == "" ? "" : cop[n] " " ctgt[n]
 		st = "-"
-		if (!has(n)) st = "MISSING"
+		if (!has(n)) st = (n in na) ? "n/a" : \
+		    (quick && cquick[n] == "full only") ? "not run" : "MISSING"
 		else if (cop[n] != "")
 			st = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
 		note = quick ? (cquick[n] != "" ? "quick: " cquick[n] : "quick") : ""
 		printf "%-34s %12s %-6s %-9s %-7s %s\n", n, \
-		    has(n) ? val[n] : "-", cunit[n], t, st, note > out
+		    has(n) ? val[n] : (n in na) ? "n/a" : "-", cunit[n], t, st, \
+		    note > out
 	}
 	printf "\n%-58s %s\n", "comparison", "status" > out
 	for (i = 1; i <= nr; i++) {
@@ -596,6 +814,46 @@ if [ "$plots" = yes ]; then
 		fi
 		[ -s "$results/gnuplot-$gp.log" ] || rm -f "$results/gnuplot-$gp.log"
 	done
+	# The servers plot: one bar per server and mode, coloured by load,
+	# references in grey; only when the servers were measured.
+	if [ -s "$results/plot-servers.dat" ]; then
+		cat >"$results/servers.gp" <<'EOF'
+if (term eq "pngcairo") {
+  set terminal pngcairo size 1000,540 font "sans,11" noenhanced
+} else {
+  set terminal png size 1000,540 noenhanced
+}
+set output dir."/servers.png"
+set datafile separator "\t"
+set title "Requests per second, load generator on the same machine (log scale)"
+set ylabel "requests per second"
+set logscale y
+set format y "%.0s%c"
+set yrange [1000:*]
+set grid ytics
+set style fill solid 0.85 border -1
+set boxwidth 0.7
+set xtics rotate by -35 nomirror
+set offsets 0.5, 0.5, 0, 0
+set rmargin 8
+set bmargin 6
+unset key
+set linetype 1 lc rgb "#4472c4"
+set linetype 2 lc rgb "#ed7d31"
+set linetype 3 lc rgb "#70ad47"
+set linetype 4 lc rgb "#a5a5a5"
+plot dir."/plot-servers.dat" using 0:2:4:xtic(1) with boxes lc variable, \
+     "" using 0:($2 * 1.4):3 with labels font "sans,10"
+EOF
+		if ! gnuplot -e "dir='$results'; term='$term'" \
+		    "$results/servers.gp" 2>"$results/gnuplot-servers.log"; then
+			failed="$failed servers"
+			sed 's/^/  /' "$results/gnuplot-servers.log" >&2
+		fi
+		[ -s "$results/gnuplot-servers.log" ] ||
+		    rm -f "$results/gnuplot-servers.log"
+		rm -f "$results/servers.gp"
+	fi
 	if [ -n "$failed" ]; then
 		echo "report.sh: gnuplot failed for:$failed" >&2
 		printf '\n**Plots that failed** (see gnuplot-*.log):%s\n' \

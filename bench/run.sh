@@ -13,6 +13,10 @@
 # made with gnuplot) and the summary printed at the end, also kept in
 # BUILDDIR/bench/results/latest.txt.
 #
+# Last comes the server bench, bench/servers.sh: weft's server demos under
+# wrk, redis-benchmark and bench/echo_load, against nginx and redis-server
+# when installed (about 90 s in full mode, 15 s in quick mode).
+#
 # Exit status: 1 if a program failed or a figure is missing (quick mode
 # must produce every name too).  A figure that misses its target is
 # reported as MISS but does not fail the run (timings on a shared CI
@@ -48,7 +52,7 @@ msg:4 KiB messages between units in each mode
 shm:shared-heap allocation against malloc
 mem:memory per idle unit and scaling in each mode, a million green threads
 idle:the CPU an idle runtime uses'
-nprog=$(printf '%s\n' "$programs" | wc -l)
+nprog=$(($(printf '%s\n' "$programs" | wc -l) + 1))
 
 mkdir -p "$results" || exit 1
 tsv=$results/latest.tsv.tmp
@@ -81,6 +85,17 @@ while IFS= read -r line; do
 done <<END_OF_LIST
 $programs
 END_OF_LIST
+
+# The server bench appends its figures to the same file.
+i=$((i + 1))
+echo "bench: [$i/$nprog] servers: http, kv and echo demos under load," \
+    "against nginx and redis-server ($(($(date +%s) - start)) s so far)" >&2
+t0=$(date +%s)
+if ! sh "$here/servers.sh" "$mode" "$builddir" "$tsv" </dev/null; then
+	failed="$failed servers"
+	echo "bench: [$i/$nprog] servers FAILED" >&2
+fi
+echo "[servers: $(($(date +%s) - t0)) s]"
 mv "$tsv" "$results/latest.tsv"
 
 echo "bench: writing the report ($(($(date +%s) - start)) s so far)" >&2

@@ -1,0 +1,663 @@
+#!/bin/sh
+# servers.sh - the server bench: weft's server demos (demos/http, demos/kv,
+# demos/echo) under load in each mode, with nginx and redis-server as
+# references when they are installed.
+#
+#   sh bench/servers.sh full|quick [BUILDDIR [TSV]]
+#
+# For each server and mode: start it on an ephemeral port (--port 0; the
+# port is read back from its "listening on HOST:PORT" line), load it,
+# record the figures, stop it with SIGTERM and check that it exits 0 and
+# leaves no process behind (SIGKILL of its whole session as a last resort).
+# Every server runs in a session of its own, and an EXIT/INT/TERM trap stops
+# whatever is still running, so an interrupted run leaves nothing behind.
+#
+#   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /:
+#          demos/http --mode green (--workers 2, and --procs 2 --workers 1
+#          in full mode; the faster is reported as http.*.green and named by
+#          http.green.procs and http.green.workers), kthread, process; and
+#          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
+#   KV     redis-benchmark -t set,get -c 50 -q --csv, without and with -P 16:
+#          demos/kv --mode green --workers 2 (kthread and process without
+#          -P 16), and redis-server --save '' --appendonly no.
+#   Echo   bench/echo_load -c 100 -s 64 against demos/echo in each mode.
+#   Conns  bench/conn_hold opens 10,000 keep-alive connections to
+#          demos/http --mode green --workers 2, each after one request, and
+#          the server's VmRSS is read with all of them open; the same for
+#          --mode kthread (one kernel thread per connection).
+#
+# Figures are appended to TSV (default BUILDDIR/bench/results/servers.tsv,
+# truncated first) as name<TAB>value<TAB>unit.  A reference that is not
+# installed is written as name<TAB>n/a<TAB>unit<TAB>why, which report.sh
+# shows as n/a and does not count as missing; remarks for the report (the
+# configurations used, errors seen) are lines "#note<TAB>text".
+#
+# Quick mode (CI): 1 s per load, small request counts, no -c1000 runs, the
+# KV and echo loads on green mode only (KV also on redis-server), 1,000
+# connections instead of 10,000 (the names stay the same): about 15 s.
+# Full mode takes about a minute and a half.
+#
+# The load generators run on the same machine as the servers and share its
+# CPUs with them.
+#
+# Exit status: 0; 1 if a weft server failed to start, failed under load or
+# did not exit cleanly; 2 for bad usage.  Missing tools (wrk,
+# redis-benchmark, nginx, redis-server) only skip their rows.
+
+set -u
+
+mode=${1:-full}
+builddir=${2:-.}
+tsv=${3:-}
+case $mode in
+full | quick) ;;
+*)
+	echo "usage: $0 full|quick [BUILDDIR [TSV]]" >&2
+	exit 2
+	;;
+esac
+
+standalone=no
+if [ -z "$tsv" ]; then
+	mkdir -p "$builddir/bench/results" || exit 1
+	tsv=$builddir/bench/results/servers.tsv
+	: >"$tsv" || exit 1
+	standalone=yes
+fi
+
+if [ "$mode" = full ]; then
+	wrk_s=3        # seconds per wrk run at -c100
+	wrk_big_s=2    # at -c1000
+	kv_n=30000     # requests per redis-benchmark test
+	kv_np=300000   # the same with -P 16
+	echo_s=3       # seconds of echo load
+	hold_n=10000   # idle connections
+	hold_kn=10000  # the same, kernel-thread mode
+else
+	wrk_s=1
+	wrk_big_s=
+	kv_n=2000
+	kv_np=50000
+	echo_s=1
+	hold_n=1000
+	hold_kn=1000
+fi
+
+# One fd per connection for the servers and the clients.
+# shellcheck disable=SC3045
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+# shellcheck disable=SC3045
+nofile=$(ulimit -n)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-servers.XXXXXX") || exit 1
+servers=  # pids of the servers running (each leads its own session)
+holder=   # pid of a conn_hold running
+loader=   # pid of a load generator running
+failed=
+start=$(date +%s)
+
+say() { printf 'servers: %s\n' "$*" >&2; }
+note() {
+	printf '#note\t%s\n' "$*" >>"$tsv"
+	say "note: $*"
+}
+fail() {
+	failed="$failed $1"
+	shift
+	note "FAILED: $*"
+}
+fig() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
+na() { printf '%s\tn/a\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
+# na_set PREFIX WHY SUFFIX...: PREFIX.rps/p50/p99.SUFFIX are n/a.
+na_set() {
+	pre=$1
+	why=$2
+	shift 2
+	for sx in "$@"; do
+		na "$pre.rps.$sx" req/s "$why"
+		na "$pre.p50.$sx" ms "$why"
+		na "$pre.p99.$sx" ms "$why"
+	done
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Sets cs to the time since boot in hundredths of a second.  Neither this
+# nor alive() forks, so that waiting loops keep time on a loaded machine.
+clock() {
+	read -r up _ </proc/uptime
+	cs=$((${up%.*} * 100 + 1${up#*.} - 100))
+}
+# Sets end to $1 hundredths of a second from now; true until then.
+until_cs() {
+	clock
+	end=$((cs + $1))
+}
+before_end() {
+	clock
+	[ "$cs" -lt "$end" ]
+}
+
+# True while pid $1 runs (a zombie does not count).
+alive() {
+	st=
+	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+	st=${st##*) }
+	st=${st%% *}
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Stops server $1 (described as $2): SIGTERM, up to 5 s to exit, then
+# SIGKILL of its session.  Returns 0 if it exited 0 and left nothing.
+stop_server() {
+	sp=$1
+	what=$2
+	ok=0
+	kill -TERM "$sp" 2>/dev/null
+	until_cs 500
+	while alive "$sp" && before_end; do
+		sleep 0.05
+	done
+	if alive "$sp"; then
+		note "$what did not exit within 5 s of SIGTERM: killed"
+		kill -KILL "-$sp" 2>/dev/null || kill -KILL "$sp" 2>/dev/null
+		ok=1
+	fi
+	wait "$sp" 2>/dev/null
+	rc=$?
+	if [ $ok = 0 ] && [ $rc != 0 ]; then
+		note "$what exited with status $rc after SIGTERM"
+		ok=1
+	fi
+	# Anything left in its session (children of a process-mode server,
+	# nginx workers) is a leak: report it and end it.
+	if [ $ok = 1 ]; then
+		kill -KILL "-$sp" 2>/dev/null
+	elif kill -0 "-$sp" 2>/dev/null; then
+		sleep 0.2
+		if kill -0 "-$sp" 2>/dev/null; then
+			note "$what left processes behind: killed"
+			kill -KILL "-$sp" 2>/dev/null
+			ok=1
+		fi
+	fi
+	rest=
+	for p in $servers; do
+		[ "$p" = "$sp" ] || rest="$rest $p"
+	done
+	servers=$rest
+	return $ok
+}
+
+cleanup() {
+	trap - EXIT INT TERM
+	if [ -n "$loader" ]; then
+		kill -TERM "$loader" 2>/dev/null
+		wait "$loader" 2>/dev/null
+	fi
+	if [ -n "$holder" ]; then
+		kill -TERM "$holder" 2>/dev/null
+		wait "$holder" 2>/dev/null
+	fi
+	for p in $servers; do
+		stop_server "$p" "server $p" >/dev/null 2>&1
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'say interrupted; cleanup; exit 130' INT TERM
+
+# Runs a load generator in the background and waits for it, so that a
+# signal to this script is handled at once (the trap ends the load too).
+load() {
+	"$@" </dev/null &
+	loader=$!
+	wait "$loader"
+	lrc=$?
+	loader=
+	return $lrc
+}
+
+# Starts a command in a session of its own, with stdout and stderr in
+# $tmp/$1.out and .err.  Sets spid.
+launch() {
+	tag=$1
+	shift
+	: >"$tmp/$tag.out"
+	if have setsid; then
+		setsid "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" </dev/null &
+	else
+		"$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" </dev/null &
+	fi
+	spid=$!
+	servers="$servers $spid"
+}
+
+# Starts a weft demo: start_demo TAG PROGRAM ARGS...  Waits up to 10 s
+# for "listening on HOST:PORT"; sets spid, host and port.  Returns 1 (and
+# records the failure) if it does not come up.
+start_demo() {
+	tag=$1
+	prog=$2
+	shift 2
+	if [ ! -x "$prog" ]; then
+		fail "$tag" "$tag: $prog is not built"
+		return 1
+	fi
+	launch "$tag" "$prog" "$@" --port 0 --quiet
+	line=
+	until_cs 1000
+	while before_end; do
+		read -r line <"$tmp/$tag.out"
+		case $line in
+		"listening on "*)
+			line=${line#listening on }
+			break
+			;;
+		esac
+		line=
+		alive "$spid" || break
+		sleep 0.05
+	done
+	if [ -z "$line" ]; then
+		fail "$tag" "$tag: $prog $* did not print its listening line" \
+		    "($(head -c 300 "$tmp/$tag.err" | tr '\n' ' '))"
+		stop_server "$spid" "$tag" >/dev/null 2>&1
+		return 1
+	fi
+	host=${line%:*}
+	port=${line##*:}
+	case $host in
+	'' | 0.0.0.0 | '*' | '[::]' | ::) host=127.0.0.1 ;;
+	esac
+	return 0
+}
+
+# Stops a weft demo; a failure to exit cleanly fails the run.
+stop_demo() {
+	stop_server "$spid" "$1" || fail "$1" "$1 did not shut down cleanly"
+}
+
+# A port nothing listens on, from 20000-29999 (below the ephemeral range).
+free_port() {
+	used=$(awk 'NR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp \
+	    /proc/net/tcp6 2>/dev/null)
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		p=$((20000 + r % 10000))
+		h=$(printf '%04X' "$p")
+		if ! printf '%s\n' "$used" | grep -qx "$h"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo 29999
+}
+
+# True once something listens on TCP port $1.
+listening() {
+	h=$(printf '%04X' "$1")
+	awk -v h="$h" 'NR > 1 && $4 == "0A" { split($2, a, ":");
+	    if (a[2] == h) f = 1 } END { exit !f }' /proc/net/tcp \
+	    /proc/net/tcp6 2>/dev/null
+}
+
+# Starts a reference server: start_ref TAG FUNCTION, where FUNCTION
+# launches it on $port.  Picks a free port, up to 3 tries.  Sets spid,
+# host, port.
+start_ref() {
+	tag=$1
+	for _ in 1 2 3; do
+		port=$(free_port)
+		host=127.0.0.1
+		"$2"
+		until_cs 1000
+		while before_end && alive "$spid" && ! listening "$port"; do
+			sleep 0.05
+		done
+		if alive "$spid" && listening "$port"; then
+			return 0
+		fi
+		stop_server "$spid" "$tag" >/dev/null 2>&1
+	done
+	note "$tag did not start: $(head -c 300 "$tmp/$tag.err" | tr '\n' ' ')"
+	return 1
+}
+
+# wrk_run NAME CONNS SECONDS: GET / on $host:$port; records
+# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms).
+wrk_run() {
+	name=$1
+	c=$2
+	d=$3
+	out=$tmp/wrk.$name
+	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name)"
+	load wrk -t2 -c"$c" -d"${d}s" --latency "http://$host:$port/" \
+	    >"$out" 2>&1
+	res=$(awk '
+	function ms(x) {
+		if (x ~ /us$/) return x / 1000
+		if (x ~ /ms$/) return x + 0
+		if (x ~ /m$/) return x * 60000
+		if (x ~ /s$/) return x * 1000
+		return x + 0
+	}
+	/^Requests\/sec:/ { rps = $2 }
+	$1 == "50%" { p50 = ms($2) }
+	$1 == "99%" { p99 = ms($2) }
+	/Socket errors:/ { err = $0 }
+	/Non-2xx/ { bad = $NF }
+	END {
+		if (rps == "" || p50 == "" || p99 == "") exit 1
+		sub(/^ */, "", err)
+		printf "%s %.4f %.4f %s|%s\n", rps, p50, p99, bad + 0, err
+	}' "$out")
+	if [ -z "$res" ]; then
+		fail "$name" "wrk against $name gave no figures:" \
+		    "$(tail -n 3 "$out" | tr '\n' ' ')"
+		return 1
+	fi
+	# shellcheck disable=SC2086
+	set -- $res
+	fig "http.rps.$name" "$1" req/s
+	fig "http.p50.$name" "$2" ms
+	fig "http.p99.$name" "$3" ms
+	rest=${4#*|}
+	bad=${4%%|*}
+	[ "$bad" = 0 ] || note "http $name: $bad responses were not 2xx"
+	[ -z "$rest" ] || note "http $name: wrk: $rest"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms\n' \
+	    "http $name" "$1" "$2" "$3"
+	return 0
+}
+
+# kv_run NAME [-P 16]: redis-benchmark SET and GET on $host:$port; records
+# kv.rps.NAME (both tests: requests / time), kv.p50.NAME and kv.p99.NAME
+# (the worse of SET's and GET's, ms).
+kv_run() {
+	name=$1
+	shift
+	n=$kv_n
+	[ $# -gt 0 ] && n=$kv_np
+	out=$tmp/kv.$name
+	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name)"
+	load redis-benchmark -h "$host" -p "$port" -t set,get -c 50 -n "$n" \
+	    "$@" -q --csv >"$out" 2>&1
+	rc=$?
+	res=$(awk '
+	{ gsub(/"/, ""); split($0, f, ",") }
+	f[1] == "SET" || f[1] == "GET" {
+		k++; inv += 1 / f[2]
+		if (f[5] + 0 > p50) p50 = f[5] + 0
+		if (f[7] + 0 > p99) p99 = f[7] + 0
+	}
+	END {
+		if (k != 2) exit 1
+		printf "%.0f %.4f %.4f\n", 2 / inv, p50, p99
+	}' "$out")
+	if [ $rc != 0 ] || [ -z "$res" ]; then
+		fail "$name" "redis-benchmark against $name gave no figures:" \
+		    "$(tail -n 3 "$out" | tr '\n' ' ')"
+		return 1
+	fi
+	# shellcheck disable=SC2086
+	set -- $res
+	fig "kv.rps.$name" "$1" req/s
+	fig "kv.p50.$name" "$2" ms
+	fig "kv.p99.$name" "$3" ms
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms\n' \
+	    "kv $name" "$1" "$2" "$3"
+}
+
+# hold_run NAME N: conn_hold against the server $spid on $host:$port;
+# records conn.10k.rss.NAME (MiB, the server's VmRSS with all open),
+# conn.10k.per.NAME (KiB per connection over the idle server) and
+# conn.10k.ok.NAME (connections held).  NAME empty: no suffix.
+hold_run() {
+	sfx=${1:+.$1}
+	n=$2
+	rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status" 2>/dev/null)
+	say "  conn_hold -n $n (idle server: ${rss0:-?} KiB)"
+	: >"$tmp/hold.out" # before the start: the loop below reads it
+	"$builddir/bench/conn_hold" --host "$host" --port "$port" -n "$n" \
+	    --signal-only --max-hold 60 --timeout 60 >"$tmp/hold.out" \
+	    2>"$tmp/hold.err" </dev/null &
+	holder=$!
+	until_cs 6000
+	while before_end && alive "$holder" && ! [ -s "$tmp/hold.out" ]; do
+		sleep 0.05
+	done
+	sleep 0.3 # let the server settle
+	held=$(sed -n 's/^held \([0-9]*\) of.*/\1/p' "$tmp/hold.out")
+	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status" 2>/dev/null)
+	thr=$(awk '/^Threads:/ { print $2 }' "/proc/$spid/status" 2>/dev/null)
+	kill -TERM "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	holder=
+	sed 's/^/  /' "$tmp/hold.err" >&2
+	if [ -z "$held" ] || [ -z "$rss" ] || [ -z "$rss0" ] || [ "$held" = 0 ]
+	then
+		fail "conn$sfx" "conn_hold against http$sfx gave no figures"
+		return 1
+	fi
+	[ "$held" = "$n" ] || note "conn$sfx: only $held of $n connections" \
+	    "were open after one request each"
+	fig "conn.10k.rss$sfx" "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" MiB
+	fig "conn.10k.per$sfx" "$(awk -v a="$rss" -v b="$rss0" -v n="$held" \
+	    'BEGIN { printf "%.2f", (a - b) / n }')" KiB
+	fig "conn.10k.ok$sfx" "$held" conns
+	printf '%-22s %12s conns   VmRSS %8.1f MiB (idle %.1f MiB), %s threads\n' \
+	    "conn${sfx:-.green}" "$held" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
+	    "$(awk -v k="$rss0" 'BEGIN { print k / 1024 }')" "${thr:-?}"
+}
+
+run_nginx() {
+	sed "s/@PORT@/$port/" "$tmp/nginx/nginx.conf.in" >"$tmp/nginx/nginx.conf"
+	launch nginx "$ngx" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
+	    -g 'daemon off;'
+}
+run_redis() {
+	launch redis redis-server --port "$port" --bind 127.0.0.1 --save '' \
+	    --appendonly no --dir "$tmp/redis" --daemonize no
+}
+
+http=$builddir/demos/http
+kv=$builddir/demos/kv
+echo_bin=$builddir/demos/echo
+
+say "$mode run, figures to $tsv (fds per process: $nofile)"
+note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
+
+# ---- HTTP --------------------------------------------------------------
+if have wrk; then
+	say "http: demos/http and nginx under wrk"
+	# Green threads: --workers 2 in one process, and in full mode also
+	# --procs 2 --workers 1; the faster at -c100 becomes http.*.green.
+	configs='w2:--workers 2'
+	[ "$mode" = full ] && configs="$configs
+p2:--procs 2 --workers 1"
+	best=
+	bestrps=0
+	while IFS= read -r cf; do
+		key=${cf%%:*}
+		args=${cf#*:}
+		# shellcheck disable=SC2086
+		if start_demo "http.green.$key" "$http" --mode green $args; then
+			wrk_run "green.$key" 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] && wrk_run "green.$key.c1000" 1000 "$wrk_big_s"
+			stop_demo "http.green.$key"
+			r=$(awk -v n="http.rps.green.$key" -F'\t' '$1 == n { v = $2 }
+			    END { print v + 0 }' "$tsv")
+			if awk -v a="$r" -v b="$bestrps" 'BEGIN { exit !(a > b) }'; then
+				best=$key
+				bestrps=$r
+			fi
+		fi
+	done <<EOF
+$configs
+EOF
+	if [ -n "$best" ]; then
+		# The chosen configuration's figures under the plain names.
+		awk -F'\t' -v k="$best" -v OFS='\t' '
+		$1 ~ "^http\\.(rps|p50|p99)\\.green\\." k "(\\.c1000)?$" {
+			n = $1; sub("\\.green\\." k, ".green", n); print n, $2, $3
+		}' "$tsv" >"$tmp/best"
+		cat "$tmp/best" >>"$tsv"
+		case $best in
+		w2) fig http.green.procs 1 procs; fig http.green.workers 2 workers ;;
+		p2) fig http.green.procs 2 procs; fig http.green.workers 1 workers ;;
+		esac
+		note "http.rps.green is demos/http --mode green" \
+		    "$(printf '%s\n' "$configs" | sed -n "s/^$best://p")" \
+		    "(the faster configuration measured)"
+	fi
+	for m in kthread process; do
+		if start_demo "http.$m" "$http" --mode "$m"; then
+			wrk_run "$m" 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] && wrk_run "$m.c1000" 1000 "$wrk_big_s"
+			stop_demo "http.$m"
+		fi
+	done
+	big=
+	[ "$mode" = full ] && big=nginx.c1000
+	if have nginx || [ -x /usr/sbin/nginx ]; then
+		ngx=$(command -v nginx || echo /usr/sbin/nginx)
+		mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
+		cat >"$tmp/nginx/nginx.conf.in" <<EOF
+worker_processes 2;
+worker_rlimit_nofile 20000;
+error_log $tmp/nginx/logs/error.log error;
+pid $tmp/nginx/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path $tmp/nginx/tmp;
+  proxy_temp_path $tmp/nginx/tmp;
+  fastcgi_temp_path $tmp/nginx/tmp;
+  uwsgi_temp_path $tmp/nginx/tmp;
+  scgi_temp_path $tmp/nginx/tmp;
+  server {
+    listen 127.0.0.1:@PORT@ backlog=4096;
+    location / { default_type text/plain; return 200 "hello\n"; }
+  }
+}
+EOF
+		if start_ref nginx run_nginx; then
+			wrk_run nginx 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] && wrk_run nginx.c1000 1000 "$wrk_big_s"
+			stop_server "$spid" nginx || true
+			note "nginx: 2 worker processes, return 200 \"hello\\n\", access_log off"
+		else
+			na_set http "nginx did not start" nginx $big
+		fi
+	else
+		note "nginx is not installed: no HTTP reference"
+		na_set http "nginx is not installed" nginx $big
+	fi
+else
+	note "wrk is not installed: HTTP rows skipped"
+	why="wrk is not installed"
+	na_set http "$why" green kthread process nginx
+	[ "$mode" = full ] && na_set http "$why" green.c1000 kthread.c1000 \
+	    process.c1000 nginx.c1000 green.w2 green.p2
+	[ "$mode" = quick ] && na_set http "$why" green.w2
+	na http.green.procs procs "$why"
+	na http.green.workers workers "$why"
+fi
+
+# ---- KV ----------------------------------------------------------------
+if have redis-benchmark; then
+	say "kv: demos/kv and redis-server under redis-benchmark"
+	if start_demo kv.green "$kv" --mode green --workers 2; then
+		kv_run green
+		kv_run green.p16 -P 16
+		stop_demo kv.green
+		note "kv.rps.green is demos/kv --mode green --workers 2"
+	fi
+	kmodes='kthread process'
+	[ "$mode" = quick ] && kmodes=
+	for m in $kmodes; do
+		if start_demo "kv.$m" "$kv" --mode "$m"; then
+			kv_run "$m"
+			stop_demo "kv.$m"
+		fi
+	done
+	if have redis-server; then
+		mkdir -p "$tmp/redis"
+		if start_ref redis run_redis; then
+			kv_run redis
+			kv_run redis.p16 -P 16
+			stop_server "$spid" redis-server || true
+			note "redis-server: one thread, --save '' --appendonly no"
+		else
+			na_set kv "redis-server did not start" redis redis.p16
+		fi
+	else
+		note "redis-server is not installed: no KV reference"
+		na_set kv "redis-server is not installed" redis redis.p16
+	fi
+else
+	note "redis-benchmark is not installed: KV rows skipped"
+	na_set kv "redis-benchmark is not installed" green green.p16 redis \
+	    redis.p16
+	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
+	    kthread process
+fi
+
+# ---- Echo --------------------------------------------------------------
+say "echo: demos/echo under bench/echo_load"
+emodes='green kthread process'
+[ "$mode" = quick ] && emodes=green
+for m in $emodes; do
+	if [ ! -x "$builddir/bench/echo_load" ]; then
+		fail echo "bench/echo_load is not built"
+		break
+	fi
+	margs=
+	[ "$m" = green ] && margs='--workers 2'
+	# shellcheck disable=SC2086
+	if start_demo "echo.$m" "$echo_bin" --mode "$m" $margs; then
+		say "  echo_load -c 100 -s 64 -d $echo_s ($m)"
+		if ! load "$builddir/bench/echo_load" --host "$host" \
+		    --port "$port" -c 100 -s 64 -d "$echo_s" --tsv "$tsv" \
+		    --label "$m" >"$tmp/echo.out" 2>&1; then
+			fail "echo.$m" "echo_load against echo --mode $m:" \
+			    "$(tr '\n' ' ' <"$tmp/echo.out")"
+		fi
+		sed 's/^/  /' "$tmp/echo.out" >&2
+		awk -F'\t' -v m="$m" '
+		$1 == "echo.rps." m { r = $2 } $1 == "echo.p50." m { a = $2 }
+		$1 == "echo.p99." m { b = $2 }
+		END { if (r != "") printf "%-22s %12.0f req/s   p50 %8.3f ms   " \
+		    "p99 %8.3f ms\n", "echo " m, r, a, b }' "$tsv"
+		stop_demo "echo.$m"
+	fi
+done
+[ "$mode" = full ] && note "echo: bench/echo_load -c 100 -s 64 -d $echo_s (2 workers); demos/echo --mode green --workers 2"
+
+# ---- Idle connections --------------------------------------------------
+say "conns: idle keep-alive connections held against demos/http"
+if [ ! -x "$builddir/bench/conn_hold" ]; then
+	fail conn "bench/conn_hold is not built"
+else
+	if start_demo conn.green "$http" --mode green --workers 2; then
+		hold_run "" "$hold_n"
+		stop_demo conn.green
+	fi
+	if start_demo conn.kthread "$http" --mode kthread; then
+		hold_run kthread "$hold_kn"
+		stop_demo conn.kthread
+	fi
+	note "conn.10k: $hold_n connections (kernel threads: $hold_kn), each" \
+	    "after one GET /, VmRSS of demos/http --mode green --workers 2" \
+	    "(and --mode kthread)"
+fi
+
+say "done in $(($(date +%s) - start)) s${failed:+; failed:$failed}"
+if [ "$standalone" = yes ]; then
+	echo
+	echo "figures (in $tsv):"
+	awk -F'\t' '$1 !~ /^#/ { printf "  %-28s %12s %s\n", $1, $2, $3 }' "$tsv"
+fi
+[ -z "$failed" ]
