@@ -13,6 +13,10 @@
 #include "stack.h"
 #include "util.h"
 
+#if WEFT_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -71,6 +75,10 @@ static bool probe_kernel_guard(void) {
   const char *e = getenv("WEFT_GUARD");
   if (e && strcmp(e, "mprotect") == 0)
     return false; /* forced, to exercise the fallback */
+#if WEFT_VALGRIND
+  if (RUNNING_ON_VALGRIND)
+    return false; /* valgrind does not model guard regions */
+#endif
   void *p = mmap(NULL, 2 * S.page, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
@@ -170,6 +178,12 @@ static void *map_new(size_t size, int *err) {
     return NULL;
   }
   record(p, size);
+#if WEFT_VALGRIND
+  /* Stacks are never unmapped, so each is registered once, for good:
+   * valgrind then knows a switch onto it is a stack switch, not a huge
+   * stack-pointer move. */
+  VALGRIND_STACK_REGISTER(p + S.page, p + S.page + size);
+#endif
   return p;
 }
 
