@@ -26,7 +26,8 @@ libweft_la_SOURCES = \
 	runtime/netpoll.c runtime/netpoll.h \
 	runtime/io.c \
 	runtime/blocking.c \
-	runtime/monitor.c runtime/monitor.h
+	runtime/monitor.c runtime/monitor.h \
+	runtime/inject.c runtime/inject.h
 
 libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)
 libweft_la_CCASFLAGS = $(AM_CCASFLAGS)

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -89,7 +90,7 @@ static int start_thread(void) {
   pthread_t t;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int r = pthread_create(&t, &attr, pool_main, NULL);
+  int r = weft__pthread_create(&t, &attr, pool_main, NULL);
   pthread_attr_destroy(&attr);
   return -r;
 }

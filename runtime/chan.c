@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inject.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -39,11 +40,11 @@ int weft_chan_open(weft_chan **out, size_t esize, size_t cap) {
     return -EINVAL;
   if (cap > ((size_t)1 << 40) / esize)
     return -EINVAL;
-  weft_chan *ch = calloc(1, sizeof(*ch));
+  weft_chan *ch = weft__calloc(1, sizeof(*ch));
   if (!ch)
     return -ENOMEM;
   if (cap) {
-    ch->buf = malloc(cap * esize);
+    ch->buf = weft__malloc(cap * esize);
     if (!ch->buf) {
       free(ch);
       return -ENOMEM;
@@ -279,8 +280,8 @@ int weft_select(weft_select_case *cases, size_t n, int64_t deadline) {
   weft_chan **chs = chs_small;
   struct weft__wq_entry *ents = ents_small;
   if (n > SMALL) {
-    chs = malloc(n * sizeof(*chs));
-    ents = malloc(n * sizeof(*ents));
+    chs = weft__malloc(n * sizeof(*chs));
+    ents = weft__malloc(n * sizeof(*ents));
     if (!chs || !ents) {
       free(chs);
       free(ents);

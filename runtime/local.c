@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 
+#include "inject.h"
 #include "gthread.h"
 #include "sched.h"
 
@@ -35,7 +36,7 @@ static void **slots(bool create, int *err) {
   if (!g)
     return kthread_slots;
   if (!g->locals && create) {
-    g->locals = calloc(WEFT_LOCAL_MAX, sizeof(void *));
+    g->locals = weft__calloc(WEFT_LOCAL_MAX, sizeof(void *));
     if (!g->locals)
       *err = -ENOMEM;
   }

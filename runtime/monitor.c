@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inject.h"
 #include "monitor.h"
 #include "sched.h"
 
@@ -108,11 +109,11 @@ int weft__monitor_start(const weft_config *cfg) {
     return 0;
   mon.threshold_ns = ms * 1000000LL;
   mon.n = weft__rt.nworkers;
-  mon.watch = calloc((size_t)mon.n, sizeof(*mon.watch));
+  mon.watch = weft__calloc((size_t)mon.n, sizeof(*mon.watch));
   if (!mon.watch)
     return -ENOMEM;
   atomic_store(&mon.stop, 0);
-  int r = pthread_create(&mon.thread, NULL, monitor_main, NULL);
+  int r = weft__pthread_create(&mon.thread, NULL, monitor_main, NULL);
   if (r) {
     free(mon.watch);
     mon.watch = NULL;

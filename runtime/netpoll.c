@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "gthread.h"
 #include "netpoll.h"
 #include "sched.h"
@@ -84,7 +85,7 @@ struct weft__pd *weft__pd_of(int fd, bool create) {
   if (WEFT_UNLIKELY(!blk)) {
     if (!create)
       return NULL;
-    struct weft__pd *fresh = calloc(BLOCK_SIZE, sizeof(*fresh));
+    struct weft__pd *fresh = weft__calloc(BLOCK_SIZE, sizeof(*fresh));
     if (!fresh)
       return NULL;
     struct weft__pd *none = NULL;
@@ -184,7 +185,7 @@ static int pd_register(struct weft__pd *pd, int fd) {
       .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
       .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)pd->gen << 32,
   };
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+  if (weft__epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) < 0) {
     if (errno == EEXIST)
       (void)epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
     else if (errno == EPERM) {

@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "sched.h"
 #include "shheap.h"
 
@@ -194,7 +195,7 @@ static int fork_worker(struct sup *s, int i) {
   /* Buffered output would otherwise be written again by every worker's
    * exit(). */
   fflush(NULL);
-  pid_t pid = fork();
+  pid_t pid = weft__fork();
   if (pid < 0)
     return -errno;
   if (pid == 0)
@@ -477,7 +478,7 @@ int weft_procs_run(const weft_procs_config *cfg) {
     goto error0;
   }
 
-  struct sup *s = calloc(1, sizeof(*s));
+  struct sup *s = weft__calloc(1, sizeof(*s));
   if (!s) {
     err = -ENOMEM;
     goto error0;

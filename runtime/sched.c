@@ -62,6 +62,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "fault.h"
 #include "monitor.h"
 #include "netpoll.h"
@@ -607,8 +608,8 @@ int weft_init(const weft_config *cfg) {
   struct sigaction old;
   if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
     signal(SIGPIPE, SIG_IGN);
-  weft__rt.w = calloc((size_t)n, sizeof(*weft__rt.w));
-  weft__rt.idle = calloc((size_t)n, sizeof(*weft__rt.idle));
+  weft__rt.w = weft__calloc((size_t)n, sizeof(*weft__rt.w));
+  weft__rt.idle = weft__calloc((size_t)n, sizeof(*weft__rt.idle));
   if (!weft__rt.w || !weft__rt.idle) {
     err = -ENOMEM;
     goto error1;
@@ -657,7 +658,7 @@ int weft_init(const weft_config *cfg) {
   for (int i = 0; i < n; i++) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    int r = pthread_create(&weft__rt.w[i]->thread, &attr, worker_main,
+    int r = weft__pthread_create(&weft__rt.w[i]->thread, &attr, worker_main,
                            weft__rt.w[i]);
     pthread_attr_destroy(&attr);
     if (r) {

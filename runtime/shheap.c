@@ -96,6 +96,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "shheap.h"
 #include "util.h"
 #include "weft.h"
@@ -311,7 +312,7 @@ int weft_shm_setup(size_t size, int parts) {
     pthread_mutex_unlock(&setup_lock);
     return -ENOMEM;
   }
-  void *r = mmap(NULL, total, PROT_READ | PROT_WRITE,
+  void *r = weft__mmap(NULL, total, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) {
     int e = weft__errno_get();

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "stack.h"
 #include "util.h"
 
@@ -161,7 +162,7 @@ static void record(char *base, size_t size) {
 
 static void *map_new(size_t size, int *err) {
   size_t len = S.page + size;
-  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+  char *p = weft__mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
                  0);
   if (p == MAP_FAILED) {

@@ -63,6 +63,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -155,12 +156,12 @@ static void *kt_main(void *p) {
 }
 
 static int kt_start(struct task *t, weft_fn fn, void *arg) {
-  struct kt *kt = calloc(1, sizeof(*kt));
+  struct kt *kt = weft__calloc(1, sizeof(*kt));
   if (!kt)
     return -ENOMEM;
   kt->fn = fn;
   kt->arg = arg;
-  int r = pthread_create(&kt->thread, NULL, kt_main, kt);
+  int r = weft__pthread_create(&kt->thread, NULL, kt_main, kt);
   if (r) {
     free(kt);
     return -r;
@@ -232,7 +233,7 @@ static struct prec *prec_alloc(void) {
     R.free = r->next_free;
   } else {
     if (R.bump == R.end) {
-      void *p = mmap(NULL, POOL_CHUNK, PROT_READ | PROT_WRITE,
+      void *p = weft__mmap(NULL, POOL_CHUNK, PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) {
         weft__spin_unlock(&R.lk);
@@ -335,7 +336,7 @@ WEFT_NOINLINE static int reaper_start_slow(void) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t th;
-  int r = pthread_create(&th, &attr, reaper_main, (void *)(intptr_t)epfd);
+  int r = weft__pthread_create(&th, &attr, reaper_main, (void *)(intptr_t)epfd);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (r) {
@@ -381,7 +382,7 @@ static int proc_start(struct task *t, weft_fn fn, void *arg) {
   /* Whatever is buffered now would otherwise be written by the parent
    * and by the child (which flushes before it exits). */
   fflush(NULL);
-  pid_t pid = fork();
+  pid_t pid = weft__fork();
   if (pid < 0) {
     err = -errno;
     goto error1;
@@ -396,7 +397,7 @@ static int proc_start(struct task *t, weft_fn fn, void *arg) {
   }
   r->pidfd = fd;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
-  if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (weft__epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     err = -errno;
     goto error3;
   }

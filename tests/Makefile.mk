@@ -68,3 +68,10 @@ tests_test_monitor_SOURCES = tests/test_monitor.c tests/helpers.h
 tests_test_monitor_CPPFLAGS = $(tests_cppflags)
 tests_test_monitor_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_monitor_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_inject
+TESTS += tests/test_inject
+tests_test_inject_SOURCES = tests/test_inject.c tests/helpers.h
+tests_test_inject_CPPFLAGS = $(tests_cppflags)
+tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
