@@ -19,6 +19,7 @@ packages=(
   libjemalloc-dev
   libcriterion-dev
   valgrind
+  gdb # tests/gdb_check.sh: the green-thread extension, in batch mode
   gnuplot-nox # the plots of `make bench` (bench/results/REPORT.md)
   # The server bench: real clients, and the servers weft is compared with
   # (only run by the bench, with their own configuration; never started as

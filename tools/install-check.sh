@@ -1,0 +1,201 @@
+#!/bin/sh
+# install-check.sh BUILD-DIR [SCRATCH-DIR] - checks weft as installed.
+#
+# Runs "make install DESTDIR=SCRATCH/dest" in BUILD-DIR (a configured and
+# built weft tree), checks that the library (shared and static), weft.h,
+# weft.pc, the manual page and the gdb extension are installed, builds
+# demos/channel.c out of tree with "pkg-config --cflags --libs weft"
+# against the installed copy (PKG_CONFIG_SYSROOT_DIR maps the configured
+# prefix into the staging directory), once against the shared library and
+# once against the static one, runs both, checks that the shared library
+# exports weft_ symbols only, and that gdb finds the auto-load script under
+# the name it derives from the library (when gdb is installed).  Finally it
+# runs "make uninstall" and checks nothing but directories is left.
+#
+# SCRATCH-DIR (default: a new temporary directory, removed at the end) must
+# be empty or absent.  Exit status 0 when everything passed, 1 otherwise.
+# "make check-install" runs it on the build tree.
+
+set -u
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  echo "usage: $0 BUILD-DIR [SCRATCH-DIR]" >&2
+  exit 2
+fi
+build=$(cd "$1" && pwd) || exit 1
+if [ ! -f "$build/Makefile" ]; then
+  echo "install-check: $build is not a configured build tree" >&2
+  exit 1
+fi
+if [ $# -eq 2 ]; then
+  scratch=$2
+  keep=yes
+  mkdir -p "$scratch" || exit 1
+  scratch=$(cd "$scratch" && pwd)
+  if [ -n "$(ls -A "$scratch")" ]; then
+    echo "install-check: $scratch is not empty" >&2
+    exit 1
+  fi
+else
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/weft-install.XXXXXX") || exit 1
+  keep=no
+fi
+dest=$scratch/dest
+srcdir=$(sed -n 's/^abs_top_srcdir = //p' "$build/Makefile")
+MAKE=${MAKE:-make}
+CC=${CC:-cc}
+fails=0
+
+cleanup() {
+  [ "$keep" = no ] && rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+ok() { echo "install-check: ok: $*"; }
+fail() {
+  echo "install-check: FAIL: $*"
+  fails=$((fails + 1))
+}
+
+echo "install-check: installing into $dest"
+if ! $MAKE -C "$build" install DESTDIR="$dest" >"$scratch/install.log" 2>&1
+then
+  cat "$scratch/install.log"
+  fail "make install"
+  exit 1
+fi
+
+# Where things went: weft.pc sits in $libdir/pkgconfig.
+pc=$(find "$dest" -name weft.pc -path '*/pkgconfig/*' | head -n 1)
+if [ -z "$pc" ]; then
+  fail "weft.pc is not installed"
+  exit 1
+fi
+dlibdir=$(dirname "$(dirname "$pc")")
+libdir=${dlibdir#"$dest"}
+ok "weft.pc in ${pc#"$dest"}"
+
+export PKG_CONFIG_PATH="$dlibdir/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$dest"
+unset PKG_CONFIG_LIBDIR 2>/dev/null || true
+cflags=$(pkg-config --cflags weft) || fail "pkg-config --cflags weft"
+libs=$(pkg-config --libs weft) || fail "pkg-config --libs weft"
+echo "install-check: pkg-config --cflags --libs weft: $cflags $libs"
+incdir=$(echo " $cflags " | sed -n 's/.* -I\([^ ]*\) .*/\1/p')
+[ -f "$incdir/weft.h" ] && ok "weft.h in ${incdir#"$dest"}" ||
+  fail "weft.h is not where pkg-config --cflags points ($incdir)"
+
+version=$(pkg-config --modversion weft)
+hversion=$(printf '#include <weft.h>\nWEFT_VERSION_MAJOR.WEFT_VERSION_MINOR.WEFT_VERSION_PATCH\n' |
+  $CC -E -P $cflags - 2>/dev/null | tail -n 1 | tr -d ' ')
+[ "$version" = "$hversion" ] && ok "version $version (weft.pc and weft.h)" ||
+  fail "weft.pc says version $version, weft.h $hversion"
+
+shlib=$(ls "$dlibdir"/libweft.so.*.*.* 2>/dev/null | head -n 1)
+[ -n "$shlib" ] && ok "shared library ${shlib#"$dest"}" ||
+  fail "no shared library libweft.so.X.Y.Z in $libdir"
+[ -f "$dlibdir/libweft.a" ] && ok "static library $libdir/libweft.a" ||
+  fail "no static library libweft.a in $libdir"
+[ -L "$dlibdir/libweft.so" ] || [ -f "$dlibdir/libweft.so" ] ||
+  fail "no libweft.so link in $libdir"
+
+man=$(find "$dest" -path '*/man3/weft.3' | head -n 1)
+[ -n "$man" ] && ok "manual page ${man#"$dest"}" || fail "weft.3 is not installed"
+
+gdbscript=
+if [ -n "$shlib" ]; then
+  gdbscript=$(find "$dest" -path "*/gdb/auto-load$libdir/$(basename "$shlib")-gdb.py" | head -n 1)
+  [ -n "$gdbscript" ] && ok "gdb auto-load script ${gdbscript#"$dest"}" ||
+    fail "no gdb auto-load script $(basename "$shlib")-gdb.py under share/gdb/auto-load$libdir"
+fi
+
+# Exports: weft_ symbols and nothing else.
+if [ -n "$shlib" ]; then
+  nm -D --defined-only "$shlib" | awk '{ print $NF }' | sort >"$scratch/exports"
+  n=$(wc -l <"$scratch/exports")
+  grep -v '^weft_' "$scratch/exports" >"$scratch/foreign"
+  if [ -s "$scratch/foreign" ]; then
+    fail "the shared library exports symbols other than weft_*:"
+    sed 's/^/  /' "$scratch/foreign"
+  elif [ "$n" -eq 0 ]; then
+    fail "the shared library exports nothing"
+  else
+    ok "the shared library exports $n symbols, all weft_*"
+  fi
+  # Every function weft.h declares is exported.
+  sed -n 's/^WEFT_EXTERN[^(]*[ *]\(weft_[a-z_0-9]*\)(.*/\1/p' \
+    "$incdir/weft.h" | sort -u >"$scratch/declared"
+  missing=$(comm -23 "$scratch/declared" "$scratch/exports")
+  [ -z "$missing" ] && ok "every call declared in weft.h is exported" ||
+    fail "declared in weft.h but not exported: $missing"
+fi
+
+# An out-of-tree program, built as a user would.
+mkdir -p "$scratch/prog"
+cp "$srcdir/demos/channel.c" "$scratch/prog/channel.c"
+cd "$scratch/prog" || exit 1
+if $CC -std=gnu11 -Wall -Wextra -Werror -g -o channel channel.c $cflags \
+     $libs -Wl,-rpath,"$dlibdir" 2>"$scratch/cc.log"; then
+  ok "built demos/channel.c with pkg-config (shared)"
+  if ./channel >"$scratch/run.log" 2>&1 && grep -q 'received 42' "$scratch/run.log"
+  then
+    ok "it runs"
+  else
+    cat "$scratch/run.log"
+    fail "the program built against the installed library does not run"
+  fi
+  ldd ./channel | grep -q "$dlibdir/libweft.so" ||
+    fail "the program is not linked with the installed libweft.so"
+else
+  cat "$scratch/cc.log"
+  fail "cannot build demos/channel.c against the installed library"
+fi
+slibs=$(pkg-config --static --libs weft | sed 's/-lweft\b//')
+if $CC -std=gnu11 -Wall -Wextra -Werror -g -o channel-static channel.c \
+     $cflags "$dlibdir/libweft.a" $slibs 2>"$scratch/cc.log"; then
+  ok "built demos/channel.c against libweft.a"
+  ./channel-static 2>&1 | grep -q 'received 42' && ok "it runs" ||
+    fail "the program linked with libweft.a does not run"
+else
+  cat "$scratch/cc.log"
+  fail "cannot link demos/channel.c with libweft.a"
+fi
+
+# gdb derives the auto-load script's name from the real path of the
+# library: scripts-directory + realpath + "-gdb.py".  Point a scratch
+# scripts-directory at the installed script under the name gdb will look
+# for, and check that the commands appear.
+if [ -n "$gdbscript" ] && command -v gdb >/dev/null 2>&1; then
+  real=$(readlink -f "$shlib")
+  mkdir -p "$scratch/autoload$(dirname "$real")"
+  ln -s "$gdbscript" "$scratch/autoload$real-gdb.py"
+  gdb -nx -batch -iex "set auto-load scripts-directory $scratch/autoload" \
+    -iex "set auto-load safe-path /" -ex 'set disable-randomization off' \
+    -ex 'break weft_chan_recv' -ex run -ex 'weft threads' \
+    ./channel </dev/null >"$scratch/gdb.log" 2>&1
+  if grep -Eq '^ +[0-9]+ +"" +(runnable|running|parked)' "$scratch/gdb.log"; then
+    ok "gdb auto-loads the extension with the library"
+  elif grep -q 'Operation not permitted' "$scratch/gdb.log"; then
+    echo "install-check: skipped the gdb check: ptrace is not allowed"
+  else
+    sed 's/^/  | /' "$scratch/gdb.log"
+    fail "gdb did not auto-load the extension"
+  fi
+fi
+cd "$scratch" || exit 1
+
+if $MAKE -C "$build" uninstall DESTDIR="$dest" >"$scratch/uninstall.log" 2>&1
+then
+  left=$(find "$dest" ! -type d)
+  [ -z "$left" ] && ok "make uninstall removes every file" ||
+    fail "left after make uninstall: $left"
+else
+  cat "$scratch/uninstall.log"
+  fail "make uninstall"
+fi
+
+if [ "$fails" -ne 0 ]; then
+  echo "install-check: $fails check(s) failed"
+  exit 1
+fi
+echo "install-check: all passed"
