@@ -20,6 +20,7 @@ packages=(
   libcriterion-dev
   valgrind
   gdb # tests/gdb_check.sh: the green-thread extension, in batch mode
+  clang libclang-rt-14-dev # make fuzz: libFuzzer
   gnuplot-nox # the plots of `make bench` (bench/results/REPORT.md)
   # The server bench: real clients, and the servers weft is compared with
   # (only run by the bench, with their own configuration; never started as

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -673,60 +674,31 @@ static int run_green(int lfd) {
 static struct {
   int parent_fd; /* the parent's socket (listening, or only bound) */
   int port;      /* the port it is bound to */
-  int ready[2];  /* --reuseport: workers report here once listening */
+  /* --reuseport: workers that listen, counted in a shared page; the one
+   * that completes the count announces the port.  (Not a thread in the
+   * parent: forking a process that runs other threads can copy a lock
+   * they hold, e.g. a sanitizer's, into the child.) */
+  _Atomic int *listening;
 } procs;
 
 static int procs_worker(int index, void *arg) {
   int lfd;
 
-  (void)arg;
+  (void)arg, (void)index;
   if (!opt.reuseport)
     return run_green(weft_procs_listen_fd());
 
   /* A socket of our own in the SO_REUSEPORT group of the port. */
   close(procs.parent_fd);
-  close(procs.ready[0]);
   lfd = open_listener(procs.port, true, true, NULL);
-  if (lfd < 0) {
-    close(procs.ready[1]);
+  if (lfd < 0)
     return 1;
-  }
-  unsigned char byte = (unsigned char)index;
-  ssize_t n;
-  do
-    n = write(procs.ready[1], &byte, 1);
-  while (n < 0 && errno == EINTR);
-  close(procs.ready[1]);
+  if (atomic_fetch_add(procs.listening, 1) + 1 == opt.procs)
+    announce(procs.port); /* restarted workers count past procs */
   return run_green(lfd);
 }
 
-/* --reuseport: the parent announces the port once every worker listens
- * (the parent's own socket is only bound, it takes no connections).
- * Runs on a thread of its own with every signal blocked. */
-static void *procs_announcer(void *arg) {
-  bool seen[64] = {false};
-  int left = opt.procs;
-
-  (void)arg;
-  while (left > 0) {
-    unsigned char byte;
-    ssize_t n = read(procs.ready[0], &byte, 1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return NULL; /* the pool ended first */
-    if (byte < 64 && !seen[byte]) {
-      seen[byte] = true;
-      left--;
-    }
-  }
-  announce(procs.port);
-  return NULL;
-}
-
 static int run_procs(void) {
-  pthread_t announcer;
-  bool have_announcer = false;
   int rc;
 
   procs.parent_fd =
@@ -734,22 +706,15 @@ static int run_procs(void) {
   if (procs.parent_fd < 0)
     return 1;
   if (opt.reuseport) {
-    sigset_t all, old;
-    if (pipe2(procs.ready, O_CLOEXEC) < 0) {
-      say("pipe: %s", strerror(errno));
+    void *page = mmap(NULL, sizeof(*procs.listening), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+      say("mmap: %s", strerror(errno));
       close(procs.parent_fd);
       return 1;
     }
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&announcer, NULL, procs_announcer, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) {
-      say("cannot start a thread: %s", strerror(rc));
-      close(procs.parent_fd);
-      return 1;
-    }
-    have_announcer = true;
+    procs.listening = page;
+    atomic_init(procs.listening, 0);
   } else {
     announce(procs.port);
   }
@@ -762,11 +727,8 @@ static int run_procs(void) {
       .drain_ms = opt.drain_ms + (int)(CANCEL_GRACE_NS / MS_NS) + 1000,
   };
   rc = weft_procs_run(&cfg);
-  if (have_announcer) {
-    close(procs.ready[1]); /* ends the announcer if it still waits */
-    pthread_join(announcer, NULL);
-    close(procs.ready[0]);
-  }
+  if (procs.listening)
+    munmap((void *)procs.listening, sizeof(*procs.listening));
   close(procs.parent_fd);
   if (rc < 0) {
     say("cannot run %d worker processes: %s", opt.procs, weft_strerror(rc));
