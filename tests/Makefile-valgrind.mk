@@ -5,11 +5,11 @@
 #
 # The programs: demos that spawn, switch, block on channels and mutexes and
 # migrate between workers, and the Criterion programs of the sync
-# primitives and the channels.  Criterion runs each test in
+# primitives.  Criterion runs each test in
 # a child process, hence --trace-children.
 
 VG_DEMOS = demos/channel demos/counter demos/vector
-VG_TESTS = tests/test_sync tests/test_chan
+VG_TESTS = tests/test_sync
 VG_FLAGS = --error-exitcode=9 --trace-children=yes -q \
 	--child-silent-after-fork=no
 
