@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,9 @@ static struct sockaddr_in addr;
 static size_t msg_size = 64;
 static int64_t io_timeout = 5000000000LL; /* one read or write, 5 s */
 
-static volatile int measuring;
-static volatile int stopping;
+/* Set by main, read by every connection thread. */
+static _Atomic int measuring;
+static _Atomic int stopping;
 static int opened;  /* atomically */
 static int failed;  /* atomically: connections that failed */
 static int corrupt; /* atomically: echoes that differed */

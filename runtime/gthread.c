@@ -30,7 +30,9 @@ struct weft__g *weft__g_of_stack(void *base, size_t size) {
 
 static void g_free(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
-  g->id = 0;
+  __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
+  weft__tsan_free(g->tsan_fiber);
+  g->tsan_fiber = NULL;
   weft__stack_free(w ? &w->stacks : NULL, g->base, g->size);
 }
 
@@ -107,13 +109,14 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     strncpy(g->name, attr->name, WEFT_NAME_MAX - 1);
     g->name[WEFT_NAME_MAX - 1] = 0;
   }
-  g->id = new_id(w);
+  __atomic_store_n(&g->id, new_id(w), __ATOMIC_RELAXED);
   g->base = base;
   g->size = size;
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
   g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
+  g->tsan_fiber = weft__tsan_new();
   if (t) {
     t->p = g;
     t->id = g->id;

@@ -28,7 +28,6 @@ struct weft__g {
   struct weft__g *next;   /* link in the global run queue */
   uint64_t id;            /* never reused; 0 once freed */
   int err;                /* errno of this green thread while switched out */
-  uint8_t state;          /* enum weft__gstate, for tools and asserts */
   bool detached, joined, done;
   weft__spin lk;          /* protects detached/joined/done/joiner */
   struct weft__waiter *joiner;
@@ -41,8 +40,13 @@ struct weft__g {
   char *base;             /* stack mapping: guard at base */
   size_t size;            /* usable stack size */
   void *asan_fake;        /* ASan fake-stack handle across switches */
+  void *tsan_fiber;       /* TSan's context for this green thread */
   const char *wait_reason; /* what it parked on, for tools */
   int worker;              /* the worker that ran it last */
+  /* enum weft__gstate, for tools and asserts.  Written without g->lk, so
+   * kept away from the fields under it (a wider load of those must not
+   * cover it). */
+  uint8_t state;
   char name[WEFT_NAME_MAX];
 };
 

@@ -132,9 +132,15 @@ static void futex_wake_shared(_Atomic uint32_t *a, int n) {
 /* The waker's half of the handshake above; call after publishing. */
 static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
                           int n) {
+#if WEFT_TSAN
+  /* TSan does not model fences: the same order from a seq_cst RMW. */
+  if (WEFT_LIKELY(!atomic_fetch_add(sleepers, 0)))
+    return;
+#else
   atomic_thread_fence(memory_order_seq_cst);
   if (WEFT_LIKELY(!ld_relaxed(sleepers)))
     return;
+#endif
   atomic_fetch_add(seq, 1);
   futex_wake_shared(seq, n);
 }

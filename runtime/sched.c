@@ -355,20 +355,33 @@ static inline void asan_end(void *save) { (void)save; }
 
 void weft__switch_arrived(void) { asan_end(NULL); }
 
+/* The monitor thread (monitor.c) samples cur and the switch count while the
+ * worker writes them: relaxed atomics, which cost a plain mov on x86-64
+ * (the count is only ever written by its worker, so no RMW is needed). */
+static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
+  __atomic_store_n(&w->cur, g, __ATOMIC_RELAXED);
+}
+static inline void bump(uint64_t *n) {
+  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
+                   __ATOMIC_RELAXED);
+}
+
 static inline void switch_from(struct weft__worker *w, struct weft__g *g,
                                struct weft__g *next, weft__post *post) {
   g->err = *w->errnop;
   void *r;
   if (next) {
-    w->cur = next;
+    set_cur(w, next);
     next->state = WEFT__G_RUNNING;
     next->worker = w->index;
-    w->st.switches++;
+    bump(&w->st.switches);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
+    weft__tsan_to(next->tsan_fiber);
     r = weft__ctx_switch(&g->ctx, next->ctx, post);
   } else {
-    w->cur = NULL;
+    set_cur(w, NULL);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, NULL);
+    weft__tsan_to(w->sched_fiber);
     r = weft__ctx_switch(&g->ctx, w->sched_ctx, post);
   }
   /* Resumed, maybe on another worker: `w` is stale now. */
@@ -472,7 +485,7 @@ int weft_yield(void) {
   struct weft__g *next = pick_or_stop(w);
   if (!next) {
     if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING) {
-      w->lone_yields++; /* not a hog: it offered to switch */
+      bump(&w->lone_yields); /* not a hog: it offered to switch */
       return 0;         /* nothing else to run here */
     }
     /* Stopping: leave for the scheduler context, never to return. */
@@ -500,6 +513,7 @@ static void *worker_main(void *arg) {
   atomic_fetch_add(&weft__rt.started, 1);
   weft__futex_wake(&weft__rt.started, INT32_MAX);
   w->tick = SLOW_EVERY;
+  w->sched_fiber = weft__tsan_cur();
   weft__fault_thread_init(w);
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -511,14 +525,15 @@ static void *worker_main(void *arg) {
     struct weft__g *g = findrunnable(w);
     if (!g)
       break;
-    w->cur = g;
+    set_cur(w, g);
     g->state = WEFT__G_RUNNING;
     g->worker = w->index;
-    w->st.switches++;
+    bump(&w->st.switches);
     asan_begin(&w->sched_fake, w, g);
+    weft__tsan_to(g->tsan_fiber);
     void *r = weft__ctx_switch(&w->sched_ctx, g->ctx, NULL);
     asan_end(w->sched_fake);
-    w->cur = NULL;
+    set_cur(w, NULL);
     weft__post_run(r);
   }
   weft__fault_thread_fini(w);

@@ -55,6 +55,7 @@ struct weft__worker {
   void *kstack_lo; /* this worker's pthread stack */
   size_t kstack_size;
   void *sched_fake; /* ASan fake-stack handle of the scheduler context */
+  void *sched_fiber; /* TSan's context of the scheduler context */
   void *altstack;
   size_t altstack_size;
   void *np_ev; /* netpoller event buffer (not on green thread stacks) */
@@ -98,6 +99,26 @@ static inline struct weft__g *weft__g_cur(void) {
 static inline bool weft__rt_running(void) {
   return ld_acquire(&weft__rt.state) == WEFT__RT_RUNNING;
 }
+
+/*
+ * ThreadSanitizer: each green thread is a TSan fiber, and every switch
+ * tells TSan which fiber runs next, just before the register swap.
+ */
+#if WEFT_TSAN
+#include <sanitizer/tsan_interface.h>
+static inline void *weft__tsan_new(void) { return __tsan_create_fiber(0); }
+static inline void weft__tsan_free(void *f) {
+  if (f)
+    __tsan_destroy_fiber(f);
+}
+static inline void weft__tsan_to(void *f) { __tsan_switch_to_fiber(f, 0); }
+static inline void *weft__tsan_cur(void) { return __tsan_get_current_fiber(); }
+#else
+static inline void *weft__tsan_new(void) { return NULL; }
+static inline void weft__tsan_free(void *f) { (void)f; }
+static inline void weft__tsan_to(void *f) { (void)f; }
+static inline void *weft__tsan_cur(void) { return NULL; }
+#endif
 
 /* Makes g runnable (from any thread). */
 void weft__ready(struct weft__g *g);
