@@ -356,8 +356,12 @@ static inline void asan_end(void *save) { (void)save; }
 void weft__switch_arrived(void) { asan_end(NULL); }
 
 /* The monitor thread (monitor.c) samples cur and the switch count while the
- * worker writes them: relaxed atomics, which cost a plain mov on x86-64
- * (the count is only ever written by its worker, so no RMW is needed). */
+ * worker writes them.  Under ThreadSanitizer the writes are relaxed atomics
+ * so that it can check everything else; otherwise they are plain stores,
+ * which on x86-64 is the same instruction, without keeping the compiler
+ * from scheduling the switch path freely.  (The count is only ever written
+ * by its worker, so no RMW is needed either way.) */
+#if WEFT_TSAN
 static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
   __atomic_store_n(&w->cur, g, __ATOMIC_RELAXED);
 }
@@ -365,6 +369,12 @@ static inline void bump(uint64_t *n) {
   __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
                    __ATOMIC_RELAXED);
 }
+#else
+static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
+  w->cur = g;
+}
+static inline void bump(uint64_t *n) { ++*n; }
+#endif
 
 static inline void switch_from(struct weft__worker *w, struct weft__g *g,
                                struct weft__g *next, weft__post *post) {
