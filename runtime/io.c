@@ -263,20 +263,10 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
     int c = accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
     if (c >= 0) {
       struct weft__pd *cp = weft__pd_of(c, true);
-      if (cp) {
-        /* A fresh fd: whatever the record says about an earlier fd of the
-         * same number is stale. */
-        weft__spin_lock(&cp->lk);
-        cp->is_sock = true;
-        cp->is_stream = pd->is_stream;
-        cp->drained = false;
-        cp->rhup = false;
-        cp->no_epoll = false;
-        cp->reg_epoch = 0;
-        cp->ready[0] = cp->ready[1] = false;
-        cp->adopted = true;
-        weft__spin_unlock(&cp->lk);
-      }
+      /* A fresh fd: whatever the record says about an earlier fd of the
+       * same number is stale.  It is a socket of the listener's type. */
+      if (cp)
+        weft__pd_fresh(cp, true, pd->is_stream);
       return c;
     }
     switch (errno) {

@@ -119,9 +119,14 @@ int weft__pd_adopt(struct weft__pd *pd, int fd) {
   socklen_t len = sizeof type;
   if (sock && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
     type = 0;
+  weft__pd_fresh(pd, sock, type == SOCK_STREAM);
+  return 0;
+}
+
+void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
   weft__spin_lock(&pd->lk);
-  pd->is_sock = sock;
-  pd->is_stream = type == SOCK_STREAM;
+  pd->is_sock = is_sock;
+  pd->is_stream = is_stream;
   pd->drained = false;
   pd->rhup = false;
   pd->no_epoll = false;
@@ -129,7 +134,6 @@ int weft__pd_adopt(struct weft__pd *pd, int fd) {
   pd->ready[0] = pd->ready[1] = false;
   pd->adopted = true;
   weft__spin_unlock(&pd->lk);
-  return 0;
 }
 
 /* ------------------------------------------------------------------ */

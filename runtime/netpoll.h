@@ -38,6 +38,10 @@ struct weft__pd {
  * negative or absurd fd, or when out of memory. */
 struct weft__pd *weft__pd_of(int fd, bool create);
 
+/* Resets pd for a newly opened fd of the given kind: adopted, not yet
+ * registered, no remembered edges. */
+void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream);
+
 /* Why weft__pd_of(fd, true) returned NULL, as -errno. */
 int weft__pd_of_error(int fd);
 
