@@ -37,8 +37,7 @@ weft__ctx_switch_asm:
 	.cfi_startproc
 	/* Store the FP control state first, into the red zone where the
 	 * slot will be once the registers are pushed, so that these slow
-	 * stores overlap the pushes.  Bytes 6-7 of the slot are never
-	 * compared. */
+	 * stores overlap the pushes.  Bytes 6-7 of the slot are padding. */
 	stmxcsr	-0x38(%rsp)		/* save MXCSR */
 	fnstcw	-0x34(%rsp)		/* save x87 control word */
 	pushq	%rbp			/* save RBP */
@@ -61,28 +60,19 @@ weft__ctx_switch_asm:
 	.cfi_rel_offset r15, 0
 	leaq	-8(%rsp), %rsp		/* the FP control slot, filled above */
 	.cfi_adjust_cfa_offset 8
-	/* Reassemble ours from the two narrow stores (an 8-byte load of the
-	 * slot would stall on store forwarding). */
-	movl	(%rsp), %r8d
-	movzwl	4(%rsp), %r9d
-	shlq	$32, %r9
-	orq	%r9, %r8
-
 	movq	%rsp, (%rdi)		/* *from = RSP */
 	movq	%rsi, %rsp		/* RSP = to: now on the other stack */
 
 	/*
-	 * ldmxcsr and fldcw cost more than the rest of the switch together,
-	 * and contexts almost always share their FP control settings: load
-	 * them only when a control bit differs (MXCSR bits 0-5 are sticky
-	 * status flags, not control, and bytes 6-7 are padding).
+	 * Load the FP control state unconditionally.  Skipping the loads when
+	 * both sides agree needs a compare that reads back the value stmxcsr
+	 * just stored; that store does not forward to a load, so the compare
+	 * waits for it to commit, and measured on x86-64 (bench/switch) the
+	 * skip costs more than the loads it saves.
 	 */
-	xorq	(%rsp), %r8
-	movabsq	$0x0000ffffffffffc0, %r9
-	testq	%r9, %r8
-	.cfi_remember_state
-	jnz	2f
-1:	leaq	8(%rsp), %rsp
+	ldmxcsr	(%rsp)			/* restore MXCSR */
+	fldcw	4(%rsp)			/* restore x87 control word */
+	leaq	8(%rsp), %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15			/* restore R15 */
 	.cfi_adjust_cfa_offset -8
@@ -114,10 +104,6 @@ weft__ctx_switch_asm:
 	.cfi_register rip, rcx
 	jmpq	*%rcx
 
-2:	.cfi_restore_state
-	ldmxcsr	(%rsp)			/* restore MXCSR */
-	fldcw	4(%rsp)			/* restore x87 control word */
-	jmp	1b
 	.cfi_endproc
 	.size	weft__ctx_switch_asm, .-weft__ctx_switch_asm
 
