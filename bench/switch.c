@@ -12,7 +12,12 @@
  *   switch.asm       ns per one-way switch, assembly back end
  *   switch.ucontext  ns per one-way switch, swapcontext back end
  *   switch.speedup   ucontext / asm, median of the per-repetition ratios
+ *   switch.asm.other_site
+ *                    as switch.asm, but each side switches from a call site
+ *                    of its own, so the return from every switch lands
+ *                    where the CPU's return-stack predictor does not expect
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,20 +46,39 @@ struct pingpong {
   const struct backend *b;
   weft__ctx main_ctx;
   weft__ctx co_ctx;
+  bool same_site;
 };
 
-/* The coroutine: every switch into it is answered by a switch back. */
+/*
+ * Both sides run this loop, so each switch returns to the call site it was
+ * entered from.  That is how the runtime switches (every switch between
+ * green threads goes through one function), and it is what the CPU's
+ * return-stack predictor gets right.
+ */
+static __attribute__((noinline)) void bounce(struct pingpong *pp, weft__ctx *self,
+                                 weft__ctx *other, long n) {
+  for (long i = 0; i != n; i++)
+    pp->b->sw(self, *other, NULL);
+}
+
+/*
+ * The coroutine.  With same_site it answers from bounce's call site;
+ * without, from a call site of its own, so every switch returns somewhere
+ * other than where it was entered from.
+ */
 static void co_entry(void *arg, void *data) {
   struct pingpong *pp = data;
 
   (void)arg;
+  if (pp->same_site)
+    bounce(pp, &pp->co_ctx, &pp->main_ctx, -1);
   for (;;)
     pp->b->sw(&pp->co_ctx, pp->main_ctx, NULL);
 }
 
 /* ns per one-way switch over `rounds` round trips. */
-static double measure(const struct backend *b, long rounds) {
-  struct pingpong pp = {.b = b};
+static double measure(const struct backend *b, long rounds, bool same_site) {
+  struct pingpong pp = {.b = b, .same_site = same_site};
   void *stack = aligned_alloc(64, STACK_SIZE);
   int64_t t0, t1;
 
@@ -69,11 +93,9 @@ static double measure(const struct backend *b, long rounds) {
   }
   /* Warm up: the first switch starts the coroutine, the rest fill the
    * caches and the branch predictors. */
-  for (long i = 0; i < 1000; i++)
-    b->sw(&pp.main_ctx, pp.co_ctx, NULL);
+  bounce(&pp, &pp.main_ctx, &pp.co_ctx, 1000);
   t0 = bench_now();
-  for (long i = 0; i < rounds; i++)
-    b->sw(&pp.main_ctx, pp.co_ctx, NULL);
+  bounce(&pp, &pp.main_ctx, &pp.co_ctx, rounds);
   t1 = bench_now();
   /* The coroutine stays suspended on this stack; nothing resumes it. */
   free(stack);
@@ -83,6 +105,7 @@ static double measure(const struct backend *b, long rounds) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double asm_ns[BENCH_MAX_REPS], uc_ns[BENCH_MAX_REPS];
+  double asym_ns[BENCH_MAX_REPS];
   double ratio[BENCH_MAX_REPS];
   long asm_rounds, uc_rounds;
   char note[64];
@@ -92,8 +115,9 @@ int main(int argc, char **argv) {
   asm_rounds = o.quick ? 2000000 : 10000000;
   uc_rounds = o.quick ? 50000 : 200000;
   for (int r = 0; r < o.reps; r++) {
-    asm_ns[r] = measure(&backends[0], asm_rounds);
-    uc_ns[r] = measure(&backends[1], uc_rounds);
+    asm_ns[r] = measure(&backends[0], asm_rounds, true);
+    uc_ns[r] = measure(&backends[1], uc_rounds, true);
+    asym_ns[r] = measure(&backends[0], asm_rounds, false);
     ratio[r] = uc_ns[r] / asm_ns[r];
   }
   bench_table(&o, "Raw context switch, one way (two contexts ping-pong)");
@@ -103,5 +127,7 @@ int main(int argc, char **argv) {
            uc_rounds);
   bench_row(&o, "switch.ucontext", uc_ns, o.reps, "ns", note);
   bench_row(&o, "switch.speedup", ratio, o.reps, "x", "ucontext / asm");
+  bench_row(&o, "switch.asm.other_site", asym_ns, o.reps, "ns",
+            "asm, the two sides switching from different call sites");
   return 0;
 }
