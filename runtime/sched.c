@@ -24,8 +24,9 @@
  * context that resumes.
  *
  * Invariants.
- *  - A G is on at most one of: a run queue / runnext, a worker's cur, or a
- *    wait queue whose lock it released in its post-switch action.
+ *  - A G is on at most one of: a run queue / runnext / yield queue, a
+ *    worker's cur, or a wait queue whose lock it released in its
+ *    post-switch action.
  *  - A G's context is saved before anything can make it runnable again.
  *  - Only a worker writes its runq tail and its cur.
  *
@@ -40,10 +41,20 @@
  * that finds work wakes another, so bursts fan out without a thundering
  * herd, and an idle runtime has every worker asleep in futex_wait.
  *
- * Fairness.  Yield puts the caller at the tail of its queue.  runnext is
- * skipped after a streak of runnext picks, so two green threads passing a
- * message back and forth cannot starve the rest of the queue, and the
- * global queue is checked first every 61 picks.
+ * Yield.  A yielder goes to the tail of its worker's local queue, or,
+ * while no worker is idle (so no one would steal it anyway), to the tail
+ * of the worker's private yield queue: owner-only, so a yield costs no
+ * atomic RMW.  Yielded threads run when nothing local is, and first every
+ * SLOW_EVERY picks; if a worker goes idle, the next slow pick moves them
+ * to the local queue, where it can steal them.  The price: while a thread
+ * keeps its worker without ever switching (a hog, which the monitor
+ * reports), the yielded threads behind it wait too, instead of being
+ * stolen; the same is true of Tokio's LIFO slot.
+ *
+ * Fairness.  runnext is skipped after a streak of runnext picks, so two
+ * green threads passing a message back and forth cannot starve the rest
+ * of the queue, and the global queue is checked first every
+ * SLOW_EVERY * GLOBAL_EVERY picks.
  *
  * Rejected designs.  Always switching through the scheduler context (two
  * switches per block; Go does it for stack-growth reasons weft does not
@@ -175,10 +186,44 @@ static struct weft__g *take_runnext(struct weft__worker *w) {
 #define SLOW_EVERY 16
 #define GLOBAL_EVERY 4
 
+static inline struct weft__g *yq_take(struct weft__worker *w) {
+  struct weft__g *g = w->yq_head;
+  if (g && !(w->yq_head = g->next))
+    w->yq_tail = NULL;
+  return g;
+}
+
+static inline void yq_put(struct weft__worker *w, struct weft__g *g) {
+  g->next = NULL;
+  if (w->yq_tail)
+    w->yq_tail->next = g;
+  else
+    w->yq_head = g;
+  w->yq_tail = g;
+}
+
+/* Takes the head of the yield queue to run now, and, if a worker is idle,
+ * moves the rest to the run queue, where it can steal them, and wakes it.
+ * (Publishing the head too would let this worker take it straight back
+ * from its run queue before the idle one even woke.) */
+static struct weft__g *yq_take_publish(struct weft__worker *w) {
+  struct weft__g *g = yq_take(w), *x;
+  if (w->yq_head && ld_relaxed(&weft__rt.nidle)) {
+    while ((x = yq_take(w)))
+      weft__runq_put(&w->q, x, &weft__rt.gq);
+    atomic_thread_fence(memory_order_seq_cst); /* before wakep's loads */
+    wakep();
+  }
+  return g;
+}
+
 WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
   w->tick = SLOW_EVERY;
   run_timers(w);
   weft__netpoll_poll_now(w, true);
+  /* Yielded threads wait behind wakes, but not forever. */
+  if (w->yq_head)
+    return yq_take_publish(w);
   if (++w->slow_rounds % GLOBAL_EVERY == 0)
     return weft__globq_get(&weft__rt.gq, NULL, 1);
   return NULL;
@@ -202,7 +247,9 @@ static inline struct weft__g *pick_local(struct weft__worker *w) {
     return g;
   if ((g = take_runnext(w)))
     return g;
-  return weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4);
+  if ((g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4)))
+    return g;
+  return yq_take(w);
 }
 
 static struct weft__g *steal_from(struct weft__worker *w,
@@ -426,6 +473,19 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post) {
 /* Returns true when the worker now has more than the one green thread in
  * runnext waiting: worth waking an idle worker for. */
 static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
+  /* Only this worker ever stores a thread into its runnext; thieves only
+   * take one out.  An empty slot therefore stays empty until our store,
+   * which needs no RMW: this is the message-passing path. */
+  if (WEFT_LIKELY(!ld_relaxed(&w->runnext))) {
+    /* store-release, pairs with the thieves' exchange */
+    st_release(&w->runnext, g);
+    if (WEFT_LIKELY(weft__runq_len(&w->q) == 0))
+      return false;
+    /* The caller wakes a worker: order the store before wakep's loads of
+     * the idle counts (the exchange below does this by itself). */
+    atomic_thread_fence(memory_order_seq_cst);
+    return true;
+  }
   struct weft__g *old =
       atomic_exchange_explicit(&w->runnext, g, memory_order_acq_rel);
   if (old) {
@@ -485,6 +545,15 @@ static void post_requeue(weft__post *p) {
   weft__runq_put(&w->q, p->g, &weft__rt.gq);
 }
 
+/* A yielder goes to the run queue only while a worker is idle: wake it to
+ * steal.  (An idle worker that checked the queues between the yielder's
+ * pick and this put found them empty and went to sleep.) */
+static void post_requeue_wake(weft__post *p) {
+  post_requeue(p);
+  atomic_thread_fence(memory_order_seq_cst); /* before wakep's loads */
+  wakep();
+}
+
 int weft_yield(void) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *g = w ? w->cur : NULL;
@@ -504,8 +573,17 @@ int weft_yield(void) {
     switch_from(w, g, NULL, &post);
     return 0;
   }
-  weft__post post = {.fn = post_requeue, .g = g};
   g->state = WEFT__G_RUNNABLE;
+  if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
+    /* Every worker is busy, so no one would steal g now: queue it where
+     * only this worker looks, without an atomic RMW and without a post
+     * action (no other worker can resume it before it is saved).  The
+     * slow pick moves it to the run queue if a worker goes idle. */
+    yq_put(w, g);
+    switch_from(w, g, next, NULL);
+    return 0;
+  }
+  weft__post post = {.fn = post_requeue_wake, .g = g};
   switch_from(w, g, next, &post);
   return 0;
 }

@@ -35,6 +35,10 @@ struct weft__worker {
   struct weft__g *cur;                 /* running green thread, or NULL */
   _Atomic(struct weft__g *) runnext;   /* woken by cur: runs next */
   unsigned runnext_streak;
+  /* Threads that yielded while every worker was busy, FIFO through
+   * g->next.  Only this worker touches it, with plain loads and stores;
+   * it goes to the run queue when a worker idles (see weft_yield). */
+  struct weft__g *yq_head, *yq_tail;
   uint32_t tick;                       /* counts down to the slow checks */
   uint32_t slow_rounds;
   int *errnop;                         /* this worker thread's errno */

@@ -375,6 +375,47 @@ Test(gthread, ids_unique_and_increasing) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
+/* A thread that yields while every worker is busy is queued where only
+ * its own worker looks.  Once another worker goes idle, the yielders must
+ * reach it: here one worker is held by a thread that never yields, and
+ * after it finishes, the yielders have to show up on both workers. */
+struct reach {
+  atomic_int hog_done;
+  atomic_int seen; /* bit i: a yielder ran on worker i after the hog */
+};
+
+static void *hog_50ms(void *arg) {
+  struct reach *r = arg;
+  int64_t end = weft_now() + 50 * 1000000LL;
+  while (weft_now() < end)
+    ;
+  atomic_store(&r->hog_done, 1);
+  return NULL;
+}
+
+static void *yield_until_seen_on_both(void *arg) {
+  struct reach *r = arg;
+  int64_t give_up = weft_now() + 10 * 1000000000LL;
+  while (atomic_load(&r->seen) != 3 && weft_now() < give_up) {
+    weft_yield();
+    if (atomic_load(&r->hog_done))
+      atomic_fetch_or(&r->seen, 1 << weft_worker_index());
+  }
+  return NULL;
+}
+
+Test(gthread, yielders_reach_a_worker_that_goes_idle) {
+  struct reach r = {0};
+  weft_gthread h = h_spawn(hog_50ms, &r);
+  weft_gthread a = h_spawn(yield_until_seen_on_both, &r);
+  weft_gthread b = h_spawn(yield_until_seen_on_both, &r);
+  h_join(h);
+  h_join(a);
+  h_join(b);
+  cr_expect_eq(atomic_load(&r.seen), 3, "yielders ran on workers %#x",
+               atomic_load(&r.seen));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Yielding, on one worker so that only yields decide who runs              */
 /* ------------------------------------------------------------------------ */
