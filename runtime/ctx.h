@@ -15,6 +15,12 @@
  * weft__ctx_make_*() calls entry(arg, data) on the new stack; entry must
  * never return (the trampoline traps if it does).
  *
+ * weft__ctx_jump_*() is the same switch for two sides known to differ
+ * (into a context that never ran, out of one that finished, to and from a
+ * scheduler loop): the assembly version leaves by an indirect jump instead
+ * of RET, which would mispredict there (see the .S file); for ucontext it
+ * is the plain switch.
+ *
  * Both back ends are always compiled in, so that the bench can compare them
  * in one binary; configure picks the one the runtime uses (WEFT_CTX_ASM).
  */
@@ -30,6 +36,7 @@ typedef void (*weft__ctx_entry)(void *arg, void *data);
 weft__ctx weft__ctx_make_asm(void *lo, void *hi, weft__ctx_entry entry,
                              void *data);
 void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg);
+void *weft__ctx_jump_asm(weft__ctx *from, weft__ctx to, void *arg);
 
 weft__ctx weft__ctx_make_uc(void *lo, void *hi, weft__ctx_entry entry,
                             void *data);
@@ -38,9 +45,11 @@ void *weft__ctx_switch_uc(weft__ctx *from, weft__ctx to, void *arg);
 #if WEFT_CTX_ASM
 #define weft__ctx_make weft__ctx_make_asm
 #define weft__ctx_switch weft__ctx_switch_asm
+#define weft__ctx_jump weft__ctx_jump_asm
 #else
 #define weft__ctx_make weft__ctx_make_uc
 #define weft__ctx_switch weft__ctx_switch_uc
+#define weft__ctx_jump weft__ctx_switch_uc
 #endif
 
 #endif /* WEFT_CTX_H */

@@ -60,6 +60,7 @@ static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
 static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
   weft__switch_arrived();
+  g->fresh = false;
   weft__post_run(post);
   *weft__worker_get()->errnop = 0;
   g_exit(g, g->fn(g->arg));
@@ -116,6 +117,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   g->arg = arg;
   g->detached = detached;
   g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
+  g->fresh = true;
   g->tsan_fiber = weft__tsan_new();
   if (t) {
     t->p = g;

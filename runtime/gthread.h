@@ -47,6 +47,7 @@ struct weft__g {
    * kept away from the fields under it (a wider load of those must not
    * cover it). */
   uint8_t state;
+  bool fresh; /* has never run: its first switch in starts the trampoline */
   char name[WEFT_NAME_MAX];
 };
 

@@ -61,6 +61,9 @@ static const struct backend asm_be = {"asm", weft__ctx_make_asm,
                                       weft__ctx_switch_asm};
 static const struct backend uc_be = {"ucontext", weft__ctx_make_uc,
                                      weft__ctx_switch_uc};
+/* The assembly switch that leaves by an indirect jump (ctx.h). */
+static const struct backend jump_be = {"asm-jump", weft__ctx_make_asm,
+                                       weft__ctx_jump_asm};
 
 /* A 64 KiB stack with a PROT_NONE page below it, so that an overflow in a
  * test faults instead of corrupting memory. */
@@ -133,6 +136,7 @@ static void pingpong(const struct backend *be) {
 }
 
 Test(switch, pingpong_asm, .timeout = 10) { pingpong(&asm_be); }
+Test(switch, pingpong_asm_jump, .timeout = 10) { pingpong(&jump_be); }
 Test(switch, pingpong_ucontext, .timeout = 10) { pingpong(&uc_be); }
 
 /* ------------------------------------------------------------------------ */
@@ -245,6 +249,7 @@ static void regs(const struct backend *be) {
 }
 
 Test(switch, callee_saved_asm, .timeout = 10) { regs(&asm_be); }
+Test(switch, callee_saved_asm_jump, .timeout = 10) { regs(&jump_be); }
 Test(switch, callee_saved_ucontext, .timeout = 10) { regs(&uc_be); }
 
 /* ------------------------------------------------------------------------ */
@@ -357,6 +362,7 @@ static void fp_control(const struct backend *be) {
 }
 
 Test(switch, fp_control_asm, .timeout = 10) { fp_control(&asm_be); }
+Test(switch, fp_control_asm_jump, .timeout = 10) { fp_control(&jump_be); }
 Test(switch, fp_control_ucontext, .timeout = 10) { fp_control(&uc_be); }
 
 /* fesetround() sets both units; each side keeps its own mode. */
@@ -394,6 +400,7 @@ static void feround(const struct backend *be) {
 }
 
 Test(switch, fesetround_asm, .timeout = 10) { feround(&asm_be); }
+Test(switch, fesetround_asm_jump, .timeout = 10) { feround(&jump_be); }
 Test(switch, fesetround_ucontext, .timeout = 10) { feround(&uc_be); }
 
 /* ------------------------------------------------------------------------ */
@@ -451,6 +458,7 @@ static void alignment(const struct backend *be) {
 }
 
 Test(switch, alignment_asm, .timeout = 10) { alignment(&asm_be); }
+Test(switch, alignment_asm_jump, .timeout = 10) { alignment(&jump_be); }
 Test(switch, alignment_ucontext, .timeout = 10) { alignment(&uc_be); }
 
 /* ------------------------------------------------------------------------ */
@@ -528,6 +536,7 @@ static void ring(const struct backend *be) {
 }
 
 Test(switch, ring_asm, .timeout = 10) { ring(&asm_be); }
+Test(switch, ring_asm_jump, .timeout = 10) { ring(&jump_be); }
 Test(switch, ring_ucontext, .timeout = 10) { ring(&uc_be); }
 
 /* Both back ends in one process, each with its own contexts. */
@@ -585,6 +594,9 @@ static void entry_returns(const struct backend *be) {
 }
 
 Test(switch, entry_return_traps_asm, .timeout = 20) { entry_returns(&asm_be); }
+Test(switch, entry_return_traps_asm_jump, .timeout = 20) {
+  entry_returns(&jump_be);
+}
 Test(switch, entry_return_traps_ucontext, .timeout = 20) {
   entry_returns(&uc_be);
 }

@@ -28,12 +28,28 @@
 
 	.text
 
-/* void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg) */
-	.globl	weft__ctx_switch_asm
-	.hidden	weft__ctx_switch_asm
-	.type	weft__ctx_switch_asm, @function
+/*
+ * Two entry points share the body below and differ in how they leave.
+ *
+ * weft__ctx_switch_asm returns with RET.  The return-stack predictor
+ * guesses the call site the switch was entered from, and in the runtime
+ * nearly every switch between green threads is entered from, and resumes
+ * at, the same place (sched.c's switch_from), so the guess is right, and
+ * the rest of the return stack stays paired with the calls of the resumed
+ * side.  Measured: weft_yield took 21 ns when every switch left by an
+ * indirect jump, 9 ns with RET.
+ *
+ * weft__ctx_jump_asm leaves by pop + indirect jump, for switches whose two
+ * sides are known to differ: into a context that has never run (it starts
+ * in the trampoline) and out of a finished one.  RET would mispredict
+ * there every time; the indirect-branch predictor learns the pattern.
+ */
+	.macro	SWITCH name, leave
+	.globl	\name
+	.hidden	\name
+	.type	\name, @function
 	.p2align 4
-weft__ctx_switch_asm:
+\name:
 	.cfi_startproc
 	/* Store the FP control state first, into the red zone where the
 	 * slot will be once the registers are pushed, so that these slow
@@ -62,7 +78,6 @@ weft__ctx_switch_asm:
 	.cfi_adjust_cfa_offset 8
 	movq	%rsp, (%rdi)		/* *from = RSP */
 	movq	%rsi, %rsp		/* RSP = to: now on the other stack */
-
 	/*
 	 * Load the FP control state unconditionally.  Skipping the loads when
 	 * both sides agree needs a compare that reads back the value stmxcsr
@@ -93,22 +108,22 @@ weft__ctx_switch_asm:
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore rbp
 	movq	%rdx, %rax		/* hand arg to the resumed side */
-	/*
-	 * RET, not pop + indirect jump.  The return-stack predictor guesses
-	 * the call site this switch was entered from, and in the runtime
-	 * every switch between green threads is entered from the same place
-	 * (sched.c's switch_from), so the guess is right, and the rest of the
-	 * return stack stays paired with the calls of the resumed side.  A
-	 * jump would leave one stale entry on the return stack, and every
-	 * later RET of the resumed green thread would mispredict: measured,
-	 * weft_yield took 21 ns with the jump and 9 with RET.  A switch
-	 * between two different call sites mispredicts here instead
-	 * (bench/switch reports both).
-	 */
+	.ifc \leave, ret
 	ret
-
+	.else
+	popq	%rcx
+	.cfi_adjust_cfa_offset -8
+	.cfi_register rip, rcx
+	jmpq	*%rcx
+	.endif
 	.cfi_endproc
-	.size	weft__ctx_switch_asm, .-weft__ctx_switch_asm
+	.size	\name, .-\name
+	.endm
+
+/* void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg) */
+	SWITCH	weft__ctx_switch_asm, ret
+/* void *weft__ctx_jump_asm(weft__ctx *from, weft__ctx to, void *arg) */
+	SWITCH	weft__ctx_jump_asm, jmp
 
 /*
  * weft__ctx weft__ctx_make_asm(void *lo, void *hi, weft__ctx_entry entry,
