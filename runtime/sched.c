@@ -24,10 +24,12 @@
  * context that resumes.
  *
  * Invariants.
- *  - A G is on at most one of: a run queue / runnext / yield queue, a
- *    worker's cur, or a wait queue whose lock it released in its
+ *  - A G is on at most one of: a run queue, runnext, pnext, a yield
+ *    queue, a worker's cur, or a wait queue whose lock it released in its
  *    post-switch action.
- *  - A G's context is saved before anything can make it runnable again.
+ *  - A G's context is saved before anything can make it runnable again
+ *    (pnext and the yield queue are owner-only, so a G may go there just
+ *    before its switch: its worker takes it back only after).
  *  - Only a worker writes its runq tail and its cur.
  *
  * Parking (Go's spinning-M rule).  A worker without work spins (steals) if
@@ -41,6 +43,12 @@
  * that finds work wakes another, so bursts fan out without a thundering
  * herd, and an idle runtime has every worker asleep in futex_wait.
  *
+ * Private successor.  While no worker is idle, the thread a worker wakes
+ * (or the parent of a thread it spawns) goes to its owner-only pnext
+ * slot instead of runnext: no one would steal it at that moment anyway,
+ * and taking it back costs no atomic RMW.  Otherwise runnext, which idle
+ * workers can steal from.
+ *
  * Yield.  A yielder goes to the tail of its worker's local queue, or,
  * while no worker is idle (so no one would steal it anyway), to the tail
  * of the worker's private yield queue: owner-only, so a yield costs no
@@ -49,7 +57,7 @@
  * to the local queue, where it can steal them.  The price: while a thread
  * keeps its worker without ever switching (a hog, which the monitor
  * reports), the yielded threads behind it wait too, instead of being
- * stolen; the same is true of Tokio's LIFO slot.
+ * stolen; the same is true of pnext, and of Tokio's LIFO slot.
  *
  * Fairness.  runnext is skipped after a streak of runnext picks, so two
  * green threads passing a message back and forth cannot starve the rest
@@ -179,6 +187,16 @@ static struct weft__g *take_runnext(struct weft__worker *w) {
   return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
 }
 
+/* Owner only: the private successor first, then runnext. */
+static inline struct weft__g *take_next(struct weft__worker *w) {
+  struct weft__g *g = w->pnext;
+  if (g) {
+    w->pnext = NULL;
+    return g;
+  }
+  return take_runnext(w);
+}
+
 /* Every SLOW_EVERY picks a worker runs its due timers (a green thread that
  * keeps switching never returns to the scheduler loop), and every
  * GLOBAL_EVERY slow rounds it takes from the global queue first, so that
@@ -238,14 +256,14 @@ static inline struct weft__g *pick_local(struct weft__worker *w) {
   bool skip_runnext = w->runnext_streak >= RUNNEXT_STREAK_MAX;
   if (weft_debug && weft__rt.seed)
     skip_runnext = skip_runnext || (weft__rand(&w->rng) & 3) == 0;
-  if (!skip_runnext && (g = take_runnext(w))) {
+  if (!skip_runnext && (g = take_next(w))) {
     w->runnext_streak++;
     return g;
   }
   w->runnext_streak = 0;
   if ((g = weft__runq_get(&w->q)))
     return g;
-  if ((g = take_runnext(w)))
+  if ((g = take_next(w)))
     return g;
   if ((g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4)))
     return g;
@@ -434,12 +452,17 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
     bump(&w->st.switches);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
     weft__tsan_to(next->tsan_fiber);
-    r = weft__ctx_switch(&g->ctx, next->ctx, post);
+    /* Both sides suspended here, the common case: RET predicts the
+     * return.  Otherwise the jump (ctx.h). */
+    if (WEFT_LIKELY(!next->fresh && g->state != WEFT__G_DONE))
+      r = weft__ctx_switch(&g->ctx, next->ctx, post);
+    else
+      r = weft__ctx_jump(&g->ctx, next->ctx, post);
   } else {
     set_cur(w, NULL);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, NULL);
     weft__tsan_to(w->sched_fiber);
-    r = weft__ctx_switch(&g->ctx, w->sched_ctx, post);
+    r = weft__ctx_jump(&g->ctx, w->sched_ctx, post);
   }
   /* Resumed, maybe on another worker: `w` is stale now. */
   asan_end(g->asan_fake);
@@ -468,6 +491,17 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post) {
   g->state = WEFT__G_DONE;
   switch_from(w, g, pick_or_stop(w), post);
   weft__throw("a finished green thread was resumed");
+}
+
+/* Makes g (saved, runnable) the private successor; a previous one goes to
+ * the run queue.  Only while no worker is idle: then no one would steal
+ * g anyway, and the pick that takes it needs no atomic RMW.  No wake is
+ * needed either: a worker that goes idle later sees the run queue. */
+static inline void put_pnext(struct weft__worker *w, struct weft__g *g) {
+  struct weft__g *old = w->pnext;
+  w->pnext = g;
+  if (old)
+    weft__runq_put(&w->q, old, &weft__rt.gq);
 }
 
 /* Returns true when the worker now has more than the one green thread in
@@ -510,6 +544,9 @@ void weft__ready(struct weft__g *g) {
     }
     if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {
       weft__runq_put(&w->q, g, &weft__rt.gq);
+    } else if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
+      put_pnext(w, g);
+      return;
     } else if (!put_runnext(w, g)) {
       /* The woken thread is the only one waiting here, and it runs as
        * soon as the current one blocks (message passing): waking an idle
@@ -535,8 +572,15 @@ static void post_runnext(weft__post *p) {
 void weft__run_now(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *self = w->cur;
-  weft__post post = {.fn = post_runnext, .g = self};
   self->state = WEFT__G_RUNNABLE;
+  if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
+    /* Private: only this worker can resume self, and only after the
+     * switch has saved it, so no post action is needed. */
+    put_pnext(w, self);
+    switch_from(w, self, g, NULL);
+    return;
+  }
+  weft__post post = {.fn = post_runnext, .g = self};
   switch_from(w, self, g, &post);
 }
 
@@ -619,7 +663,7 @@ static void *worker_main(void *arg) {
     bump(&w->st.switches);
     asan_begin(&w->sched_fake, w, g);
     weft__tsan_to(g->tsan_fiber);
-    void *r = weft__ctx_switch(&w->sched_ctx, g->ctx, NULL);
+    void *r = weft__ctx_jump(&w->sched_ctx, g->ctx, NULL);
     asan_end(w->sched_fake);
     set_cur(w, NULL);
     weft__post_run(r);

@@ -34,6 +34,7 @@ struct weft__worker {
   int index;
   struct weft__g *cur;                 /* running green thread, or NULL */
   _Atomic(struct weft__g *) runnext;   /* woken by cur: runs next */
+  struct weft__g *pnext; /* the same, owner-only, while none is idle */
   unsigned runnext_streak;
   /* Threads that yielded while every worker was busy, FIFO through
    * g->next.  Only this worker touches it, with plain loads and stores;
