@@ -78,15 +78,31 @@ size_t weft_chan_len(weft_chan *ch) {
 
 size_t weft_chan_cap(weft_chan *ch) { return ch->cap; }
 
+/* The common element sizes as one move each, not a call to memcpy. */
 static inline void copy(void *dst, const void *src, size_t n) {
-  if (n == sizeof(uint64_t))
-    memcpy(dst, src, sizeof(uint64_t));
-  else
+  switch (n) {
+  case 4:
+    memcpy(dst, src, 4);
+    break;
+  case 8:
+    memcpy(dst, src, 8);
+    break;
+  case 16:
+    memcpy(dst, src, 16);
+    break;
+  default:
     memcpy(dst, src, n);
+  }
+}
+
+/* Ring index arithmetic with a compare, not a division: head < cap and
+ * i <= cap always hold. */
+static inline size_t wrap(weft_chan *ch, size_t i) {
+  return i >= ch->cap ? i - ch->cap : i;
 }
 
 static inline char *slot(weft_chan *ch, size_t i) {
-  return ch->buf + ((ch->head + i) % ch->cap) * ch->esize;
+  return ch->buf + wrap(ch, ch->head + i) * ch->esize;
 }
 
 /*
@@ -118,7 +134,7 @@ static int try_recv(weft_chan *ch, void *elem, struct weft__wq_entry **wake) {
   *wake = NULL;
   if (ch->len > 0) {
     copy(elem, slot(ch, 0), ch->esize);
-    ch->head = (ch->head + 1) % ch->cap;
+    ch->head = wrap(ch, ch->head + 1);
     ch->len--;
     /* A slot opened: the first blocked sender can complete now. */
     struct weft__wq_entry *e = weft__wq_claim(&ch->sendq);

@@ -28,6 +28,23 @@ struct weft__g *weft__g_of_stack(void *base, size_t size) {
                             ~(uintptr_t)(WEFT_CACHELINE - 1));
 }
 
+/* Zeroes the descriptor up to its name (and the name's first bytes) with
+ * 16-byte stores.  A memset of this size compiles to REP STOSQ, whose
+ * start-up cost was a tenth of a spawn + join; the asm statement hides
+ * the zero, so the compiler cannot turn the loop back into one. */
+static inline void g_zero(struct weft__g *g) {
+  typedef long long v2 __attribute__((vector_size(16)));
+  _Static_assert(WEFT_CACHELINE % 16 == 0, "descriptor alignment");
+  _Static_assert(offsetof(struct weft__g, name) + 16 <=
+                     sizeof(struct weft__g),
+                 "the last store stays inside the descriptor");
+  v2 *p = __builtin_assume_aligned(g, 16), z = {0, 0};
+  __asm__("" : "+x"(z));
+#pragma GCC unroll 16
+  for (size_t i = 0; i < (offsetof(struct weft__g, name) + 15) / 16; i++)
+    p[i] = z;
+}
+
 static void g_free(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
@@ -104,7 +121,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   ASAN_UNPOISON_MEMORY_REGION(base + weft__stack_guard_size(), size);
 #endif
   struct weft__g *g = weft__g_of_stack(base, size);
-  memset(g, 0, offsetof(struct weft__g, name));
+  g_zero(g);
   g->name[0] = 0;
   if (attr && attr->name) {
     strncpy(g->name, attr->name, WEFT_NAME_MAX - 1);

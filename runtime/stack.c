@@ -69,7 +69,7 @@ size_t weft__stack_round(size_t size) {
   return r;
 }
 
-size_t weft__stack_guard_size(void) { return S.page; }
+size_t weft__stack_guard;
 bool weft__stack_kernel_guard(void) { return S.kernel_guard == 1; }
 
 static bool probe_kernel_guard(void) {
@@ -92,6 +92,7 @@ static bool probe_kernel_guard(void) {
 int weft__stack_setup(size_t default_size) {
   if (!S.page)
     S.page = (size_t)sysconf(_SC_PAGESIZE);
+  weft__stack_guard = S.page;
   if (S.kernel_guard < 0)
     S.kernel_guard = probe_kernel_guard();
   size_t d = default_size ? default_size : WEFT__STACK_DEFAULT;

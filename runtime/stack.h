@@ -44,7 +44,9 @@ int weft__stack_setup(size_t default_size);
 /* Rounds size up to its class (a power of two); 0 means the default.
  * Returns the usable size or 0 for an absurd size. */
 size_t weft__stack_round(size_t size);
-size_t weft__stack_guard_size(void);
+/* The guard below each stack: one page (set by weft__stack_setup). */
+extern size_t weft__stack_guard;
+static inline size_t weft__stack_guard_size(void) { return weft__stack_guard; }
 bool weft__stack_kernel_guard(void);
 
 /* Returns the base of a mapping whose usable part is

@@ -84,13 +84,15 @@ int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
                       void *arg, int64_t deadline) {
   if (w->g) {
     w->g->wait_reason = w->reason ? w->reason : "wait";
-    struct park_post pp = {
-        .p = {.fn = park_post_fn, .g = w->g},
-        .w = w,
-        .unlock = unlock,
-        .arg = arg,
-        .deadline = deadline,
-    };
+    /* Field by field: an initializer would zero the timer too, which
+     * park_post_fn sets up only when there is a deadline. */
+    struct park_post pp;
+    pp.p.fn = park_post_fn;
+    pp.p.g = w->g;
+    pp.w = w;
+    pp.unlock = unlock;
+    pp.arg = arg;
+    pp.deadline = deadline;
     weft__park(&pp.p);
     if (deadline != WEFT_FOREVER)
       weft__timer_cancel(&pp.timer);
