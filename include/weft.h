@@ -518,8 +518,10 @@ WEFT_EXTERN int weft_procs_listen_fd(void);
  * One region mapped before fork at the same address in every worker, so a
  * pointer means the same object in all of them.  Each worker allocates from
  * its own jemalloc arena over its own partition.  Only the owner frees: a
- * free from another process is queued to the owner, which frees it on its
- * next shared-heap call (or while it is blocked on a process channel).
+ * free from another process is queued to the owner, which frees queued
+ * objects in batches: within 16 of its shared-heap calls (per thread), at
+ * once on weft_shm_free(NULL), and while it is blocked on a process
+ * channel.
  * When a worker dies its partition is reclaimed and its generation bumped,
  * so references taken before are detected as stale.
  *

@@ -7,14 +7,25 @@
  * free, and a channel opened in a worker stays usable after that worker
  * exits.
  *
- * Locking.  One lock per channel, taken by senders and receivers of any
- * process (weft__shm_lock: a word holding its holder's pid, taken over if
- * the holder died).  Every critical section commits with one store (tail
- * after the element is copied in, head after it is copied out, closed),
- * so a process killed while holding the lock leaves the ring consistent:
- * the element it was sending was simply not sent.  A lock-free ring was
- * rejected for that reason: a producer that dies between claiming a cell
- * and publishing it wedges the consumer behind it for good.
+ * Locking.  Two locks per channel, one for the senders and one for the
+ * receivers, taken by the callers of any process (weft__shm_lock: a word
+ * holding its holder's pid, taken over if the holder died).  A sender
+ * writes the element and then the tail under the senders' lock; a
+ * receiver reads the element and then writes the head under the
+ * receivers' lock; each side only reads the other's index.  Every
+ * critical section still commits with one store (tail after the element
+ * is copied in, head after it is copied out, closed), so a process killed
+ * while holding a lock leaves the ring consistent: the element it was
+ * sending was simply not sent.  (Each side also keeps the other's index as
+ * it last saw it, a hint that only lags, so that it reads the other
+ * side's line only when the ring looks full or empty.)  Closing takes the
+ * senders' lock, so no send commits after a close, and a receiver that
+ * finds the ring empty and the channel closed reads the tail again
+ * before it reports the end.  A lock-free ring was rejected: a producer
+ * that dies between claiming a cell and publishing it wedges the consumer
+ * behind it for good.  One lock for both sides (the first version) made
+ * a sender and a receiver running at once on two CPUs take the same
+ * line from each other at every call.
  *
  * Blocking.  A call that cannot proceed spins for a short while (calling
  * weft_yield() when it is a green thread), so that a handoff between two
@@ -31,7 +42,12 @@
  *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
  * Either the waker sees the sleeper counted and wakes it (the futex wait
  * fails at once if seq moved), or the sleeper's check sees what was
- * published.  A waker that finds no sleepers makes no system call.  (A
+ * published.  The fence is what makes it so: without it the waker's load
+ * of the count may be satisfied before its store of the index is
+ * visible (store-load reordering, which x86 does), and both sides would
+ * read the other's old value, the sleeper sleeping on a ring that is
+ * ready.  seq is read before the count is raised, so a bump of seq by a
+ * waker that saw the count makes the wait return at once.  A waker that finds no sleepers makes no system call.  (A
  * process killed while asleep leaves its count behind; wakers then make a
  * futex call that wakes nobody, which costs time, not correctness.)
  *
@@ -46,10 +62,16 @@
  * whose only sender was its predecessor keeps getting -ECONNRESET.
  *
  * Measured on this machine (a 2-CPU VM; ping-pong round trip / 2, pinned
- * processes): about 0.5-0.75 us per one-way handoff on two CPUs, where
- * a raw cache-line handoff costs about 0.21 us (each side moves the lock
- * line and an element line); about 6.6 us with both on one CPU (a pipe:
- * 7 us); 70-85 us to a receiver that has gone to sleep on the futex.
+ * processes, with the single lock of the first version): about 0.5-0.75
+ * us per one-way handoff on two CPUs, where a raw cache-line handoff
+ * costs about 0.21 us; about 6.6 us with both on one CPU (a pipe: 7 us);
+ * 70-85 us to a receiver that has gone to sleep on the futex.  Streaming
+ * (bench/msg, 4 KiB payloads by pointer through a channel of 64, a
+ * weft_shm_free routed back per message): the split locks, with the
+ * batched remote frees of shheap.c, took it from about 0.65 to 0.75 M
+ * messages/s.  What remains is mostly the payload crossing between the
+ * two CPUs' caches: the sender's stores to a buffer the receiver read
+ * last, and the receiver's reads of what the sender wrote.
  */
 #include "config.h"
 
@@ -74,9 +96,12 @@
  * After the first SPIN_PURE_NS the spinner calls sched_yield() between
  * polls, so that a peer waiting for the same CPU runs at once instead of
  * after the whole spin (both processes on one CPU: a few us per handoff
- * instead of SPIN_NS). */
+ * instead of SPIN_NS).  SPIN_PURE_NS covers a streaming peer on another
+ * CPU, which frees a slot about every 1-2 us here: with 1 us, a sender
+ * on a full ring often went into sched_yield (a system call, about 1 us)
+ * just before the slot came. */
 #define SPIN_NS ((int64_t)30 * 1000)
-#define SPIN_PURE_NS ((int64_t)1 * 1000)
+#define SPIN_PURE_NS ((int64_t)4 * 1000)
 /* The longest sleep between two checks of the deadline and the peers. */
 #define PEER_CHECK_NS ((int64_t)20 * 1000000)
 /* Green threads poll with weft_sleep between these bounds. */
@@ -89,10 +114,22 @@ struct weft_pchan {
   uint32_t cap;  /* elements, as asked */
   uint64_t mask; /* ring slots - 1: a power of two >= cap */
   char *buf;
-  /* What the lock protects, in one line: one transfer per operation. */
-  _Atomic uint32_t lock __attribute__((aligned(64)));
+  /* One line per writer role, so that a sender and a receiver running at
+   * once on two CPUs never fight over a line they both write: each lock
+   * is taken only by its own side, each index written only by its own
+   * side (under its lock), and the other side only reads it. */
+  _Atomic uint32_t slock __attribute__((aligned(64)));
+  _Atomic uint32_t rlock __attribute__((aligned(64)));
+  /* Senders: tail (read by receivers), closed (set under slock, so that
+   * no send commits after a close), and the head as last seen by a
+   * sender, so that a sender reads the receivers' line only when the
+   * ring looks full (a hint: never ahead of the real head). */
+  _Atomic uint64_t tail __attribute__((aligned(64)));
   _Atomic uint32_t closed;
-  _Atomic uint64_t head, tail; /* read without the lock as hints */
+  _Atomic uint64_t head_seen;
+  /* Receivers: head, and the tail as last seen by a receiver. */
+  _Atomic uint64_t head __attribute__((aligned(64)));
+  _Atomic uint64_t tail_seen;
   /* Receivers sleep on rseq, senders on wseq. */
   _Atomic uint32_t rseq __attribute__((aligned(64)));
   _Atomic uint32_t rsleep;
@@ -218,37 +255,61 @@ int weft_pchan_open(weft_pchan **out, size_t esize, size_t cap) {
   return 0;
 }
 
+/* An element copy: a pointer (the usual element) inline rather than
+ * through a call to memcpy with a size it cannot know. */
+static inline void copy(void *dst, const void *src, uint32_t n) {
+  if (WEFT_LIKELY(n == sizeof(void *)))
+    memcpy(dst, src, sizeof(void *));
+  else
+    memcpy(dst, src, n);
+}
+
 /* 1: sent; 0: full; -EPIPE: closed. */
 static int try_send(weft_pchan *ch, const void *elem) {
-  weft__shm_lock(&ch->lock);
+  weft__shm_lock(&ch->slock);
   if (ld_relaxed(&ch->closed)) {
-    weft__shm_unlock(&ch->lock);
+    weft__shm_unlock(&ch->slock);
     return -EPIPE;
   }
   uint64_t t = ld_relaxed(&ch->tail);
-  if (t - ld_relaxed(&ch->head) >= ch->cap) {
-    weft__shm_unlock(&ch->lock);
-    return 0;
+  if (t - ld_relaxed(&ch->head_seen) >= ch->cap) {
+    /* acquire, synchronizes with the receiver's release of the slot */
+    uint64_t h = ld_acquire(&ch->head);
+    st_relaxed(&ch->head_seen, h);
+    if (t - h >= ch->cap) {
+      weft__shm_unlock(&ch->slock);
+      return 0;
+    }
   }
-  memcpy(ch->buf + (t & ch->mask) * ch->esize, elem, ch->esize);
+  copy(ch->buf + (t & ch->mask) * ch->esize, elem, ch->esize);
   st_release(&ch->tail, t + 1); /* the one store that commits */
-  weft__shm_unlock(&ch->lock);
+  weft__shm_unlock(&ch->slock);
   notify(&ch->rseq, &ch->rsleep, 1);
   return 1;
 }
 
 /* 1: received; 0: empty; -EPIPE: closed and drained. */
 static int try_recv(weft_pchan *ch, void *elem) {
-  weft__shm_lock(&ch->lock);
+  weft__shm_lock(&ch->rlock);
   uint64_t h = ld_relaxed(&ch->head);
-  if (h == ld_relaxed(&ch->tail)) {
-    int r = ld_relaxed(&ch->closed) ? -EPIPE : 0;
-    weft__shm_unlock(&ch->lock);
-    return r;
+  if (h == ld_relaxed(&ch->tail_seen)) {
+    /* acquire, synchronizes with the sender's release of the element */
+    uint64_t t = ld_acquire(&ch->tail);
+    if (h == t && ld_acquire(&ch->closed)) {
+      /* Every send committed before the close (closed is set under the
+       * senders' lock): the tail read after it is the last one. */
+      t = ld_acquire(&ch->tail);
+    }
+    st_relaxed(&ch->tail_seen, t);
+    if (h == t) {
+      int r = ld_relaxed(&ch->closed) ? -EPIPE : 0;
+      weft__shm_unlock(&ch->rlock);
+      return r;
+    }
   }
-  memcpy(elem, ch->buf + (h & ch->mask) * ch->esize, ch->esize);
+  copy(elem, ch->buf + (h & ch->mask) * ch->esize, ch->esize);
   st_release(&ch->head, h + 1); /* the one store that commits */
-  weft__shm_unlock(&ch->lock);
+  weft__shm_unlock(&ch->rlock);
   notify(&ch->wseq, &ch->wsleep, 1);
   return 1;
 }
@@ -370,13 +431,13 @@ int weft_pchan_close(weft_pchan *ch) {
   int rc = check(ch);
   if (rc)
     return rc;
-  weft__shm_lock(&ch->lock);
+  weft__shm_lock(&ch->slock);
   if (ld_relaxed(&ch->closed)) {
-    weft__shm_unlock(&ch->lock);
+    weft__shm_unlock(&ch->slock);
     return -EPIPE;
   }
   st_release(&ch->closed, 1);
-  weft__shm_unlock(&ch->lock);
+  weft__shm_unlock(&ch->slock);
   atomic_fetch_add(&ch->rseq, 1);
   atomic_fetch_add(&ch->wseq, 1);
   futex_wake_shared(&ch->rseq, INT_MAX);

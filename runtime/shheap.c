@@ -19,9 +19,10 @@
  *    process, and sdallocx of a foreign pointer silently corrupts the
  *    caller's cache): only the owner calls jemalloc's free.  Any other
  *    process pushes the pointer to the owner's mailbox (shheap.h), which
- *    the owner drains on its next shared-heap call, and pchan waits drain
- *    too, so a blocked owner never stalls the processes freeing its
- *    objects.
+ *    the owner drains from its alloc and free calls (at most DRAIN_EVERY
+ *    calls of a thread apart, in batches) and at once in
+ *    weft_shm_free(NULL); pchan waits drain too, so a blocked owner never
+ *    stalls the processes freeing its objects.
  *  - MADV_FREE fails on shared memory and MADV_DONTNEED frees nothing
  *    there (and would break jemalloc's "purged means zeroed" assumption):
  *    purge_lazy opts out, and purge_forced and decommit use MADV_REMOVE,
@@ -126,9 +127,23 @@ _Static_assert(sizeof(struct obj) == 16, "the object header keeps 16-byte "
  * the ring comes round to that cell again.
  */
 #define MB_STUCK_NS ((int64_t)1000 * 1000000)
+/* Most mailbox tickets the owner claims with one CAS. */
+#define MB_BATCH 64
+/*
+ * How often the owner's alloc and free fast paths look at its mailbox:
+ * once every DRAIN_EVERY calls of a thread.  Looking costs a cache line
+ * transfer whenever a producer pushed since the last look, which, with a
+ * producer freeing at the owner's pace, was every call; draining at most
+ * every DRAIN_EVERY calls turns that and the drain's own transfers into
+ * one per batch.  Explicit drains (weft_shm_free(NULL), the waits of
+ * process channels, a producer finding the mailbox full) look at once.
+ */
+#define DRAIN_EVERY 16
 
 _Static_assert((WEFT__SHM_MAILBOX & MB_MASK) == 0,
                "the mailbox size is a power of two");
+_Static_assert((DRAIN_EVERY & (DRAIN_EVERY - 1)) == 0,
+               "DRAIN_EVERY is a power of two");
 
 struct weft__shm_hdr *weft__shm;
 int weft__shm_self = -1;
@@ -597,6 +612,7 @@ struct tl {
   int flags; /* MALLOCX_ARENA | MALLOCX_TCACHE(tc) or TCACHE_NONE */
   unsigned tc;
   bool has_tc;
+  uint32_t calls; /* fast-path calls, for DRAIN_EVERY */
   _Atomic int64_t objs, bytes; /* written by the owning thread only */
   struct tl *prev, *next;
   struct fc_bin bins[FC_CLASSES];
@@ -812,34 +828,45 @@ static WEFT_NOINLINE void drain_slow(void) {
     return;
   for (;;) {
     uint64_t pos = ld_acquire(&s->mb_head);
-    if (pos == ld_acquire(&s->mb_tail))
+    uint64_t end = ld_acquire(&s->mb_tail);
+    if (pos == end)
       break;
-    _Atomic uint64_t *c = &s->mb[pos & MB_MASK];
-    if (ld_relaxed(c) == 0) {
+    if (end - pos > MB_BATCH)
+      end = pos + MB_BATCH;
+    /* Claim the run of published cells at the head with one CAS: a CAS
+     * per entry moved the head's line back and forth with the producers
+     * (who read it at every push) once per entry. */
+    uint64_t k = pos;
+    while (k != end && ld_relaxed(&s->mb[k & MB_MASK]) != 0)
+      k++;
+    if (k == pos) {
       if (stuck_skip(s, pos))
         continue;
       break;
     }
-    if (!atomic_compare_exchange_weak_explicit(&s->mb_head, &pos, pos + 1,
+    if (!atomic_compare_exchange_weak_explicit(&s->mb_head, &pos, k,
                                                memory_order_acq_rel,
                                                memory_order_relaxed))
       continue;
-    /* acquire, synchronizes with the producer's release CAS of the cell
-     * (which follows its CAS of the object's state to FREED) */
-    uint64_t e = atomic_exchange_explicit(c, 0, memory_order_acquire);
-    if (!e) {
-      /* A consumer of the cell's previous round took what we saw; ours is
-       * on its way (or its producer died: give up after a while).  No
-       * weft_yield here: this thread's caches (t) are in use. */
-      int64_t until = weft__now() + MB_STUCK_NS;
-      while (!(e = atomic_exchange_explicit(c, 0, memory_order_acquire)) &&
-             weft__now() < until)
-        sched_yield();
-      if (!e)
-        continue;
+    for (; pos != k; pos++) {
+      _Atomic uint64_t *c = &s->mb[pos & MB_MASK];
+      /* acquire, synchronizes with the producer's release CAS of the
+       * cell (which follows its CAS of the object's state to QUEUED) */
+      uint64_t e = atomic_exchange_explicit(c, 0, memory_order_acquire);
+      if (!e) {
+        /* A consumer of the cell's previous round took what we saw; ours
+         * is on its way (or its producer died: give up after a while).
+         * No weft_yield here: this thread's caches (t) are in use. */
+        int64_t until = weft__now() + MB_STUCK_NS;
+        while (!(e = atomic_exchange_explicit(c, 0, memory_order_acquire)) &&
+               weft__now() < until)
+          sched_yield();
+        if (!e)
+          continue;
+      }
+      release_entry(t, e);
+      n++;
     }
-    release_entry(t, e);
-    n++;
   }
   if (n)
     atomic_fetch_add_explicit(&s->remote_frees, n, memory_order_relaxed);
@@ -848,6 +875,11 @@ static WEFT_NOINLINE void drain_slow(void) {
 static inline bool mb_pending(void) {
   struct weft__shm_slot *s = me.slot;
   return ld_relaxed(&s->mb_tail) != ld_relaxed(&s->mb_head);
+}
+
+/* Whether this fast-path call should look at the mailbox. */
+static inline bool due(struct tl *t) {
+  return (++t->calls & (DRAIN_EVERY - 1)) == 0;
 }
 
 void weft__shm_drain(void) {
@@ -931,7 +963,7 @@ int weft_shm_alloc(size_t size, void **out) {
   struct tl *t = tlp;
   if (WEFT_UNLIKELY(!t || weft__shm_self < 0))
     return alloc_slow(size, out);
-  if (WEFT_UNLIKELY(mb_pending()))
+  if (WEFT_UNLIKELY(due(t)) && mb_pending())
     drain_slow();
   size_t total = size + sizeof(struct obj);
   struct obj *o;
@@ -1047,7 +1079,7 @@ int weft_shm_free(void *p) {
     if (WEFT_LIKELY(ld_relaxed(&o->state) == OBJ_LIVE && o->tag == me.tag)) {
       st_relaxed(&o->state, OBJ_FREE);
       own_put(t, o);
-      if (WEFT_UNLIKELY(mb_pending()))
+      if (WEFT_UNLIKELY(due(t)) && mb_pending())
         drain_slow();
       return 0;
     }

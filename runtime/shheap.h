@@ -41,8 +41,13 @@ struct weft__shm_slot {
    * pointer, moved by its extent hooks); reset by a reclaim. */
   _Atomic size_t used;
   /* Published by the owner in weft__shm_live(): its live objects and their
-   * requested bytes, and how many remote frees it has completed. */
-  _Atomic int64_t live_objs, live_bytes;
+   * requested bytes, and how many remote frees it has completed.  On a
+   * line of their own: the owner writes remote_frees at every drain, and
+   * the fields above are read by every process that frees one of the
+   * owner's objects (sharing a line, each drain would steal it from them
+   * and each of their frees steal it back). */
+  _Atomic int64_t live_objs __attribute__((aligned(64)));
+  _Atomic int64_t live_bytes;
   _Atomic uint64_t remote_frees;
   /*
    * Remote frees: other processes push, the owner (any of its threads)
