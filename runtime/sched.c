@@ -229,7 +229,7 @@ static struct weft__g *yq_take_publish(struct weft__worker *w) {
   if (w->yq_head && ld_relaxed(&weft__rt.nidle)) {
     while ((x = yq_take(w)))
       weft__runq_put(&w->q, x, &weft__rt.gq);
-    atomic_thread_fence(memory_order_seq_cst); /* before wakep's loads */
+    weft__fence(); /* before wakep's loads */
     wakep();
   }
   return g;
@@ -517,7 +517,7 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
       return false;
     /* The caller wakes a worker: order the store before wakep's loads of
      * the idle counts (the exchange below does this by itself). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence();
     return true;
   }
   struct weft__g *old =
@@ -594,7 +594,7 @@ static void post_requeue(weft__post *p) {
  * pick and this put found them empty and went to sleep.) */
 static void post_requeue_wake(weft__post *p) {
   post_requeue(p);
-  atomic_thread_fence(memory_order_seq_cst); /* before wakep's loads */
+  weft__fence(); /* before wakep's loads */
   wakep();
 }
 

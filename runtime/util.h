@@ -33,6 +33,18 @@ static const bool weft_debug = WEFT_DEBUG;
 
 static inline void weft__cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* A full barrier (StoreLoad included).  GCC refuses atomic_thread_fence
+ * under ThreadSanitizer, which does not model fences; TSan builds use a
+ * seq_cst RMW on a private word instead, a full barrier on x86-64 too. */
+static inline void weft__fence(void) {
+#if defined(WEFT_TSAN) && WEFT_TSAN
+  static _Atomic int word;
+  atomic_fetch_add(&word, 0);
+#else
+  atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Prints "weft: <message> (green thread ..., worker ...)" and aborts. */
 WEFT_NORETURN void weft__throw(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
