@@ -9,7 +9,7 @@
 
 check_PROGRAMS += tests/test_fuzz_regress
 TESTS += tests/test_fuzz_regress
-tests_test_fuzz_regress_SOURCES = tests/test_fuzz_regress.c fuzz/fuzz.h \
+tests_test_fuzz_regress_SOURCES = tests/tsan_criterion.c tests/test_fuzz_regress.c fuzz/fuzz.h \
 	fuzz/http_parse_fuzz.c fuzz/resp_fuzz.c fuzz/sync_fuzz.c \
 	demos/http_parse.c demos/http_parse.h demos/resp.c demos/resp.h
 tests_test_fuzz_regress_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/demos \

@@ -9,14 +9,14 @@
 
 check_PROGRAMS += tests/test_io
 TESTS += tests/test_io
-tests_test_io_SOURCES = tests/test_io.c tests/helpers.h tests/io_helpers.h
+tests_test_io_SOURCES = tests/tsan_criterion.c tests/test_io.c tests/helpers.h tests/io_helpers.h
 tests_test_io_CPPFLAGS = $(tests_cppflags)
 tests_test_io_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_io_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_blocking
 TESTS += tests/test_blocking
-tests_test_blocking_SOURCES = tests/test_blocking.c tests/helpers.h \
+tests_test_blocking_SOURCES = tests/tsan_criterion.c tests/test_blocking.c tests/helpers.h \
 	tests/io_helpers.h
 tests_test_blocking_CPPFLAGS = $(tests_cppflags)
 tests_test_blocking_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)

@@ -6,7 +6,7 @@
 
 check_PROGRAMS += tests/test_kv
 TESTS += tests/test_kv
-tests_test_kv_SOURCES = tests/test_kv.c tests/helpers.h demos/resp.c \
+tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h demos/resp.c \
 	demos/resp.h demos/kv_store.c demos/kv_store.h
 tests_test_kv_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/demos
 tests_test_kv_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)

@@ -6,14 +6,14 @@
 
 check_PROGRAMS += tests/test_task
 TESTS += tests/test_task
-tests_test_task_SOURCES = tests/test_task.c tests/helpers.h
+tests_test_task_SOURCES = tests/tsan_criterion.c tests/test_task.c tests/helpers.h
 tests_test_task_CPPFLAGS = $(tests_cppflags)
 tests_test_task_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_task_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_proc
 TESTS += tests/test_proc
-tests_test_proc_SOURCES = tests/test_proc.c tests/helpers.h
+tests_test_proc_SOURCES = tests/tsan_criterion.c tests/test_proc.c tests/helpers.h
 tests_test_proc_CPPFLAGS = $(tests_cppflags)
 tests_test_proc_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

@@ -8,7 +8,7 @@
 
 check_PROGRAMS += tests/test_shheap
 TESTS += tests/test_shheap
-tests_test_shheap_SOURCES = tests/test_shheap.c tests/shm_helpers.h \
+tests_test_shheap_SOURCES = tests/tsan_criterion.c tests/test_shheap.c tests/shm_helpers.h \
 	tests/helpers.h
 tests_test_shheap_CPPFLAGS = $(tests_cppflags)
 tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JEMALLOC_CFLAGS)
@@ -17,7 +17,7 @@ tests_test_shheap_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_pchan
 TESTS += tests/test_pchan
-tests_test_pchan_SOURCES = tests/test_pchan.c tests/shm_helpers.h \
+tests_test_pchan_SOURCES = tests/tsan_criterion.c tests/test_pchan.c tests/shm_helpers.h \
 	tests/helpers.h
 tests_test_pchan_CPPFLAGS = $(tests_cppflags)
 tests_test_pchan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)

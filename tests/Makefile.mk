@@ -14,7 +14,7 @@ tests_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include \
 
 check_PROGRAMS += tests/test_switch
 TESTS += tests/test_switch
-tests_test_switch_SOURCES = tests/test_switch.c \
+tests_test_switch_SOURCES = tests/tsan_criterion.c tests/test_switch.c \
 	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
 tests_test_switch_CPPFLAGS = $(tests_cppflags)
 tests_test_switch_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
@@ -22,56 +22,56 @@ tests_test_switch_LDADD = $(CRITERION_LIBS) -lm
 
 check_PROGRAMS += tests/test_stack
 TESTS += tests/test_stack
-tests_test_stack_SOURCES = tests/test_stack.c tests/helpers.h
+tests_test_stack_SOURCES = tests/tsan_criterion.c tests/test_stack.c tests/helpers.h
 tests_test_stack_CPPFLAGS = $(tests_cppflags)
 tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_stack_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_gthread
 TESTS += tests/test_gthread
-tests_test_gthread_SOURCES = tests/test_gthread.c tests/helpers.h
+tests_test_gthread_SOURCES = tests/tsan_criterion.c tests/test_gthread.c tests/helpers.h
 tests_test_gthread_CPPFLAGS = $(tests_cppflags)
 tests_test_gthread_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_gthread_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_migrate
 TESTS += tests/test_migrate
-tests_test_migrate_SOURCES = tests/test_migrate.c tests/helpers.h
+tests_test_migrate_SOURCES = tests/tsan_criterion.c tests/test_migrate.c tests/helpers.h
 tests_test_migrate_CPPFLAGS = $(tests_cppflags)
 tests_test_migrate_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_migrate_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_sync
 TESTS += tests/test_sync
-tests_test_sync_SOURCES = tests/test_sync.c tests/helpers.h
+tests_test_sync_SOURCES = tests/tsan_criterion.c tests/test_sync.c tests/helpers.h
 tests_test_sync_CPPFLAGS = $(tests_cppflags)
 tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_sync_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_chan
 TESTS += tests/test_chan
-tests_test_chan_SOURCES = tests/test_chan.c tests/helpers.h
+tests_test_chan_SOURCES = tests/tsan_criterion.c tests/test_chan.c tests/helpers.h
 tests_test_chan_CPPFLAGS = $(tests_cppflags)
 tests_test_chan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_chan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_timer
 TESTS += tests/test_timer
-tests_test_timer_SOURCES = tests/test_timer.c tests/helpers.h
+tests_test_timer_SOURCES = tests/tsan_criterion.c tests/test_timer.c tests/helpers.h
 tests_test_timer_CPPFLAGS = $(tests_cppflags)
 tests_test_timer_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_timer_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_monitor
 TESTS += tests/test_monitor
-tests_test_monitor_SOURCES = tests/test_monitor.c tests/helpers.h
+tests_test_monitor_SOURCES = tests/tsan_criterion.c tests/test_monitor.c tests/helpers.h
 tests_test_monitor_CPPFLAGS = $(tests_cppflags)
 tests_test_monitor_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_monitor_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_inject
 TESTS += tests/test_inject
-tests_test_inject_SOURCES = tests/test_inject.c tests/helpers.h
+tests_test_inject_SOURCES = tests/tsan_criterion.c tests/test_inject.c tests/helpers.h
 tests_test_inject_CPPFLAGS = $(tests_cppflags)
 tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
