@@ -141,7 +141,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     t->id = g->id;
   }
   if (w && w->cur) {
-    w->st.spawns++;
+    weft__stat_inc(&w->st.spawns);
     if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1))
       weft__ready(g);
     else
@@ -290,6 +290,7 @@ int weft__cancel_arm(struct weft__waiter *w) {
     weft__spin_unlock(&g->lk);
     return -ECANCELED;
   }
+  w->cancelable = true;
   g->cwait = w;
   weft__spin_unlock(&g->lk);
   return 0;
@@ -317,8 +318,15 @@ int weft_cancel(weft_gthread t) {
   /* The waiter lives in g's frame; g cannot leave its wait before it
    * takes lk to disarm, so the waiter is valid here. */
   struct weft__waiter *w = g->cwait;
-  if (w && weft__waiter_claim(w, WEFT__WAIT_CANCEL))
-    weft__waiter_wake(w);
+  if (w && weft__waiter_claim(w, WEFT__WAIT_CANCEL)) {
+    int running = WEFT__PARK_RUNNING;
+    /* A green thread still on its way to park is not runnable yet: leave
+     * the wake to its post action (wait.h). */
+    if (!w->g || !atomic_compare_exchange_strong_explicit(
+                     &w->park, &running, WEFT__PARK_WAKE,
+                     memory_order_acq_rel, memory_order_acquire))
+      weft__waiter_wake(w);
+  }
   weft__spin_unlock(&g->lk);
   return 0;
 }

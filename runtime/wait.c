@@ -15,6 +15,8 @@ void weft__waiter_init(struct weft__waiter *w) {
   atomic_init(&w->futex, 0);
   w->g = weft__g_cur();
   w->exclusive = false;
+  w->cancelable = false;
+  atomic_init(&w->park, WEFT__PARK_RUNNING);
   w->reason = NULL;
 }
 
@@ -61,23 +63,40 @@ static void on_deadline(struct weft__timer *t) {
 }
 
 /* Runs on the next context, once the parked green thread is saved.  The
- * timer is armed before the unlock: after the unlock the parked thread may
- * be woken and gone, frame and all. */
+ * timer is armed and the cancel handshake done before the unlock: after
+ * the unlock the parked thread may be woken and gone, frame and all (pp
+ * and the waiter live in that frame), so what the end needs is copied
+ * first. */
 static void park_post_fn(weft__post *p) {
   struct park_post *pp = (struct park_post *)p;
+  struct weft__waiter *w = pp->w;
+  struct weft__g *g = pp->p.g;
+  void (*unlock)(void *) = pp->unlock;
+  void *arg = pp->arg;
+  bool wake = false;
   if (pp->deadline != WEFT_FOREVER) {
     struct weft__worker *self = weft__worker_get();
     pp->timer.when = pp->deadline;
     pp->timer.fn = on_deadline;
-    pp->timer.arg = pp->w;
+    pp->timer.arg = w;
     pp->timer.idx = -1;
     atomic_init(&pp->timer.heap, NULL);
     if (weft__timer_add(&self->timers, &pp->timer) != 0 &&
-        weft__waiter_claim(pp->w, WEFT__WAIT_TIMEOUT))
-      weft__ready(pp->p.g); /* no memory for a timer: time out now */
+        weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
+      wake = true; /* no memory for a timer: time out now */
   }
-  if (pp->unlock)
-    pp->unlock(pp->arg);
+  if (w->cancelable) {
+    int running = WEFT__PARK_RUNNING;
+    /* acq_rel: pairs with weft_cancel's CAS (wait.h) */
+    if (!atomic_compare_exchange_strong_explicit(
+            &w->park, &running, WEFT__PARK_SAVED, memory_order_acq_rel,
+            memory_order_acquire))
+      wake = true; /* canceled before we were saved: our wake to do */
+  }
+  if (unlock)
+    unlock(arg);
+  if (wake)
+    weft__ready(g);
 }
 
 int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),

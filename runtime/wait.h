@@ -17,6 +17,14 @@
  * saved (as a post-switch action on the next context), and its deadline
  * timer is armed at the same point, so no waker can ready a green thread
  * that is still running.  Hence ready() needs no extra handshake.
+ *
+ * The exception is weft_cancel: it finds the waiter through the thread
+ * (g->cwait, published when the wait is armed), not through a queue whose
+ * lock the parking thread still holds, so it may claim a waiter whose
+ * thread has not switched away yet.  For these waits `park` is the
+ * handshake: the post action moves it from RUNNING to SAVED; a canceler
+ * that claims the waiter moves it from RUNNING to WAKE instead and leaves
+ * the wake to the post action, or, finding SAVED, wakes the thread itself.
  */
 #ifndef WEFT_WAIT_H
 #define WEFT_WAIT_H
@@ -39,8 +47,12 @@ struct weft__waiter {
   /* Queued on one wait queue, without a deadline: only a holder of that
    * queue's lock can claim it, so the claim needs no atomic RMW. */
   bool exclusive;
+  bool cancelable;      /* armed for weft_cancel: `park` is used */
+  _Atomic int park;     /* WEFT__PARK_*, see above */
   const char *reason; /* what it waits for, shown by tools ("chan recv") */
 };
+
+enum { WEFT__PARK_RUNNING, WEFT__PARK_SAVED, WEFT__PARK_WAKE };
 
 /* Initialises w for the calling thread. */
 void weft__waiter_init(struct weft__waiter *w);
@@ -103,13 +115,26 @@ struct weft__wq {
   struct weft__wq_entry *head, *tail;
 };
 
+/* Under the queue's lock.  Relaxed atomic (a plain store on x86-64), so
+ * that weft__wq_maybe_nonempty may read it without the lock. */
+static inline void weft__wq_set_head(struct weft__wq *q,
+                                     struct weft__wq_entry *e) {
+  __atomic_store_n(&q->head, e, __ATOMIC_RELAXED);
+}
+
+/* Without the queue's lock: a hint, for a caller whose lost race with a
+ * waiter that is queueing is allowed (a condition variable's signal). */
+static inline bool weft__wq_maybe_nonempty(struct weft__wq *q) {
+  return __atomic_load_n(&q->head, __ATOMIC_RELAXED) != NULL;
+}
+
 static inline void weft__wq_push(struct weft__wq *q, struct weft__wq_entry *e) {
   e->next = NULL;
   e->prev = q->tail;
   if (q->tail)
     q->tail->next = e;
   else
-    q->head = e;
+    weft__wq_set_head(q, e);
   q->tail = e;
   e->linked = true;
 }
@@ -119,7 +144,7 @@ static inline void weft__wq_remove(struct weft__wq *q,
   if (e->prev)
     e->prev->next = e->next;
   else
-    q->head = e->next;
+    weft__wq_set_head(q, e->next);
   if (e->next)
     e->next->prev = e->prev;
   else

@@ -917,6 +917,27 @@ static void cancel_finished(void) {
 Test(io1, cancel_finished_is_esrch) { cancel_finished(); }
 Test(io2, cancel_finished_is_esrch) { cancel_finished(); }
 
+/* weft_cancel finds a sleeping thread's waiter as soon as the sleep is
+ * armed, which is before the thread has switched away: the cancel must not
+ * make it runnable while it still runs (its worker would resume a context
+ * not yet saved).  Cancel sleepers at every point of their way into the
+ * sleep, from a kernel thread, on two workers. */
+static void *sleep_long(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)weft_sleep(10 * GUARD);
+}
+
+Test(io2, cancel_races_with_parking) {
+  for (int i = 0; i < 3000; i++) {
+    weft_gthread t = h_spawn(sleep_long, NULL);
+    for (int k = 0; k < i % 64; k++) /* vary where the cancel lands */
+      __builtin_ia32_pause();
+    cr_assert_eq(weft_cancel(t), 0);
+    intptr_t rc = (intptr_t)h_join(t);
+    cr_assert_eq(rc, -ECANCELED, "round %d: sleep returned %d", i, (int)rc);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Accept                                                                   */
 /* ------------------------------------------------------------------------ */
