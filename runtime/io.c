@@ -27,7 +27,8 @@ static inline struct weft__pd *pd_get(int fd, int *err) {
     *err = weft__pd_of_error(fd);
     return NULL;
   }
-  if (WEFT_UNLIKELY(!pd->adopted)) {
+  /* A hint read without pd->lk (weft__pd_adopt looks again under it). */
+  if (WEFT_UNLIKELY(!__atomic_load_n(&pd->adopted, __ATOMIC_RELAXED))) {
     int r = weft__pd_adopt(pd, fd);
     if (r) {
       *err = r;

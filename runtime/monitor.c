@@ -57,6 +57,21 @@ static void report(struct weft__worker *w, struct watch *s, int64_t ns,
           w->index);
 }
 
+/* The descriptor reads below are racy on purpose (a diagnostic of a
+ * thread that may be anywhere in its life); ThreadSanitizer is told so. */
+#if WEFT_TSAN
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+static void tsan_ignore_reads(bool on) {
+  if (on)
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  else
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+#else
+static void tsan_ignore_reads(bool on) { (void)on; }
+#endif
+
 static void *monitor_main(void *arg) {
   (void)arg;
   sigset_t all;
@@ -77,8 +92,10 @@ static void *monitor_main(void *arg) {
         if (!s->reported && ran >= mon.threshold_ns) {
           /* g is running and its stack is never unmapped: reading its
            * descriptor is safe, if racy. */
+          tsan_ignore_reads(true);
           s->id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
           memcpy(s->name, g->name, sizeof s->name);
+          tsan_ignore_reads(false);
           s->name[sizeof s->name - 1] = 0;
           report(w, s, ran, "ran");
           __atomic_fetch_add(&w->st.hogs, 1, __ATOMIC_RELAXED);

@@ -132,7 +132,7 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
   pd->no_epoll = false;
   pd->reg_epoch = 0;
   pd->ready[0] = pd->ready[1] = false;
-  pd->adopted = true;
+  __atomic_store_n(&pd->adopted, true, __ATOMIC_RELAXED); /* io.c */
   weft__spin_unlock(&pd->lk);
 }
 
@@ -292,7 +292,7 @@ int weft__pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
     if (dir == d || dir == WEFT__PD_BOTH)
       weft__wq_push(&pd->q[d], &e[d]);
   atomic_fetch_add_explicit(&weft__netpoll_waiting, 1, memory_order_relaxed);
-  weft__worker_get()->st.io_waits++;
+  weft__stat_inc(&weft__worker_get()->st.io_waits);
   int sel = weft__waiter_park(&w, weft__unlock_spin, &pd->lk, deadline);
   atomic_fetch_sub_explicit(&weft__netpoll_waiting, 1, memory_order_relaxed);
   weft__cancel_disarm(&w);
@@ -336,12 +336,12 @@ void weft__pd_close(struct weft__pd *pd, int fd) {
   if (pd->kwaiters && pd->is_sock)
     shutdown(fd, SHUT_RDWR); /* poll(2) does not notice a close */
   if (pd->reg_epoch == ld_relaxed(&np.epoch)) {
-    int ep = ld_relaxed(&np.epfd);
+    int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
     if (ep >= 0)
       (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
   }
   pd->reg_epoch = 0;
-  pd->adopted = false;
+  __atomic_store_n(&pd->adopted, false, __ATOMIC_RELAXED);
   pd->no_epoll = false;
   weft__spin_unlock(&pd->lk);
 }
@@ -359,7 +359,7 @@ static struct epoll_event *events_of(struct weft__worker *w) {
 int weft__netpoll_deliver(struct weft__worker *w, int nev) {
   struct epoll_event *ev = w->np_ev;
   int woken = 0;
-  w->st.polls++;
+  weft__stat_inc(&w->st.polls);
   /* Threads woken together go to the tail of the queue, in order. */
   weft__batch_begin(w);
   for (int i = 0; i < nev; i++) {
@@ -413,7 +413,7 @@ static int epoll_until(int ep, struct epoll_event *ev, int64_t deadline) {
 }
 
 int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
-  int ep = ld_relaxed(&np.epfd);
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
   if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting) ||
       ld_relaxed(&np.poller) || w->np_nev)
     return 0;
@@ -450,7 +450,7 @@ bool weft__netpoll_is_poller(struct weft__worker *w) {
 }
 
 int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
-  int ep = ld_relaxed(&np.epfd);
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
   if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting))
     return -1;
   struct epoll_event *ev = events_of(w);
@@ -484,7 +484,7 @@ void weft__netpoll_break(void) {
 static void atfork_child(void) { weft__netpoll_fork_child(); }
 
 void weft__netpoll_fork_child(void) {
-  int ep = ld_relaxed(&np.epfd);
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
   if (ep >= 0) {
     close(ep);
     close(np.evfd);

@@ -335,7 +335,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
           g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4);
       }
       if (g) {
-        w->st.steals++;
+        weft__stat_inc(&w->st.steals);
         reset_spinning(w);
         return g;
       }
@@ -363,7 +363,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       weft__spin_unlock(&weft__rt.idle_lk);
       /* Not in the list: a waker took us and will clear parked. */
     }
-    w->st.parks++;
+    weft__stat_inc(&w->st.parks);
     while (ld_acquire(&w->parked)) {
       int64_t dl = weft__timers_next(&w->timers);
       /* With green threads waiting on fds, one idle worker waits in
@@ -430,15 +430,10 @@ void weft__switch_arrived(void) { asan_end(NULL); }
 static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
   __atomic_store_n(&w->cur, g, __ATOMIC_RELAXED);
 }
-static inline void bump(uint64_t *n) {
-  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
-                   __ATOMIC_RELAXED);
-}
 #else
 static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
   w->cur = g;
 }
-static inline void bump(uint64_t *n) { ++*n; }
 #endif
 
 static inline void switch_from(struct weft__worker *w, struct weft__g *g,
@@ -449,7 +444,7 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
     set_cur(w, next);
     next->state = WEFT__G_RUNNING;
     next->worker = w->index;
-    bump(&w->st.switches);
+    weft__stat_inc(&w->st.switches);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
     weft__tsan_to(next->tsan_fiber);
     /* Both sides suspended here, the common case: RET predicts the
@@ -526,7 +521,7 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
     weft__runq_put(&w->q, old, &weft__rt.gq);
     uint32_t len = weft__runq_len(&w->q);
     if (len > w->st.runq_hwm)
-      w->st.runq_hwm = len;
+      weft__stat_set(&w->st.runq_hwm, len);
     return true;
   }
   return weft__runq_len(&w->q) != 0;
@@ -536,7 +531,7 @@ void weft__ready(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   g->state = WEFT__G_RUNNABLE;
   if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
-    w->st.wakes++;
+    weft__stat_inc(&w->st.wakes);
     if (w->in_timers) {
       weft__runq_put(&w->q, g, &weft__rt.gq);
       w->batch_woken++;
@@ -608,7 +603,7 @@ int weft_yield(void) {
   struct weft__g *next = pick_or_stop(w);
   if (!next) {
     if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING) {
-      bump(&w->lone_yields); /* not a hog: it offered to switch */
+      weft__stat_inc(&w->lone_yields); /* not a hog: it offered to switch */
       return 0;         /* nothing else to run here */
     }
     /* Stopping: leave for the scheduler context, never to return. */
@@ -660,7 +655,7 @@ static void *worker_main(void *arg) {
     set_cur(w, g);
     g->state = WEFT__G_RUNNING;
     g->worker = w->index;
-    bump(&w->st.switches);
+    weft__stat_inc(&w->st.switches);
     asan_begin(&w->sched_fake, w, g);
     weft__tsan_to(g->tsan_fiber);
     void *r = weft__ctx_jump(&w->sched_ctx, g->ctx, NULL);
@@ -898,9 +893,15 @@ int weft_stats(weft_worker_stats *stats, int n) {
     return -EINVAL;
   for (int i = 0; i < n && i < weft__rt.nworkers; i++) {
     struct weft__worker *w = weft__rt.w[i];
-    stats[i] = w->st;
-    stats[i].stack_hits = w->stacks.hits;
-    stats[i].stack_maps = w->stacks.maps;
+    /* Field by field with relaxed loads: the worker is counting on. */
+    const uint64_t *src = (const uint64_t *)&w->st;
+    uint64_t *dst = (uint64_t *)&stats[i];
+    _Static_assert(sizeof(weft_worker_stats) % sizeof(uint64_t) == 0,
+                   "weft_worker_stats holds only uint64_t counters");
+    for (size_t k = 0; k < sizeof(weft_worker_stats) / sizeof(uint64_t); k++)
+      dst[k] = __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+    stats[i].stack_hits = __atomic_load_n(&w->stacks.hits, __ATOMIC_RELAXED);
+    stats[i].stack_maps = __atomic_load_n(&w->stacks.maps, __ATOMIC_RELAXED);
   }
   return weft__rt.nworkers;
 }

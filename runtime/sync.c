@@ -221,7 +221,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m) {
 
 int weft_cond_signal(weft_cond *c) {
   struct cond *x = (struct cond *)c;
-  if (!ld_relaxed(&x->lk.v) && !x->q.head)
+  if (!ld_relaxed(&x->lk.v) && !weft__wq_maybe_nonempty(&x->q))
     return 0;
   weft__spin_lock(&x->lk);
   struct weft__wq_entry *e = weft__wq_claim(&x->q);
