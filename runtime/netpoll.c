@@ -130,7 +130,7 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
   pd->drained = false;
   pd->rhup = false;
   pd->no_epoll = false;
-  pd->reg_epoch = 0;
+  __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
   pd->ready[0] = pd->ready[1] = false;
   __atomic_store_n(&pd->adopted, true, __ATOMIC_RELAXED); /* io.c */
   weft__spin_unlock(&pd->lk);
@@ -140,8 +140,10 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
 /* The epoll instance                                                 */
 /* ------------------------------------------------------------------ */
 
+/* A hint read without pd->lk; the writers (under it) store atomically. */
 bool weft__pd_registered(struct weft__pd *pd) {
-  return pd->reg_epoch == ld_relaxed(&np.epoch);
+  return __atomic_load_n(&pd->reg_epoch, __ATOMIC_RELAXED) ==
+         ld_relaxed(&np.epoch);
 }
 
 static void atfork_child(void);
@@ -198,7 +200,7 @@ static int pd_register(struct weft__pd *pd, int fd) {
     } else
       return -errno;
   }
-  pd->reg_epoch = epoch;
+  __atomic_store_n(&pd->reg_epoch, epoch, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -340,7 +342,7 @@ void weft__pd_close(struct weft__pd *pd, int fd) {
     if (ep >= 0)
       (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
   }
-  pd->reg_epoch = 0;
+  __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&pd->adopted, false, __ATOMIC_RELAXED);
   pd->no_epoll = false;
   weft__spin_unlock(&pd->lk);
