@@ -67,8 +67,7 @@ static void on_deadline(struct weft__timer *t) {
  * the unlock the parked thread may be woken and gone, frame and all (pp
  * and the waiter live in that frame), so what the end needs is copied
  * first. */
-static void park_post_fn(weft__post *p) {
-  struct park_post *pp = (struct park_post *)p;
+WEFT_NOINLINE static void park_post_slow(struct park_post *pp) {
   struct weft__waiter *w = pp->w;
   struct weft__g *g = pp->p.g;
   void (*unlock)(void *) = pp->unlock;
@@ -97,6 +96,16 @@ static void park_post_fn(weft__post *p) {
     unlock(arg);
   if (wake)
     weft__ready(g);
+}
+
+/* The post action of every green-thread park.  Most waits have neither a
+ * deadline nor a cancel armed, and only release their lock. */
+static void park_post_fn(weft__post *p) {
+  struct park_post *pp = (struct park_post *)p;
+  if (WEFT_UNLIKELY(pp->deadline != WEFT_FOREVER || pp->w->cancelable))
+    park_post_slow(pp);
+  else if (pp->unlock)
+    pp->unlock(pp->arg);
 }
 
 int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
