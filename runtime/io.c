@@ -20,6 +20,11 @@
 #include "sched.h"
 #include "timer.h"
 
+/* The generation of pd, read without pd->lk: a close bumps it. */
+static inline uint32_t pd_gen(struct weft__pd *pd) {
+  return __atomic_load_n(&pd->gen, __ATOMIC_RELAXED);
+}
+
 /* The descriptor of fd, adopted; NULL with *err set otherwise. */
 static inline struct weft__pd *pd_get(int fd, int *err) {
   struct weft__pd *pd = weft__pd_of(fd, true);
@@ -111,9 +116,10 @@ static inline bool short_read(ssize_t n, size_t len) {
     for (;;) {                                                                 \
       if (canceled())                                                          \
         return -ECANCELED;                                                     \
-      uint32_t gen = pd->gen;                                                  \
+      uint32_t gen = pd_gen(pd);                                               \
       uint32_t e0_ = ld_relaxed(&pd->redges);                                  \
-      if (skip_ && pd->drained && pd->drained_at == e0_ && !pd->rhup &&        \
+      if (skip_ && pd->drained && pd->drained_at == e0_ &&                     \
+          !__atomic_load_n(&pd->rhup, __ATOMIC_RELAXED) &&                     \
           deadline != WEFT_NOWAIT) {                                           \
         pd->drained = false;                                                   \
         int r_ = weft__pd_wait(pd, fd, (dir), gen, deadline);                  \
@@ -124,7 +130,7 @@ static inline bool short_read(ssize_t n, size_t len) {
       ssize_t n_ = (call);                                                     \
       if (n_ >= 0) {                                                           \
         if (skip_) {                                                           \
-          pd->drained = short_read(n_, (len));                          \
+          pd->drained = short_read(n_, (len));                                 \
           pd->drained_at = e0_;                                                \
         }                                                                      \
         return n_;                                                             \
@@ -170,7 +176,7 @@ static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
   while (cnt > 0) {
     if (canceled())
       return done ? done : -ECANCELED;
-    uint32_t gen = pd->gen;
+    uint32_t gen = pd_gen(pd);
     ssize_t n;
     if (pd->is_sock) {
       struct msghdr mh = {.msg_iov = iov,
@@ -260,7 +266,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
   for (;;) {
     if (canceled())
       return -ECANCELED;
-    uint32_t gen = pd->gen;
+    uint32_t gen = pd_gen(pd);
     int c = accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
     if (c >= 0) {
       struct weft__pd *cp = weft__pd_of(c, true);
@@ -293,7 +299,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
     return err;
   if (canceled())
     return -ECANCELED;
-  uint32_t gen = pd->gen;
+  uint32_t gen = pd_gen(pd);
   if (connect(fd, addr, addrlen) == 0)
     return 0;
   if (errno != EINPROGRESS && errno != EINTR)
@@ -331,7 +337,7 @@ int weft_wait_fd(int fd, int events, int64_t deadline) {
   for (;;) {
     if (canceled())
       return -ECANCELED;
-    uint32_t gen = pd->gen;
+    uint32_t gen = pd_gen(pd);
     struct pollfd p = {.fd = fd, .events = (short)events};
     int n = poll(&p, 1, 0);
     if (n < 0 && errno != EINTR)

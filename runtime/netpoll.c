@@ -128,7 +128,7 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
   pd->is_sock = is_sock;
   pd->is_stream = is_stream;
   pd->drained = false;
-  pd->rhup = false;
+  __atomic_store_n(&pd->rhup, false, __ATOMIC_RELAXED);
   pd->no_epoll = false;
   __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
   pd->ready[0] = pd->ready[1] = false;
@@ -329,9 +329,10 @@ static int pd_wake(struct weft__pd *pd, int dir, int res) {
 
 void weft__pd_close(struct weft__pd *pd, int fd) {
   weft__spin_lock(&pd->lk);
-  pd->gen++;
+  /* io.c reads gen without pd->lk, to notice a close */
+  __atomic_store_n(&pd->gen, pd->gen + 1, __ATOMIC_RELAXED);
   pd->drained = false;
-  pd->rhup = false;
+  __atomic_store_n(&pd->rhup, false, __ATOMIC_RELAXED);
   pd_wake(pd, WEFT__PD_READ, -EBADF);
   pd_wake(pd, WEFT__PD_WRITE, -EBADF);
   pd->ready[0] = pd->ready[1] = false;
@@ -383,7 +384,7 @@ int weft__netpoll_deliver(struct weft__worker *w, int nev) {
         /* End of file and errors stay readable without another edge:
          * a short read no longer means the next one would block. */
         if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-          pd->rhup = true;
+          __atomic_store_n(&pd->rhup, true, __ATOMIC_RELAXED); /* io.c */
         atomic_fetch_add_explicit(&pd->redges, 1, memory_order_relaxed);
         woken += pd_wake(pd, WEFT__PD_READ, 0);
       }

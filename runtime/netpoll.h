@@ -24,7 +24,7 @@ struct weft__pd {
   bool is_sock;      /* writes use send(MSG_NOSIGNAL) */
   bool is_stream;    /* SOCK_STREAM: a short read drains the socket */
   bool drained;      /* the last read was short, with no edge since ... */
-  bool rhup;         /* peer shut down or error: reads never block again */
+  bool rhup; /* peer shut down or error: reads never block again (atomic) */
   uint32_t drained_at; /* ... redges was this before that read */
   _Atomic uint32_t redges; /* read edges delivered (under lk) */
   bool no_epoll;     /* epoll refuses it (regular file): always ready */
