@@ -29,12 +29,7 @@ libweft_la_SOURCES = \
 	runtime/monitor.c runtime/monitor.h \
 	runtime/inject.c runtime/inject.h
 
-# -fno-semantic-interposition: calls from one public function to another
-# inside libweft (weft_chan_send to weft_chan_send_until, ...) are direct
-# and may be inlined, instead of going through the PLT so that a preloaded
-# library could replace the callee.
-libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden \
-	-fno-semantic-interposition $(JEMALLOC_CFLAGS)
+libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)
 libweft_la_CCASFLAGS = $(AM_CCASFLAGS)
 libweft_la_LIBADD = $(JEMALLOC_LIBS) $(PTHREAD_LIBS)
 # -version-info current:revision:age.  Bump revision for any release;
