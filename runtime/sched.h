@@ -88,23 +88,6 @@ struct weft__rt {
 
 extern struct weft__rt weft__rt;
 
-/* Statistics counters: each is written only by its own worker and read by
- * weft_stats() and the monitor from other threads.  Relaxed atomics under
- * ThreadSanitizer, so that it can check everything else; plain otherwise,
- * which on x86-64 is the same instruction. */
-#if WEFT_TSAN
-static inline void weft__stat_inc(uint64_t *n) {
-  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
-                   __ATOMIC_RELAXED);
-}
-static inline void weft__stat_set(uint64_t *n, uint64_t v) {
-  __atomic_store_n(n, v, __ATOMIC_RELAXED);
-}
-#else
-static inline void weft__stat_inc(uint64_t *n) { ++*n; }
-static inline void weft__stat_set(uint64_t *n, uint64_t v) { *n = v; }
-#endif
-
 /* initial-exec TLS: every access goes through %fs, so the compiler cannot
  * keep another kernel thread's address across a switch; volatile: it
  * cannot keep the value either. */

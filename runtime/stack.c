@@ -272,27 +272,16 @@ static void pool_give(int cls, void **in, size_t n, size_t size) {
   weft__spin_unlock(&pl->lk);
 }
 
-/* The cache's counters are read by weft_stats() from other threads; see
- * weft__stat_inc in sched.h. */
-static inline void count(unsigned long *n) {
-#if WEFT_TSAN
-  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
-                   __ATOMIC_RELAXED);
-#else
-  ++*n;
-#endif
-}
-
 void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {
   int cls = class_of(size);
   if (c && size == S.deflt) {
     if (WEFT_LIKELY(c->n > 0)) {
-      count(&c->hits);
+      weft__stat_inc(&c->hits); /* read by weft_stats */
       return c->items[--c->n];
     }
     c->n = (unsigned)pool_take(cls, c->items, BATCH);
     if (c->n > 0) {
-      count(&c->hits);
+      weft__stat_inc(&c->hits); /* read by weft_stats */
       return c->items[--c->n];
     }
   } else {
@@ -301,7 +290,7 @@ void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {
       return p;
   }
   if (c)
-    count(&c->maps);
+    weft__stat_inc(&c->maps);
   return map_new(size, err);
 }
 

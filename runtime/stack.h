@@ -27,7 +27,7 @@
 struct weft__stack_cache {
   unsigned n;
   void *items[WEFT__STACK_CACHE];
-  unsigned long hits, maps;
+  uint64_t hits, maps;
 };
 
 /* The registry of every stack mapping (base, usable size), read by the gdb

@@ -33,6 +33,27 @@ static const bool weft_debug = WEFT_DEBUG;
 
 static inline void weft__cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* Statistics counters: each is written only by its own worker and read by
+ * weft_stats() and the monitor from other threads.  Relaxed atomics under
+ * ThreadSanitizer, so that it can check everything else; plain otherwise,
+ * which on x86-64 is the same instruction. */
+static inline void weft__stat_inc(uint64_t *n) {
+#if defined(WEFT_TSAN) && WEFT_TSAN
+  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
+                   __ATOMIC_RELAXED);
+#else
+  ++*n;
+#endif
+}
+
+static inline void weft__stat_set(uint64_t *n, uint64_t v) {
+#if defined(WEFT_TSAN) && WEFT_TSAN
+  __atomic_store_n(n, v, __ATOMIC_RELAXED);
+#else
+  *n = v;
+#endif
+}
+
 /* A full barrier (StoreLoad included).  GCC refuses atomic_thread_fence
  * under ThreadSanitizer, which does not model fences; TSan builds use a
  * seq_cst RMW on a private word instead, a full barrier on x86-64 too. */
