@@ -424,8 +424,8 @@ void weft__switch_arrived(void) { asan_end(NULL); }
  * worker writes them.  Under ThreadSanitizer the writes are relaxed atomics
  * so that it can check everything else; otherwise they are plain stores,
  * which on x86-64 is the same instruction, without keeping the compiler
- * from scheduling the switch path freely.  (The count is only ever written
- * by its worker, so no RMW is needed either way.) */
+ * from scheduling the switch path freely.  (The switch count goes through
+ * weft__stat_inc, util.h, for the same reason.) */
 #if WEFT_TSAN
 static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
   __atomic_store_n(&w->cur, g, __ATOMIC_RELAXED);
@@ -492,11 +492,20 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post) {
  * the run queue.  Only while no worker is idle: then no one would steal
  * g anyway, and the pick that takes it needs no atomic RMW.  No wake is
  * needed either: a worker that goes idle later sees the run queue. */
+/* A successor displaced by a newer one goes to the local run queue, whose
+ * high-water mark the stats report. */
+static void displace_next(struct weft__worker *w, struct weft__g *old) {
+  weft__runq_put(&w->q, old, &weft__rt.gq);
+  uint32_t len = weft__runq_len(&w->q);
+  if (len > w->st.runq_hwm)
+    weft__stat_set(&w->st.runq_hwm, len);
+}
+
 static inline void put_pnext(struct weft__worker *w, struct weft__g *g) {
   struct weft__g *old = w->pnext;
   w->pnext = g;
   if (old)
-    weft__runq_put(&w->q, old, &weft__rt.gq);
+    displace_next(w, old);
 }
 
 /* Returns true when the worker now has more than the one green thread in
@@ -518,10 +527,7 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
   struct weft__g *old =
       atomic_exchange_explicit(&w->runnext, g, memory_order_acq_rel);
   if (old) {
-    weft__runq_put(&w->q, old, &weft__rt.gq);
-    uint32_t len = weft__runq_len(&w->q);
-    if (len > w->st.runq_hwm)
-      weft__stat_set(&w->st.runq_hwm, len);
+    displace_next(w, old);
     return true;
   }
   return weft__runq_len(&w->q) != 0;
