@@ -183,11 +183,52 @@ static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
   return -ETIMEDOUT;
 }
 
-int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
+/*
+ * The fast paths of send and receive: a transfer to or from a partner
+ * whose waiter is exclusive (a plain blocking send or receive: queued on
+ * this one channel without a deadline, so only a holder of ch->lk can
+ * claim it, and it is unclaimed while queued), and the park of a green
+ * thread without a deadline.  Everything else takes the general path.
+ */
+static inline struct weft__wq_entry *take_exclusive(struct weft__wq *q) {
+  struct weft__wq_entry *e = q->head;
+  if (!e || !e->w->exclusive)
+    return NULL;
+  struct weft__wq_entry *next = e->next;
+  weft__wq_set_head(q, next);
+  if (next)
+    next->prev = NULL;
+  else
+    q->tail = NULL;
+  e->linked = false;
+  st_relaxed(&e->w->sel, e->sel);
+  e->result = 0;
+  return e;
+}
+
+/* Unlocks ch and wakes e's waiter (claimed).  The waiter lives in the
+ * parked thread's frame, which stays put until the wake. */
+static inline void unlock_wake(weft_chan *ch, struct weft__wq_entry *e) {
+  struct weft__waiter *w = e->w;
+  weft__spin_unlock(&ch->lk);
+  weft__waiter_wake(w);
+}
+
+/* Parks the calling green thread on q until a partner takes it. */
+static int park_green(weft_chan *ch, struct weft__wq *q, void *elem) {
+  struct weft__waiter w;
+  weft__waiter_init(&w);
+  w.exclusive = true;
+  w.reason = "chan";
+  struct weft__wq_entry e = {.w = &w, .sel = 0, .elem = elem};
+  weft__wq_push(q, &e);
+  weft__park_unlock(w.reason, weft__unlock_spin, &ch->lk);
+  return e.result;
+}
+
+WEFT_NOINLINE static int send_slow(weft_chan *ch, const void *elem,
+                                   int64_t deadline) {
   struct weft__wq_entry *wake;
-  if (!ch || !elem)
-    return -EINVAL;
-  weft__spin_lock(&ch->lk);
   int r = try_send(ch, elem, &wake);
   if (r == 0)
     return block_on(ch, &ch->sendq, (void *)elem, deadline);
@@ -197,11 +238,9 @@ int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
   return r < 0 ? r : 0;
 }
 
-int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
+WEFT_NOINLINE static int recv_slow(weft_chan *ch, void *elem,
+                                   int64_t deadline) {
   struct weft__wq_entry *wake;
-  if (!ch || !elem)
-    return -EINVAL;
-  weft__spin_lock(&ch->lk);
   int r = try_recv(ch, elem, &wake);
   if (r == 0)
     return block_on(ch, &ch->recvq, elem, deadline);
@@ -209,6 +248,42 @@ int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
   if (wake)
     weft__waiter_wake(wake->w);
   return r < 0 ? r : 0;
+}
+
+int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
+  struct weft__wq_entry *e;
+  if (WEFT_UNLIKELY(!ch || !elem))
+    return -EINVAL;
+  weft__spin_lock(&ch->lk);
+  if (WEFT_LIKELY(!ch->closed)) {
+    if ((e = take_exclusive(&ch->recvq))) {
+      copy(e->elem, elem, ch->esize);
+      unlock_wake(ch, e);
+      return 0;
+    }
+    if (ch->len == ch->cap && !ch->recvq.head && deadline == WEFT_FOREVER &&
+        weft__g_cur())
+      return park_green(ch, &ch->sendq, (void *)elem);
+  }
+  return send_slow(ch, elem, deadline);
+}
+
+int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
+  struct weft__wq_entry *e;
+  if (WEFT_UNLIKELY(!ch || !elem))
+    return -EINVAL;
+  weft__spin_lock(&ch->lk);
+  if (ch->len == 0) {
+    if ((e = take_exclusive(&ch->sendq))) {
+      copy(elem, e->elem, ch->esize);
+      unlock_wake(ch, e);
+      return 0;
+    }
+    if (!ch->sendq.head && !ch->closed && deadline == WEFT_FOREVER &&
+        weft__g_cur())
+      return park_green(ch, &ch->recvq, elem);
+  }
+  return recv_slow(ch, elem, deadline);
 }
 
 int weft_chan_send(weft_chan *ch, const void *elem) {

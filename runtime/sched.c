@@ -480,6 +480,31 @@ void weft__park(weft__post *post) {
   switch_from(w, g, pick_or_stop(w), post);
 }
 
+struct unlock_post {
+  weft__post p;
+  void (*unlock)(void *);
+};
+
+static void post_unlock(weft__post *p) {
+  ((struct unlock_post *)p)->unlock(p->arg);
+}
+
+/* The unlock of most parks, as one store rather than two indirect calls. */
+static void post_unlock_spin(weft__post *p) { weft__spin_unlock(p->arg); }
+
+void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w->cur;
+  struct unlock_post pp = {.p = {.fn = unlock == weft__unlock_spin ? post_unlock_spin
+                                                  : post_unlock,
+                .g = g,
+                .arg = arg},
+          .unlock = unlock};
+  g->wait_reason = reason;
+  g->state = WEFT__G_PARKED;
+  switch_from(w, g, pick_or_stop(w), unlock ? &pp.p : NULL);
+}
+
 WEFT_NORETURN void weft__exit_switch(weft__post *post) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *g = w->cur;

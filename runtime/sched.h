@@ -135,6 +135,9 @@ void weft__batch_begin(struct weft__worker *w);
 void weft__batch_end(struct weft__worker *w);
 /* Parks the running green thread; post runs once it is switched out. */
 void weft__park(weft__post *post);
+/* The same with unlock(arg) (if not NULL) as the post action, and reason
+ * shown by tools. */
+void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg);
 /* Switches from the running green thread to the new green thread g at
  * once; the caller goes to runnext. */
 void weft__run_now(struct weft__g *g);

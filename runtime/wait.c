@@ -10,21 +10,7 @@
 #include "timer.h"
 #include "wait.h"
 
-void weft__waiter_init(struct weft__waiter *w) {
-  atomic_init(&w->sel, WEFT__WAIT_NONE);
-  atomic_init(&w->futex, 0);
-  w->g = weft__g_cur();
-  w->exclusive = false;
-  w->cancelable = false;
-  atomic_init(&w->park, WEFT__PARK_RUNNING);
-  w->reason = NULL;
-}
-
-void weft__waiter_wake(struct weft__waiter *w) {
-  if (w->g) {
-    weft__ready(w->g);
-    return;
-  }
+void weft__waiter_wake_kthread(struct weft__waiter *w) {
   /* store-release pairs with the parked thread's load-acquire; the frame
    * holding the futex may be gone once the store lands, and a wake on a
    * stale address is harmless (futex waiters recheck their word). */
@@ -62,12 +48,14 @@ static void on_deadline(struct weft__timer *t) {
     weft__waiter_wake(w);
 }
 
-/* Runs on the next context, once the parked green thread is saved.  The
- * timer is armed and the cancel handshake done before the unlock: after
- * the unlock the parked thread may be woken and gone, frame and all (pp
- * and the waiter live in that frame), so what the end needs is copied
- * first. */
-WEFT_NOINLINE static void park_post_slow(struct park_post *pp) {
+/* The post action of a green thread's park with a deadline or a cancel
+ * armed (the others take weft__park_unlock, wait.h).  It runs on the next
+ * context, once the parked green thread is saved.  The timer is armed and
+ * the cancel handshake done before the unlock: after the unlock the parked
+ * thread may be woken and gone, frame and all (pp and the waiter live in
+ * that frame), so what the end needs is copied first. */
+static void park_post_fn(weft__post *p) {
+  struct park_post *pp = (struct park_post *)p;
   struct weft__waiter *w = pp->w;
   struct weft__g *g = pp->p.g;
   void (*unlock)(void *) = pp->unlock;
@@ -98,18 +86,8 @@ WEFT_NOINLINE static void park_post_slow(struct park_post *pp) {
     weft__ready(g);
 }
 
-/* The post action of every green-thread park.  Most waits have neither a
- * deadline nor a cancel armed, and only release their lock. */
-static void park_post_fn(weft__post *p) {
-  struct park_post *pp = (struct park_post *)p;
-  if (WEFT_UNLIKELY(pp->deadline != WEFT_FOREVER || pp->w->cancelable))
-    park_post_slow(pp);
-  else if (pp->unlock)
-    pp->unlock(pp->arg);
-}
-
-int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
-                      void *arg, int64_t deadline) {
+int weft__waiter_park_slow(struct weft__waiter *w, void (*unlock)(void *),
+                           void *arg, int64_t deadline) {
   if (w->g) {
     w->g->wait_reason = w->reason ? w->reason : "wait";
     /* Field by field: an initializer would zero the timer too, which

@@ -32,9 +32,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sched.h"
 #include "util.h"
-
-struct weft__g;
 
 #define WEFT__WAIT_NONE (-1)
 #define WEFT__WAIT_TIMEOUT (-2)
@@ -55,7 +54,15 @@ struct weft__waiter {
 enum { WEFT__PARK_RUNNING, WEFT__PARK_SAVED, WEFT__PARK_WAKE };
 
 /* Initialises w for the calling thread. */
-void weft__waiter_init(struct weft__waiter *w);
+static inline void weft__waiter_init(struct weft__waiter *w) {
+  atomic_init(&w->sel, WEFT__WAIT_NONE);
+  atomic_init(&w->futex, 0);
+  w->g = weft__g_cur();
+  w->exclusive = false;
+  w->cancelable = false;
+  atomic_init(&w->park, WEFT__PARK_RUNNING);
+  w->reason = NULL;
+}
 
 /* Claims w for source sel (>= 0); false if something else already did. */
 static inline bool weft__waiter_claim(struct weft__waiter *w, int sel) {
@@ -73,8 +80,15 @@ static inline bool weft__waiter_claim(struct weft__waiter *w, int sel) {
       &w->sel, &none, sel, memory_order_acq_rel, memory_order_acquire);
 }
 
+void weft__waiter_wake_kthread(struct weft__waiter *w);
+
 /* Wakes a waiter that the caller claimed. */
-void weft__waiter_wake(struct weft__waiter *w);
+static inline void weft__waiter_wake(struct weft__waiter *w) {
+  if (w->g)
+    weft__ready(w->g);
+  else
+    weft__waiter_wake_kthread(w);
+}
 
 /*
  * Parks the caller until a source claims w, or until deadline (absolute
@@ -83,8 +97,23 @@ void weft__waiter_wake(struct weft__waiter *w);
  * parked (see above).  Returns the claimed sel.  On WEFT__WAIT_TIMEOUT the
  * caller must unlink its entries itself.
  */
-int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
-                      void *arg, int64_t deadline);
+int weft__waiter_park_slow(struct weft__waiter *w, void (*unlock)(void *),
+                           void *arg, int64_t deadline);
+
+/* An unlock function for a single internal spinlock. */
+void weft__unlock_spin(void *spin);
+
+static inline int weft__waiter_park(struct weft__waiter *w,
+                                    void (*unlock)(void *), void *arg,
+                                    int64_t deadline) {
+  /* Most parks are a green thread's, without a deadline or a cancel: one
+   * switch whose post action is the unlock. */
+  if (WEFT_LIKELY(w->g && deadline == WEFT_FOREVER && !w->cancelable)) {
+    weft__park_unlock(w->reason ? w->reason : "wait", unlock, arg);
+    return ld_acquire(&w->sel);
+  }
+  return weft__waiter_park_slow(w, unlock, arg, deadline);
+}
 
 /* Makes w, the waiter of the running green thread, the one weft_cancel
  * claims (with WEFT__WAIT_CANCEL).  Returns -ECANCELED if the green thread
@@ -92,10 +121,6 @@ int weft__waiter_park(struct weft__waiter *w, void (*unlock)(void *),
  * exclusive.  Disarm once the wait is over, before w goes out of scope. */
 int weft__cancel_arm(struct weft__waiter *w);
 void weft__cancel_disarm(struct weft__waiter *w);
-
-/* An unlock function for a single internal spinlock. */
-void weft__unlock_spin(void *spin);
-
 
 /*
  * Wait queues: intrusive doubly-linked lists of entries that live in the
