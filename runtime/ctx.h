@@ -13,7 +13,9 @@
  * resumes `to`, and returns, when something switches back to the caller,
  * the arg that switch passed.  The first switch into a context made by
  * weft__ctx_make_*() calls entry(arg, data) on the new stack; entry must
- * never return (the trampoline traps if it does).
+ * never return (the trampoline traps if it does).  The assembly back end
+ * also lets an entry made with weft__ctx_make_ret_asm() return a context
+ * to resume, in place of a last switch (see the .S file).
  *
  * weft__ctx_jump_*() is the same switch for two sides known to differ
  * (into a context that never ran, out of one that finished, to and from a
@@ -32,11 +34,20 @@
 typedef void *weft__ctx;
 typedef void (*weft__ctx_entry)(void *arg, void *data);
 
+/* What an entry that returns resumes: to, which gets arg. */
+struct weft__ctx_resume {
+  weft__ctx to;
+  void *arg;
+};
+typedef struct weft__ctx_resume (*weft__ctx_entry_ret)(void *arg, void *data);
+
 /* The usable stack is [lo, hi); hi must be 16-byte aligned. */
 weft__ctx weft__ctx_make_asm(void *lo, void *hi, weft__ctx_entry entry,
                              void *data);
 void *weft__ctx_switch_asm(weft__ctx *from, weft__ctx to, void *arg);
 void *weft__ctx_jump_asm(weft__ctx *from, weft__ctx to, void *arg);
+weft__ctx weft__ctx_make_ret_asm(void *lo, void *hi, weft__ctx_entry_ret entry,
+                                 void *data);
 
 weft__ctx weft__ctx_make_uc(void *lo, void *hi, weft__ctx_entry entry,
                             void *data);

@@ -91,6 +91,27 @@ static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
   weft__exit_switch(&post);
 }
 
+/* A new green thread's first code.  With the assembly switch (and no
+ * sanitizer, whose fiber bookkeeping wants the switch call), it returns to
+ * the trampoline where to resume, instead of switching out from within
+ * its frames: see weft__ctx_make_ret_asm.  The exit's post action then
+ * lives in the descriptor, since the frames it would live in are gone. */
+#if WEFT_CTX_ASM && !WEFT_ASAN && !WEFT_TSAN
+#define EXIT_BY_RETURN 1
+static struct weft__ctx_resume g_entry(void *post, void *data) {
+  struct weft__g *g = data;
+  g->fresh = false;
+  weft__post_run(post);
+  *weft__worker_get()->errnop = 0;
+  g->result = g->fn(g->arg);
+  if (g->locals)
+    weft__locals_release(g);
+  g->exit_post.fn = post_exit;
+  g->exit_post.g = g;
+  return weft__exit_resume(&g->exit_post);
+}
+#else
+#define EXIT_BY_RETURN 0
 static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
   weft__switch_arrived();
@@ -99,6 +120,7 @@ static void g_entry(void *post, void *data) {
   *weft__worker_get()->errnop = 0;
   g_exit(g, g->fn(g->arg));
 }
+#endif
 
 /* Ids are unique and never reused.  A worker takes them from the global
  * counter in blocks, so that a spawn costs no atomic RMW; ids of threads
@@ -150,7 +172,11 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
+#if EXIT_BY_RETURN
+  g->ctx = weft__ctx_make_ret_asm(base + weft__stack_guard_size(), g, g_entry, g);
+#else
   g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
+#endif
   g->fresh = true;
   g->tsan_fiber = weft__tsan_new();
   if (t) {

@@ -23,6 +23,20 @@ enum weft__gstate {
   WEFT__G_DONE,
 };
 
+/*
+ * A post-switch action: work that must happen after a green thread's
+ * context has been saved (release the lock that makes it findable, queue
+ * it, free its stack).  The switch hands it to the context that resumes,
+ * which runs it first thing.  It lives in the frame of the green thread
+ * that switched away, which cannot run again before the action is done
+ * (an exit's, in the descriptor: see gthread.c).
+ */
+typedef struct weft__post {
+  void (*fn)(struct weft__post *p);
+  struct weft__g *g;
+  void *arg;
+} weft__post;
+
 struct weft__g {
   weft__ctx ctx;          /* saved context while not running */
   struct weft__g *next;   /* link in the global run queue */
@@ -49,6 +63,7 @@ struct weft__g {
   uint8_t state;
   bool fresh; /* has never run: its first switch in starts the trampoline */
   char name[WEFT_NAME_MAX];
+  weft__post exit_post; /* set at exit: the stack is gone by then */
 };
 
 /* The descriptor of the stack mapping at base with usable size size. */

@@ -513,6 +513,22 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post) {
   weft__throw("a finished green thread was resumed");
 }
 
+struct weft__ctx_resume weft__exit_resume(weft__post *post) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w->cur, *next;
+  g->state = WEFT__G_DONE;
+  next = pick_or_stop(w);
+  if (next) {
+    set_cur(w, next);
+    next->state = WEFT__G_RUNNING;
+    next->worker = w->index;
+    weft__stat_inc(&w->st.switches);
+    return (struct weft__ctx_resume){next->ctx, post};
+  }
+  set_cur(w, NULL);
+  return (struct weft__ctx_resume){w->sched_ctx, post};
+}
+
 /* Makes g (saved, runnable) the private successor; a previous one goes to
  * the run queue.  Only while no worker is idle: then no one would steal
  * g anyway, and the pick that takes it needs no atomic RMW.  No wake is

@@ -17,19 +17,6 @@
 #include "util.h"
 #include "weft.h"
 
-/*
- * A post-switch action: work that must happen after a green thread's
- * context has been saved (release the lock that makes it findable, queue
- * it, free its stack).  The switch hands it to the context that resumes,
- * which runs it first thing.  It lives in the frame of the green thread
- * that switched away, which cannot run again before the action is done.
- */
-typedef struct weft__post {
-  void (*fn)(struct weft__post *p);
-  struct weft__g *g;
-  void *arg;
-} weft__post;
-
 struct weft__worker {
   int index;
   struct weft__g *cur;                 /* running green thread, or NULL */
@@ -143,6 +130,10 @@ void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg);
 void weft__run_now(struct weft__g *g);
 /* Leaves the running green thread forever. */
 WEFT_NORETURN void weft__exit_switch(weft__post *post);
+/* The same for a green thread whose entry returns to the trampoline of
+ * weft__ctx_make_ret_asm: marks it done, picks what this worker runs next,
+ * and returns where the trampoline resumes (with post). */
+struct weft__ctx_resume weft__exit_resume(weft__post *post);
 /* A new green thread calls this first thing (sanitizer bookkeeping). */
 void weft__switch_arrived(void);
 /* In a child just forked from a process where weft may be running: drops

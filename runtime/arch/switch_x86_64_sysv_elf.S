@@ -146,14 +146,20 @@
 	.globl	weft__ctx_make_asm
 	.hidden	weft__ctx_make_asm
 	.type	weft__ctx_make_asm, @function
+	.globl	weft__ctx_make_ret_asm
+	.hidden	weft__ctx_make_ret_asm
+	.type	weft__ctx_make_ret_asm, @function
 	.p2align 4
-weft__ctx_make_asm:
+weft__ctx_make_ret_asm:
 	.cfi_startproc
-	movq	%rsi, %rax
+	leaq	weft__ctx_trampoline_ret(%rip), %r8
+	jmp	1f
+weft__ctx_make_asm:
+	leaq	weft__ctx_trampoline(%rip), %r8
+1:	movq	%rsi, %rax
 	andq	$-16, %rax
 	movq	$0, -0x08(%rax)
 	movq	$0, -0x10(%rax)
-	leaq	weft__ctx_trampoline(%rip), %r8
 	movq	%r8, -0x18(%rax)
 	movq	$0, -0x20(%rax)
 	movq	$0, -0x28(%rax)
@@ -167,6 +173,7 @@ weft__ctx_make_asm:
 	ret
 	.cfi_endproc
 	.size	weft__ctx_make_asm, .-weft__ctx_make_asm
+	.size	weft__ctx_make_ret_asm, .-weft__ctx_make_ret_asm
 
 /*
  * First code run on a new stack.  RSP is 16-byte aligned here, so the call
@@ -185,5 +192,43 @@ weft__ctx_trampoline:
 	ud2				/* entry returned: a bug */
 	.cfi_endproc
 	.size	weft__ctx_trampoline, .-weft__ctx_trampoline
+
+/*
+ * The same for weft__ctx_make_ret_asm: entry returns the context to resume
+ * and the arg to hand it (RAX, RDX: a struct of two pointers), and this
+ * stack is left for good.  Resuming from here, after a RET that matched
+ * the CALL, leaves the return-stack predictor as it was when this context
+ * started: when a thread starts and finishes between one switch of its
+ * spawner and the next, the spawner's return is predicted.  (A finished
+ * thread that switched out from inside its frames would leave their calls
+ * on the predictor, and the resumed side's returns would mispredict until
+ * they were used up.)  RAX = 0 is a bug: trap.
+ */
+	.type	weft__ctx_trampoline_ret, @function
+	.p2align 4
+weft__ctx_trampoline_ret:
+	.cfi_startproc
+	.cfi_undefined rip		/* outermost frame: unwinding stops */
+	movq	%rax, %rdi		/* arg of the switch that started us */
+	movq	%r13, %rsi		/* data */
+	xorl	%ebp, %ebp
+	callq	*%r12
+	testq	%rax, %rax
+	jz	1f
+	movq	%rax, %rsp		/* to the resumed stack */
+	ldmxcsr	(%rsp)			/* restore as the switch does */
+	fldcw	4(%rsp)
+	leaq	8(%rsp), %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	movq	%rdx, %rax		/* hand arg to the resumed side */
+	ret
+1:	ud2
+	.cfi_endproc
+	.size	weft__ctx_trampoline_ret, .-weft__ctx_trampoline_ret
 
 	.section .note.GNU-stack,"",%progbits
