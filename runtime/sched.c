@@ -611,24 +611,33 @@ static void post_runnext(weft__post *p) {
     wakep();
 }
 
+static void post_requeue(weft__post *p) {
+  struct weft__worker *w = weft__worker_get();
+  weft__runq_put(&w->q, p->g, &weft__rt.gq);
+}
+
 void weft__run_now(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *self = w->cur;
   self->state = WEFT__G_RUNNABLE;
   if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
-    /* Private: only this worker can resume self, and only after the
-     * switch has saved it, so no post action is needed. */
-    put_pnext(w, self);
-    switch_from(w, self, g, NULL);
+    if (WEFT_LIKELY(!w->pnext)) {
+      /* Private: only this worker can resume self, and only after the
+       * switch has saved it, so no post action is needed. */
+      w->pnext = self;
+      switch_from(w, self, g, NULL);
+      return;
+    }
+    /* A thread woken just before (a receiver this spawner's child, or the
+     * spawner itself, sent to) keeps its turn after the child: displacing
+     * it behind the run queue would leave a consumer waiting while its
+     * producers pile up. */
+    weft__post post = {.fn = post_requeue, .g = self};
+    switch_from(w, self, g, &post);
     return;
   }
   weft__post post = {.fn = post_runnext, .g = self};
   switch_from(w, self, g, &post);
-}
-
-static void post_requeue(weft__post *p) {
-  struct weft__worker *w = weft__worker_get();
-  weft__runq_put(&w->q, p->g, &weft__rt.gq);
 }
 
 /* A yielder goes to the run queue only while a worker is idle: wake it to
