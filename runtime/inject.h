@@ -71,6 +71,10 @@ static inline void *weft__malloc(size_t n) {
   return weft__inject(WEFT__F_ALLOC) ? NULL : malloc(n);
 }
 
+static inline void *weft__aligned_alloc(size_t align, size_t n) {
+  return weft__inject(WEFT__F_ALLOC) ? NULL : aligned_alloc(align, n);
+}
+
 static inline void *weft__calloc(size_t n, size_t size) {
   return weft__inject(WEFT__F_ALLOC) ? NULL : calloc(n, size);
 }
