@@ -298,7 +298,8 @@ typedef struct weft_chan weft_chan;
 /*
  * A channel of elements of elem_size bytes (1 to 65536), with capacity
  * elements of buffer (0: unbuffered; a send completes when a receiver takes
- * the element).  Returns -EINVAL or -ENOMEM.
+ * the element).  Returns -EINVAL (also for a capacity of 2^32 elements or
+ * more, or a buffer over 1 TiB) or -ENOMEM.
  */
 WEFT_EXTERN int weft_chan_open(weft_chan **ch, size_t elem_size,
                                size_t capacity);
