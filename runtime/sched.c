@@ -248,7 +248,7 @@ WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
 }
 
 /* Local choice, cheap enough for every switch. */
-static inline struct weft__g *pick_local(struct weft__worker *w) {
+static WEFT_INLINE struct weft__g *pick_local(struct weft__worker *w) {
   struct weft__g *g;
 
   if (WEFT_UNLIKELY(--w->tick == 0) && (g = pick_slow(w)))
@@ -467,7 +467,7 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
   *weft__worker_get()->errnop = g->err;
 }
 
-static struct weft__g *pick_or_stop(struct weft__worker *w) {
+static WEFT_INLINE struct weft__g *pick_or_stop(struct weft__worker *w) {
   if (WEFT_UNLIKELY(ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING))
     return NULL;
   return pick_local(w);

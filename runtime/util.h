@@ -16,6 +16,7 @@
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_NOINLINE __attribute__((noinline))
+#define WEFT_INLINE inline __attribute__((always_inline))
 #define WEFT_NORETURN __attribute__((noreturn))
 #define WEFT_CACHELINE 64
 #define WEFT_ALIGNED_CL __attribute__((aligned(WEFT_CACHELINE)))
