@@ -820,10 +820,11 @@ static bool stuck_skip(struct weft__shm_slot *s, uint64_t pos) {
   return atomic_compare_exchange_strong(&s->mb_head, &pos, pos + 1);
 }
 
-static WEFT_NOINLINE void drain_slow(void) {
+static WEFT_NOINLINE void drain_slow(bool all) {
   struct weft__shm_slot *s = me.slot;
   struct tl *t = tl_get();
   uint64_t n = 0;
+  uint64_t got[MB_BATCH];
   if (!t)
     return;
   for (;;) {
@@ -844,10 +845,24 @@ static WEFT_NOINLINE void drain_slow(void) {
         continue;
       break;
     }
+    /* A periodic drain takes whole lines of cells only: the line of the
+     * last cells published is the one the producers are writing next,
+     * and taking it now would make their next push wait for it to come
+     * back.  The rest waits for the next drain (at most 7 entries). */
+    bool rest = !all && (k & 7) && (k & ~(uint64_t)7) > pos;
+    if (rest)
+      k &= ~(uint64_t)7;
     if (!atomic_compare_exchange_weak_explicit(&s->mb_head, &pos, k,
                                                memory_order_acq_rel,
                                                memory_order_relaxed))
       continue;
+    /* The cells' lines were last written by the producers: ask for all of
+     * them for writing at once, so that their transfers overlap instead
+     * of each waiting behind the locked exchange before it. */
+    for (uint64_t q = pos; q != k; q++)
+      if (q == pos || ((q & MB_MASK) & 7) == 0)
+        __builtin_prefetch(&s->mb[q & MB_MASK], 1);
+    unsigned m = 0;
     for (; pos != k; pos++) {
       _Atomic uint64_t *c = &s->mb[pos & MB_MASK];
       /* acquire, synchronizes with the producer's release CAS of the
@@ -864,9 +879,20 @@ static WEFT_NOINLINE void drain_slow(void) {
         if (!e)
           continue;
       }
-      release_entry(t, e);
-      n++;
+      got[m++] = e;
+      /* The object's header is on a line the freeing process wrote last
+       * (its CAS to QUEUED): fetch it for writing now, with the others of
+       * the batch, rather than one at a time in release_entry's CAS.  The
+       * owner writes that line anyway when it hands the object out again.
+       * Only a hint: an entry may be bogus, release_entry checks it. */
+      if ((e & 0xffff) == (me.gen & 0xffff) && in_mine((uintptr_t)mb_ptr(e)))
+        __builtin_prefetch((struct obj *)mb_ptr(e) - 1, 1);
     }
+    for (unsigned j = 0; j < m; j++)
+      release_entry(t, got[j]);
+    n += m;
+    if (rest)
+      break;
   }
   if (n)
     atomic_fetch_add_explicit(&s->remote_frees, n, memory_order_relaxed);
@@ -886,7 +912,7 @@ void weft__shm_drain(void) {
   if (weft__shm_self < 0)
     return;
   if (mb_pending())
-    drain_slow();
+    drain_slow(true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -964,7 +990,7 @@ int weft_shm_alloc(size_t size, void **out) {
   if (WEFT_UNLIKELY(!t || weft__shm_self < 0))
     return alloc_slow(size, out);
   if (WEFT_UNLIKELY(due(t)) && mb_pending())
-    drain_slow();
+    drain_slow(false);
   size_t total = size + sizeof(struct obj);
   struct obj *o;
   if (WEFT_LIKELY(total <= FC_MAX)) {
@@ -1080,7 +1106,7 @@ int weft_shm_free(void *p) {
       st_relaxed(&o->state, OBJ_FREE);
       own_put(t, o);
       if (WEFT_UNLIKELY(due(t)) && mb_pending())
-        drain_slow();
+        drain_slow(false);
       return 0;
     }
   }
