@@ -16,14 +16,24 @@
 #include "util.h"
 #include "weft.h"
 
+/*
+ * Contended: back off exponentially between looks at the lock.  A waiter
+ * that reads the lock's line while the holder works pulls the line away
+ * from it, and the holder's next store (the data under the lock, then the
+ * unlock) must fetch it back; under a steady stream of operations from two
+ * CPUs that doubled the cost of each critical section.
+ */
 void weft__spin_lock_slow(weft__spin *l) {
-  unsigned spins = 0;
+  unsigned spins = 0, backoff = 1;
 
   for (;;) {
     while (ld_relaxed(&l->v)) {
-      if (++spins < 128) {
+      for (unsigned i = 0; i < backoff; i++)
         weft__cpu_relax();
-      } else {
+      spins += backoff;
+      if (backoff < 32)
+        backoff <<= 1;
+      if (spins >= 1024) {
         /* The holder may be a preempted kernel thread: let it run. */
         sched_yield();
         spins = 0;
