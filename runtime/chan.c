@@ -268,9 +268,16 @@ int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
       unlock_wake(ch, e);
       return 0;
     }
-    if (ch->len == ch->cap && !ch->recvq.head && deadline == WEFT_FOREVER &&
-        weft__g_cur())
-      return park_green(ch, &ch->sendq, (void *)elem);
+    if (!ch->recvq.head) {
+      if (ch->len < ch->cap) { /* room in the buffer */
+        copy(slot(ch, ch->len), elem, ch->esize);
+        ch->len++;
+        weft__spin_unlock(&ch->lk);
+        return 0;
+      }
+      if (deadline == WEFT_FOREVER && weft__g_cur())
+        return park_green(ch, &ch->sendq, (void *)elem);
+    }
   }
   return send_slow(ch, elem, deadline);
 }
@@ -280,6 +287,13 @@ int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
   if (WEFT_UNLIKELY(!ch || !elem))
     return -EINVAL;
   weft__spin_lock(&ch->lk);
+  if (ch->len > 0 && !ch->sendq.head) { /* from the buffer */
+    copy(elem, slot(ch, 0), ch->esize);
+    ch->head = wrap(ch, (size_t)ch->head + 1);
+    ch->len--;
+    weft__spin_unlock(&ch->lk);
+    return 0;
+  }
   if (ch->len == 0) {
     if ((e = take_exclusive(&ch->sendq))) {
       copy(elem, e->elem, ch->esize);
