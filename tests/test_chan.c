@@ -446,6 +446,32 @@ Test(chan, element_sizes) {
   int rc = weft_chan_open(&ch, 8, SIZE_MAX);
   cr_expect(rc == -EINVAL || rc == -ENOMEM, "capacity SIZE_MAX: %s",
             weft_strerror(rc));
+  /* 2^32 one-byte elements: under the 1 TiB buffer limit, over the count
+   * limit (a channel counts its elements in 32 bits). */
+  cr_expect_eq(weft_chan_open(&ch, 1, (size_t)1 << 32), -EINVAL);
+  /* The largest capacity: a 4 GiB buffer, which the heap may refuse (as
+   * under valgrind); nothing touches it. */
+  rc = weft_chan_open(&ch, 1, ((size_t)1 << 32) - 1);
+  cr_expect(rc == 0 || rc == -ENOMEM, "the largest capacity: %s",
+            weft_strerror(rc));
+  if (rc == 0) {
+    cr_expect_eq(weft_chan_cap(ch), ((size_t)1 << 32) - 1);
+    cr_expect_eq(weft_chan_free(ch), 0);
+  }
+  /* The ring wraps around in FIFO order. */
+  cr_assert_eq(weft_chan_open(&ch, 1, 3), 0);
+  for (int round = 0; round < 4; round++) {
+    for (char c = 0; c < 3; c++)
+      cr_assert_eq(weft_chan_send_until(ch, &c, WEFT_NOWAIT), 0);
+    char extra = 9;
+    cr_expect_eq(weft_chan_send_until(ch, &extra, WEFT_NOWAIT), -EAGAIN);
+    for (char c = 0; c < 3; c++) {
+      char got = -1;
+      cr_assert_eq(weft_chan_recv_until(ch, &got, WEFT_NOWAIT), 0);
+      cr_expect_eq(got, c, "round %d: FIFO order across the wrap", round);
+    }
+  }
+  cr_expect_eq(weft_chan_free(ch), 0);
   cr_assert_eq(weft_chan_open(&ch, 65536, 2), 0);
   cr_expect_eq(weft_chan_cap(ch), 2);
   cr_expect_eq(weft_chan_free(ch), 0);
