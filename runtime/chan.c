@@ -230,6 +230,7 @@ static int park_green(weft_chan *ch, struct weft__wq *q, void *elem) {
   struct weft__wq_entry e = {.w = &w, .sel = 0, .elem = elem};
   weft__wq_push(q, &e);
   weft__park_unlock(w.reason, weft__unlock_spin, &ch->lk);
+  (void)ld_acquire(&w.sel); /* pairs with the wake, as weft__waiter_park */
   return e.result;
 }
 

@@ -196,6 +196,7 @@ static void futex_wake_shared(_Atomic uint32_t *a, int n) {
  * first wake (registration is per address space; a forked child checks
  * again through its own pid).
  */
+#if !WEFT_TSAN /* TSan builds keep the waker's fence: see notify */
 static _Atomic int32_t asym_pid; /* registered: its pid; failed: -pid */
 
 static WEFT_NOINLINE void asym_register(int32_t pid) {
@@ -208,9 +209,6 @@ static WEFT_NOINLINE void asym_register(int32_t pid) {
 
 /* Whether this process may skip the waker's fence. */
 static inline bool asym_waker(void) {
-#if WEFT_TSAN
-  return false;
-#else
   int32_t pid = weft__shm_pid(), a = ld_relaxed(&asym_pid);
   if (WEFT_LIKELY(a == pid))
     return true;
@@ -219,8 +217,8 @@ static inline bool asym_waker(void) {
   /* This call keeps its fence: the registration above is not ordered with
    * a sleeper that ran membarrier while it was under way. */
   return false;
-#endif
 }
+#endif
 
 /* The sleeper's heavy barrier; false when the kernel refused it. */
 static bool asym_sleeper(void) {

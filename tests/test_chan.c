@@ -466,9 +466,9 @@ Test(chan, element_sizes) {
     char extra = 9;
     cr_expect_eq(weft_chan_send_until(ch, &extra, WEFT_NOWAIT), -EAGAIN);
     for (char c = 0; c < 3; c++) {
-      char got = -1;
-      cr_assert_eq(weft_chan_recv_until(ch, &got, WEFT_NOWAIT), 0);
-      cr_expect_eq(got, c, "round %d: FIFO order across the wrap", round);
+      char out = -1;
+      cr_assert_eq(weft_chan_recv_until(ch, &out, WEFT_NOWAIT), 0);
+      cr_expect_eq(out, c, "round %d: FIFO order across the wrap", round);
     }
   }
   cr_expect_eq(weft_chan_free(ch), 0);

@@ -175,6 +175,16 @@ weft__ctx_make_asm:
 	.size	weft__ctx_make_asm, .-weft__ctx_make_asm
 	.size	weft__ctx_make_ret_asm, .-weft__ctx_make_ret_asm
 
+/* The start of both trampolines below: entry(arg, data), as the outermost
+ * frame. */
+	.macro	CALL_ENTRY
+	.cfi_undefined rip		/* outermost frame: unwinding stops */
+	movq	%rax, %rdi		/* arg of the switch that started us */
+	movq	%r13, %rsi		/* data */
+	xorl	%ebp, %ebp
+	callq	*%r12
+	.endm
+
 /*
  * First code run on a new stack.  RSP is 16-byte aligned here, so the call
  * below enters entry with (RSP + 8) % 16 == 0, as the ABI requires.
@@ -184,11 +194,7 @@ weft__ctx_make_asm:
 	.p2align 4
 weft__ctx_trampoline:
 	.cfi_startproc
-	.cfi_undefined rip		/* outermost frame: unwinding stops */
-	movq	%rax, %rdi		/* arg of the switch that started us */
-	movq	%r13, %rsi		/* data */
-	xorl	%ebp, %ebp
-	callq	*%r12
+	CALL_ENTRY
 	ud2				/* entry returned: a bug */
 	.cfi_endproc
 	.size	weft__ctx_trampoline, .-weft__ctx_trampoline
@@ -208,11 +214,7 @@ weft__ctx_trampoline:
 	.p2align 4
 weft__ctx_trampoline_ret:
 	.cfi_startproc
-	.cfi_undefined rip		/* outermost frame: unwinding stops */
-	movq	%rax, %rdi		/* arg of the switch that started us */
-	movq	%r13, %rsi		/* data */
-	xorl	%ebp, %ebp
-	callq	*%r12
+	CALL_ENTRY
 	testq	%rax, %rax
 	jz	1f
 	movq	%rax, %rsp		/* to the resumed stack */
