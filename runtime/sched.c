@@ -47,7 +47,10 @@
  * (or the parent of a thread it spawns) goes to its owner-only pnext
  * slot instead of runnext: no one would steal it at that moment anyway,
  * and taking it back costs no atomic RMW.  Otherwise runnext, which idle
- * workers can steal from.
+ * workers can steal from.  A newer wake displaces an older one to the
+ * run queue (the newest message is the one to act on), but a spawn does
+ * not: the spawner goes to the run queue instead, so that a consumer
+ * woken just before runs right after the child.
  *
  * Yield.  A yielder goes to the tail of its worker's local queue, or,
  * while no worker is idle (so no one would steal it anyway), to the tail
