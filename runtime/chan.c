@@ -234,6 +234,15 @@ static int park_green(weft_chan *ch, struct weft__wq *q, void *elem) {
   return e.result;
 }
 
+/* Returns r from a call that may park, keeping the caller's frame: a tail
+ * call would drop weft_chan_send/recv from a parked thread's backtrace. */
+#define KEEP_FRAME(r)                                                          \
+  ({                                                                           \
+    int r_ = (r);                                                              \
+    __asm__ volatile("" : "+r"(r_));                                           \
+    r_;                                                                        \
+  })
+
 WEFT_NOINLINE static int send_slow(weft_chan *ch, const void *elem,
                                    int64_t deadline) {
   struct weft__wq_entry *wake;
@@ -258,7 +267,8 @@ WEFT_NOINLINE static int recv_slow(weft_chan *ch, void *elem,
   return r < 0 ? r : 0;
 }
 
-int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
+static WEFT_INLINE int send_until(weft_chan *ch, const void *elem,
+                                  int64_t deadline) {
   struct weft__wq_entry *e;
   if (WEFT_UNLIKELY(!ch || !elem))
     return -EINVAL;
@@ -277,13 +287,13 @@ int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
         return 0;
       }
       if (deadline == WEFT_FOREVER && weft__g_cur())
-        return park_green(ch, &ch->sendq, (void *)elem);
+        return KEEP_FRAME(park_green(ch, &ch->sendq, (void *)elem));
     }
   }
-  return send_slow(ch, elem, deadline);
+  return KEEP_FRAME(send_slow(ch, elem, deadline));
 }
 
-int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
+static WEFT_INLINE int recv_until(weft_chan *ch, void *elem, int64_t deadline) {
   struct weft__wq_entry *e;
   if (WEFT_UNLIKELY(!ch || !elem))
     return -EINVAL;
@@ -303,17 +313,27 @@ int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
     }
     if (!ch->sendq.head && !ch->closed && deadline == WEFT_FOREVER &&
         weft__g_cur())
-      return park_green(ch, &ch->recvq, elem);
+      return KEEP_FRAME(park_green(ch, &ch->recvq, elem));
   }
-  return recv_slow(ch, elem, deadline);
+  return KEEP_FRAME(recv_slow(ch, elem, deadline));
+}
+
+/* Each entry point has the fast paths inlined, so that it is the frame a
+ * parked thread's backtrace shows. */
+int weft_chan_send_until(weft_chan *ch, const void *elem, int64_t deadline) {
+  return send_until(ch, elem, deadline);
+}
+
+int weft_chan_recv_until(weft_chan *ch, void *elem, int64_t deadline) {
+  return recv_until(ch, elem, deadline);
 }
 
 int weft_chan_send(weft_chan *ch, const void *elem) {
-  return weft_chan_send_until(ch, elem, WEFT_FOREVER);
+  return send_until(ch, elem, WEFT_FOREVER);
 }
 
 int weft_chan_recv(weft_chan *ch, void *elem) {
-  return weft_chan_recv_until(ch, elem, WEFT_FOREVER);
+  return recv_until(ch, elem, WEFT_FOREVER);
 }
 
 int weft_chan_close(weft_chan *ch) {
