@@ -71,6 +71,7 @@ msg.rate.green|msg/s||||4 KiB messages by pointer between two green threads (2 w
 msg.rate.kthread|msg/s||||4 KiB messages by pointer between two kernel threads, channel of 64, two CPUs
 msg.rate.process.pipe|msg/s||||4 KiB messages copied through a 256 KiB pipe between two processes, two CPUs
 msg.rate.process.shm|msg/s||||4 KiB weft_shm_alloc objects by pointer through a weft_pchan of 64, freed by the receiver (routed back to the owner), two CPUs
+msg.rate.process.ring|msg/s||||reference, not weft: the same two processes and payload work over a bare ring of buffer indices in shared memory (both sides spin; no allocator, no sleep, no checks), two CPUs
 shm.alloc_free|ns||||weft_shm_alloc(64) + weft_shm_free in a worker process
 malloc.alloc_free|ns||||malloc(64) + free in the same worker process
 shm.alloc_free.4k|ns||||the same with 4 KiB
@@ -250,6 +251,19 @@ function fval(n,    v, u) {
 	return val[n] " " u
 }
 # Plot data: "-" for a missing figure; its label, formatted.
+# What a bare shared-memory ring (bench/msg, not weft) makes of the same
+# 4 KiB messages: the ceiling the pchan and shared-heap figure sits under.
+function ringref(    r, p, m) {
+	r = "msg.rate.process.ring"; p = "msg.rate.process.pipe"
+	m = "msg.rate.process.shm"
+	if (!has(r) || !has(p) || !has(m) || num(val[p]) <= 0 || \
+	    num(val[r]) <= 0)
+		return ""
+	return sprintf("reference: a bare ring in shared memory (not weft) " \
+	    "moved %s here, %.1fx msg.rate.process.pipe; " \
+	    "msg.rate.process.shm is %.0f%% of it", fval(r), \
+	    num(val[r]) / num(val[p]), 100 * num(val[m]) / num(val[r]))
+}
 function dat(n) { return has(n) ? val[n] : "-" }
 function lbl(n) { return has(n) ? fval(n) : "" }
 function bar(f, label, n) {
@@ -431,6 +445,8 @@ END {
 		printf "| %s | %s | %s |\n", tl[i], tm[i], \
 		    ts[i] == "PASS" || ts[i] == "n/a" ? ts[i] : "**" ts[i] "**" > out
 	printf "\n%d missing, %d below target.\n\n", missing, misses > out
+	if (ringref() != "")
+		printf "%s\n\n", ringref() > out
 
 	# ---- claims ----
 	printf "## Claims of the explainer, measured\n\n" > out
@@ -742,6 +758,8 @@ END {
 		j = ntg - nr + i
 		printf "%-58s %-7s %s\n", tl[j], ts[j], tm[j] > out
 	}
+	if (ringref() != "")
+		printf "%s\n", ringref() > out
 	printf "\n%d missing, %d below target%s\n", missing, misses, \
 	    missing ? ":" missname : "" > out
 	close(out)
@@ -781,6 +799,7 @@ END {
 		bar(f, "kernel threads", "msg.rate.kthread")
 		bar(f, "processes: pipe", "msg.rate.process.pipe")
 		bar(f, "processes: shared heap", "msg.rate.process.shm")
+		bar(f, "processes: bare ring (not weft)", "msg.rate.process.ring")
 		close(f)
 		f = dir "/plot-scale.dat"
 		for (m = 1; m <= 3; m++) {
