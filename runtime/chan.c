@@ -197,6 +197,10 @@ static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
  * claim it, and it is unclaimed while queued), and the park of a green
  * thread without a deadline.  Everything else takes the general path.
  */
+/* weft__wq_claim and block_on, specialised for these cases: written with
+ * the generic helpers (weft__wq_remove, weft__waiter_claim, block_on with
+ * its deadline checks) a ping-pong message took about 40 instructions
+ * more, about a sixth of its path (callgrind). */
 static inline struct weft__wq_entry *take_exclusive(struct weft__wq *q) {
   struct weft__wq_entry *e = q->head;
   if (!e || !e->w->exclusive)
