@@ -439,15 +439,20 @@ static inline void set_cur(struct weft__worker *w, struct weft__g *g) {
 }
 #endif
 
+/* next becomes the thread w runs. */
+static inline void set_running(struct weft__worker *w, struct weft__g *next) {
+  set_cur(w, next);
+  next->state = WEFT__G_RUNNING;
+  next->worker = w->index;
+  weft__stat_inc(&w->st.switches);
+}
+
 static inline void switch_from(struct weft__worker *w, struct weft__g *g,
                                struct weft__g *next, weft__post *post) {
   g->err = *w->errnop;
   void *r;
   if (next) {
-    set_cur(w, next);
-    next->state = WEFT__G_RUNNING;
-    next->worker = w->index;
-    weft__stat_inc(&w->st.switches);
+    set_running(w, next);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
     weft__tsan_to(next->tsan_fiber);
     /* Both sides suspended here, the common case: RET predicts the
@@ -522,10 +527,7 @@ struct weft__ctx_resume weft__exit_resume(weft__post *post) {
   g->state = WEFT__G_DONE;
   next = pick_or_stop(w);
   if (next) {
-    set_cur(w, next);
-    next->state = WEFT__G_RUNNING;
-    next->worker = w->index;
-    weft__stat_inc(&w->st.switches);
+    set_running(w, next);
     return (struct weft__ctx_resume){next->ctx, post};
   }
   set_cur(w, NULL);
