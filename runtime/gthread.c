@@ -83,12 +83,29 @@ static void post_exit(weft__post *p) {
     weft__waiter_wake(joiner);
 }
 
-static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
+/* What every exit does before the thread leaves: keep the result for
+ * weft_join and run the destructors of its locals. */
+static void g_finish(struct weft__g *g, void *result) {
   g->result = result;
   if (g->locals)
     weft__locals_release(g);
+}
+
+static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
+  g_finish(g, result);
   weft__post post = {.fn = post_exit, .g = g};
   weft__exit_switch(&post);
+}
+
+/* What a new green thread does first: the post action of the switch that
+ * started it, and a clean errno. */
+static inline void g_start(struct weft__g *g, void *post) {
+#if WEFT_ASAN
+  weft__switch_arrived(); /* ASan's fiber bookkeeping; nothing otherwise */
+#endif
+  g->fresh = false;
+  weft__post_run(post);
+  *weft__worker_get()->errnop = 0;
 }
 
 /* A new green thread's first code.  With the assembly switch (and no
@@ -100,12 +117,8 @@ static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
 #define EXIT_BY_RETURN 1
 static struct weft__ctx_resume g_entry(void *post, void *data) {
   struct weft__g *g = data;
-  g->fresh = false;
-  weft__post_run(post);
-  *weft__worker_get()->errnop = 0;
-  g->result = g->fn(g->arg);
-  if (g->locals)
-    weft__locals_release(g);
+  g_start(g, post);
+  g_finish(g, g->fn(g->arg));
   g->exit_post.fn = post_exit;
   g->exit_post.g = g;
   return weft__exit_resume(&g->exit_post);
@@ -114,10 +127,7 @@ static struct weft__ctx_resume g_entry(void *post, void *data) {
 #define EXIT_BY_RETURN 0
 static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
-  weft__switch_arrived();
-  g->fresh = false;
-  weft__post_run(post);
-  *weft__worker_get()->errnop = 0;
+  g_start(g, post);
   g_exit(g, g->fn(g->arg));
 }
 #endif
