@@ -503,11 +503,11 @@ static void post_unlock_spin(weft__post *p) { weft__spin_unlock(p->arg); }
 void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *g = w->cur;
-  struct unlock_post pp = {.p = {.fn = unlock == weft__unlock_spin ? post_unlock_spin
-                                                  : post_unlock,
-                .g = g,
-                .arg = arg},
-          .unlock = unlock};
+  struct unlock_post pp = {
+      .p = {.fn = unlock == weft__unlock_spin ? post_unlock_spin : post_unlock,
+            .g = g,
+            .arg = arg},
+      .unlock = unlock};
   g->wait_reason = reason;
   g->state = WEFT__G_PARKED;
   switch_from(w, g, pick_or_stop(w), unlock ? &pp.p : NULL);

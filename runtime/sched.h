@@ -126,7 +126,8 @@ void weft__park(weft__post *post);
  * shown by tools. */
 void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg);
 /* Switches from the running green thread to the new green thread g at
- * once; the caller goes to runnext. */
+ * once; the caller runs next (pnext or runnext), or after the run queue
+ * if a thread woken just before holds pnext (sched.c). */
 void weft__run_now(struct weft__g *g);
 /* Leaves the running green thread forever. */
 WEFT_NORETURN void weft__exit_switch(weft__post *post);
