@@ -696,6 +696,7 @@ static void *worker_main(void *arg) {
   struct weft__worker *w = arg;
   weft__tls_w = w;
   w->errnop = &errno;
+  w->tid = gettid();
   /* Tell weft_init we are up: until every worker is, a fork could copy a
    * lock held by a thread that is still starting. */
   atomic_fetch_add(&weft__rt.started, 1);

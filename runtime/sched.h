@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ctx.h"
 #include "gthread.h"
@@ -44,6 +45,7 @@ struct weft__worker {
   struct weft__stack_cache stacks;
   weft_worker_stats st;
   pthread_t thread;
+  pid_t tid;       /* its kernel thread id (monitor.c reads its state) */
   void *kstack_lo; /* this worker's pthread stack */
   size_t kstack_size;
   void *sched_fake; /* ASan fake-stack handle of the scheduler context */

@@ -4,6 +4,7 @@
 #include "helpers.h"
 
 #include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 
 static void *spin_ms(void *arg) {
@@ -37,6 +38,41 @@ Test(monitor, reports_a_green_thread_that_does_not_yield) {
   cr_assert(strstr(c.err, "\"conn-3\" ran ") != NULL, "stderr: %s", c.err);
   cr_assert(strstr(c.err, "without yielding on worker ") != NULL, "%s", c.err);
   cr_assert(strstr(c.err, "green thread 1 ") != NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=1\n") != NULL, "%s", c.err);
+}
+
+static void *sleep_ms(void *arg) {
+  struct timespec ts = {0, (long)(intptr_t)arg * 1000000L};
+  while (nanosleep(&ts, &ts) && errno == EINTR)
+    ;
+  return NULL;
+}
+
+static void blocking_child(void *arg) {
+  (void)arg;
+  weft_config cfg = {.workers = 1, .hog_ms = 20};
+  if (weft_init(&cfg))
+    _exit(10);
+  weft_gthread t;
+  weft_spawn(&t, &(weft_gthread_attr){.name = "disk-1"}, sleep_ms,
+             (void *)(intptr_t)200);
+  weft_join(t, NULL);
+  weft_worker_stats st;
+  weft_stats(&st, 1);
+  fprintf(stderr, "hogs=%llu\n", (unsigned long long)st.hogs);
+  weft_shutdown();
+}
+
+/* A blocking system call stalls the worker without using the CPU: the
+ * report says where the time went. */
+Test(monitor, reports_a_blocking_system_call) {
+  struct h_child c;
+  h_fork_capture(blocking_child, NULL, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "\"disk-1\" blocked ") != NULL, "stderr: %s", c.err);
+  cr_assert(strstr(c.err, " in a system call without yielding on worker 0") !=
+                NULL,
+            "%s", c.err);
   cr_assert(strstr(c.err, "hogs=1\n") != NULL, "%s", c.err);
 }
 
