@@ -44,6 +44,7 @@ fi
 # quick mode).  Its order is the order of the "All figures" table.
 catalogue='machine.syscall|ns||||one getppid() system call
 machine.fault|ns||||first touch of a fresh anonymous 4 KiB page (minor page fault)
+machine.line|ns||||one cache line moving from one CPU to the other (two pinned processes taking turns)
 switch.asm|ns|<=|6||raw context switch, one way, assembly back end (no scheduler)
 switch.ucontext|ns||||the same over swapcontext (a signal-mask system call per switch)
 switch.speedup|x|>=|40||ucontext / asm
@@ -415,8 +416,13 @@ END {
 	    "\"one CPU\": both on the first).  On this machine a system " \
 	    "call costs %s and a page fault %s: creating kernel threads " \
 	    "and processes, and first touches of fresh stacks, are made " \
-	    "of these.  The numbers are only as quiet as the machine.\n\n", \
-	    fval("machine.syscall"), fval("machine.fault") > out
+	    "of these.  A cache line takes %s to move from one CPU to the " \
+	    "other: every message, lock or queue that two CPUs share pays " \
+	    "it at least once (spawn.1m.green, the cross handoffs and " \
+	    "msg.rate.process.* follow it).  The numbers are only as quiet " \
+	    "as the machine.\n\n", \
+	    fval("machine.syscall"), fval("machine.fault"), \
+	    fval("machine.line") > out
 
 	printf "## Summary\n\n" > out
 	printf "| mode | create (start + wait) | switch / handoff (one way) " \

@@ -41,7 +41,7 @@ results=$builddir/bench/results
 # Each program and what it measures, for the progress lines.  mem holds the
 # million-thread run, the longest (about 45 s where a page fault costs
 # 20-40 us, as on some virtual machines).
-programs='machine:the machine: a system call, a page fault
+programs='machine:the machine: a system call, a page fault, a cache line between CPUs
 switch:raw context switch, asm vs ucontext
 yield:green thread yield
 chan:channel ping-pong between green threads
