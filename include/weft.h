@@ -309,7 +309,12 @@ WEFT_EXTERN int weft_chan_free(weft_chan *ch);
  * buffered, then get -EPIPE.  -EPIPE if already closed. */
 WEFT_EXTERN int weft_chan_close(weft_chan *ch);
 
-/* Copies elem_size bytes from/to elem.  -EPIPE when closed. */
+/* Copies elem_size bytes from/to elem.  -EPIPE when closed.  A green
+ * thread that receives from an empty buffered channel first lets the other
+ * green threads runnable on its worker run (often the producers), then
+ * takes what they sent as a batch, and parks only if there is still
+ * nothing: far fewer parks and wakes than one a message, for a little
+ * latency. */
 WEFT_EXTERN int weft_chan_send(weft_chan *ch, const void *elem);
 WEFT_EXTERN int weft_chan_recv(weft_chan *ch, void *elem);
 /* Also -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */

@@ -271,6 +271,37 @@ WEFT_NOINLINE static int recv_slow(weft_chan *ch, void *elem,
   return r < 0 ? r : 0;
 }
 
+/*
+ * A receiver that finds a buffered channel empty, while other threads are
+ * runnable on its worker, lets them run before it parks.  They are often
+ * the producers: a spawner's children, a pipeline's earlier stage.  If the
+ * receiver parked, each message would be handed to it directly and wake
+ * it: a park and a wake per message, and, when the sender runs on another
+ * worker, a move of the receiver to that worker's CPU, with its stack.
+ * Once they have run, it takes what they buffered as a batch, and parks
+ * only if there is still nothing.
+ *
+ * The cost is latency for the receiver: it waits behind its worker's
+ * other runnable threads (at most SLOW_EVERY picks, sched.c) instead of
+ * parking and being run next by a sender's wake.  Unbuffered channels,
+ * where every message is a rendezvous anyway, keep the direct park.
+ */
+WEFT_NOINLINE static int recv_after_yield(weft_chan *ch, void *elem) {
+  weft__spin_unlock(&ch->lk);
+  weft__yield_local();
+  weft__spin_lock(&ch->lk);
+  if (ch->len > 0 && !ch->sendq.head) {
+    copy(elem, slot(ch, 0), ch->esize);
+    ch->head = wrap(ch, (size_t)ch->head + 1);
+    ch->len--;
+    weft__spin_unlock(&ch->lk);
+    return 0;
+  }
+  if (ch->len == 0 && !ch->sendq.head && !ch->closed)
+    return KEEP_FRAME(park_green(ch, &ch->recvq, elem));
+  return KEEP_FRAME(recv_slow(ch, elem, WEFT_FOREVER));
+}
+
 static WEFT_INLINE int send_until(weft_chan *ch, const void *elem,
                                   int64_t deadline) {
   struct weft__wq_entry *e;
@@ -316,8 +347,11 @@ static WEFT_INLINE int recv_until(weft_chan *ch, void *elem, int64_t deadline) {
       return 0;
     }
     if (!ch->sendq.head && !ch->closed && deadline == WEFT_FOREVER &&
-        weft__g_cur())
+        weft__g_cur()) {
+      if (ch->cap && weft__has_local_work(weft__worker_get()))
+        return KEEP_FRAME(recv_after_yield(ch, elem));
       return KEEP_FRAME(park_green(ch, &ch->recvq, elem));
+    }
   }
   return KEEP_FRAME(recv_slow(ch, elem, deadline));
 }

@@ -61,6 +61,9 @@
  * keeps its worker without ever switching (a hog, which the monitor
  * reports), the yielded threads behind it wait too, instead of being
  * stolen; the same is true of pnext, and of Tokio's LIFO slot.
+ * weft__yield_local always takes the yield queue: a receiver that found a
+ * buffered channel empty lets its worker's producers run first (chan.c),
+ * and waking an idle worker to steal it would undo that.
  *
  * Fairness.  runnext is skipped after a streak of runnext picks, so two
  * green threads passing a message back and forth cannot starve the rest
@@ -686,6 +689,20 @@ int weft_yield(void) {
   weft__post post = {.fn = post_requeue_wake, .g = g};
   switch_from(w, g, next, &post);
   return 0;
+}
+
+bool weft__yield_local(void) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w->cur;
+  struct weft__g *next = pick_or_stop(w);
+  if (!next)
+    return false;
+  g->state = WEFT__G_RUNNABLE;
+  /* As in weft_yield: only this worker takes from its yield queue, and
+   * only after the switch has saved g, so no post action is needed. */
+  yq_put(w, g);
+  switch_from(w, g, next, NULL);
+  return true;
 }
 
 /* ------------------------------------------------------------------ */

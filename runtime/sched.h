@@ -131,6 +131,17 @@ void weft__park_unlock(const char *reason, void (*unlock)(void *), void *arg);
  * once; the caller runs next (pnext or runnext), or after the run queue
  * if a thread woken just before holds pnext (sched.c). */
 void weft__run_now(struct weft__g *g);
+/* Whether threads other than the running one are runnable on w (a hint:
+ * a thief may take them meanwhile). */
+static inline bool weft__has_local_work(struct weft__worker *w) {
+  return w->pnext || ld_relaxed(&w->runnext) || weft__runq_len(&w->q) ||
+         w->yq_head;
+}
+/* Lets the threads runnable on this worker run first: the running green
+ * thread waits behind them in the worker's yield queue, and no idle
+ * worker is woken to take it.  Returns false, without switching, when
+ * there is nothing else to run here. */
+bool weft__yield_local(void);
 /* Leaves the running green thread forever. */
 WEFT_NORETURN void weft__exit_switch(weft__post *post);
 /* The same for a green thread whose entry returns to the trampoline of
