@@ -14,12 +14,21 @@ static void *spin_ms(void *arg) {
   return NULL;
 }
 
-static void hog_child(void *arg) {
-  weft_config cfg = {.workers = 2, .hog_ms = (int)(intptr_t)arg};
+/* What a child runs under the monitor: one green thread, named, running
+ * body for 200 ms; it prints the hog count of all workers. */
+struct watched {
+  int workers, hog_ms;
+  const char *name;
+  void *(*body)(void *);
+};
+
+static void watched_child(void *arg) {
+  const struct watched *wt = arg;
+  weft_config cfg = {.workers = wt->workers, .hog_ms = wt->hog_ms};
   if (weft_init(&cfg))
     _exit(10);
   weft_gthread t;
-  weft_spawn(&t, &(weft_gthread_attr){.name = "conn-3"}, spin_ms,
+  weft_spawn(&t, &(weft_gthread_attr){.name = wt->name}, wt->body,
              (void *)(intptr_t)200);
   weft_join(t, NULL);
   weft_worker_stats st[2];
@@ -29,6 +38,11 @@ static void hog_child(void *arg) {
     hogs += st[i].hogs;
   fprintf(stderr, "hogs=%llu\n", (unsigned long long)hogs);
   weft_shutdown();
+}
+
+static void hog_child(void *arg) {
+  struct watched wt = {2, (int)(intptr_t)arg, "conn-3", spin_ms};
+  watched_child(&wt);
 }
 
 Test(monitor, reports_a_green_thread_that_does_not_yield) {
@@ -50,17 +64,8 @@ static void *sleep_ms(void *arg) {
 
 static void blocking_child(void *arg) {
   (void)arg;
-  weft_config cfg = {.workers = 1, .hog_ms = 20};
-  if (weft_init(&cfg))
-    _exit(10);
-  weft_gthread t;
-  weft_spawn(&t, &(weft_gthread_attr){.name = "disk-1"}, sleep_ms,
-             (void *)(intptr_t)200);
-  weft_join(t, NULL);
-  weft_worker_stats st;
-  weft_stats(&st, 1);
-  fprintf(stderr, "hogs=%llu\n", (unsigned long long)st.hogs);
-  weft_shutdown();
+  struct watched wt = {1, 20, "disk-1", sleep_ms};
+  watched_child(&wt);
 }
 
 /* A blocking system call stalls the worker without using the CPU: the
