@@ -112,6 +112,13 @@ static inline char *slot(weft_chan *ch, size_t i) {
   return ch->buf + (size_t)wrap(ch, (size_t)ch->head + i) * ch->esize;
 }
 
+/* Takes the oldest buffered element (ch->len > 0). */
+static inline void take_buffered(weft_chan *ch, void *elem) {
+  copy(elem, slot(ch, 0), ch->esize);
+  ch->head = wrap(ch, (size_t)ch->head + 1);
+  ch->len--;
+}
+
 /*
  * The non-blocking halves of send and receive.  Each requires ch->lk, and
  * returns 1 when done (*wake set to a claimed entry to wake after
@@ -140,9 +147,7 @@ static int try_send(weft_chan *ch, const void *elem,
 static int try_recv(weft_chan *ch, void *elem, struct weft__wq_entry **wake) {
   *wake = NULL;
   if (ch->len > 0) {
-    copy(elem, slot(ch, 0), ch->esize);
-    ch->head = wrap(ch, (size_t)ch->head + 1);
-    ch->len--;
+    take_buffered(ch, elem);
     /* A slot opened: the first blocked sender can complete now. */
     struct weft__wq_entry *e = weft__wq_claim(&ch->sendq);
     if (e) {
@@ -291,9 +296,7 @@ WEFT_NOINLINE static int recv_after_yield(weft_chan *ch, void *elem) {
   weft__yield_local();
   weft__spin_lock(&ch->lk);
   if (ch->len > 0 && !ch->sendq.head) {
-    copy(elem, slot(ch, 0), ch->esize);
-    ch->head = wrap(ch, (size_t)ch->head + 1);
-    ch->len--;
+    take_buffered(ch, elem);
     weft__spin_unlock(&ch->lk);
     return 0;
   }
@@ -334,9 +337,7 @@ static WEFT_INLINE int recv_until(weft_chan *ch, void *elem, int64_t deadline) {
     return -EINVAL;
   weft__spin_lock(&ch->lk);
   if (ch->len > 0 && !ch->sendq.head) { /* from the buffer */
-    copy(elem, slot(ch, 0), ch->esize);
-    ch->head = wrap(ch, (size_t)ch->head + 1);
-    ch->len--;
+    take_buffered(ch, elem);
     weft__spin_unlock(&ch->lk);
     return 0;
   }

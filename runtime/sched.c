@@ -657,6 +657,17 @@ static void post_requeue_wake(weft__post *p) {
   wakep();
 }
 
+/* Switches from g to next, with g queued where only this worker looks,
+ * without an atomic RMW and without a post action (no other worker can
+ * resume it before it is saved).  The slow pick moves it to the run queue
+ * if a worker goes idle. */
+static inline void yield_private(struct weft__worker *w, struct weft__g *g,
+                                 struct weft__g *next) {
+  g->state = WEFT__G_RUNNABLE;
+  yq_put(w, g);
+  switch_from(w, g, next, NULL);
+}
+
 int weft_yield(void) {
   struct weft__worker *w = weft__worker_get();
   struct weft__g *g = w ? w->cur : NULL;
@@ -676,16 +687,12 @@ int weft_yield(void) {
     switch_from(w, g, NULL, &post);
     return 0;
   }
-  g->state = WEFT__G_RUNNABLE;
   if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
-    /* Every worker is busy, so no one would steal g now: queue it where
-     * only this worker looks, without an atomic RMW and without a post
-     * action (no other worker can resume it before it is saved).  The
-     * slow pick moves it to the run queue if a worker goes idle. */
-    yq_put(w, g);
-    switch_from(w, g, next, NULL);
+    /* Every worker is busy, so no one would steal g now. */
+    yield_private(w, g, next);
     return 0;
   }
+  g->state = WEFT__G_RUNNABLE;
   weft__post post = {.fn = post_requeue_wake, .g = g};
   switch_from(w, g, next, &post);
   return 0;
@@ -697,11 +704,7 @@ bool weft__yield_local(void) {
   struct weft__g *next = pick_or_stop(w);
   if (!next)
     return false;
-  g->state = WEFT__G_RUNNABLE;
-  /* As in weft_yield: only this worker takes from its yield queue, and
-   * only after the switch has saved g, so no post action is needed. */
-  yq_put(w, g);
-  switch_from(w, g, next, NULL);
+  yield_private(w, g, next);
   return true;
 }
 
