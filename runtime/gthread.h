@@ -62,6 +62,7 @@ struct weft__g {
    * cover it). */
   uint8_t state;
   bool fresh; /* has never run: its first switch in starts the trampoline */
+  uint16_t io_streak; /* I/O calls in a row that did not wait (io.c) */
   char name[WEFT_NAME_MAX];
   weft__post exit_post; /* set at exit: the stack is gone by then */
 };

@@ -48,13 +48,39 @@ static inline bool canceled(void) {
   return g && WEFT_UNLIKELY(__atomic_load_n(&g->canceled, __ATOMIC_RELAXED));
 }
 
+/*
+ * The cooperative budget (weft.h): a green thread yields once every
+ * IO_BUDGET calls in a row that completed without waiting on the
+ * netpoller, as Tokio's tasks do after their budget of operations.  A
+ * thread whose fds are always ready would otherwise keep its worker from
+ * every other thread queued on it.  A thread that waits starts over.
+ */
+#define IO_BUDGET 64
+
+static inline void io_completed(void) {
+  struct weft__g *g = weft__g_cur();
+  if (g && WEFT_UNLIKELY(++g->io_streak >= IO_BUDGET)) {
+    g->io_streak = 0;
+    weft_yield();
+  }
+}
+
+/* weft__pd_wait, which also starts the caller's budget over. */
+static inline int pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
+                          int64_t deadline) {
+  struct weft__g *g = weft__g_cur();
+  if (g)
+    g->io_streak = 0;
+  return weft__pd_wait(pd, fd, dir, gen, deadline);
+}
+
 /* After a call failed with EAGAIN: waits, and maps the outcome to what
  * the public call returns (0: try again). */
 static int wait_again(struct weft__pd *pd, int fd, int dir, uint32_t gen,
                       int64_t deadline) {
   if (deadline == WEFT_NOWAIT)
     return -EAGAIN;
-  return weft__pd_wait(pd, fd, dir, gen, deadline);
+  return pd_wait(pd, fd, dir, gen, deadline);
 }
 
 int weft_fd_adopt(int fd) {
@@ -122,7 +148,7 @@ static inline bool short_read(ssize_t n, size_t len) {
           !__atomic_load_n(&pd->rhup, __ATOMIC_RELAXED) &&                     \
           deadline != WEFT_NOWAIT) {                                           \
         pd->drained = false;                                                   \
-        int r_ = weft__pd_wait(pd, fd, (dir), gen, deadline);                  \
+        int r_ = pd_wait(pd, fd, (dir), gen, deadline);                        \
         if (r_)                                                                \
           return r_;                                                           \
         continue;                                                              \
@@ -133,6 +159,7 @@ static inline bool short_read(ssize_t n, size_t len) {
           pd->drained = short_read(n_, (len));                                 \
           pd->drained_at = e0_;                                                \
         }                                                                      \
+        io_completed();                                                        \
         return n_;                                                             \
       }                                                                        \
       if (errno == EINTR)                                                      \
@@ -207,6 +234,7 @@ static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
       iov->iov_len -= (size_t)n;
     }
   }
+  io_completed();
   return done;
 }
 
@@ -274,6 +302,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
        * same number is stale.  It is a socket of the listener's type. */
       if (cp)
         weft__pd_fresh(cp, true, pd->is_stream);
+      io_completed();
       return c;
     }
     switch (errno) {
@@ -307,7 +336,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
   for (;;) {
     int r = deadline == WEFT_NOWAIT
                 ? -EINPROGRESS
-                : weft__pd_wait(pd, fd, WEFT__PD_WRITE, gen, deadline);
+                : pd_wait(pd, fd, WEFT__PD_WRITE, gen, deadline);
     if (r)
       return r;
     int soerr = 0;
@@ -345,6 +374,7 @@ int weft_wait_fd(int fd, int events, int64_t deadline) {
     if (n > 0) {
       if (p.revents & POLLNVAL)
         return -EBADF;
+      io_completed();
       return p.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR);
     }
     if (deadline == WEFT_NOWAIT)
@@ -352,7 +382,7 @@ int weft_wait_fd(int fd, int events, int64_t deadline) {
     int dir = events == POLLIN    ? WEFT__PD_READ
               : events == POLLOUT ? WEFT__PD_WRITE
                                   : WEFT__PD_BOTH;
-    int r = weft__pd_wait(pd, fd, dir, gen, deadline);
+    int r = pd_wait(pd, fd, dir, gen, deadline);
     if (r)
       return r;
   }

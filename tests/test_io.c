@@ -384,6 +384,57 @@ Test(io1, blocked_read_leaves_worker_to_others) {
   weft_close(park_sv[1]);
 }
 
+/* A green thread whose reads never have to wait still lets the others on
+ * its worker run (the budget of weft.h): the bystander counts its turns
+ * while the reader is part-way through. */
+#define GREEDY_READS 1000
+
+static int greedy_sv[2];
+static atomic_int greedy_done, greedy_turns;
+
+static void *greedy_reader(void *arg) {
+  (void)arg;
+  for (int i = 0; i < GREEDY_READS; i++) {
+    char c;
+    TCHECK_EQ(weft_read(greedy_sv[0], &c, 1, weft_deadline(GUARD)), 1);
+    atomic_store(&greedy_done, i + 1);
+  }
+  return NULL;
+}
+
+static void *greedy_bystander(void *arg) {
+  (void)arg;
+  int64_t guard = weft_deadline(GUARD);
+  for (int d; (d = atomic_load(&greedy_done)) < GREEDY_READS;) {
+    if (d > 0)
+      atomic_fetch_add(&greedy_turns, 1);
+    if (weft_now() > guard)
+      break;
+    weft_yield();
+  }
+  return NULL;
+}
+
+Test(io1, always_ready_reads_let_others_run) {
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, greedy_sv), 0);
+  char data[GREEDY_READS];
+  memset(data, 'g', sizeof data);
+  cr_assert_eq(write(greedy_sv[1], data, sizeof data), (ssize_t)sizeof data);
+  /* The bystander first: it is alive for the whole of the reader's run. */
+  weft_gthread b = h_spawn(greedy_bystander, NULL);
+  weft_gthread r = h_spawn(greedy_reader, NULL);
+  h_join(r);
+  h_join(b);
+  EXPECT_NO_THREAD_FAILURES();
+  /* One turn a budget of 64 reads: about 15; none without the budget. */
+  cr_expect_geq(atomic_load(&greedy_turns), 5,
+                "the bystander ran %d times while the reader's %d reads, "
+                "none of which had to wait, were under way",
+                atomic_load(&greedy_turns), GREEDY_READS);
+  weft_close(greedy_sv[0]);
+  weft_close(greedy_sv[1]);
+}
+
 /* A ring of green threads: each reads a token from its left socket and
  * writes it to its right one.  On one worker this only moves if every
  * blocked reader parks. */
