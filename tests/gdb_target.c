@@ -28,6 +28,9 @@ enum { T_CHAN, T_MUTEX, T_SLEEP, T_READ, T_STOP, NT };
 static weft_chan *ch;
 static weft_mutex mu = WEFT_MUTEX_INIT;
 static weft_sem ready;
+/* Posted once main has stored every id in gdb_target_ids: the stopper
+ * waits for it, so gdb never stops before the ids it reads are there. */
+static weft_sem ids_stored;
 static int sv[2];
 
 /* Read by gdb: the ids of the threads, indexed as the enum above. */
@@ -74,6 +77,8 @@ __attribute__((noinline)) void gdb_target_stop(void);
 void gdb_target_stop(void) { __asm__ volatile("" ::: "memory"); }
 
 static void *stopper(void *arg) {
+  if (weft_sem_wait(&ids_stored) < 0)
+    return (void *)1;
   gdb_target_stop();
   return NULL;
 }
@@ -95,7 +100,8 @@ int main(void) {
     die("weft_init", rc);
   if ((rc = weft_chan_open(&ch, sizeof(long), 0)) < 0)
     die("weft_chan_open", rc);
-  if ((rc = weft_sem_init(&ready, 0)) < 0)
+  if ((rc = weft_sem_init(&ready, 0)) < 0 ||
+      (rc = weft_sem_init(&ids_stored, 0)) < 0)
     die("weft_sem_init", rc);
   if ((rc = weft_mutex_lock(&mu)) < 0)
     die("weft_mutex_lock", rc);
@@ -111,6 +117,8 @@ int main(void) {
       die("weft_spawn", rc);
     gdb_target_ids[i] = t[i].id;
   }
+  if ((rc = weft_sem_post(&ids_stored)) < 0)
+    die("weft_sem_post", rc);
 
   /* Wait until gdb-stop has returned from the breakpoint, then wake the
    * others. */
@@ -136,6 +144,7 @@ int main(void) {
   }
   weft_chan_free(ch);
   weft_sem_destroy(&ready);
+  weft_sem_destroy(&ids_stored);
   close(sv[1]);
   weft_close(sv[0]);
   if ((rc = weft_shutdown()) < 0)
