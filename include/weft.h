@@ -22,10 +22,19 @@
  * worker (kernel thread) after any call that can block or yield.  C
  * thread-locals (__thread, _Thread_local, pthread_getspecific) therefore do
  * not follow a green thread, and a compiler may keep the address of a
- * thread-local in a register across such a call.  weft saves and restores
- * errno for each green thread at every switch, so errno read right after a
- * call is the green thread's own; for anything else, use the green-thread
- * locals below (weft_local_*), which always follow the green thread.
+ * thread-local in a register across such a call.
+ *  - errno: weft saves and restores errno for each green thread at every
+ *    switch, and this header redefines the errno macro (after <errno.h>)
+ *    so that its address is looked up afresh after every call, never kept
+ *    in a register across one: C libraries declare __errno_location
+ *    "const", which lets a compiler at -O1 and above keep the first
+ *    worker's errno across a switch.  So errno read right after a call is
+ *    the green thread's own, at any optimisation level, in every file that
+ *    includes weft.h (include it before code that reads errno).  The cost
+ *    is one call where errno is read or written, nothing elsewhere.
+ *  - Other thread-locals: use the green-thread locals below (weft_local_*),
+ *    which always follow the green thread, or pin the green thread to its
+ *    worker (weft_gthread_attr.pinned, weft_pin) so that it never moves.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -35,6 +44,8 @@
 #include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <errno.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +60,18 @@ extern "C" {
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
+
+/* The calling kernel thread's errno, looked up afresh: declared pure, not
+ * const, so a compiler may reuse the address between two reads with no
+ * call in between, but never across a call (which may switch workers).
+ * errno is redefined to use it (see above). */
+#if defined(__GNUC__)
+WEFT_EXTERN int *weft_errno_location(void) __attribute__((pure));
+#else
+WEFT_EXTERN int *weft_errno_location(void);
+#endif
+#undef errno
+#define errno (*weft_errno_location())
 
 /* ------------------------------------------------------------------------ */
 /* Errors and time                                                          */

@@ -70,6 +70,10 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n) {
 }
 
 int weft__errno_get(void) { return errno; }
+
+/* Not through the errno macro, which weft.h points here: glibc's and musl's
+ * own accessor. */
+int *weft_errno_location(void) { return __errno_location(); }
 void weft__errno_set(int e) { errno = e; }
 
 int64_t weft__now(void) {

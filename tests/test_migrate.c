@@ -324,3 +324,39 @@ Test(migrate, locals_outside_green_threads_are_per_kthread) {
   pthread_barrier_destroy(&barrier);
   EXPECT_NO_THREAD_FAILURES();
 }
+
+/* ------------------------------------------------------------------------ */
+/* errno read plainly, as user code does                                    */
+/* ------------------------------------------------------------------------ */
+
+/* No helper hides the reads: this is how a server reads errno after a
+ * failed call.  glibc declares __errno_location const, so unless weft.h
+ * says otherwise, GCC at -O2 computes errno's address once per function and
+ * keeps it across weft_sleep/weft_yield, and after a migration reads and
+ * writes the old worker's errno. */
+static void *errno_plain(void *arg) {
+  int mine = (int)(intptr_t)arg;
+  long bad = 0;
+  for (int i = 0; i < 400; i++) {
+    errno = mine;
+    weft_sleep(20000);
+    if (errno != mine)
+      bad++;
+    weft_yield();
+    if (errno != mine)
+      bad++;
+  }
+  return (void *)bad;
+}
+
+Test(migrate, errno_read_plainly_follows_the_thread) {
+  enum { N = 64 };
+  weft_gthread t[N];
+  for (intptr_t i = 0; i < N; i++)
+    t[i] = h_spawn(errno_plain, (void *)(1000 + i));
+  long bad = 0;
+  for (int i = 0; i < N; i++)
+    bad += (long)(intptr_t)h_join(t[i]);
+  cr_expect_eq(bad, 0, "errno read plainly was wrong %ld times of %d", bad,
+               N * 400 * 2);
+}
