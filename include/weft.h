@@ -121,11 +121,19 @@ WEFT_EXTERN int weft_init(const weft_config *cfg);
 /*
  * Stops the runtime: workers finish the green thread they are running at
  * its next switch and exit, and weft_shutdown() joins them.  Green threads
- * that are still alive are abandoned, never resumed (their memory stays
- * mapped so that nothing that points into it becomes invalid).  Join what
- * must finish before calling it.  After it returns, weft_init() may be
- * called again.  Returns -EPERM when called from a green thread and
- * -ESRCH when the runtime is not running.
+ * that are still alive are abandoned, never resumed, not even by a later
+ * runtime (their memory stays mapped so that nothing that points into it
+ * becomes invalid).  Join what must finish before calling it.  What holds
+ * for an abandoned thread, from any thread, during and after the shutdown
+ * and after a new weft_init(): waking it (posting a semaphore it waits on,
+ * unlocking a mutex, a channel send, closing an fd it waits on) is safe
+ * and does nothing to it (a value handed to it, such as a channel element
+ * or a semaphore count, goes with it); weft_join(), weft_detach() and
+ * weft_cancel() return -ESRCH, and a kernel thread blocked in weft_join()
+ * on it returns -ESRCH.  weft_spawn() from another thread that races the
+ * shutdown returns 0 (the thread runs, or is abandoned) or -EPERM.  After
+ * it returns, weft_init() may be called again.  Returns -EPERM when called
+ * from a green thread and -ESRCH when the runtime is not running.
  */
 WEFT_EXTERN int weft_shutdown(void);
 
@@ -176,11 +184,21 @@ WEFT_EXTERN int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr,
  * Waits for t to finish and stores its result in *result (if not NULL),
  * then frees it.  Works from green threads and from other threads.
  * Errors: -EDEADLK when t is the caller, -EINVAL when t is detached, was
- * already joined, or is not a valid handle.
+ * already joined, or is not a valid handle, -ESRCH when t was abandoned by
+ * weft_shutdown (also while the caller waits: a kernel thread blocked in
+ * weft_join returns -ESRCH when the runtime stops under it).
  */
 WEFT_EXTERN int weft_join(weft_gthread t, void **result);
+/* The same with a deadline: -ETIMEDOUT when it passes first, -EAGAIN with
+ * WEFT_NOWAIT when t has not finished; t can then be joined again. */
+WEFT_EXTERN int weft_join_until(weft_gthread t, void **result,
+                                int64_t deadline);
+/* Joins t if it has finished, else returns -EBUSY at once (as
+ * pthread_tryjoin_np). */
+WEFT_EXTERN int weft_tryjoin(weft_gthread t, void **result);
 
-/* Lets t free its resources when it finishes; -EINVAL as for weft_join. */
+/* Lets t free its resources when it finishes; -EINVAL as for weft_join,
+ * -ESRCH when t was abandoned by weft_shutdown. */
 WEFT_EXTERN int weft_detach(weft_gthread t);
 
 /* Lets other green threads on this worker run.  From a thread that is not a
@@ -471,7 +489,7 @@ WEFT_EXTERN int weft_wait_fd(int fd, int events, int64_t deadline);
  * Cancels green thread t: if it is blocked in one of the I/O calls above or
  * in weft_sleep*, it wakes with -ECANCELED, and each of those calls it makes
  * later returns -ECANCELED at once.  Used to end connections at shutdown.
- * -ESRCH if t has finished.
+ * -ESRCH if t has finished or was abandoned by weft_shutdown.
  */
 WEFT_EXTERN int weft_cancel(weft_gthread t);
 /* True when the calling green thread has been canceled. */
@@ -685,6 +703,9 @@ typedef struct weft_worker_stats {
   uint64_t polls;      /* epoll_wait calls that returned events */
   uint64_t io_waits;   /* green threads parked on the netpoller */
   uint64_t hogs;       /* green threads reported for not yielding */
+  /* Of spawns: green threads spawned by threads that are not workers
+   * (main, a plain pthread), counted by the worker that started them. */
+  uint64_t foreign_spawns;
 } weft_worker_stats;
 
 /* Fills stats[0 .. min(n, workers)) and returns the number of workers,

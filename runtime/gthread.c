@@ -76,10 +76,13 @@ static void post_exit(weft__post *p) {
   g->done = true;
   bool detached = g->detached;
   struct weft__waiter *joiner = g->joiner;
+  /* Claimed under the lock: a joiner whose deadline passed takes the
+   * lock to leave, and its waiter is gone after that. */
+  bool wake = joiner && weft__waiter_claim(joiner, 0);
   weft__spin_unlock(&g->lk);
   if (detached)
     g_free(g);
-  else if (joiner && weft__waiter_claim(joiner, 0))
+  else if (wake)
     weft__waiter_wake(joiner);
 }
 
@@ -98,13 +101,19 @@ static WEFT_NORETURN void g_exit(struct weft__g *g, void *result) {
 }
 
 /* What a new green thread does first: the post action of the switch that
- * started it, and a clean errno. */
+ * started it, and a clean errno.  A thread spawned by a thread that is not
+ * a worker counts as a spawn of the worker that starts it. */
 static inline void g_start(struct weft__g *g, void *post) {
 #if WEFT_ASAN
   weft__switch_arrived(); /* ASan's fiber bookkeeping; nothing otherwise */
 #endif
   g->fresh = false;
   weft__post_run(post);
+  if (WEFT_UNLIKELY(g->foreign)) {
+    struct weft__worker *w = weft__worker_get();
+    weft__stat_inc(&w->st.spawns);
+    weft__stat_inc(&w->st.foreign_spawns);
+  }
   *weft__worker_get()->errnop = 0;
 }
 
@@ -161,10 +170,18 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     return -EINVAL;
 
   struct weft__worker *w = weft__worker_get();
+  /* From a thread that is not a worker: inside weft__foreign_enter from
+   * here to the queueing, so that the runtime it joins cannot be shut
+   * down meanwhile (sched.h). */
+  if (WEFT_UNLIKELY(!w) && !weft__foreign_enter())
+    return -EPERM;
   int err = -ENOMEM;
   char *base = weft__stack_alloc(w ? &w->stacks : NULL, size, &err);
-  if (!base)
+  if (!base) {
+    if (!w)
+      weft__foreign_leave();
     return err;
+  }
 #if WEFT_ASAN
   /* A reused stack still carries the poison of its last owner's frames. */
   ASAN_UNPOISON_MEMORY_REGION(base + weft__stack_guard_size(), size);
@@ -188,6 +205,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
 #endif
   g->fresh = true;
+  g->epoch = ld_relaxed(&weft__rt.epoch);
   g->tsan_fiber = weft__tsan_new();
   if (t) {
     t->p = g;
@@ -200,12 +218,85 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     else
       weft__run_now(g); /* the child first; we go to runnext */
   } else {
+    g->foreign = !w;
     weft__ready(g);
+    if (!w)
+      weft__foreign_leave();
   }
   return 0;
 }
 
-int weft_join(weft_gthread t, void **result) {
+/* Kernel threads blocked in weft_join are listed, so that weft_shutdown
+ * can end their wait when it abandons the thread they wait for.  The list
+ * lock is taken after g->lk, never before it: shutdown claims the waiter
+ * (not exclusive, so a CAS) without g->lk. */
+static void kjoin_add(struct weft__kjoin *k) {
+  weft__spin_lock(&weft__rt.kjoin_lk);
+  k->prev = NULL;
+  k->next = weft__rt.kjoins;
+  if (k->next)
+    k->next->prev = k;
+  weft__rt.kjoins = k;
+  weft__spin_unlock(&weft__rt.kjoin_lk);
+}
+
+static void kjoin_remove(struct weft__kjoin *k) {
+  weft__spin_lock(&weft__rt.kjoin_lk);
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    weft__rt.kjoins = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  weft__spin_unlock(&weft__rt.kjoin_lk);
+}
+
+void weft__join_abandon_all(void) {
+  weft__spin_lock(&weft__rt.kjoin_lk);
+  for (struct weft__kjoin *k = weft__rt.kjoins; k; k = k->next)
+    if (weft__waiter_claim(k->w, WEFT__JOIN_ABANDONED))
+      weft__waiter_wake(k->w);
+  weft__spin_unlock(&weft__rt.kjoin_lk);
+}
+
+/* Waits for g to finish; requires g->lk, which it releases.  0 once g is
+ * done, -ETIMEDOUT, or -ESRCH when g was abandoned meanwhile. */
+static int join_wait(struct weft__g *g, int64_t deadline) {
+  struct weft__waiter wt;
+  struct weft__kjoin kj = {.g = g, .w = &wt};
+  weft__waiter_init(&wt);
+  wt.reason = "join";
+  /* Only the exit of g claims a green joiner without a deadline; a
+   * deadline, or weft_shutdown for a kernel thread, may race it. */
+  wt.exclusive = wt.g && deadline == WEFT_FOREVER;
+  if (!wt.g) {
+    kjoin_add(&kj);
+    /* After the add: a shutdown that began before it is seen here, one
+     * that begins after it finds us on the list. */
+    if (!weft__g_current(g)) {
+      weft__spin_unlock(&g->lk);
+      kjoin_remove(&kj);
+      return -ESRCH;
+    }
+  }
+  g->joined = true;
+  g->joiner = &wt;
+  int sel = weft__waiter_park(&wt, weft__unlock_spin, &g->lk, deadline);
+  if (!wt.g)
+    kjoin_remove(&kj);
+  if (sel == 0)
+    return 0;
+  /* A deadline, or an abandoned thread: the joiner leaves; the thread
+   * may still be joined later (or never finish). */
+  weft__spin_lock(&g->lk);
+  if (g->joiner == &wt)
+    g->joiner = NULL;
+  g->joined = false;
+  weft__spin_unlock(&g->lk);
+  return sel == WEFT__WAIT_TIMEOUT ? -ETIMEDOUT : -ESRCH;
+}
+
+int weft_join_until(weft_gthread t, void **result, int64_t deadline) {
   struct weft__g *g = t.p;
   if (!g || !t.id)
     return -EINVAL;
@@ -218,21 +309,35 @@ int weft_join(weft_gthread t, void **result) {
     weft__spin_unlock(&g->lk);
     return -EINVAL;
   }
-  g->joined = true;
   if (!g->done) {
-    struct weft__waiter wt;
-    weft__waiter_init(&wt);
-    wt.reason = "join";
-    wt.exclusive = true; /* only the exit of g claims it */
-    g->joiner = &wt;
-    weft__waiter_park(&wt, weft__unlock_spin, &g->lk, WEFT_FOREVER);
+    int rc = 0;
+    if (!weft__g_current(g))
+      rc = -ESRCH; /* abandoned by weft_shutdown: it will never finish */
+    else if (deadline == WEFT_NOWAIT || deadline <= weft__now())
+      rc = deadline == WEFT_NOWAIT ? -EAGAIN : -ETIMEDOUT;
+    if (rc) {
+      weft__spin_unlock(&g->lk);
+      return rc;
+    }
+    if ((rc = join_wait(g, deadline)))
+      return rc;
   } else {
+    g->joined = true;
     weft__spin_unlock(&g->lk);
   }
   if (result)
     *result = g->result;
   g_free(g);
   return 0;
+}
+
+int weft_join(weft_gthread t, void **result) {
+  return weft_join_until(t, result, WEFT_FOREVER);
+}
+
+int weft_tryjoin(weft_gthread t, void **result) {
+  int rc = weft_join_until(t, result, WEFT_NOWAIT);
+  return rc == -EAGAIN ? -EBUSY : rc;
 }
 
 int weft_detach(weft_gthread t) {
@@ -249,6 +354,10 @@ int weft_detach(weft_gthread t) {
     weft__spin_unlock(&g->lk);
     g_free(g);
     return 0;
+  }
+  if (!weft__g_current(g)) { /* abandoned: it will never finish */
+    weft__spin_unlock(&g->lk);
+    return -ESRCH;
   }
   g->detached = true;
   weft__spin_unlock(&g->lk);
@@ -363,7 +472,9 @@ int weft_cancel(weft_gthread t) {
   if (g_id(g) != t.id)
     return -ESRCH;
   weft__spin_lock(&g->lk);
-  if (g_id(g) != t.id || g->done) {
+  /* Finished, or abandoned by weft_shutdown (never resumed, so there is
+   * nothing to cancel). */
+  if (g_id(g) != t.id || g->done || !weft__g_current(g)) {
     weft__spin_unlock(&g->lk);
     return -ESRCH;
   }

@@ -63,6 +63,8 @@ struct weft__g {
   uint8_t state;
   bool fresh; /* has never run: its first switch in starts the trampoline */
   uint16_t io_streak; /* I/O calls in a row that did not wait (io.c) */
+  uint32_t epoch; /* the runtime that spawned it (weft__rt.epoch) */
+  bool foreign;   /* spawned by a thread that is not a worker */
   char name[WEFT_NAME_MAX];
   weft__post exit_post; /* set at exit: the stack is gone by then */
 };

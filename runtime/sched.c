@@ -582,10 +582,37 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
   return weft__runq_len(&w->q) != 0;
 }
 
+/* A wake from a thread that is not a worker of the running runtime: to
+ * the global queue, inside weft__foreign_enter, or dropped when the
+ * runtime is stopping or g was abandoned by an earlier one (sched.h). */
+WEFT_NOINLINE static void ready_foreign(struct weft__g *g) {
+  if (!weft__foreign_enter())
+    return;
+  if (g->epoch == ld_relaxed(&weft__rt.epoch)) {
+    g->state = WEFT__G_RUNNABLE;
+    weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
+    wakep();
+  }
+  weft__foreign_leave();
+}
+
+void weft__foreign_wake_shutdown(void) {
+  weft__futex_wake(&weft__rt.foreign, INT32_MAX);
+}
+
 void weft__ready(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
+  if (WEFT_UNLIKELY(!w) ||
+      WEFT_UNLIKELY(ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING)) {
+    ready_foreign(g);
+    return;
+  }
+  /* Abandoned by an earlier runtime (a wait it left behind was ended):
+   * never resumed, since this runtime does not own it. */
+  if (WEFT_UNLIKELY(g->epoch != ld_relaxed(&weft__rt.epoch)))
+    return;
   g->state = WEFT__G_RUNNABLE;
-  if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
+  {
     weft__stat_inc(&w->st.wakes);
     if (w->in_timers) {
       weft__runq_put(&w->q, g, &weft__rt.gq);
@@ -604,8 +631,6 @@ void weft__ready(struct weft__g *g) {
        * still steals it (runnext is stealable). */
       return;
     }
-  } else {
-    weft__globq_put(&weft__rt.gq, g); /* seq_cst, see above */
   }
   wakep();
 }
@@ -792,7 +817,11 @@ static void free_workers(int n) {
 
 static void stop_workers(int started) {
   weft__monitor_stop();
-  atomic_store(&weft__rt.state, WEFT__RT_STOPPING);
+  atomic_store(&weft__rt.state, WEFT__RT_STOPPING); /* seq_cst: Dekker */
+  /* Wait for the threads that entered before (sched.h): they may be
+   * touching the global queue, the idle list and the workers. */
+  for (uint32_t k; (k = atomic_load(&weft__rt.foreign)) != 0;)
+    weft__futex_wait(&weft__rt.foreign, k, WEFT_FOREVER);
   for (int i = 0; i < started; i++)
     unpark(weft__rt.w[i]);
   for (int i = 0; i < started; i++)
@@ -878,6 +907,8 @@ int weft_init(const weft_config *cfg) {
   }
 
   atomic_store(&weft__rt.started, 0);
+  /* A new runtime: green threads of an earlier one stay abandoned. */
+  atomic_fetch_add(&weft__rt.epoch, 1);
   atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
   for (int i = 0; i < n; i++) {
     pthread_attr_t attr;
@@ -926,6 +957,9 @@ int weft_shutdown(void) {
     return -ESRCH;
   }
   stop_workers(weft__rt.nworkers);
+  /* Every green thread still alive is abandoned now: kernel threads
+   * waiting to join one get -ESRCH. */
+  weft__join_abandon_all();
   if (getenv("WEFT_STATS"))
     weft__stats_print();
   free_workers(weft__rt.nworkers);
@@ -953,6 +987,9 @@ void weft__fork_child_reset(void) {
   weft__rt.gq.head = weft__rt.gq.tail = NULL;
   atomic_store(&weft__rt.gq.n, 0);
   atomic_store(&weft__rt.state, WEFT__RT_OFF);
+  atomic_store(&weft__rt.foreign, 0);
+  atomic_store(&weft__rt.kjoin_lk.v, 0);
+  weft__rt.kjoins = NULL; /* their threads are not in the child */
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   lifecycle_lock = fresh;
   weft__stack_fork_child_reset();
@@ -969,10 +1006,11 @@ int weft_worker_index(void) {
 }
 
 int weft_stats(weft_worker_stats *stats, int n) {
-  if (!weft__rt_running())
-    return -ESRCH;
   if (n < 0 || (n > 0 && !stats))
     return -EINVAL;
+  /* The workers stay allocated while we are inside (sched.h). */
+  if (!weft__foreign_enter())
+    return -ESRCH;
   for (int i = 0; i < n && i < weft__rt.nworkers; i++) {
     struct weft__worker *w = weft__rt.w[i];
     /* Field by field with relaxed loads: the worker is counting on. */
@@ -985,20 +1023,25 @@ int weft_stats(weft_worker_stats *stats, int n) {
     stats[i].stack_hits = __atomic_load_n(&w->stacks.hits, __ATOMIC_RELAXED);
     stats[i].stack_maps = __atomic_load_n(&w->stacks.maps, __ATOMIC_RELAXED);
   }
-  return weft__rt.nworkers;
+  int nw = weft__rt.nworkers;
+  weft__foreign_leave();
+  return nw;
 }
 
 void weft__stats_print(void) {
-  fprintf(stderr, "weft: %-6s %12s %10s %8s %8s %10s %8s %8s %8s %8s %9s %5s\n",
-          "worker", "switches", "spawns", "steals", "parks", "wakes",
-          "runq_hwm", "stk_hit", "stk_map", "polls", "io_waits", "hogs");
+  fprintf(stderr,
+          "weft: %-6s %12s %10s %8s %8s %8s %10s %8s %8s %8s %8s %9s %5s\n",
+          "worker", "switches", "spawns", "foreign", "steals", "parks",
+          "wakes", "runq_hwm", "stk_hit", "stk_map", "polls", "io_waits",
+          "hogs");
   for (int i = 0; i < weft__rt.nworkers; i++) {
     struct weft__worker *w = weft__rt.w[i];
     fprintf(stderr,
-            "weft: %-6d %12llu %10llu %8llu %8llu %10llu %8llu %8lu %8lu "
-            "%8llu %9llu %5llu\n",
+            "weft: %-6d %12llu %10llu %8llu %8llu %8llu %10llu %8llu %8lu "
+            "%8lu %8llu %9llu %5llu\n",
             i, (unsigned long long)w->st.switches,
             (unsigned long long)w->st.spawns,
+            (unsigned long long)w->st.foreign_spawns,
             (unsigned long long)w->st.steals, (unsigned long long)w->st.parks,
             (unsigned long long)w->st.wakes,
             (unsigned long long)w->st.runq_hwm, w->stacks.hits,

@@ -60,6 +60,10 @@ enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
 
 struct weft__rt {
   _Atomic int state;
+  /* Which runtime this is: bumped by every weft_init.  A green thread
+   * belongs to the runtime that spawned it (g->epoch); once that runtime
+   * is shut down the thread is abandoned, and wakes of it are dropped. */
+  _Atomic uint32_t epoch;
   int nworkers;
   struct weft__worker **w;
   struct weft__globq gq;
@@ -73,7 +77,23 @@ struct weft__rt {
   size_t stack_default;
   int blocking_max; /* weft_config.blocking_threads */
   uint64_t seed; /* debug builds: scheduling randomisation */
+  /* Threads that are not workers (or workers of a stopping runtime)
+   * inside the scheduler's shared state: weft_shutdown waits until none
+   * is before it frees it (futex).  See weft__foreign_enter. */
+  _Atomic uint32_t foreign WEFT_ALIGNED_CL;
+  /* Kernel threads blocked in weft_join, woken by weft_shutdown with
+   * -ESRCH when the thread they wait for is abandoned (gthread.c). */
+  weft__spin kjoin_lk;
+  struct weft__kjoin *kjoins;
 };
+
+/* A kernel thread (not a green thread) blocked in weft_join. */
+struct weft__kjoin {
+  struct weft__kjoin *prev, *next;
+  struct weft__g *g;
+  struct weft__waiter *w;
+};
+#define WEFT__JOIN_ABANDONED 1 /* the joiner's sel when shutdown woke it */
 
 extern struct weft__rt weft__rt;
 
@@ -93,6 +113,40 @@ static inline struct weft__g *weft__g_cur(void) {
 static inline bool weft__rt_running(void) {
   return ld_acquire(&weft__rt.state) == WEFT__RT_RUNNING;
 }
+
+/*
+ * A thread that is not a worker of the running runtime (a plain thread,
+ * the blocking pool, a worker of a runtime that is stopping) enters before
+ * it touches the scheduler's shared state (the global queue, the idle
+ * list, the workers) and leaves after.  Enter fails once weft_shutdown
+ * has begun, and weft_shutdown frees nothing until every thread inside
+ * has left, so that state cannot be freed under a waker or a spawner.
+ * (Dekker: the enterer counts itself and then reads the state; shutdown
+ * stores the state and then reads the count; both seq_cst.)
+ */
+void weft__foreign_wake_shutdown(void);
+static inline void weft__foreign_leave(void) {
+  if (atomic_fetch_sub(&weft__rt.foreign, 1) == 1 &&
+      WEFT_UNLIKELY(atomic_load(&weft__rt.state) != WEFT__RT_RUNNING))
+    weft__foreign_wake_shutdown(); /* the last one out */
+}
+static inline bool weft__foreign_enter(void) {
+  atomic_fetch_add(&weft__rt.foreign, 1);
+  if (WEFT_LIKELY(atomic_load(&weft__rt.state) == WEFT__RT_RUNNING))
+    return true;
+  weft__foreign_leave();
+  return false;
+}
+/* Whether g belongs to the running runtime (else it was abandoned, or is
+ * being abandoned, by weft_shutdown).  Exact for a caller that is a worker
+ * of the running runtime or has entered. */
+static inline bool weft__g_current(const struct weft__g *g) {
+  return atomic_load(&weft__rt.state) == WEFT__RT_RUNNING &&
+         g->epoch == ld_relaxed(&weft__rt.epoch);
+}
+/* Called by weft_shutdown: wakes the kernel threads blocked in weft_join
+ * on a thread that is being abandoned (gthread.c). */
+void weft__join_abandon_all(void);
 
 /*
  * ThreadSanitizer: each green thread is a TSan fiber, and every switch

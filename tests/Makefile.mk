@@ -75,3 +75,10 @@ tests_test_inject_SOURCES = tests/tsan_criterion.c tests/test_inject.c tests/hel
 tests_test_inject_CPPFLAGS = $(tests_cppflags)
 tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_shutdown
+TESTS += tests/test_shutdown
+tests_test_shutdown_SOURCES = tests/tsan_criterion.c tests/test_shutdown.c tests/helpers.h
+tests_test_shutdown_CPPFLAGS = $(tests_cppflags)
+tests_test_shutdown_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_shutdown_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

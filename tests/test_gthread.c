@@ -852,3 +852,78 @@ Test(lifecycle, shutdown_with_live_threads) {
                mix(5));
   cr_expect_eq(weft_shutdown(), 0);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Joins with a deadline, try-joins, and spawns from plain threads          */
+/* ------------------------------------------------------------------------ */
+
+static weft_sem join_gate;
+
+static void *wait_gate(void *a) {
+  weft_sem_wait(&join_gate);
+  return a;
+}
+
+/* The deadline passes, the thread is still joinable, then joins. */
+static void join_until_then_join(void) {
+  weft_gthread t = h_tspawn(wait_gate, (void *)77);
+  void *r = NULL;
+  TCHECK_EQ(weft_join_until(t, &r, weft_deadline(MS(20))), -ETIMEDOUT);
+  TCHECK_EQ(weft_join_until(t, &r, WEFT_NOWAIT), -EAGAIN);
+  TCHECK_EQ(weft_tryjoin(t, &r), -EBUSY);
+  TCHECK_EQ(weft_sem_post(&join_gate), 0);
+  TCHECK_EQ(weft_join_until(t, &r, weft_deadline(MS(10000))), 0);
+  TCHECK_EQ((intptr_t)r, 77);
+  TCHECK_EQ(weft_join(t, NULL), -EINVAL); /* joined: freed */
+}
+
+static void *join_until_green(void *a) {
+  (void)a;
+  join_until_then_join();
+  return NULL;
+}
+
+Test(gthread, join_until_times_out_and_joins_later) {
+  cr_assert_eq(weft_sem_init(&join_gate, 0), 0);
+  join_until_then_join(); /* from the test's (plain) thread */
+  h_join(h_spawn(join_until_green, NULL)); /* from a green thread */
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+static void *quick(void *a) { return a; }
+
+Test(gthread, tryjoin_takes_a_finished_thread) {
+  weft_gthread t = h_spawn(quick, (void *)5);
+  void *r = NULL;
+  int rc;
+  while ((rc = weft_tryjoin(t, &r)) == -EBUSY)
+    weft_yield();
+  cr_expect_eq(rc, 0);
+  cr_expect_eq((intptr_t)r, 5);
+  cr_expect_eq(weft_tryjoin(t, &r), -EINVAL);
+}
+
+static uint64_t foreign_total(void) {
+  weft_worker_stats st[8];
+  int n = weft_stats(st, 8);
+  cr_assert_gt(n, 0);
+  uint64_t sum = 0;
+  for (int i = 0; i < n && i < 8; i++)
+    sum += st[i].foreign_spawns;
+  return sum;
+}
+
+static void *spawn_some(void *a) {
+  for (int i = 0; i < 10; i++)
+    h_tjoin(h_tspawn(quick, a));
+  return NULL;
+}
+
+Test(gthread, stats_count_spawns_from_plain_threads) {
+  uint64_t before = foreign_total();
+  for (int i = 0; i < 25; i++)
+    h_join(h_spawn(quick, NULL));
+  h_join(h_spawn(spawn_some, NULL)); /* 1 foreign + 10 from a green thread */
+  cr_expect_eq(foreign_total() - before, 26);
+  EXPECT_NO_THREAD_FAILURES();
+}
