@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -62,12 +63,61 @@ static inline void g_zero(struct weft__g *g) {
 #endif
 }
 
+/*
+ * A thread that is not a worker (main spawning and joining, a server's own
+ * threads) keeps a small stack cache of its own, as each worker does, so
+ * that a spawn + join from it takes no lock on the global stack pool.  The
+ * cache holds stacks of one size, the default of the runtime it was filled
+ * under; it is emptied into the pools when the default changes and when the
+ * thread exits.
+ */
+struct foreign_cache {
+  size_t size; /* usable size of the stacks it holds */
+  bool keyed;  /* its exit destructor is registered */
+  struct weft__stack_cache c;
+};
+static __thread struct foreign_cache fcache;
+static pthread_key_t fcache_key;
+static pthread_once_t fcache_once = PTHREAD_ONCE_INIT;
+
+static void fcache_empty(struct foreign_cache *fc) {
+  while (fc->c.n)
+    weft__stack_free(NULL, fc->c.items[--fc->c.n], fc->size);
+}
+
+static void fcache_exit(void *p) { fcache_empty(p); }
+
+static void fcache_key_make(void) {
+  if (pthread_key_create(&fcache_key, fcache_exit) != 0)
+    fcache_key = (pthread_key_t)-1;
+}
+
+/* The calling plain thread's cache for stacks of the given size, or NULL
+ * (another size, or no way to empty it at thread exit). */
+static struct weft__stack_cache *fcache_get(size_t size) {
+  struct foreign_cache *fc = &fcache;
+  if (WEFT_UNLIKELY(fc->size != size)) {
+    if (size != weft__rt.stack_default)
+      return NULL;
+    fcache_empty(fc);
+    fc->size = size;
+  }
+  if (WEFT_UNLIKELY(!fc->keyed)) {
+    pthread_once(&fcache_once, fcache_key_make);
+    if (fcache_key == (pthread_key_t)-1 ||
+        pthread_setspecific(fcache_key, fc) != 0)
+      return NULL;
+    fc->keyed = true;
+  }
+  return &fc->c;
+}
+
 static void g_free(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
   weft__tsan_free(g->tsan_fiber);
   g->tsan_fiber = NULL;
-  weft__stack_free(w ? &w->stacks : NULL, g->base, g->size);
+  weft__stack_free(w ? &w->stacks : fcache_get(g->size), g->base, g->size);
 }
 
 static void post_exit(weft__post *p) {
@@ -176,7 +226,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   if (WEFT_UNLIKELY(!w) && !weft__foreign_enter())
     return -EPERM;
   int err = -ENOMEM;
-  char *base = weft__stack_alloc(w ? &w->stacks : NULL, size, &err);
+  char *base = weft__stack_alloc(w ? &w->stacks : fcache_get(size), size, &err);
   if (!base) {
     if (!w)
       weft__foreign_leave();

@@ -296,6 +296,50 @@ static bool any_work(void) {
   return false;
 }
 
+/*
+ * Threads that are not workers (main spawning and joining in a loop, a
+ * server's own threads handing work over) reach the workers through the
+ * global queue, and a worker parked on its futex costs each such handoff a
+ * wake system call and a trip through the kernel's scheduler: microseconds
+ * on both sides, for work that takes nanoseconds.  So while such handoffs
+ * keep coming (one within the last FOREIGN_RECENT_NS), one worker at a
+ * time, about to park, watches the global queue a little longer
+ * (FOREIGN_WATCH_NS) instead.  Green threads that only talk to each other
+ * never pay this: their wakes do not go through the global queue.
+ */
+#define FOREIGN_RECENT_NS 200000
+#define FOREIGN_WATCH_NS 30000
+
+static bool watch_globq(struct weft__worker *w) {
+  int64_t now = weft__now();
+  if (now - ld_relaxed(&weft__rt.foreign_last) > FOREIGN_RECENT_NS)
+    return false;
+  int zero = 0;
+  if (ld_relaxed(&weft__rt.gq_watcher) ||
+      !atomic_compare_exchange_strong(&weft__rt.gq_watcher, &zero, 1))
+    return false;
+  /* Counted as spinning, so that the handoffs we watch for do not wake
+   * the parked workers (wakep); parking after the watch checks the queues
+   * again (any_work), as a spinning worker's does. */
+  atomic_fetch_add(&weft__rt.nspinning, 1);
+  bool found = false;
+  for (int64_t end = now + FOREIGN_WATCH_NS;;) {
+    for (int i = 0; i < 64 && !found; i++) {
+      found = ld_relaxed(&weft__rt.gq.n) != 0 || weft__has_local_work(w) ||
+              ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING;
+      weft__cpu_relax();
+    }
+    if (found || weft__now() >= end)
+      break;
+  }
+  atomic_fetch_sub(&weft__rt.nspinning, 1); /* seq_cst */
+  st_release(&weft__rt.gq_watcher, 0);
+  /* One handoff is ours to run; more are worth another worker. */
+  if (found && ld_relaxed(&weft__rt.gq.n) > 1)
+    wakep();
+  return found;
+}
+
 /* On the scheduler context: finds work, or parks until there may be some.
  * Returns NULL when the runtime is stopping. */
 static struct weft__g *findrunnable(struct weft__worker *w) {
@@ -346,6 +390,9 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
         return g;
       }
     }
+
+    if (watch_globq(w))
+      continue;
 
     /* Park: stop spinning, publish ourselves as idle, then look once
      * more.  From here on w->spinning is written by a waker, under
@@ -590,6 +637,7 @@ WEFT_NOINLINE static void ready_foreign(struct weft__g *g) {
     return;
   if (g->epoch == ld_relaxed(&weft__rt.epoch)) {
     g->state = WEFT__G_RUNNABLE;
+    st_relaxed(&weft__rt.foreign_last, weft__now()); /* see watch_globq */
     weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
     wakep();
   }

@@ -85,6 +85,10 @@ struct weft__rt {
    * -ESRCH when the thread they wait for is abandoned (gthread.c). */
   weft__spin kjoin_lk;
   struct weft__kjoin *kjoins;
+  /* When a thread that is not a worker last queued work, and whether a
+   * worker is watching the global queue for more (sched.c). */
+  _Atomic int64_t foreign_last WEFT_ALIGNED_CL;
+  _Atomic int gq_watcher;
 };
 
 /* A kernel thread (not a green thread) blocked in weft_join. */
