@@ -67,7 +67,7 @@ static void g_free(struct weft__g *g) {
   __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
   weft__tsan_free(g->tsan_fiber);
   g->tsan_fiber = NULL;
-  weft__stack_free(w ? &w->stacks : NULL, g->base, g->size);
+  weft__stack_free(w ? &w->stacks : NULL, g->base, g->size, g->guard);
 }
 
 static void post_exit(weft__post *p) {
@@ -179,6 +179,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   __atomic_store_n(&g->id, new_id(w), __ATOMIC_RELAXED);
   g->base = base;
   g->size = size;
+  g->guard = weft__stack_guard_size();
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
@@ -299,7 +300,7 @@ int weft_stack_info_get(weft_gthread t, weft_stack_info *info) {
   struct weft__g *g = t.p;
   if (!g || !t.id || !info || g_id(g) != t.id)
     return -EINVAL;
-  size_t guard = weft__stack_guard_size();
+  size_t guard = g->guard;
   info->guard_lo = g->base;
   info->guard_size = guard;
   info->stack_lo = g->base + guard;

@@ -64,6 +64,9 @@ struct weft__g {
   bool fresh; /* has never run: its first switch in starts the trampoline */
   uint16_t io_streak; /* I/O calls in a row that did not wait (io.c) */
   char name[WEFT_NAME_MAX];
+  /* The guard below the stack, [base, base + guard): set at every spawn,
+   * so it lies past the part of the descriptor a spawn zeroes. */
+  size_t guard;
   weft__post exit_post; /* set at exit: the stack is gone by then */
 };
 
