@@ -19,8 +19,8 @@
  *    new green thread (spawned from a kernel thread, from a green thread,
  *    default or other stack size) gets a stack with the new guard, never a
  *    cached one made with the old guard;
- *  - a fault at the lowest byte of a (1 MiB) guard is reported as the
- *    thread's overflow.
+ *  - a fault at the lowest byte, the middle or the highest byte of a
+ *    (1 MiB) guard is reported as the thread's overflow.
  *
  * The crash tests fork: the child sends its stderr through a pipe and the
  * parent checks how the child died and what it said.  Under AddressSanitizer
@@ -359,32 +359,53 @@ Test(stack_crash, guard_is_not_accessible, .timeout = 40,
             describe(ch.status), ch.err);
 }
 
-/* The lowest byte of the guard, a whole guard (1 MiB) below the stack, is
- * still the thread's own guard: reported as its overflow. */
-static void *guard_bottom_toucher(void *arg) {
+/* Anywhere in the guard, even its lowest byte a whole guard (1 MiB) below
+ * the stack, is the thread's own guard: a fault there is reported as its
+ * overflow.  where: 0 lowest byte, 1 middle, 2 highest byte. */
+static int touch_where;
+
+static void *guard_spot_toucher(void *arg) {
   (void)arg;
   weft_stack_info info;
   if (weft_stack_info_get(weft_self(), &info) != 0)
     _exit(6);
   fprintf(stderr, "id=%llu\n", (unsigned long long)weft_id());
-  *(volatile char *)info.guard_lo = 1;
+  size_t off = touch_where == 0   ? 0
+               : touch_where == 1 ? info.guard_size / 2
+                                  : info.guard_size - 1;
+  *(volatile char *)((char *)info.guard_lo + off) = 1;
   return NULL;
 }
 
-Test(stack_crash, guard_bottom_is_reported_as_overflow, .timeout = 40,
-     .disabled = SANITIZED) {
-  struct crash c = {0, 0, "bottom-toucher", guard_bottom_toucher};
+static void expect_guard_spot_reported(int where) {
+  struct crash c = {0, 0, "spot-toucher", guard_spot_toucher};
   struct h_child ch;
+  touch_where = where;
   h_fork_capture(crash_child, &c, &ch);
   cr_expect(WIFSIGNALED(ch.status) && WTERMSIG(ch.status) == SIGABRT,
             "the child %s, expected SIGABRT; stderr:\n%s",
             describe(ch.status), ch.err);
   char want[160];
   snprintf(want, sizeof want,
-           "weft: green thread %llu \"bottom-toucher\" overflowed its 64 KiB "
+           "weft: green thread %llu \"spot-toucher\" overflowed its 64 KiB "
            "stack", printed_id(ch.err));
   cr_expect(strstr(ch.err, want) != NULL, "stderr lacks '%s'; stderr:\n%s",
             want, ch.err);
+}
+
+Test(stack_crash, guard_bottom_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(0);
+}
+
+Test(stack_crash, guard_middle_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(1);
+}
+
+Test(stack_crash, guard_top_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(2);
 }
 
 /* ------------------------------------------------------------------------ */
