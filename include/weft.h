@@ -108,6 +108,22 @@ typedef struct weft_config {
    * 0 means the WEFT_HOG_MS environment variable if set, else 100;
    * negative (or WEFT_HOG_MS=0) turns the check off. */
   int hog_ms;
+  /* Bytes of guard below each green-thread stack, rounded up to pages
+   * (at least one); 0 means the WEFT_GUARD_SIZE environment variable if
+   * set (bytes, or with a K, M or G suffix), else 1 MiB.  At most 1 GiB.
+   * A stack overflow whose frame is at most this large always hits the
+   * guard and is reported; a larger frame is caught only in code built
+   * with -fstack-clash-protection (which weft.pc's Cflags give where the
+   * compiler has it): such code touches every page of a frame as it grows,
+   * so a one-page guard catches it too, and suits very many threads.
+   * The guard is address space, not memory (it counts against ulimit -v),
+   * plus kernel page tables: on Linux 6.13+ the guard is a kernel guard
+   * region (MADV_GUARD_INSTALL), one page-table entry per guard page;
+   * elsewhere it is PROT_NONE, and stacks 1 MiB apart each need page
+   * tables of their own.  Either way a 1 MiB guard costs about 2.1 KiB of
+   * page tables per stack (VmPTE: 208 MiB for 100,000 green threads),
+   * against 0.13 KiB with one page. */
+  size_t guard_size;
 } weft_config;
 
 /*
@@ -223,8 +239,9 @@ WEFT_EXTERN int weft_set_name(const char *name);
 WEFT_EXTERN bool weft_in_gthread(void);
 
 /* Where a green thread's stack lives: the guard below it (PROT_NONE or a
- * kernel guard region) and the usable part, whose top holds the thread's
- * descriptor.  -EINVAL for an invalid handle. */
+ * kernel guard region; guard_size is weft_config.guard_size as it was when
+ * the stack was made, 1 MiB by default) and the usable part, whose top
+ * holds the thread's descriptor.  -EINVAL for an invalid handle. */
 typedef struct weft_stack_info {
   void *guard_lo;
   size_t guard_size;

@@ -61,7 +61,7 @@ static void report(struct weft__worker *w, struct weft__g *g, int sig,
     weft__write_err(" KiB stack\n");
     weft__write_err("weft: (fault at ");
     weft__write_err(weft__xtoa((uintptr_t)addr, num));
-    weft__write_err(" in the guard page below the stack, on worker ");
+    weft__write_err(" in the guard below the stack, on worker ");
     weft__write_err(weft__utoa((uint64_t)w->index, wnum));
     weft__write_err("; spawn it with a larger weft_gthread_attr.stack_size)\n");
   } else {
@@ -83,13 +83,18 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx) {
   int slot = slot_of(sig);
 
   if (g && !reported) {
+    /* A fault on the current green thread's own guard is its overflow:
+     * the guard it was spawned with (g->guard, 1 MiB by default, which a
+     * frame up to that size cannot jump), or a little below it (a larger
+     * frame built without -fstack-clash-protection can jump the guard;
+     * that is still reported if it faults there).  Only the worker's
+     * current thread can overflow: a fault is taken by the thread that
+     * made it, on the stack it runs on. */
     char *addr = si->si_addr;
     char *guard_lo = g->base;
-    char *guard_hi = g->base + weft__stack_guard_size();
-    /* Within the guard, or a little below it (a large frame can jump
-     * over the guard entirely). */
+    char *guard_hi = g->base + g->guard;
     bool overflow = sig == SIGSEGV && addr < guard_hi &&
-                    addr + (256 << 10) >= guard_lo;
+                    (uintptr_t)addr + (256 << 10) >= (uintptr_t)guard_lo;
     reported = 1;
     report(w, g, sig, addr, overflow);
     if (overflow)

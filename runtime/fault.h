@@ -2,8 +2,9 @@
  * fault.h - crashes inside green threads, reported by name.
  *
  * Every worker runs with a sigaltstack, so a green thread that runs into
- * its guard page can still be reported: the SIGSEGV handler looks the fault
- * address up in the running green thread's guard range and prints
+ * its guard can still be reported: the SIGSEGV handler looks the fault
+ * address up in the running green thread's guard range (the guard its
+ * stack was made with, g->guard: 1 MiB by default) and prints
  *   weft: green thread 42 "conn-17" overflowed its 64 KiB stack
  * before aborting.  Any other fatal signal inside a green thread is
  * reported with the thread's id and name, then delivered with its default

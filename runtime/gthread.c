@@ -72,7 +72,8 @@ static inline void g_zero(struct weft__g *g) {
  * thread exits.
  */
 struct foreign_cache {
-  size_t size; /* usable size of the stacks it holds */
+  size_t size;  /* usable size of the stacks it holds */
+  size_t guard; /* and their guard */
   bool keyed;  /* its exit destructor is registered */
   struct weft__stack_cache c;
 };
@@ -82,7 +83,7 @@ static pthread_once_t fcache_once = PTHREAD_ONCE_INIT;
 
 static void fcache_empty(struct foreign_cache *fc) {
   while (fc->c.n)
-    weft__stack_free(NULL, fc->c.items[--fc->c.n], fc->size);
+    weft__stack_free(NULL, fc->c.items[--fc->c.n], fc->size, fc->guard);
 }
 
 static void fcache_exit(void *p) { fcache_empty(p); }
@@ -92,15 +93,17 @@ static void fcache_key_make(void) {
     fcache_key = (pthread_key_t)-1;
 }
 
-/* The calling plain thread's cache for stacks of the given size, or NULL
- * (another size, or no way to empty it at thread exit). */
-static struct weft__stack_cache *fcache_get(size_t size) {
+/* The calling plain thread's cache for stacks of the given size and
+ * guard, or NULL (not the runtime's default, or no way to empty it at
+ * thread exit). */
+static struct weft__stack_cache *fcache_get(size_t size, size_t guard) {
   struct foreign_cache *fc = &fcache;
-  if (WEFT_UNLIKELY(fc->size != size)) {
-    if (size != weft__rt.stack_default)
+  if (WEFT_UNLIKELY(fc->size != size || fc->guard != guard)) {
+    if (size != weft__rt.stack_default || guard != weft__stack_guard_size())
       return NULL;
     fcache_empty(fc);
     fc->size = size;
+    fc->guard = guard;
   }
   if (WEFT_UNLIKELY(!fc->keyed)) {
     pthread_once(&fcache_once, fcache_key_make);
@@ -117,7 +120,8 @@ static void g_free(struct weft__g *g) {
   __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
   weft__tsan_free(g->tsan_fiber);
   g->tsan_fiber = NULL;
-  weft__stack_free(w ? &w->stacks : fcache_get(g->size), g->base, g->size);
+  weft__stack_free(w ? &w->stacks : fcache_get(g->size, g->guard), g->base,
+                   g->size, g->guard);
 }
 
 static void post_exit(weft__post *p) {
@@ -226,7 +230,8 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   if (WEFT_UNLIKELY(!w) && !weft__foreign_enter())
     return -EPERM;
   int err = -ENOMEM;
-  char *base = weft__stack_alloc(w ? &w->stacks : fcache_get(size), size, &err);
+  char *base = weft__stack_alloc(
+      w ? &w->stacks : fcache_get(size, weft__stack_guard_size()), size, &err);
   if (!base) {
     if (!w)
       weft__foreign_leave();
@@ -246,6 +251,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   __atomic_store_n(&g->id, new_id(w), __ATOMIC_RELAXED);
   g->base = base;
   g->size = size;
+  g->guard = weft__stack_guard_size();
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
@@ -458,7 +464,7 @@ int weft_stack_info_get(weft_gthread t, weft_stack_info *info) {
   struct weft__g *g = t.p;
   if (!g || !t.id || !info || g_id(g) != t.id)
     return -EINVAL;
-  size_t guard = weft__stack_guard_size();
+  size_t guard = g->guard;
   info->guard_lo = g->base;
   info->guard_size = guard;
   info->stack_lo = g->base + guard;

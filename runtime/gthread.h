@@ -66,6 +66,9 @@ struct weft__g {
   uint32_t epoch; /* the runtime that spawned it (weft__rt.epoch) */
   bool foreign;   /* spawned by a thread that is not a worker */
   char name[WEFT_NAME_MAX];
+  /* The guard below the stack, [base, base + guard): set at every spawn,
+   * so it lies past the part of the descriptor a spawn zeroes. */
+  size_t guard;
   weft__post exit_post; /* set at exit: the stack is gone by then */
 };
 

@@ -893,7 +893,8 @@ int weft_init(const weft_config *cfg) {
     err = -EINVAL;
     goto error0;
   }
-  if ((err = weft__stack_setup(cfg ? cfg->stack_size : 0)))
+  if ((err = weft__stack_setup(cfg ? cfg->stack_size : 0,
+                               cfg ? cfg->guard_size : 0)))
     goto error0;
   if ((err = weft__fault_setup()))
     goto error0;

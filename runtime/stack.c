@@ -44,13 +44,37 @@ struct pool {
   struct vec cold; /* pages given back: touching them faults in zeros */
 };
 
+/* The pools of the stacks made with one guard size.  A set is made the
+ * first time weft_init() uses its guard size and is never freed (stacks of
+ * an earlier runtime may still be freed into it), so the list only grows,
+ * by one set per guard size the program ever asked for. */
+struct pools {
+  size_t guard;
+  struct pools *next;
+  struct pool by_class[NCLASSES];
+};
+
 static struct {
   size_t page;
   size_t deflt;
   int kernel_guard; /* -1 unknown, 0 mprotect, 1 MADV_GUARD_INSTALL */
-  struct pool pools[NCLASSES];
+  struct pools *cur;           /* for weft__stack_guard */
+  struct pools *_Atomic all;   /* every set, newest first */
   _Atomic int warned;
 } S = {.kernel_guard = -1};
+
+/* The set for guard size guard (it exists: a stack is only made once the
+ * set for its guard is). */
+static struct pools *pools_of(size_t guard) {
+  struct pools *ps = S.cur;
+  if (WEFT_LIKELY(ps->guard == guard))
+    return ps;
+  for (ps = atomic_load_explicit(&S.all, memory_order_acquire); ps;
+       ps = ps->next)
+    if (ps->guard == guard)
+      return ps;
+  abort(); /* unreachable */
+}
 
 static int class_of(size_t size) {
   return __builtin_ctzl(size) - MIN_SHIFT;
@@ -89,10 +113,35 @@ static bool probe_kernel_guard(void) {
   return ok;
 }
 
-int weft__stack_setup(size_t default_size) {
+/* The guard size from WEFT_GUARD_SIZE: bytes, or with a K, M or G
+ * suffix.  0 if unset; SIZE_MAX (refused later) if it is not a size. */
+static size_t guard_from_env(void) {
+  const char *e = getenv("WEFT_GUARD_SIZE");
+  if (!e || !*e)
+    return 0;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(e, &end, 10);
+  unsigned shift = 0;
+  switch (*end) {
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  }
+  if (errno || end == e || *end || *e == '-' || v == 0 ||
+      v > (WEFT__GUARD_MAX >> shift)) {
+    fprintf(stderr,
+            "weft: WEFT_GUARD_SIZE=%s is not a size from 1 byte to 1 GiB "
+            "(bytes, or with a K, M or G suffix)\n",
+            e);
+    return SIZE_MAX;
+  }
+  return (size_t)v << shift;
+}
+
+int weft__stack_setup(size_t default_size, size_t guard_size) {
   if (!S.page)
     S.page = (size_t)sysconf(_SC_PAGESIZE);
-  weft__stack_guard = S.page;
   if (S.kernel_guard < 0)
     S.kernel_guard = probe_kernel_guard();
   size_t d = default_size ? default_size : WEFT__STACK_DEFAULT;
@@ -101,6 +150,29 @@ int weft__stack_setup(size_t default_size) {
     r <<= 1;
   if (d > WEFT__STACK_MAX)
     return -EINVAL;
+
+  size_t g = guard_size ? guard_size : guard_from_env();
+  if (!g)
+    g = WEFT__GUARD_DEFAULT;
+  if (g > WEFT__GUARD_MAX)
+    return -EINVAL;
+  g = (g + S.page - 1) & ~(S.page - 1); /* at least one page */
+
+  struct pools *ps = atomic_load_explicit(&S.all, memory_order_acquire);
+  while (ps && ps->guard != g)
+    ps = ps->next;
+  if (!ps) {
+    /* weft_init() runs one at a time, so only stack frees (which only read
+     * the list) can run alongside. */
+    ps = calloc(1, sizeof(*ps));
+    if (!ps)
+      return -ENOMEM;
+    ps->guard = g;
+    ps->next = atomic_load_explicit(&S.all, memory_order_relaxed);
+    atomic_store_explicit(&S.all, ps, memory_order_release);
+  }
+  S.cur = ps;
+  weft__stack_guard = g;
   S.deflt = r;
   return 0;
 }
@@ -142,7 +214,7 @@ size_t weft__stack_nall;
 static size_t stack_capall;
 static weft__spin all_lk;
 
-static void record(char *base, size_t size) {
+static void record(char *base, size_t size, size_t guard) {
   weft__spin_lock(&all_lk);
   if (weft__stack_nall == stack_capall) {
     size_t cap = stack_capall ? 2 * stack_capall : 1024;
@@ -157,12 +229,13 @@ static void record(char *base, size_t size) {
   }
   weft__stack_all[weft__stack_nall].base = base;
   weft__stack_all[weft__stack_nall].size = size;
+  weft__stack_all[weft__stack_nall].guard = guard;
   weft__stack_nall++;
   weft__spin_unlock(&all_lk);
 }
 
 static void *map_new(size_t size, int *err) {
-  size_t len = S.page + size;
+  size_t guard = weft__stack_guard, len = guard + size;
   char *p = weft__mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
                  0);
@@ -171,27 +244,28 @@ static void *map_new(size_t size, int *err) {
     warn_limit(*err);
     return NULL;
   }
-  int r = S.kernel_guard == 1 ? madvise(p, S.page, MADV_GUARD_INSTALL)
-                              : mprotect(p, S.page, PROT_NONE);
+  int r = S.kernel_guard == 1 ? madvise(p, guard, MADV_GUARD_INSTALL)
+                              : mprotect(p, guard, PROT_NONE);
   if (r != 0) {
     *err = errno == EAGAIN ? -EAGAIN : -ENOMEM;
     munmap(p, len);
     warn_limit(*err);
     return NULL;
   }
-  record(p, size);
+  record(p, size, guard);
 #if WEFT_VALGRIND
   /* Stacks are never unmapped, so each is registered once, for good:
    * valgrind then knows a switch onto it is a stack switch, not a huge
    * stack-pointer move. */
-  VALGRIND_STACK_REGISTER(p + S.page, p + S.page + size);
+  VALGRIND_STACK_REGISTER(p + guard, p + guard + size);
 #endif
   return p;
 }
 
-/* Takes up to max stacks of class cls from its pool into out. */
+/* Takes up to max stacks of class cls with the current guard from their
+ * pool into out. */
 static size_t pool_take(int cls, void **out, size_t max) {
-  struct pool *pl = &S.pools[cls];
+  struct pool *pl = &S.cur->by_class[cls];
   size_t k = 0;
   weft__spin_lock(&pl->lk);
   while (k < max && pl->warm.n > 0)
@@ -221,25 +295,26 @@ static int by_address(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Gives back the pages of n stacks of one size, one madvise per run of
- * neighbouring mappings.  Guards inside a run stay: MADV_DONTNEED keeps
- * guard markers, and PROT_NONE pages have nothing to drop. */
-static void release_pages(void **st, size_t n, size_t size) {
-  size_t len = S.page + size;
+/* Gives back the pages of n stacks of one size and guard, one madvise per
+ * run of neighbouring mappings.  Guards inside a run stay: MADV_DONTNEED
+ * keeps guard markers, and PROT_NONE pages have nothing to drop. */
+static void release_pages(void **st, size_t n, size_t size, size_t guard) {
+  size_t len = guard + size;
   qsort(st, n, sizeof(void *), by_address);
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
     while (j < n && (char *)st[j - 1] + len == (char *)st[j])
       j++;
-    char *lo = (char *)st[i] + S.page;
+    char *lo = (char *)st[i] + guard;
     char *hi = (char *)st[j - 1] + len;
     madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
     i = j;
   }
 }
 
-static void pool_give(int cls, void **in, size_t n, size_t size) {
-  struct pool *pl = &S.pools[cls];
+static void pool_give(struct pools *ps, int cls, void **in, size_t n,
+                      size_t size) {
+  struct pool *pl = &ps->by_class[cls];
   void *trim[TRIM];
   size_t ntrim = 0;
 
@@ -248,7 +323,7 @@ static void pool_give(int cls, void **in, size_t n, size_t size) {
     weft__spin_unlock(&pl->lk);
     /* Cannot remember them: give their pages back, keep the mappings
      * (handles that point into them must stay readable). */
-    release_pages(in, n, size);
+    release_pages(in, n, size, ps->guard);
     return;
   }
   for (size_t i = 0; i < n; i++)
@@ -262,7 +337,7 @@ static void pool_give(int cls, void **in, size_t n, size_t size) {
   if (!ntrim)
     return;
   /* Released before anyone can take them again. */
-  release_pages(trim, ntrim, size);
+  release_pages(trim, ntrim, size, ps->guard);
   weft__spin_lock(&pl->lk);
   if (vec_reserve(&pl->cold, ntrim)) {
     memcpy(pl->cold.v + pl->cold.n, trim, sizeof(trim));
@@ -294,28 +369,28 @@ void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {
   return map_new(size, err);
 }
 
-void weft__stack_free(struct weft__stack_cache *c, void *base, size_t size) {
-  if (c && size == S.deflt) {
+void weft__stack_free(struct weft__stack_cache *c, void *base, size_t size,
+                      size_t guard) {
+  /* A worker's cache holds stacks of the current guard only. */
+  if (c && size == S.deflt && guard == weft__stack_guard) {
     if (c->n == WEFT__STACK_CACHE) {
       c->n -= BATCH;
-      pool_give(class_of(size), c->items + c->n, BATCH, size);
+      pool_give(S.cur, class_of(size), c->items + c->n, BATCH, size);
     }
     c->items[c->n++] = base;
     return;
   }
-  pool_give(class_of(size), &base, 1, size);
+  pool_give(pools_of(guard), class_of(size), &base, 1, size);
 }
 
 void weft__stack_cache_drain(struct weft__stack_cache *c) {
   if (c->n)
-    pool_give(class_of(S.deflt), c->items, c->n, S.deflt);
+    pool_give(S.cur, class_of(S.deflt), c->items, c->n, S.deflt);
   c->n = 0;
 }
 
 void weft__stack_fork_child_reset(void) {
   atomic_store(&all_lk.v, 0);
-  for (int i = 0; i < NCLASSES; i++) {
-    struct pool *pl = &S.pools[i];
-    memset(pl, 0, sizeof(*pl));
-  }
+  for (struct pools *ps = atomic_load(&S.all); ps; ps = ps->next)
+    memset(ps->by_class, 0, sizeof(ps->by_class));
 }

@@ -27,6 +27,18 @@ tests_test_stack_CPPFLAGS = $(tests_cppflags)
 tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_stack_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
+# One source, two programs: with and without stack clash protection.
+check_PROGRAMS += tests/test_guard_scp tests/test_guard_noscp
+TESTS += tests/test_guard_scp tests/test_guard_noscp
+tests_test_guard_scp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
+tests_test_guard_scp_CPPFLAGS = $(tests_cppflags)
+tests_test_guard_scp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_SCP_CFLAGS)
+tests_test_guard_scp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_guard_noscp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
+tests_test_guard_noscp_CPPFLAGS = $(tests_cppflags)
+tests_test_guard_noscp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_NO_SCP_CFLAGS)
+tests_test_guard_noscp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
 check_PROGRAMS += tests/test_gthread
 TESTS += tests/test_gthread
 tests_test_gthread_SOURCES = tests/tsan_criterion.c tests/test_gthread.c tests/helpers.h

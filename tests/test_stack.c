@@ -11,7 +11,16 @@
  *  - weft_stack_info_get(): the guard lies directly below the usable part,
  *    the usable part is at least what was asked for, holds the thread's own
  *    locals and can really be used, and touching the guard kills;
- *  - absurd stack sizes are refused with -EINVAL.
+ *  - absurd stack sizes are refused with -EINVAL;
+ *  - the guard is 1 MiB by default, else weft_config.guard_size or
+ *    WEFT_GUARD_SIZE rounded up to pages (the field wins over the
+ *    variable); absurd guard sizes are refused with -EINVAL;
+ *  - after weft_shutdown() and weft_init() with another guard size, every
+ *    new green thread (spawned from a kernel thread, from a green thread,
+ *    default or other stack size) gets a stack with the new guard, never a
+ *    cached one made with the old guard;
+ *  - a fault at the lowest byte, the middle or the highest byte of a
+ *    (1 MiB) guard is reported as the thread's overflow.
  *
  * The crash tests fork: the child sends its stderr through a pipe and the
  * parent checks how the child died and what it said.  Under AddressSanitizer
@@ -254,7 +263,8 @@ static void geometry(size_t request) {
   cr_expect(is_pow2(info.stack_size), "stack of %zu bytes", info.stack_size);
   cr_expect_leq(info.stack_size, 2 * want, "asked for %zu, got %zu", want,
                 info.stack_size);
-  cr_expect_leq(info.guard_size, info.stack_size);
+  cr_expect_eq(info.guard_size, 1024 * KIB, "default guard of %zu bytes",
+               info.guard_size);
 
   cr_assert_eq(weft_sem_post(&p.go), 0);
   h_join(t);
@@ -347,6 +357,188 @@ Test(stack_crash, guard_is_not_accessible, .timeout = 40,
                                        WTERMSIG(ch.status) == SIGABRT),
             "writing to the guard: the child %s; stderr:\n%s",
             describe(ch.status), ch.err);
+}
+
+/* Anywhere in the guard, even its lowest byte a whole guard (1 MiB) below
+ * the stack, is the thread's own guard: a fault there is reported as its
+ * overflow.  where: 0 lowest byte, 1 middle, 2 highest byte. */
+static int touch_where;
+
+static void *guard_spot_toucher(void *arg) {
+  (void)arg;
+  weft_stack_info info;
+  if (weft_stack_info_get(weft_self(), &info) != 0)
+    _exit(6);
+  fprintf(stderr, "id=%llu\n", (unsigned long long)weft_id());
+  size_t off = touch_where == 0   ? 0
+               : touch_where == 1 ? info.guard_size / 2
+                                  : info.guard_size - 1;
+  *(volatile char *)((char *)info.guard_lo + off) = 1;
+  return NULL;
+}
+
+static void expect_guard_spot_reported(int where) {
+  struct crash c = {0, 0, "spot-toucher", guard_spot_toucher};
+  struct h_child ch;
+  touch_where = where;
+  h_fork_capture(crash_child, &c, &ch);
+  cr_expect(WIFSIGNALED(ch.status) && WTERMSIG(ch.status) == SIGABRT,
+            "the child %s, expected SIGABRT; stderr:\n%s",
+            describe(ch.status), ch.err);
+  char want[160];
+  snprintf(want, sizeof want,
+           "weft: green thread %llu \"spot-toucher\" overflowed its 64 KiB "
+           "stack", printed_id(ch.err));
+  cr_expect(strstr(ch.err, want) != NULL, "stderr lacks '%s'; stderr:\n%s",
+            want, ch.err);
+}
+
+Test(stack_crash, guard_bottom_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(0);
+}
+
+Test(stack_crash, guard_middle_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(1);
+}
+
+Test(stack_crash, guard_top_is_reported_as_overflow, .timeout = 40,
+     .disabled = SANITIZED) {
+  expect_guard_spot_reported(2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Guard sizes                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* The guard of a green thread spawned now (with attr's stack size). */
+static size_t guard_now(size_t stack_size) {
+  weft_gthread_attr attr = {.stack_size = stack_size};
+  weft_gthread t;
+  weft_stack_info info;
+  cr_assert_eq(weft_spawn(&t, &attr, nothing, NULL), 0);
+  cr_assert_eq(weft_stack_info_get(t, &info), 0);
+  cr_expect_eq((char *)info.guard_lo + info.guard_size,
+               (char *)info.stack_lo);
+  weft_join(t, NULL);
+  return info.guard_size;
+}
+
+static size_t guard_with(size_t cfg_guard) {
+  weft_config cfg = {.workers = 2, .guard_size = cfg_guard};
+  int rc = weft_init(&cfg);
+  cr_assert_eq(rc, 0, "guard_size %zu: %s", cfg_guard, weft_strerror(rc));
+  size_t g = guard_now(0);
+  cr_assert_eq(weft_shutdown(), 0);
+  return g;
+}
+
+Test(stack_cfg, guard_sizes, .timeout = 30) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  unsetenv("WEFT_GUARD_SIZE");
+  cr_expect_eq(guard_with(0), 1024 * KIB);
+  cr_expect_eq(guard_with(1), page);
+  cr_expect_eq(guard_with(page), page);
+  cr_expect_eq(guard_with(page + 1), 2 * page);
+  cr_expect_eq(guard_with(256 * KIB), 256 * KIB);
+  cr_expect_eq(guard_with(4096 * KIB), 4096 * KIB);
+  setenv("WEFT_GUARD_SIZE", "64k", 1);
+  cr_expect_eq(guard_with(0), 64 * KIB);
+  cr_expect_eq(guard_with(page), page, "the field wins over the variable");
+  setenv("WEFT_GUARD_SIZE", "2M", 1);
+  cr_expect_eq(guard_with(0), 2048 * KIB);
+  setenv("WEFT_GUARD_SIZE", "12288", 1);
+  cr_expect_eq(guard_with(0), 12 * KIB);
+  unsetenv("WEFT_GUARD_SIZE");
+}
+
+Test(stack_cfg, absurd_guard_sizes_are_refused, .timeout = 30) {
+  static const size_t bad[] = {SIZE_MAX, ((size_t)1 << 30) + 1,
+                               (size_t)2 << 30};
+  unsetenv("WEFT_GUARD_SIZE");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    weft_config cfg = {.workers = 2, .guard_size = bad[i]};
+    int rc = weft_init(&cfg);
+    cr_expect_eq(rc, -EINVAL, "guard_size %zu: %s", bad[i],
+                 weft_strerror(rc));
+    if (rc == 0)
+      weft_shutdown();
+  }
+  static const char *bad_env[] = {"abc", "-4096", "0", "2G", "12x", "1T"};
+  for (size_t i = 0; i < sizeof bad_env / sizeof bad_env[0]; i++) {
+    setenv("WEFT_GUARD_SIZE", bad_env[i], 1);
+    weft_config cfg = {.workers = 2};
+    int rc = weft_init(&cfg);
+    cr_expect_eq(rc, -EINVAL, "WEFT_GUARD_SIZE=%s: %s", bad_env[i],
+                 weft_strerror(rc));
+    if (rc == 0)
+      weft_shutdown();
+  }
+  unsetenv("WEFT_GUARD_SIZE");
+  cr_expect_not(weft_running());
+}
+
+/* Spawns n threads with the given stack size from a green thread (so that
+ * their stacks come from, and go back to, a worker's cache) and checks
+ * that each has the guard want. */
+struct respawn {
+  size_t stack_size, want;
+  int n, bad;
+};
+
+static void *guard_checker(void *arg) {
+  struct respawn *r = arg;
+  weft_stack_info info;
+  if (weft_stack_info_get(weft_self(), &info) != 0 ||
+      info.guard_size != r->want ||
+      (char *)info.guard_lo + info.guard_size != (char *)info.stack_lo)
+    return (void *)1;
+  /* The whole usable part is there. */
+  volatile char *lo = info.stack_lo;
+  lo[0] = 1;
+  return NULL;
+}
+
+static void *respawner(void *arg) {
+  struct respawn *r = arg;
+  weft_gthread t[64];
+  weft_gthread_attr attr = {.stack_size = r->stack_size};
+  for (int i = 0; i < r->n; i++)
+    if (weft_spawn(&t[i], &attr, guard_checker, r) != 0)
+      r->bad++;
+  for (int i = 0; i < r->n; i++) {
+    void *res = NULL;
+    weft_join(t[i], &res);
+    r->bad += res != NULL;
+  }
+  return NULL;
+}
+
+static void churn(size_t want) {
+  static const size_t sizes[] = {0, 128 * KIB};
+  for (int k = 0; k < 2; k++) {
+    struct respawn r = {sizes[k], want, 64, 0};
+    /* From a green thread (the worker's cache), then from main. */
+    h_join(h_spawn(respawner, &r));
+    respawner(&r);
+    cr_expect_eq(r.bad, 0, "%d green threads with stack size %zu did not "
+                 "get a %zu-byte guard", r.bad, sizes[k], want);
+  }
+}
+
+/* Stacks are cached and never unmapped: a new runtime with another guard
+ * must not hand out the old runtime's stacks. */
+Test(stack_cfg, reinit_with_another_guard, .timeout = 30) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  static const size_t guards[] = {0, 1, 0, 64 << 10, 1};
+  unsetenv("WEFT_GUARD_SIZE");
+  for (size_t i = 0; i < sizeof guards / sizeof guards[0]; i++) {
+    weft_config cfg = {.workers = 2, .guard_size = guards[i]};
+    cr_assert_eq(weft_init(&cfg), 0);
+    churn(guards[i] == 0 ? 1024 * KIB : guards[i] == 1 ? page : guards[i]);
+    cr_assert_eq(weft_shutdown(), 0);
+  }
 }
 
 /* ------------------------------------------------------------------------ */

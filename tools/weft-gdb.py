@@ -14,8 +14,10 @@
 #
 # How it finds green threads: the runtime records every stack mapping it
 # makes in weft__stack_all[0 .. weft__stack_nall) (stacks are never
-# unmapped), and a green thread's descriptor (struct weft__g) sits at the
-# top of its stack mapping, where weft__g_of_stack() puts it.  A record
+# unmapped) as its base, usable size and guard size (struct
+# weft__stack_rec; the guard size may differ from one weft_init() to the
+# next), and a green thread's descriptor (struct weft__g) sits at the top of
+# its stack mapping, base + guard + size, where weft__g_of_stack() puts it.  A record
 # whose descriptor has id 0 or state DONE holds no live green thread.
 #
 # How it shows a parked thread's stack: a parked green thread's context is
@@ -110,8 +112,8 @@ class _Layout(object):
         self.off = {}
         for f in t.fields():
             self.off[f.name] = f.bitpos // 8
-        for name in ("ctx", "id", "state", "base", "size", "wait_reason",
-                     "worker", "name"):
+        for name in ("ctx", "id", "state", "base", "size", "guard",
+                     "wait_reason", "worker", "name"):
             if name not in self.off:
                 _error("struct weft__g has no field %s: this extension does "
                        "not match the program's weft" % name)
@@ -131,6 +133,7 @@ class _G(object):
         self.state = raw[lay.off["state"]]
         self.base = q("base")
         self.size = q("size")
+        self.guard = q("guard")
         self.worker = struct.unpack_from("<i", raw, lay.off["worker"])[0]
         off = lay.off["name"]
         self.name = raw[off:off + lay.name_len].split(b"\0", 1)[0].decode(
@@ -144,26 +147,20 @@ class _G(object):
         return _STATES.get(self.state, "state %d" % self.state)
 
 
-def _guard_candidates():
-    """The guard size below each stack: the runtime's page size (the static
-    S.page of stack.c) if gdb can read it, then the usual page sizes."""
-    sizes = []
+def _rec_layout():
+    """(record size, offsets of base, size and guard) of struct
+    weft__stack_rec, from the program's debug info."""
     try:
-        for sym in gdb.lookup_static_symbols("S"):
-            fn = sym.symtab.filename if sym.symtab else ""
-            if fn.endswith("stack.c"):
-                try:
-                    p = int(sym.value()["page"])
-                    if p > 0:
-                        sizes.append(p)
-                except (gdb.error, KeyError):
-                    pass
-    except (AttributeError, gdb.error):
-        pass  # gdb older than 10
-    for p in (4096, 16384, 65536):
-        if p not in sizes:
-            sizes.append(p)
-    return sizes
+        t = gdb.lookup_type("struct weft__stack_rec")
+    except gdb.error:
+        _error("no debug info for struct weft__stack_rec: build libweft "
+               "with -g")
+    off = dict((f.name, f.bitpos // 8) for f in t.fields())
+    for name in ("base", "size", "guard"):
+        if name not in off:
+            _error("struct weft__stack_rec has no field %s: this extension "
+                   "does not match the program's weft" % name)
+    return t.sizeof, off["base"], off["size"], off["guard"]
 
 
 def _workers(inf):
@@ -222,29 +219,27 @@ def green_threads():
         gdb.lookup_type("unsigned long")))
     if nall == 0 or all_p == 0:
         return []
-    recs = _read(inf, all_p, 16 * nall)
+    rsize, rbase, rsz, rguard = _rec_layout()
+    recs = _read(inf, all_p, rsize * nall)
     if recs is None:
         _error("cannot read weft__stack_all (%d records at 0x%x)"
                % (nall, all_p))
-    guards = _guard_candidates()
-    guard = None
     out = []
     for i in range(nall):
-        base, size = struct.unpack_from("<QQ", recs, 16 * i)
-        for gs in ([guard] if guard else guards):
-            top = base + gs + size
-            addr = (top - lay.size) & ~(_CACHELINE - 1)
-            raw = _read(inf, addr, lay.size)
-            if raw is None:
-                continue
-            g = _G(addr, lay, raw, inf)
-            # A descriptor names its own stack (base and size are set at
-            # every spawn and kept when the thread is freed), which
-            # confirms the guard size.
-            if g.base == base and g.size == size:
-                guard = gs
-                break
-        else:
+        at = rsize * i
+        base = struct.unpack_from("<Q", recs, at + rbase)[0]
+        size = struct.unpack_from("<Q", recs, at + rsz)[0]
+        guard = struct.unpack_from("<Q", recs, at + rguard)[0]
+        top = base + guard + size
+        addr = (top - lay.size) & ~(_CACHELINE - 1)
+        raw = _read(inf, addr, lay.size)
+        if raw is None:
+            continue
+        g = _G(addr, lay, raw, inf)
+        # A descriptor names its own stack (base, size and guard are set at
+        # every spawn and kept when the thread is freed); one that does not
+        # was never used.
+        if g.base != base or g.size != size or g.guard != guard:
             continue
         if g.id == 0 or g.state == _G_DONE or g.state not in _STATES:
             continue
@@ -343,7 +338,7 @@ def _saved_regs(inf, g):
     """The registers of g as its context switch would restore them."""
     ctx = g.ctx
     lo = g.base
-    hi = g.base + (1 << 20) + g.size  # guard + usable part, generously
+    hi = g.base + g.guard + g.size  # guard + usable part
     if not (lo < ctx < hi):
         _error("green thread %d has no saved context on its stack "
                "(context 0x%x, stack 0x%x+0x%x)" % (g.id, ctx, g.base,
