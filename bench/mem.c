@@ -289,8 +289,16 @@ static int child(const struct bench_opts *o) {
     memset(c->t, 0xff, (size_t)c->n * sizeof(*c->t));
     memset(c->t, 0, (size_t)c->n * sizeof(*c->t));
   }
-  if (c->mode == GREEN)
-    gb_init(0);
+  if (c->mode == GREEN) {
+    /* A one-page guard, as a program with a million threads would run:
+     * the bench is built with -fstack-clash-protection (configure adds it
+     * where the compiler has it), which probes every page of a large
+     * frame, so one page cannot be jumped.  The default 1 MiB guard, for
+     * code built without it, costs about 2 KiB of page tables more per
+     * thread (weft.h, weft_config.guard_size). */
+    weft_config cfg = {.guard_size = 4096};
+    gb_check(weft_init(&cfg), "weft_init");
+  }
   if (c->mode == PROCESS) {
     c->pids = bench_shared((size_t)c->n * sizeof(*c->pids));
     if (pipe(c->fd) != 0) {

@@ -77,7 +77,7 @@ shm.alloc_free|ns||||weft_shm_alloc(64) + weft_shm_free in a worker process
 malloc.alloc_free|ns||||malloc(64) + free in the same worker process
 shm.alloc_free.4k|ns||||the same with 4 KiB
 malloc.alloc_free.4k|ns||||the same with 4 KiB
-mem.idle.green|KiB|<=|4.5|10k threads|memory per green thread blocked in a channel receive (100,000 of them)
+mem.idle.green|KiB|<=|4.5|10k threads|memory per green thread blocked in a channel receive (100,000 of them; one-page guard, built with -fstack-clash-protection)
 mem.idle.kthread|KiB|||1k threads|memory per kernel thread blocked in a channel receive (10,000 of them)
 mem.idle.process|KiB|||100 processes|memory per process blocked in read() (1,000 of them)
 mem.idle.green.user|KiB|||10k threads|its user-space pages (RSS growth)
