@@ -160,8 +160,22 @@ WEFT_EXTERN bool weft_running(void);
 WEFT_EXTERN int weft_workers(void);
 
 /* Index of the worker the caller is running on, or -1 if the caller is not
- * a weft worker.  Only a hint: a green thread may move at any switch. */
+ * a weft worker.  Only a hint: a green thread may move at any switch,
+ * unless it is pinned. */
 WEFT_EXTERN int weft_worker_index(void);
+
+/*
+ * Pins the calling green thread to the worker it runs on (pinned true), or
+ * lets it move again (false).  A pinned thread is never stolen or resumed
+ * elsewhere, so C thread-locals (a library's per-thread cache, a
+ * thread-local errno of another library) stay its own across calls that
+ * block or yield.  The price: it waits for its worker even when another is
+ * idle, and a wake from another worker reaches it within 16 of its
+ * worker's switches, or at once if that worker is idle.  Returns the
+ * worker's index when pinning, 0 when unpinning, -EPERM outside a green
+ * thread.  weft_gthread_attr.pinned pins a thread from its start.
+ */
+WEFT_EXTERN int weft_pin(bool pinned);
 
 /* ------------------------------------------------------------------------ */
 /* Green threads                                                            */
@@ -179,6 +193,8 @@ typedef struct weft_gthread_attr {
   size_t stack_size; /* 0: the runtime's default (weft_config.stack_size) */
   const char *name;  /* copied, truncated to WEFT_NAME_MAX - 1; may be NULL */
   bool detached;     /* true: resources freed at exit, cannot be joined */
+  /* true: runs only on the worker it first runs on (see weft_pin). */
+  bool pinned;
 } weft_gthread_attr;
 
 typedef void *(*weft_fn)(void *arg);

@@ -163,10 +163,14 @@ static inline void g_start(struct weft__g *g, void *post) {
 #endif
   g->fresh = false;
   weft__post_run(post);
-  if (WEFT_UNLIKELY(g->foreign)) {
+  if (WEFT_UNLIKELY(g->foreign | (g->pin < 0))) {
     struct weft__worker *w = weft__worker_get();
-    weft__stat_inc(&w->st.spawns);
-    weft__stat_inc(&w->st.foreign_spawns);
+    if (g->foreign) {
+      weft__stat_inc(&w->st.spawns);
+      weft__stat_inc(&w->st.foreign_spawns);
+    }
+    if (g->pin < 0)
+      g->pin = w->index + 1; /* pinned where it first runs */
   }
   *weft__worker_get()->errnop = 0;
 }
@@ -255,6 +259,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
+  g->pin = attr && attr->pinned ? -1 : 0;
 #if EXIT_BY_RETURN
   g->ctx = weft__ctx_make_ret_asm(base + weft__stack_guard_size(), g, g_entry, g);
 #else

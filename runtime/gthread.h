@@ -65,6 +65,9 @@ struct weft__g {
   uint16_t io_streak; /* I/O calls in a row that did not wait (io.c) */
   uint32_t epoch; /* the runtime that spawned it (weft__rt.epoch) */
   bool foreign;   /* spawned by a thread that is not a worker */
+  /* 0: runs on any worker; n > 0: pinned to worker n - 1; -1: to be
+   * pinned to the worker it first runs on (weft_gthread_attr.pinned). */
+  int pin;
   char name[WEFT_NAME_MAX];
   /* The guard below the stack, [base, base + guard): set at every spawn,
    * so it lies past the part of the descriptor a spawn zeroes. */

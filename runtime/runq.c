@@ -22,9 +22,17 @@ WEFT_NOINLINE static bool put_slow(struct weft__runq *q, struct weft__g *g, uint
     return false; /* thieves took some; the ring has room now */
   (void)t;
   batch[N] = g;
-  for (uint32_t i = 0; i < N; i++)
+  /* Pinned threads never go to the global queue, where any worker takes
+   * them: to their worker's inbox instead (the owner's, here). */
+  uint32_t k = 0;
+  for (uint32_t i = 0; i <= N; i++)
+    if (!WEFT_UNLIKELY(batch[i]->pin) || !weft__pin_divert(batch[i], -1))
+      batch[k++] = batch[i];
+  if (k == 0)
+    return true;
+  for (uint32_t i = 0; i + 1 < k; i++)
     batch[i]->next = batch[i + 1];
-  weft__globq_put_batch(gq, batch[0], g, N + 1);
+  weft__globq_put_batch(gq, batch[0], batch[k - 1], (int)k);
   return true;
 }
 
@@ -44,7 +52,7 @@ bool weft__runq_put_slow(struct weft__runq *q, struct weft__g *g,
 }
 
 struct weft__g *weft__runq_steal(struct weft__runq *q,
-                                 struct weft__runq *victim) {
+                                 struct weft__runq *victim, int self) {
   uint32_t t = ld_relaxed(&q->tail);
 
   for (;;) {
@@ -65,6 +73,15 @@ struct weft__g *weft__runq_steal(struct weft__runq *q,
     if (atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n,
                                                 memory_order_acq_rel,
                                                 memory_order_relaxed)) {
+      /* Threads pinned to another worker go to it, not to us. */
+      uint32_t k = 0;
+      for (uint32_t i = 0; i < n; i++) {
+        struct weft__g *g = ld_relaxed(&q->buf[(t + i) % WEFT__RUNQ_SIZE]);
+        if (!WEFT_UNLIKELY(g->pin) || !weft__pin_divert(g, self))
+          st_relaxed(&q->buf[(t + k++) % WEFT__RUNQ_SIZE], g);
+      }
+      if ((n = k) == 0)
+        return NULL;
       /* Keep the last one to run; publish the rest in our ring. */
       n--;
       struct weft__g *g = ld_relaxed(&q->buf[(t + n) % WEFT__RUNQ_SIZE]);

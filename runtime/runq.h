@@ -34,6 +34,11 @@ struct weft__globq {
 bool weft__runq_put_slow(struct weft__runq *q, struct weft__g *g,
                          struct weft__globq *gq);
 
+/* A green thread pinned to a worker other than self (an index) goes to
+ * that worker's pinned inbox instead of running here: returns true if g
+ * was sent there (sched.c).  self < 0: any worker but its own sends it. */
+bool weft__pin_divert(struct weft__g *g, int self);
+
 /* Owner only.  Returns false when the ring was full and g and half of the
  * ring went to gq instead. */
 static inline bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
@@ -73,7 +78,7 @@ static inline uint32_t weft__runq_len(struct weft__runq *q) {
 /* Thief: moves about half of victim's ring into q (owned by the caller) and
  * returns one of the stolen green threads, or NULL. */
 struct weft__g *weft__runq_steal(struct weft__runq *q,
-                                 struct weft__runq *victim);
+                                 struct weft__runq *victim, int self);
 
 void weft__globq_put(struct weft__globq *gq, struct weft__g *g);
 void weft__globq_put_batch(struct weft__globq *gq, struct weft__g *first,

@@ -161,6 +161,71 @@ static void reset_spinning(struct weft__worker *w) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Pinned green threads                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Pinned.  A pinned green thread (weft_gthread_attr.pinned, weft_pin) runs
+ * only on its worker, so that C thread-locals it keeps across calls stay
+ * its own.  Nothing on the switch path looks at the pin: a pinned thread
+ * moves through its worker's queues like any other, and the few places
+ * where another worker could take it (a wake on another worker, a steal
+ * from the run queue or runnext, the global queue, which it never enters)
+ * send it to its worker's inbox instead.  The worker takes from its inbox
+ * in the slow pick (every SLOW_EVERY picks) and before it parks, so a
+ * pinned thread woken elsewhere waits at most that long behind its
+ * worker's other threads.  Sending wakes the worker if it is parked
+ * (Dekker, as for the global queue: the sender counts npin, seq_cst, then
+ * looks at the idle list; the worker publishes itself idle, then reads
+ * npin in any_work).
+ */
+static void pin_send(struct weft__worker *h, struct weft__g *g) {
+  g->state = WEFT__G_RUNNABLE;
+  g->next = NULL;
+  weft__spin_lock(&h->pin_lk);
+  if (h->pin_tail)
+    h->pin_tail->next = g;
+  else
+    h->pin_head = g;
+  h->pin_tail = g;
+  atomic_fetch_add(&h->npin, 1); /* seq_cst */
+  weft__spin_unlock(&h->pin_lk);
+  bool wake = false;
+  weft__spin_lock(&weft__rt.idle_lk);
+  if (h->idle_pos >= 0) {
+    idle_remove_locked(h);
+    atomic_fetch_sub(&weft__rt.nidle, 1);
+    wake = true;
+  }
+  weft__spin_unlock(&weft__rt.idle_lk);
+  if (wake)
+    unpark(h);
+}
+
+bool weft__pin_divert(struct weft__g *g, int self) {
+  int home = g->pin - 1;
+  if (home < 0 || home == self)
+    return false;
+  pin_send(weft__rt.w[home], g);
+  return true;
+}
+
+static struct weft__g *pin_take(struct weft__worker *w) {
+  if (WEFT_LIKELY(!ld_relaxed(&w->npin)))
+    return NULL;
+  weft__spin_lock(&w->pin_lk);
+  struct weft__g *g = w->pin_head;
+  if (g) {
+    if (!(w->pin_head = g->next))
+      w->pin_tail = NULL;
+    g->next = NULL;
+    atomic_fetch_sub_explicit(&w->npin, 1, memory_order_relaxed);
+  }
+  weft__spin_unlock(&w->pin_lk);
+  return g;
+}
+
+/* ------------------------------------------------------------------ */
 /* Picking the next green thread                                      */
 /* ------------------------------------------------------------------ */
 
@@ -245,6 +310,9 @@ WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
   w->tick = SLOW_EVERY;
   run_timers(w);
   weft__netpoll_poll_now(w, true);
+  struct weft__g *g = pin_take(w);
+  if (g)
+    return g;
   /* Yielded threads wait behind wakes, but not forever. */
   if (w->yq_head)
     return yq_take_publish(w);
@@ -278,15 +346,16 @@ static WEFT_INLINE struct weft__g *pick_local(struct weft__worker *w) {
 
 static struct weft__g *steal_from(struct weft__worker *w,
                                   struct weft__worker *v, bool take_next) {
-  struct weft__g *g = weft__runq_steal(&w->q, &v->q);
-  if (!g && take_next)
-    g = take_runnext(v);
+  struct weft__g *g = weft__runq_steal(&w->q, &v->q, w->index);
+  if (!g && take_next && (g = take_runnext(v)) && WEFT_UNLIKELY(g->pin) &&
+      weft__pin_divert(g, w->index))
+    g = NULL;
   return g;
 }
 
-static bool any_work(void) {
+static bool any_work(struct weft__worker *w) {
   /* seq_cst loads: the other half of the idle/queue Dekker pattern */
-  if (atomic_load(&weft__rt.gq.n))
+  if (atomic_load(&weft__rt.gq.n) || atomic_load(&w->npin))
     return true;
   for (int i = 0; i < weft__rt.nworkers; i++) {
     struct weft__worker *v = weft__rt.w[i];
@@ -326,6 +395,7 @@ static bool watch_globq(struct weft__worker *w) {
   for (int64_t end = now + FOREIGN_WATCH_NS;;) {
     for (int i = 0; i < 64 && !found; i++) {
       found = ld_relaxed(&weft__rt.gq.n) != 0 || weft__has_local_work(w) ||
+              ld_relaxed(&w->npin) != 0 ||
               ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING;
       weft__cpu_relax();
     }
@@ -349,7 +419,9 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
     if (WEFT_UNLIKELY(ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING))
       return NULL;
     run_timers(w);
-    struct weft__g *g = pick_local(w);
+    struct weft__g *g = pin_take(w);
+    if (!g)
+      g = pick_local(w);
     if (!g && w->np_nev) { /* polled by pick_local's slow path */
       weft__netpoll_deliver_deferred(w);
       g = pick_local(w);
@@ -406,7 +478,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
     idle_push_locked(w);
     atomic_fetch_add(&weft__rt.nidle, 1); /* seq_cst */
     weft__spin_unlock(&weft__rt.idle_lk);
-    if (any_work() || ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING) {
+    if (any_work(w) || ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING) {
       weft__spin_lock(&weft__rt.idle_lk);
       if (w->idle_pos >= 0) {
         idle_remove_locked(w);
@@ -635,7 +707,9 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
 WEFT_NOINLINE static void ready_foreign(struct weft__g *g) {
   if (!weft__foreign_enter())
     return;
-  if (g->epoch == ld_relaxed(&weft__rt.epoch)) {
+  if (g->epoch == ld_relaxed(&weft__rt.epoch) && g->pin > 0) {
+    pin_send(weft__rt.w[g->pin - 1], g);
+  } else if (g->epoch == ld_relaxed(&weft__rt.epoch)) {
     g->state = WEFT__G_RUNNABLE;
     st_relaxed(&weft__rt.foreign_last, weft__now()); /* see watch_globq */
     weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
@@ -658,6 +732,9 @@ void weft__ready(struct weft__g *g) {
   /* Abandoned by an earlier runtime (a wait it left behind was ended):
    * never resumed, since this runtime does not own it. */
   if (WEFT_UNLIKELY(g->epoch != ld_relaxed(&weft__rt.epoch)))
+    return;
+  /* Pinned to another worker: there, not here. */
+  if (WEFT_UNLIKELY(g->pin) && weft__pin_divert(g, w->index))
     return;
   g->state = WEFT__G_RUNNABLE;
   {
@@ -1052,6 +1129,15 @@ int weft_workers(void) { return weft__rt_running() ? weft__rt.nworkers : 0; }
 int weft_worker_index(void) {
   struct weft__worker *w = weft__worker_get();
   return w ? w->index : -1;
+}
+
+int weft_pin(bool pinned) {
+  struct weft__worker *w = weft__worker_get();
+  struct weft__g *g = w ? w->cur : NULL;
+  if (!g)
+    return -EPERM;
+  g->pin = pinned ? w->index + 1 : 0;
+  return pinned ? w->index : 0;
 }
 
 int weft_stats(weft_worker_stats *stats, int n) {

@@ -54,6 +54,12 @@ struct weft__worker {
   size_t altstack_size;
   void *np_ev; /* netpoller event buffer (not on green thread stacks) */
   int np_nev;  /* events in np_ev not delivered yet */
+  /* Green threads pinned to this worker that another worker made
+   * runnable (or would have run), FIFO through g->next under pin_lk;
+   * npin read without the lock as a hint (sched.c, "Pinned"). */
+  weft__spin pin_lk WEFT_ALIGNED_CL;
+  struct weft__g *pin_head, *pin_tail;
+  _Atomic uint32_t npin;
 };
 
 enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };

@@ -360,3 +360,110 @@ Test(migrate, errno_read_plainly_follows_the_thread) {
   cr_expect_eq(bad, 0, "errno read plainly was wrong %ld times of %d", bad,
                N * 400 * 2);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Pinned threads never move                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A C thread-local: its address is the kernel thread's, so a pinned
+ * thread sees the same one after every call.  (Other green threads of the
+ * worker share it, as they share the kernel thread.) */
+static __thread int tl_mine;
+H_OPAQUE static int *tl_addr(void) { return &tl_mine; }
+static atomic_long pinned_moves, unpinned_moves;
+static weft_sem pin_sem;
+
+struct pinned_arg {
+  bool pinned;    /* pinned from the start (attr) */
+  bool pin_later; /* pins itself with weft_pin after a few switches */
+  int id;
+};
+
+static void *pin_worker(void *p) {
+  struct pinned_arg *a = p;
+  long moves = 0;
+  int home = weft_worker_index();
+  int *tl = tl_addr();
+  for (int i = 0; i < 3000; i++) {
+    if (a->pin_later && i == 100) {
+      int rc = weft_pin(true);
+      TCHECK(rc >= 0);
+      home = weft_worker_index();
+      TCHECK_EQ(rc, home);
+      tl = tl_addr();
+    }
+    bool pinned = a->pinned || (a->pin_later && i >= 100);
+    switch (i % 4) {
+    case 0: weft_yield(); break;
+    case 1: weft_sleep(i % 8 == 1 ? 2000 : 0); break;
+    case 2: weft_sem_wait(&pin_sem); break; /* posted by other threads */
+    default: weft_sem_post(&pin_sem); weft_yield(); break;
+    }
+    int now = weft_worker_index();
+    if (now != home) {
+      moves++;
+      home = now;
+    }
+    if (pinned)
+      TCHECK(tl_addr() == tl);
+    tl = tl_addr();
+  }
+  atomic_fetch_add(a->pinned || a->pin_later ? &pinned_moves
+                                             : &unpinned_moves, moves);
+  return NULL;
+}
+
+/* Posts the semaphore from a plain thread too, so that wakes come from
+ * outside the workers (the global queue). */
+static atomic_int poster_stop;
+static void *plain_poster(void *p) {
+  (void)p;
+  while (!atomic_load(&poster_stop)) {
+    weft_sem_post(&pin_sem);
+    usleep(50);
+  }
+  return NULL;
+}
+
+Test(migrate, pinned_threads_never_move) {
+  enum { N = 24 };
+  struct pinned_arg a[N];
+  weft_gthread t[N];
+  cr_assert_eq(weft_sem_init(&pin_sem, 0), 0);
+  atomic_store(&poster_stop, 0);
+  pthread_t poster = h_pthread(plain_poster, NULL);
+  /* Rounds until unpinned threads were seen to move (almost always the
+   * first): only then does "pinned threads did not" mean something. */
+  for (int round = 0; round < 10 && !atomic_load(&unpinned_moves); round++) {
+  for (int i = 0; i < N; i++) {
+    a[i] = (struct pinned_arg){.pinned = i % 3 == 0, .pin_later = i % 3 == 1,
+                               .id = 1 + i};
+    weft_gthread_attr at = {.pinned = a[i].pinned};
+    cr_assert_eq(weft_spawn(&t[i], &at, pin_worker, &a[i]), 0);
+  }
+  /* Keep the semaphore from running dry while threads finish. */
+  for (int done = 0; done < N;) {
+    for (int k = 0; k < 64; k++)
+      weft_sem_post(&pin_sem);
+    void *r;
+    while (done < N && weft_tryjoin(t[done], &r) == 0)
+      done++;
+    usleep(1000);
+  }
+  }
+  atomic_store(&poster_stop, 1);
+  h_pjoin(poster);
+  cr_log_info("unpinned threads moved %ld times, pinned %ld",
+              atomic_load(&unpinned_moves), atomic_load(&pinned_moves));
+  /* The workload does move threads: otherwise the check proves nothing. */
+  cr_expect_gt(atomic_load(&unpinned_moves), 0,
+               "no unpinned thread ever moved: the test cannot tell");
+  cr_expect_eq(atomic_load(&pinned_moves), 0,
+               "pinned threads moved %ld times", atomic_load(&pinned_moves));
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+Test(migrate, pin_outside_a_green_thread_is_refused) {
+  cr_expect_eq(weft_pin(true), -EPERM);
+  cr_expect_eq(weft_pin(false), -EPERM);
+}
