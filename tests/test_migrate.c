@@ -381,7 +381,7 @@ struct pinned_arg {
 
 static void *pin_worker(void *p) {
   struct pinned_arg *a = p;
-  long moves = 0;
+  long moves = 0, pinned_moved = 0;
   int home = weft_worker_index();
   int *tl = tl_addr();
   for (int i = 0; i < 3000; i++) {
@@ -401,15 +401,18 @@ static void *pin_worker(void *p) {
     }
     int now = weft_worker_index();
     if (now != home) {
-      moves++;
+      if (pinned)
+        pinned_moved++;
+      else
+        moves++;
       home = now;
     }
     if (pinned)
       TCHECK(tl_addr() == tl);
     tl = tl_addr();
   }
-  atomic_fetch_add(a->pinned || a->pin_later ? &pinned_moves
-                                             : &unpinned_moves, moves);
+  atomic_fetch_add(&pinned_moves, pinned_moved);
+  atomic_fetch_add(&unpinned_moves, moves);
   return NULL;
 }
 
