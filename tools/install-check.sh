@@ -160,6 +160,18 @@ else
   cat "$scratch/cc.log"
   fail "cannot link demos/channel.c with libweft.a"
 fi
+# A fully static program (libc, jemalloc and weft all linked in): the
+# static libraries' own needs (jemalloc's -lm) must come from
+# pkg-config --static.
+if $CC -static -std=gnu11 -Wall -Wextra -Werror -g -o channel-full-static \
+     channel.c $cflags "$dlibdir/libweft.a" $slibs 2>"$scratch/cc.log"; then
+  ok "built a fully static demos/channel.c with pkg-config --static --libs"
+  ./channel-full-static 2>&1 | grep -q 'received 42' && ok "it runs" ||
+    fail "the fully static program does not run"
+else
+  cat "$scratch/cc.log"
+  fail "cannot link demos/channel.c fully static with pkg-config --static"
+fi
 
 # gdb derives the auto-load script's name from the real path of the
 # library: scripts-directory + realpath + "-gdb.py".  Point a scratch
