@@ -63,6 +63,7 @@ handoff.kthread.pipe.1cpu|ns||||handoff.kthread.pipe on one CPU
 handoff.process.pipe.1cpu|ns||||handoff.process.pipe on one CPU
 handoff.process.shm.1cpu|ns||||handoff.process.shm on one CPU
 spawn_join.green|ns|<=|60||weft_spawn + weft_join from a green thread, stacks from the cache
+spawn_join.green.foreign|ns|<=|1000||weft_spawn + weft_join from main, a thread that is not a worker
 spawn_join.green.task|ns||||weft_task_start(GREEN) + weft_task_wait from a green thread
 spawn_join.kthread|ns||||weft_task_start(KTHREAD) + weft_task_wait: pthread_create, run, join
 spawn_join.process|ns||||weft_task_start(PROCESS) + weft_task_wait: fork, run, exit, reap

@@ -4,6 +4,12 @@
  *   spawn_join.green    ns for one spawn + join from inside a green thread,
  *                       after a warm-up, so the stack comes from the
  *                       worker's cache (all workers running)
+ *   spawn_join.green.foreign  the same from main, a thread that is not a
+ *                       worker (as the README's first example does): the
+ *                       mean of 10,000 spawn + join pairs, after a
+ *                       warm-up; the thread is queued for the workers and
+ *                       main waits for it, so this is a handoff between
+ *                       kernel threads each way
  *   spawn.1m.green      ms to spawn 1,000,000 detached green threads that
  *                       each send one message to one collector green thread
  *                       over a buffered channel (capacity 1024), one spawner
@@ -60,6 +66,26 @@ static int child_spawn_join(const struct bench_opts *o) {
   gb_join(gb_spawn(spawn_join_driver, &s));
   bench_put(o, (double)(s.t1 - s.t0) / (double)s.n);
   bench_put(o, (double)s.maps);
+  gb_check(weft_shutdown(), "weft_shutdown");
+  return 0;
+}
+
+static int child_spawn_join_foreign(const struct bench_opts *o) {
+  long n = atol(o->child_argv[0]);
+  weft_gthread t;
+
+  gb_init(0);
+  for (long i = 0; i < 2000; i++) { /* warm the stack cache */
+    gb_check(weft_spawn(&t, NULL, noop, NULL), "weft_spawn");
+    gb_check(weft_join(t, NULL), "weft_join");
+  }
+  int64_t t0 = bench_now();
+  for (long i = 0; i < n; i++) {
+    weft_spawn(&t, NULL, noop, NULL);
+    weft_join(t, NULL);
+  }
+  int64_t t1 = bench_now();
+  bench_put(o, (double)(t1 - t0) / (double)n);
   gb_check(weft_shutdown(), "weft_shutdown");
   return 0;
 }
@@ -149,8 +175,8 @@ static int child_spawn_many(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double sj[BENCH_MAX_REPS], maps[BENCH_MAX_REPS];
-  double ms[BENCH_MAX_REPS], rss[BENCH_MAX_REPS];
-  int nsj = 0, nm = 0;
+  double ms[BENCH_MAX_REPS], rss[BENCH_MAX_REPS], fsj[BENCH_MAX_REPS];
+  int nsj = 0, nm = 0, nf = 0;
   long n_sj, n_many;
   double scale;
   char sj_str[32], many_str[32], note[128];
@@ -159,6 +185,8 @@ int main(int argc, char **argv) {
   if (o.child) {
     if (strcmp(o.child, "spawn_join") == 0)
       return child_spawn_join(&o);
+    if (strcmp(o.child, "spawn_join_foreign") == 0)
+      return child_spawn_join_foreign(&o);
     return child_spawn_many(&o);
   }
   n_sj = o.quick ? 300000 : 2000000;
@@ -173,6 +201,8 @@ int main(int argc, char **argv) {
       sj[nsj] = out[0];
       maps[nsj++] = out[1];
     }
+    if (bench_child(&o, "spawn_join_foreign", out, 1, "10000", NULL) == 1)
+      fsj[nf++] = out[0];
     if (bench_child(&o, "spawn_many", out, 2, many_str, NULL) == 2) {
       ms[nm] = out[0] * scale;
       rss[nm++] = out[1];
@@ -182,6 +212,8 @@ int main(int argc, char **argv) {
   snprintf(note, sizeof(note), "%ld spawn+join; %.0f stacks mapped in the "
            "timed loop", n_sj, bench_median(maps, nsj));
   bench_row(&o, "spawn_join.green", sj, nsj, "ns", note);
+  bench_row(&o, "spawn_join.green.foreign", fsj, nf, "ns",
+            "10000 spawn+join from main (not a worker)");
   if (scale != 1)
     snprintf(note, sizeof(note), "quick: %ld threads, time x%.0f", n_many,
              scale);
@@ -194,5 +226,5 @@ int main(int argc, char **argv) {
   else
     snprintf(note, sizeof(note), "peak RSS of that process");
   bench_row(&o, "spawn.1m.green.rss", rss, nm, "MiB", note);
-  return nsj == o.reps && nm == o.reps ? 0 : 1;
+  return nsj == o.reps && nm == o.reps && nf == o.reps ? 0 : 1;
 }
