@@ -8,6 +8,13 @@
  *    negative errno on failure (-EINVAL, -ENOMEM, -EPIPE for a closed
  *    channel, -ETIMEDOUT, -EAGAIN for "would block", ...).
  *    weft_strerror() names them.
+ *  - Misuse is an error, never undefined behaviour.  A NULL pointer where
+ *    an object, a function or a buffer of n > 0 bytes is required gives
+ *    -EINVAL (weft_getaddrinfo: EAI_SYSTEM with errno EINVAL), before the
+ *    call waits or changes anything; calls that return a size return 0 for
+ *    NULL and calls that return a bool false.  Pointers documented as "may
+ *    be NULL" are optional.  A lock used by a thread that does not hold it
+ *    gives -EPERM, a relock by its holder -EDEADLK.
  *  - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds, as returned
  *    by weft_now().  WEFT_FOREVER never expires; WEFT_NOWAIT means "try once
  *    and return -EAGAIN if the call would block".  weft_deadline(ns) turns a
@@ -244,22 +251,27 @@ typedef struct weft_once {
 #define WEFT_WAITGROUP_INIT {{0}}
 #define WEFT_ONCE_INIT {{0}}
 
+/* The mutex checks its owner, like pthreads' PTHREAD_MUTEX_ERRORCHECK.
+ * The owner is the calling green thread (wherever it runs), or the calling
+ * kernel thread if it is not a green thread. */
 WEFT_EXTERN int weft_mutex_init(weft_mutex *m);
 /* -EBUSY when locked or waited on. */
 WEFT_EXTERN int weft_mutex_destroy(weft_mutex *m);
+/* -EDEADLK when the caller holds it already. */
 WEFT_EXTERN int weft_mutex_lock(weft_mutex *m);
-/* -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+/* -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT, -EDEADLK. */
 WEFT_EXTERN int weft_mutex_lock_until(weft_mutex *m, int64_t deadline);
-/* -EBUSY when held. */
+/* -EBUSY when held, also by the caller (as pthreads' trylock). */
 WEFT_EXTERN int weft_mutex_trylock(weft_mutex *m);
-/* -EPERM when the mutex is not locked.  A waiter, if any, is handed the
- * mutex directly, so no waiter can be starved. */
+/* -EPERM when the caller does not hold the mutex (another thread does, or
+ * no one).  A waiter, if any, is handed the mutex directly (it becomes the
+ * owner), so no waiter can be starved. */
 WEFT_EXTERN int weft_mutex_unlock(weft_mutex *m);
 
 WEFT_EXTERN int weft_cond_init(weft_cond *c);
 WEFT_EXTERN int weft_cond_destroy(weft_cond *c); /* -EBUSY when waited on */
-/* m must be locked by the caller; it is locked again on return, also on
- * -ETIMEDOUT. */
+/* m must be held by the caller (-EPERM otherwise); it is held again on
+ * return, also on -ETIMEDOUT. */
 WEFT_EXTERN int weft_cond_wait(weft_cond *c, weft_mutex *m);
 WEFT_EXTERN int weft_cond_wait_until(weft_cond *c, weft_mutex *m,
                                      int64_t deadline);
@@ -274,7 +286,7 @@ WEFT_EXTERN int weft_sem_wait(weft_sem *s);
 WEFT_EXTERN int weft_sem_wait_until(weft_sem *s, int64_t deadline);
 WEFT_EXTERN int weft_sem_trywait(weft_sem *s); /* -EAGAIN when zero */
 WEFT_EXTERN int weft_sem_post(weft_sem *s);    /* -EOVERFLOW at the max */
-WEFT_EXTERN int weft_sem_value(weft_sem *s);
+WEFT_EXTERN int weft_sem_value(weft_sem *s);    /* the count; -EINVAL */
 
 WEFT_EXTERN int weft_waitgroup_init(weft_waitgroup *wg);
 /* Adds delta (may be negative) to the counter; waiters wake at zero.
@@ -322,7 +334,8 @@ WEFT_EXTERN int weft_chan_send_until(weft_chan *ch, const void *elem,
                                      int64_t deadline);
 WEFT_EXTERN int weft_chan_recv_until(weft_chan *ch, void *elem,
                                      int64_t deadline);
-WEFT_EXTERN size_t weft_chan_len(weft_chan *ch); /* buffered elements */
+/* Buffered elements, and capacity; 0 for NULL. */
+WEFT_EXTERN size_t weft_chan_len(weft_chan *ch);
 WEFT_EXTERN size_t weft_chan_cap(weft_chan *ch);
 
 enum weft_select_op { WEFT_SEND = 1, WEFT_RECV = 2 };
