@@ -75,3 +75,10 @@ tests_test_inject_SOURCES = tests/tsan_criterion.c tests/test_inject.c tests/hel
 tests_test_inject_CPPFLAGS = $(tests_cppflags)
 tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_misuse
+TESTS += tests/test_misuse
+tests_test_misuse_SOURCES = tests/tsan_criterion.c tests/test_misuse.c tests/helpers.h
+tests_test_misuse_CPPFLAGS = $(tests_cppflags)
+tests_test_misuse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_misuse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
