@@ -301,6 +301,43 @@ WEFT_EXTERN int weft_waitgroup_wait_until(weft_waitgroup *wg,
  * has returned.  -EINVAL for a NULL fn. */
 WEFT_EXTERN int weft_once_call(weft_once *o, void (*fn)(void *), void *arg);
 
+/*
+ * A read-write lock: many readers or one writer.  All-zero memory is a
+ * valid unlocked lock (WEFT_RWLOCK_INIT).  Writers are preferred: once a
+ * writer waits, new readers queue behind it, so readers cannot starve it;
+ * a writer's unlock admits every queued reader at once, so writers cannot
+ * starve readers either.  Hence rdlock is not recursive: a thread that
+ * holds a read lock and asks for another while a writer waits deadlocks
+ * (undetected, as is a writer lock asked for while holding a read lock).
+ * The writer is checked like a mutex's owner; readers are only counted.
+ */
+typedef struct weft_rwlock {
+  uint64_t opaque[8];
+} weft_rwlock;
+#define WEFT_RWLOCK_INIT {{0}}
+
+WEFT_EXTERN int weft_rwlock_init(weft_rwlock *l);
+/* -EBUSY when held or waited on. */
+WEFT_EXTERN int weft_rwlock_destroy(weft_rwlock *l);
+/* -EDEADLK when the caller holds the write lock.  -EAGAIN when 2^30 - 1
+ * readers are inside already. */
+WEFT_EXTERN int weft_rwlock_rdlock(weft_rwlock *l);
+/* Also -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+WEFT_EXTERN int weft_rwlock_rdlock_until(weft_rwlock *l, int64_t deadline);
+/* -EBUSY when a writer is inside or waits (also the caller). */
+WEFT_EXTERN int weft_rwlock_tryrdlock(weft_rwlock *l);
+/* -EDEADLK when the caller holds the write lock. */
+WEFT_EXTERN int weft_rwlock_wrlock(weft_rwlock *l);
+/* Also -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+WEFT_EXTERN int weft_rwlock_wrlock_until(weft_rwlock *l, int64_t deadline);
+/* -EBUSY when held or waited on (also by the caller). */
+WEFT_EXTERN int weft_rwlock_trywrlock(weft_rwlock *l);
+/* Releases the caller's write lock, or one read lock.  -EPERM when the
+ * write lock is held by another thread, or when the lock is not held at
+ * all (not read-locked and not write-locked).  Waiters are handed the lock
+ * directly. */
+WEFT_EXTERN int weft_rwlock_unlock(weft_rwlock *l);
+
 /* ------------------------------------------------------------------------ */
 /* Channels                                                                 */
 /* ------------------------------------------------------------------------ */

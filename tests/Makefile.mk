@@ -48,6 +48,13 @@ tests_test_sync_CPPFLAGS = $(tests_cppflags)
 tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_sync_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
+check_PROGRAMS += tests/test_rwlock
+TESTS += tests/test_rwlock
+tests_test_rwlock_SOURCES = tests/tsan_criterion.c tests/test_rwlock.c tests/helpers.h
+tests_test_rwlock_CPPFLAGS = $(tests_cppflags)
+tests_test_rwlock_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_rwlock_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
 check_PROGRAMS += tests/test_chan
 TESTS += tests/test_chan
 tests_test_chan_SOURCES = tests/tsan_criterion.c tests/test_chan.c tests/helpers.h

@@ -16,7 +16,8 @@
  *    thread against a kernel thread's lock), the owner follows a green
  *    thread across workers and passes to a waiter on unlock, and
  *    cond_wait with a mutex the caller does not hold is -EPERM;
- *  - the read-write lock's misuse errors;
+ *  - the read-write lock's misuse errors: NULL, unlock when not held,
+ *    unlock of another thread's write lock, relock by the writer;
  *  - weft_strerror names the cases of the codes.
  */
 #include "helpers.h"
@@ -532,6 +533,71 @@ CASE(mutex, cond_wait_relocks_for_the_caller) {
   start(2);
   EXPECT((intptr_t)on_green(cond_wait_green, NULL), 0);
   EXPECT((intptr_t)on_pthread(cond_wait_green, NULL), 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The read-write lock                                                      */
+/* ------------------------------------------------------------------------ */
+
+CASE(null, rwlock) {
+  EXPECT(weft_rwlock_init(NULL), -EINVAL);
+  EXPECT(weft_rwlock_destroy(NULL), -EINVAL);
+  EXPECT(weft_rwlock_rdlock(NULL), -EINVAL);
+  EXPECT(weft_rwlock_rdlock_until(NULL, WEFT_NOWAIT), -EINVAL);
+  EXPECT(weft_rwlock_tryrdlock(NULL), -EINVAL);
+  EXPECT(weft_rwlock_wrlock(NULL), -EINVAL);
+  EXPECT(weft_rwlock_wrlock_until(NULL, WEFT_NOWAIT), -EINVAL);
+  EXPECT(weft_rwlock_trywrlock(NULL), -EINVAL);
+  EXPECT(weft_rwlock_unlock(NULL), -EINVAL);
+}
+
+TestSuite(rwlock, .timeout = 60);
+
+static weft_rwlock grw = WEFT_RWLOCK_INIT;
+
+static void *unlock_grw(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)weft_rwlock_unlock(&grw);
+}
+
+static void *wrlock_grw(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)weft_rwlock_wrlock(&grw);
+}
+
+CASE(rwlock, unlock_of_unlocked_is_eperm) {
+  EXPECT(weft_rwlock_unlock(&grw), -EPERM);
+  EXPECT(weft_rwlock_rdlock(&grw), 0);
+  EXPECT(weft_rwlock_unlock(&grw), 0);
+  EXPECT(weft_rwlock_unlock(&grw), -EPERM);
+  EXPECT(weft_rwlock_wrlock(&grw), 0);
+  EXPECT(weft_rwlock_unlock(&grw), 0);
+  EXPECT(weft_rwlock_unlock(&grw), -EPERM);
+}
+
+CASE(rwlock, writer_relock_is_edeadlk) {
+  EXPECT(weft_rwlock_wrlock(&grw), 0);
+  EXPECT(weft_rwlock_wrlock(&grw), -EDEADLK);
+  EXPECT(weft_rwlock_wrlock_until(&grw, weft_deadline(MS(50))), -EDEADLK);
+  EXPECT(weft_rwlock_rdlock(&grw), -EDEADLK);
+  EXPECT(weft_rwlock_rdlock_until(&grw, weft_deadline(MS(50))), -EDEADLK);
+  EXPECT(weft_rwlock_trywrlock(&grw), -EBUSY);
+  EXPECT(weft_rwlock_tryrdlock(&grw), -EBUSY);
+  EXPECT(weft_rwlock_destroy(&grw), -EBUSY);
+  EXPECT(weft_rwlock_unlock(&grw), 0);
+  EXPECT(weft_rwlock_destroy(&grw), 0);
+}
+
+CASE(rwlock, write_unlock_by_other_is_eperm) {
+  start(2);
+  EXPECT(weft_rwlock_wrlock(&grw), 0);
+  EXPECT((intptr_t)on_pthread(unlock_grw, NULL), -EPERM);
+  EXPECT((intptr_t)on_green(unlock_grw, NULL), -EPERM);
+  EXPECT(weft_rwlock_unlock(&grw), 0);
+  /* A green thread's write lock, against this kernel thread. */
+  EXPECT((intptr_t)on_green(wrlock_grw, NULL), 0);
+  EXPECT(weft_rwlock_unlock(&grw), -EPERM);
+  EXPECT((intptr_t)on_green(unlock_grw, NULL), -EPERM);
 }
 
 /* ------------------------------------------------------------------------ */
