@@ -72,6 +72,24 @@ WEFT_EXTERN int64_t weft_now(void);
 /* weft_now() + ns, saturating; ns <= 0 gives a deadline that has passed. */
 WEFT_EXTERN int64_t weft_deadline(int64_t ns);
 
+/* Durations in nanoseconds, for weft_deadline and weft_sleep:
+ * weft_deadline(weft_sec(30)), weft_sleep(weft_ms(5)).  They saturate at
+ * INT64_MAX (WEFT_FOREVER) and INT64_MIN instead of overflowing. */
+static inline int64_t weft__ns_scale(int64_t v, int64_t unit) {
+  if (v > INT64_MAX / unit)
+    return INT64_MAX;
+  if (v < INT64_MIN / unit)
+    return INT64_MIN;
+  return v * unit;
+}
+static inline int64_t weft_us(int64_t us) { return weft__ns_scale(us, 1000); }
+static inline int64_t weft_ms(int64_t ms) {
+  return weft__ns_scale(ms, 1000000);
+}
+static inline int64_t weft_sec(int64_t s) {
+  return weft__ns_scale(s, 1000000000);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 /* ------------------------------------------------------------------------ */

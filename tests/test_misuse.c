@@ -18,6 +18,7 @@
  *    cond_wait with a mutex the caller does not hold is -EPERM;
  *  - the read-write lock's misuse errors: NULL, unlock when not held,
  *    unlock of another thread's write lock, relock by the writer;
+ *  - weft_us/ms/sec saturate instead of overflowing;
  *  - weft_strerror names the cases of the codes.
  */
 #include "helpers.h"
@@ -598,6 +599,44 @@ CASE(rwlock, write_unlock_by_other_is_eperm) {
   EXPECT((intptr_t)on_green(wrlock_grw, NULL), 0);
   EXPECT(weft_rwlock_unlock(&grw), -EPERM);
   EXPECT((intptr_t)on_green(unlock_grw, NULL), -EPERM);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Time helpers: no overflow, which would be undefined                      */
+/* ------------------------------------------------------------------------ */
+
+TestSuite(time);
+
+Test(time, units) {
+  cr_expect_eq(weft_us(1), 1000);
+  cr_expect_eq(weft_ms(1), 1000000);
+  cr_expect_eq(weft_sec(1), 1000000000);
+  cr_expect_eq(weft_sec(30), 30 * 1000000000LL);
+  cr_expect_eq(weft_ms(-250), -250000000);
+  cr_expect_eq(weft_us(0), 0);
+  cr_expect_eq(weft_sec(0), 0);
+}
+
+Test(time, saturates) {
+  cr_expect_eq(weft_sec(INT64_MAX), INT64_MAX);
+  cr_expect_eq(weft_sec(INT64_MIN), INT64_MIN);
+  cr_expect_eq(weft_ms(INT64_MAX / 1000), INT64_MAX);
+  cr_expect_eq(weft_us(INT64_MIN / 100), INT64_MIN);
+  /* The largest exact values, and one past them. */
+  int64_t s = INT64_MAX / 1000000000;
+  cr_expect_eq(weft_sec(s), s * 1000000000);
+  cr_expect_eq(weft_sec(s + 1), INT64_MAX);
+  cr_expect_eq(weft_sec(-s), -s * 1000000000);
+  cr_expect_eq(weft_sec(-s - 1), INT64_MIN);
+  int64_t m = INT64_MAX / 1000000;
+  cr_expect_eq(weft_ms(m), m * 1000000);
+  cr_expect_eq(weft_ms(m + 1), INT64_MAX);
+  int64_t u = INT64_MAX / 1000;
+  cr_expect_eq(weft_us(u), u * 1000);
+  cr_expect_eq(weft_us(u + 1), INT64_MAX);
+  cr_expect_eq(weft_us(-u - 1), INT64_MIN);
+  /* A saturated duration is WEFT_FOREVER as a deadline. */
+  cr_expect_eq(weft_deadline(weft_sec(INT64_MAX)), WEFT_FOREVER);
 }
 
 /* ------------------------------------------------------------------------ */
