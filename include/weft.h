@@ -244,8 +244,9 @@ WEFT_EXTERN void *weft_local_get(weft_local_key key);
 /* ------------------------------------------------------------------------ */
 /* Synchronisation                                                          */
 /* ------------------------------------------------------------------------ */
-/* All-zero memory is a valid unlocked mutex, condition variable, waitgroup
- * and once (the *_INIT macros are zero), so they can be static.  A semaphore
+/* All-zero memory is a valid unlocked mutex, condition variable, waitgroup,
+ * once and read-write lock (the *_INIT macros are zero), so they can be
+ * static.  A semaphore
  * needs weft_sem_init().  None of them may be copied after use. */
 
 typedef struct weft_mutex {
