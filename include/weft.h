@@ -246,8 +246,8 @@ WEFT_EXTERN void *weft_local_get(weft_local_key key);
 /* ------------------------------------------------------------------------ */
 /* All-zero memory is a valid unlocked mutex, condition variable, waitgroup,
  * once and read-write lock (the *_INIT macros are zero), so they can be
- * static.  A semaphore
- * needs weft_sem_init().  None of them may be copied after use. */
+ * static.  A semaphore needs weft_sem_init().  None of them may be copied
+ * after use. */
 
 typedef struct weft_mutex {
   uint64_t opaque[4];
