@@ -280,7 +280,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
   }
   if (iovcnt > IOV_STACK && !(v = malloc((size_t)iovcnt * sizeof(*v))))
     return -ENOMEM;
-  memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+  if (iovcnt) /* iov may be NULL then, which memcpy may not be given */
+    memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
   ssize_t r = write_all(fd, v, iovcnt, 0, deadline);
   if (v != small)
     free(v);
