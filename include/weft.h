@@ -8,6 +8,13 @@
  *    negative errno on failure (-EINVAL, -ENOMEM, -EPIPE for a closed
  *    channel, -ETIMEDOUT, -EAGAIN for "would block", ...).
  *    weft_strerror() names them.
+ *  - Misuse is an error, never undefined behaviour.  A NULL pointer where
+ *    an object, a function or a buffer of n > 0 bytes is required gives
+ *    -EINVAL (weft_getaddrinfo: EAI_SYSTEM with errno EINVAL), before the
+ *    call waits or changes anything; calls that return a size return 0 for
+ *    NULL and calls that return a bool false.  Pointers documented as "may
+ *    be NULL" are optional.  A lock used by a thread that does not hold it
+ *    gives -EPERM, a relock by its holder -EDEADLK.
  *  - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds, as returned
  *    by weft_now().  WEFT_FOREVER never expires; WEFT_NOWAIT means "try once
  *    and return -EAGAIN if the call would block".  weft_deadline(ns) turns a
@@ -87,6 +94,24 @@ WEFT_EXTERN const char *weft_strerror(int err);
 WEFT_EXTERN int64_t weft_now(void);
 /* weft_now() + ns, saturating; ns <= 0 gives a deadline that has passed. */
 WEFT_EXTERN int64_t weft_deadline(int64_t ns);
+
+/* Durations in nanoseconds, for weft_deadline and weft_sleep:
+ * weft_deadline(weft_sec(30)), weft_sleep(weft_ms(5)).  They saturate at
+ * INT64_MAX (WEFT_FOREVER) and INT64_MIN instead of overflowing. */
+static inline int64_t weft__ns_scale(int64_t v, int64_t unit) {
+  if (v > INT64_MAX / unit)
+    return INT64_MAX;
+  if (v < INT64_MIN / unit)
+    return INT64_MIN;
+  return v * unit;
+}
+static inline int64_t weft_us(int64_t us) { return weft__ns_scale(us, 1000); }
+static inline int64_t weft_ms(int64_t ms) {
+  return weft__ns_scale(ms, 1000000);
+}
+static inline int64_t weft_sec(int64_t s) {
+  return weft__ns_scale(s, 1000000000);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
@@ -293,9 +318,10 @@ WEFT_EXTERN void *weft_local_get(weft_local_key key);
 /* ------------------------------------------------------------------------ */
 /* Synchronisation                                                          */
 /* ------------------------------------------------------------------------ */
-/* All-zero memory is a valid unlocked mutex, condition variable, waitgroup
- * and once (the *_INIT macros are zero), so they can be static.  A semaphore
- * needs weft_sem_init().  None of them may be copied after use. */
+/* All-zero memory is a valid unlocked mutex, condition variable, waitgroup,
+ * once and read-write lock (the *_INIT macros are zero), so they can be
+ * static.  A semaphore needs weft_sem_init().  None of them may be copied
+ * after use. */
 
 typedef struct weft_mutex {
   uint64_t opaque[4];
@@ -318,22 +344,27 @@ typedef struct weft_once {
 #define WEFT_WAITGROUP_INIT {{0}}
 #define WEFT_ONCE_INIT {{0}}
 
+/* The mutex checks its owner, like pthreads' PTHREAD_MUTEX_ERRORCHECK.
+ * The owner is the calling green thread (wherever it runs), or the calling
+ * kernel thread if it is not a green thread. */
 WEFT_EXTERN int weft_mutex_init(weft_mutex *m);
 /* -EBUSY when locked or waited on. */
 WEFT_EXTERN int weft_mutex_destroy(weft_mutex *m);
+/* -EDEADLK when the caller holds it already. */
 WEFT_EXTERN int weft_mutex_lock(weft_mutex *m);
-/* -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+/* -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT, -EDEADLK. */
 WEFT_EXTERN int weft_mutex_lock_until(weft_mutex *m, int64_t deadline);
-/* -EBUSY when held. */
+/* -EBUSY when held, also by the caller (as pthreads' trylock). */
 WEFT_EXTERN int weft_mutex_trylock(weft_mutex *m);
-/* -EPERM when the mutex is not locked.  A waiter, if any, is handed the
- * mutex directly, so no waiter can be starved. */
+/* -EPERM when the caller does not hold the mutex (another thread does, or
+ * no one).  A waiter, if any, is handed the mutex directly (it becomes the
+ * owner), so no waiter can be starved. */
 WEFT_EXTERN int weft_mutex_unlock(weft_mutex *m);
 
 WEFT_EXTERN int weft_cond_init(weft_cond *c);
 WEFT_EXTERN int weft_cond_destroy(weft_cond *c); /* -EBUSY when waited on */
-/* m must be locked by the caller; it is locked again on return, also on
- * -ETIMEDOUT. */
+/* m must be held by the caller (-EPERM otherwise); it is held again on
+ * return, also on -ETIMEDOUT. */
 WEFT_EXTERN int weft_cond_wait(weft_cond *c, weft_mutex *m);
 WEFT_EXTERN int weft_cond_wait_until(weft_cond *c, weft_mutex *m,
                                      int64_t deadline);
@@ -348,7 +379,7 @@ WEFT_EXTERN int weft_sem_wait(weft_sem *s);
 WEFT_EXTERN int weft_sem_wait_until(weft_sem *s, int64_t deadline);
 WEFT_EXTERN int weft_sem_trywait(weft_sem *s); /* -EAGAIN when zero */
 WEFT_EXTERN int weft_sem_post(weft_sem *s);    /* -EOVERFLOW at the max */
-WEFT_EXTERN int weft_sem_value(weft_sem *s);
+WEFT_EXTERN int weft_sem_value(weft_sem *s);    /* the count; -EINVAL */
 
 WEFT_EXTERN int weft_waitgroup_init(weft_waitgroup *wg);
 /* Adds delta (may be negative) to the counter; waiters wake at zero.
@@ -362,6 +393,43 @@ WEFT_EXTERN int weft_waitgroup_wait_until(weft_waitgroup *wg,
 /* Runs fn(arg) exactly once per weft_once; concurrent callers wait until it
  * has returned.  -EINVAL for a NULL fn. */
 WEFT_EXTERN int weft_once_call(weft_once *o, void (*fn)(void *), void *arg);
+
+/*
+ * A read-write lock: many readers or one writer.  All-zero memory is a
+ * valid unlocked lock (WEFT_RWLOCK_INIT).  Writers are preferred: once a
+ * writer waits, new readers queue behind it, so readers cannot starve it;
+ * a writer's unlock admits every queued reader at once, so writers cannot
+ * starve readers either.  Hence rdlock is not recursive: a thread that
+ * holds a read lock and asks for another while a writer waits deadlocks
+ * (undetected, as is a writer lock asked for while holding a read lock).
+ * The writer is checked like a mutex's owner; readers are only counted.
+ */
+typedef struct weft_rwlock {
+  uint64_t opaque[8];
+} weft_rwlock;
+#define WEFT_RWLOCK_INIT {{0}}
+
+WEFT_EXTERN int weft_rwlock_init(weft_rwlock *l);
+/* -EBUSY when held or waited on. */
+WEFT_EXTERN int weft_rwlock_destroy(weft_rwlock *l);
+/* -EDEADLK when the caller holds the write lock.  -EAGAIN when 2^30 - 1
+ * readers are inside already. */
+WEFT_EXTERN int weft_rwlock_rdlock(weft_rwlock *l);
+/* Also -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+WEFT_EXTERN int weft_rwlock_rdlock_until(weft_rwlock *l, int64_t deadline);
+/* -EBUSY when a writer is inside or waits (also the caller). */
+WEFT_EXTERN int weft_rwlock_tryrdlock(weft_rwlock *l);
+/* -EDEADLK when the caller holds the write lock. */
+WEFT_EXTERN int weft_rwlock_wrlock(weft_rwlock *l);
+/* Also -ETIMEDOUT at the deadline, -EAGAIN for WEFT_NOWAIT. */
+WEFT_EXTERN int weft_rwlock_wrlock_until(weft_rwlock *l, int64_t deadline);
+/* -EBUSY when held or waited on (also by the caller). */
+WEFT_EXTERN int weft_rwlock_trywrlock(weft_rwlock *l);
+/* Releases the caller's write lock, or one read lock.  -EPERM when the
+ * write lock is held by another thread, or when the lock is not held at
+ * all (not read-locked and not write-locked).  Waiters are handed the lock
+ * directly. */
+WEFT_EXTERN int weft_rwlock_unlock(weft_rwlock *l);
 
 /* ------------------------------------------------------------------------ */
 /* Channels                                                                 */
@@ -396,7 +464,8 @@ WEFT_EXTERN int weft_chan_send_until(weft_chan *ch, const void *elem,
                                      int64_t deadline);
 WEFT_EXTERN int weft_chan_recv_until(weft_chan *ch, void *elem,
                                      int64_t deadline);
-WEFT_EXTERN size_t weft_chan_len(weft_chan *ch); /* buffered elements */
+/* Buffered elements, and capacity; 0 for NULL. */
+WEFT_EXTERN size_t weft_chan_len(weft_chan *ch);
 WEFT_EXTERN size_t weft_chan_cap(weft_chan *ch);
 
 enum weft_select_op { WEFT_SEND = 1, WEFT_RECV = 2 };

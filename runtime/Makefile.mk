@@ -18,6 +18,7 @@ libweft_la_SOURCES = \
 	runtime/gthread.c runtime/gthread.h \
 	runtime/local.c \
 	runtime/sync.c \
+	runtime/rwlock.c \
 	runtime/chan.c \
 	runtime/shheap.c runtime/shheap.h \
 	runtime/pchan.c \

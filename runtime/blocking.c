@@ -199,17 +199,21 @@ static ssize_t file_call(weft_fn fn, struct file_call *c) {
 
 int weft_open(const char *path, int flags, mode_t mode) {
   if (!path)
-    return -EFAULT;
+    return -EINVAL;
   struct file_call c = {.path = path, .flags = flags, .mode = mode};
   return (int)file_call(do_open, &c);
 }
 
 ssize_t weft_pread(int fd, void *buf, size_t n, off_t off) {
+  if (!buf && n)
+    return -EINVAL;
   struct file_call c = {.fd = fd, .buf = buf, .n = n, .off = off};
   return file_call(do_pread, &c);
 }
 
 ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off) {
+  if (!buf && n)
+    return -EINVAL;
   struct file_call c = {.fd = fd, .buf = (void *)buf, .n = n, .off = off};
   return file_call(do_pwrite, &c);
 }
@@ -234,6 +238,10 @@ static void *do_gai(void *p) {
 
 int weft_getaddrinfo(const char *node, const char *service,
                      const struct addrinfo *hints, struct addrinfo **res) {
+  if (!res) {
+    errno = EINVAL; /* EAI_SYSTEM: the cause is in errno */
+    return EAI_SYSTEM;
+  }
   struct gai_call c = {node, service, hints, res, 0};
   int r = weft_blocking(do_gai, &c, NULL);
   if (r) {

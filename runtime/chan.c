@@ -77,13 +77,15 @@ int weft_chan_free(weft_chan *ch) {
 }
 
 size_t weft_chan_len(weft_chan *ch) {
+  if (WEFT_UNLIKELY(!ch))
+    return 0;
   weft__spin_lock(&ch->lk);
   size_t n = ch->len;
   weft__spin_unlock(&ch->lk);
   return n;
 }
 
-size_t weft_chan_cap(weft_chan *ch) { return ch->cap; }
+size_t weft_chan_cap(weft_chan *ch) { return WEFT_LIKELY(ch) ? ch->cap : 0; }
 
 /* The common element sizes as one move each, not a call to memcpy. */
 static inline void copy(void *dst, const void *src, size_t n) {

@@ -173,10 +173,14 @@ static inline bool short_read(ssize_t n, size_t len) {
   } while (0)
 
 ssize_t weft_read(int fd, void *buf, size_t n, int64_t deadline) {
+  if (WEFT_UNLIKELY(!buf && n))
+    return -EINVAL;
   READ_LOOP(read(fd, buf, n), WEFT__PD_READ, n, true);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags, int64_t deadline) {
+  if (WEFT_UNLIKELY(!buf && n))
+    return -EINVAL;
   READ_LOOP(recv(fd, buf, n, flags), WEFT__PD_READ, n, flags == 0);
 }
 
@@ -239,7 +243,7 @@ static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n, int64_t deadline) {
-  if (n > SSIZE_MAX)
+  if (n > SSIZE_MAX || WEFT_UNLIKELY(!buf && n))
     return -EINVAL;
   struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
   return write_all(fd, &v, 1, 0, deadline);
@@ -247,7 +251,7 @@ ssize_t weft_write(int fd, const void *buf, size_t n, int64_t deadline) {
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags,
                   int64_t deadline) {
-  if (n > SSIZE_MAX)
+  if (n > SSIZE_MAX || WEFT_UNLIKELY(!buf && n))
     return -EINVAL;
   struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
   int err;
@@ -276,7 +280,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
   }
   if (iovcnt > IOV_STACK && !(v = malloc((size_t)iovcnt * sizeof(*v))))
     return -ENOMEM;
-  memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+  if (iovcnt) /* iov may be NULL then, which memcpy may not be given */
+    memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
   ssize_t r = write_all(fd, v, iovcnt, 0, deadline);
   if (v != small)
     free(v);
@@ -285,7 +290,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
 
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
                 int64_t deadline) {
-  if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK))
+  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) || (addr && !addrlen))
     return -EINVAL;
   int err;
   struct weft__pd *pd = pd_get(fd, &err);
@@ -322,6 +327,8 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
                  int64_t deadline) {
+  if (WEFT_UNLIKELY(!addr))
+    return -EINVAL;
   int err;
   struct weft__pd *pd = pd_get(fd, &err);
   if (!pd)

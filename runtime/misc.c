@@ -93,31 +93,44 @@ int64_t weft_deadline(int64_t ns) {
   return now + ns;
 }
 
+/* Each message names every case its code is used for in weft.h. */
 const char *weft_strerror(int err) {
   switch (err) {
   case 0:
     return "success";
+  case -EINVAL:
+    return "invalid argument: a NULL pointer, a bad size, flag or "
+           "deadline, or a handle that is not (or no longer) valid";
   case -EPIPE:
-    return "channel closed";
+    return "closed: the channel was closed, or the peer closed the "
+           "connection";
   case -ETIMEDOUT:
     return "deadline passed";
   case -EAGAIN:
-    return "would block, or a resource is temporarily exhausted";
+    return "would block (WEFT_NOWAIT), or a resource is temporarily "
+           "exhausted";
   case -EDEADLK:
-    return "a green thread cannot join itself";
+    return "would deadlock: the caller already holds it, or waits for "
+           "itself";
   case -EALREADY:
-    return "weft is already initialised";
+    return "already done: the runtime is running, or the shared heap is "
+           "mapped";
   case -ESRCH:
-    return "weft is not running";
+    return "not there: the green thread has finished, or the runtime is "
+           "not running or is stopping";
   case -EPERM:
-    return "not permitted here (runtime not running, or wrong kind of "
-           "thread)";
+    return "not permitted: the caller does not hold the lock, is the wrong "
+           "kind of thread or process, or the runtime is not running or "
+           "there is no shared heap";
   case -EBUSY:
-    return "resource busy (locked or waited on)";
+    return "busy: locked, waited on, or in use";
+  case -EOVERFLOW:
+    return "the semaphore is at its maximum value";
   case -ECANCELED:
-    return "operation cancelled";
+    return "the green thread was canceled";
   case -ECONNRESET:
-    return "the peer process died";
+    return "the peer went away: the process at the other end died, or the "
+           "connection was reset";
   case -ESTALE:
     return "the object's partition was reclaimed since the reference was "
            "taken";

@@ -292,10 +292,12 @@ static bool all_dead(_Atomic uint64_t *mask, _Atomic uint64_t *gens,
 
 static int check(weft_pchan *ch) {
   struct weft__shm_hdr *h = weft__shm;
+  if (WEFT_UNLIKELY(!ch))
+    return -EINVAL; /* the caller's mistake, region or not */
   if (!h)
     return -EPERM;
   uintptr_t a = (uintptr_t)ch, lo = (uintptr_t)h + h->area_off;
-  if (!ch || a < lo || a - lo >= h->area_size || (a & 63) ||
+  if (a < lo || a - lo >= h->area_size || (a & 63) ||
       ch->magic != PCHAN_MAGIC)
     return -EINVAL;
   return 0;

@@ -19,6 +19,10 @@
 struct mutex {
   _Atomic uint32_t state; /* 0 unlocked, 1 locked, 2 locked with waiters */
   weft__spin lk;          /* guards q, and state's 2 <-> 1 transitions */
+  /* The holder (weft__self_token), 0 while unlocked or being handed to a
+   * waiter.  Written only by the holder; others read it to refuse an
+   * unlock (-EPERM), and the holder to refuse a relock (-EDEADLK). */
+  _Atomic uintptr_t owner;
   struct weft__wq q;
 };
 
@@ -82,31 +86,40 @@ static bool deadline_passed(int64_t deadline) {
 /* ------------------------------------------------------------------ */
 
 int weft_mutex_init(weft_mutex *m) {
+  if (WEFT_UNLIKELY(!m))
+    return -EINVAL;
   memset(m, 0, sizeof(*m));
   return 0;
 }
 
 int weft_mutex_destroy(weft_mutex *m) {
   struct mutex *x = (struct mutex *)m;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   return ld_acquire(&x->state) ? -EBUSY : 0;
 }
 
 int weft_mutex_trylock(weft_mutex *m) {
   struct mutex *x = (struct mutex *)m;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   uint32_t z = 0;
-  return atomic_compare_exchange_strong_explicit(
-             &x->state, &z, 1, memory_order_acquire, memory_order_relaxed)
-             ? 0
-             : -EBUSY;
+  /* Also -EBUSY for the holder, as pthreads' error-checking mutexes. */
+  if (!atomic_compare_exchange_strong_explicit(
+          &x->state, &z, 1, memory_order_acquire, memory_order_relaxed))
+    return -EBUSY;
+  st_relaxed(&x->owner, weft__self_token());
+  return 0;
 }
 
-int weft_mutex_lock_until(weft_mutex *m, int64_t deadline) {
-  struct mutex *x = (struct mutex *)m;
-  uint32_t s = 0;
-  /* acquire, pairs with the release in weft_mutex_unlock */
-  if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
-          &x->state, &s, 1, memory_order_acquire, memory_order_relaxed)))
-    return 0;
+/* Contended: spin a little, then queue and park.  Returns 0 once the
+ * caller holds the mutex (the caller records itself as the owner). */
+WEFT_NOINLINE static int mutex_lock_slow(struct mutex *x, uintptr_t me,
+                                         int64_t deadline) {
+  uint32_t s;
+  /* Only the holder itself can have stored its token there. */
+  if (WEFT_UNLIKELY(ld_relaxed(&x->owner) == me))
+    return -EDEADLK;
   for (int i = 0; i < SPIN_TRIES; i++) {
     weft__cpu_relax();
     s = 0;
@@ -154,19 +167,44 @@ int weft_mutex_lock_until(weft_mutex *m, int64_t deadline) {
   return r;
 }
 
+int weft_mutex_lock_until(weft_mutex *m, int64_t deadline) {
+  struct mutex *x = (struct mutex *)m;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
+  uintptr_t me = weft__self_token();
+  uint32_t s = 0;
+  /* acquire, pairs with the release in weft_mutex_unlock */
+  if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
+          &x->state, &s, 1, memory_order_acquire, memory_order_relaxed))) {
+    st_relaxed(&x->owner, me);
+    return 0;
+  }
+  int r = mutex_lock_slow(x, me, deadline);
+  if (r == 0)
+    st_relaxed(&x->owner, me);
+  return r;
+}
+
 int weft_mutex_lock(weft_mutex *m) {
   return weft_mutex_lock_until(m, WEFT_FOREVER);
 }
 
 int weft_mutex_unlock(weft_mutex *m) {
   struct mutex *x = (struct mutex *)m;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
+  /* Not the holder, or not locked at all (the owner is then 0). */
+  if (WEFT_UNLIKELY(ld_relaxed(&x->owner) != weft__self_token()))
+    return -EPERM;
+  /* Cleared before the release: the next holder stores its own. */
+  st_relaxed(&x->owner, 0);
   uint32_t s = 1;
   /* release, pairs with the acquire in lock */
   if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
           &x->state, &s, 0, memory_order_release, memory_order_relaxed)))
     return 0;
-  if (s == 0)
-    return -EPERM;
+  /* s == 2: waiters.  The owner stays 0 until the one handed the mutex
+   * wakes and stores its token. */
   weft__spin_lock(&x->lk);
   struct weft__wq_entry *e = weft__wq_claim(&x->q);
   if (!e)
@@ -184,12 +222,16 @@ int weft_mutex_unlock(weft_mutex *m) {
 /* ------------------------------------------------------------------ */
 
 int weft_cond_init(weft_cond *c) {
+  if (WEFT_UNLIKELY(!c))
+    return -EINVAL;
   memset(c, 0, sizeof(*c));
   return 0;
 }
 
 int weft_cond_destroy(weft_cond *c) {
   struct cond *x = (struct cond *)c;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   weft__spin_lock(&x->lk);
   bool busy = x->q.head != NULL;
   weft__spin_unlock(&x->lk);
@@ -198,7 +240,11 @@ int weft_cond_destroy(weft_cond *c) {
 
 int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline) {
   struct cond *x = (struct cond *)c;
-  if (ld_relaxed(&((struct mutex *)m)->state) == 0)
+  if (WEFT_UNLIKELY(!x || !m))
+    return -EINVAL;
+  /* The mutex must be held by the caller, who is its owner again on
+   * return (weft_mutex_lock below stores its token). */
+  if (ld_relaxed(&((struct mutex *)m)->owner) != weft__self_token())
     return -EPERM;
   if (deadline_passed(deadline))
     return -ETIMEDOUT;
@@ -221,6 +267,8 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m) {
 
 int weft_cond_signal(weft_cond *c) {
   struct cond *x = (struct cond *)c;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   if (!ld_relaxed(&x->lk.v) && !weft__wq_maybe_nonempty(&x->q))
     return 0;
   weft__spin_lock(&x->lk);
@@ -249,6 +297,8 @@ static void wake_all(weft__spin *lk, struct weft__wq *q) {
 
 int weft_cond_broadcast(weft_cond *c) {
   struct cond *x = (struct cond *)c;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   wake_all(&x->lk, &x->q);
   return 0;
 }
@@ -258,7 +308,7 @@ int weft_cond_broadcast(weft_cond *c) {
 /* ------------------------------------------------------------------ */
 
 int weft_sem_init(weft_sem *s, unsigned value) {
-  if (value > WEFT_SEM_MAX)
+  if (WEFT_UNLIKELY(!s) || value > WEFT_SEM_MAX)
     return -EINVAL;
   memset(s, 0, sizeof(*s));
   atomic_init(&((struct sem *)s)->count, (int32_t)value);
@@ -267,6 +317,8 @@ int weft_sem_init(weft_sem *s, unsigned value) {
 
 int weft_sem_destroy(weft_sem *s) {
   struct sem *x = (struct sem *)s;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   weft__spin_lock(&x->lk);
   bool busy = x->q.head != NULL;
   weft__spin_unlock(&x->lk);
@@ -284,11 +336,15 @@ static bool sem_take(struct sem *x) {
 }
 
 int weft_sem_trywait(weft_sem *s) {
+  if (WEFT_UNLIKELY(!s))
+    return -EINVAL;
   return sem_take((struct sem *)s) ? 0 : -EAGAIN;
 }
 
 int weft_sem_wait_until(weft_sem *s, int64_t deadline) {
   struct sem *x = (struct sem *)s;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   if (sem_take(x))
     return 0;
   if (deadline == WEFT_NOWAIT)
@@ -309,6 +365,8 @@ int weft_sem_wait(weft_sem *s) { return weft_sem_wait_until(s, WEFT_FOREVER); }
 
 int weft_sem_post(weft_sem *s) {
   struct sem *x = (struct sem *)s;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   weft__spin_lock(&x->lk);
   struct weft__wq_entry *e = weft__wq_claim(&x->q);
   if (!e) {
@@ -325,6 +383,8 @@ int weft_sem_post(weft_sem *s) {
 }
 
 int weft_sem_value(weft_sem *s) {
+  if (WEFT_UNLIKELY(!s))
+    return -EINVAL;
   return (int)ld_relaxed(&((struct sem *)s)->count);
 }
 
@@ -333,12 +393,16 @@ int weft_sem_value(weft_sem *s) {
 /* ------------------------------------------------------------------ */
 
 int weft_waitgroup_init(weft_waitgroup *wg) {
+  if (WEFT_UNLIKELY(!wg))
+    return -EINVAL;
   memset(wg, 0, sizeof(*wg));
   return 0;
 }
 
 int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta) {
   struct waitgroup *x = (struct waitgroup *)wg;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   int64_t c = ld_relaxed(&x->count);
   do {
     if (c + delta < 0)
@@ -356,6 +420,8 @@ int weft_waitgroup_done(weft_waitgroup *wg) {
 
 int weft_waitgroup_wait_until(weft_waitgroup *wg, int64_t deadline) {
   struct waitgroup *x = (struct waitgroup *)wg;
+  if (WEFT_UNLIKELY(!x))
+    return -EINVAL;
   if (ld_acquire(&x->count) == 0)
     return 0;
   if (deadline == WEFT_NOWAIT)
@@ -383,7 +449,7 @@ int weft_waitgroup_wait(weft_waitgroup *wg) {
 
 int weft_once_call(weft_once *o, void (*fn)(void *), void *arg) {
   struct once *x = (struct once *)o;
-  if (!fn)
+  if (WEFT_UNLIKELY(!x || !fn))
     return -EINVAL;
   /* acquire, pairs with the release that publishes fn's effects */
   if (WEFT_LIKELY(ld_acquire(&x->state) == 2))

@@ -64,6 +64,22 @@ static inline void weft__waiter_init(struct weft__waiter *w) {
   w->reason = NULL;
 }
 
+/*
+ * Who is calling, for locks that check their owner: the green thread (its
+ * id, never reused, so a thread that ended holding a lock is not mistaken
+ * for a later one on the same stack; it follows the thread across
+ * workers), or else the kernel thread (the address of its own
+ * weft__tls_w).  Ids are shifted left and addresses get their low bit set,
+ * so the two never meet; never 0, which means "no owner".
+ */
+static inline uintptr_t weft__self_token(void) {
+  struct weft__worker *w = weft__tls_w;
+  struct weft__g *g = w ? w->cur : NULL;
+  if (g)
+    return (uintptr_t)__atomic_load_n(&g->id, __ATOMIC_RELAXED) << 1;
+  return (uintptr_t)&weft__tls_w | 1;
+}
+
 /* Claims w for source sel (>= 0); false if something else already did. */
 static inline bool weft__waiter_claim(struct weft__waiter *w, int sel) {
   if (w->exclusive) {

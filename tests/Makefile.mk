@@ -60,6 +60,13 @@ tests_test_sync_CPPFLAGS = $(tests_cppflags)
 tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_sync_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
+check_PROGRAMS += tests/test_rwlock
+TESTS += tests/test_rwlock
+tests_test_rwlock_SOURCES = tests/tsan_criterion.c tests/test_rwlock.c tests/helpers.h
+tests_test_rwlock_CPPFLAGS = $(tests_cppflags)
+tests_test_rwlock_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_rwlock_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
 check_PROGRAMS += tests/test_chan
 TESTS += tests/test_chan
 tests_test_chan_SOURCES = tests/tsan_criterion.c tests/test_chan.c tests/helpers.h
@@ -94,3 +101,10 @@ tests_test_shutdown_SOURCES = tests/tsan_criterion.c tests/test_shutdown.c tests
 tests_test_shutdown_CPPFLAGS = $(tests_cppflags)
 tests_test_shutdown_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_shutdown_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_misuse
+TESTS += tests/test_misuse
+tests_test_misuse_SOURCES = tests/tsan_criterion.c tests/test_misuse.c tests/helpers.h
+tests_test_misuse_CPPFLAGS = $(tests_cppflags)
+tests_test_misuse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_misuse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
