@@ -274,7 +274,8 @@ WEFT_EXTERN weft_gthread weft_self(void);
 WEFT_EXTERN uint64_t weft_id(void);
 /* Its name ("" if it has none; NULL outside green threads). */
 WEFT_EXTERN const char *weft_name(void);
-/* Renames the calling green thread; -EPERM outside green threads. */
+/* Renames the calling green thread (NULL clears the name); -EPERM outside
+ * green threads. */
 WEFT_EXTERN int weft_set_name(const char *name);
 /* True when called from a green thread. */
 WEFT_EXTERN bool weft_in_gthread(void);
