@@ -169,6 +169,19 @@ void weft__batch_begin(struct weft__worker *w) {
   w->batch_woken = 0;
 }
 
+/* weft__ready between weft__batch_begin and weft__batch_end.  What the run
+ * queue has no room for goes to the global queue, after it, keeping the
+ * batch's order (only the netpoller gets there: run_timers_of wakes no
+ * more than there is room for). */
+WEFT_NOINLINE static void ready_batch(struct weft__worker *w,
+                                      struct weft__g *g) {
+  if (weft__runq_len(&w->q) < WEFT__RUNQ_SIZE)
+    weft__runq_put(&w->q, g, &weft__rt.gq);
+  else
+    weft__globq_put(&weft__rt.gq, g);
+  w->batch_woken++;
+}
+
 void weft__batch_end(struct weft__worker *w) {
   w->in_timers = false;
   /* One thread this worker runs itself; for more, wake one idle worker,
@@ -689,15 +702,8 @@ void weft__ready(struct weft__g *g) {
   g->state = WEFT__G_RUNNABLE;
   if (w && WEFT_LIKELY(ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING)) {
     weft__stat_inc(&w->st.wakes);
-    if (w->in_timers) {
-      /* What the run queue has no room for goes to the global queue,
-       * after it, keeping the batch's order (only the netpoller gets
-       * here: run_timers_of wakes no more than there is room for). */
-      if (weft__runq_len(&w->q) < WEFT__RUNQ_SIZE)
-        weft__runq_put(&w->q, g, &weft__rt.gq);
-      else
-        weft__globq_put(&weft__rt.gq, g);
-      w->batch_woken++;
+    if (WEFT_UNLIKELY(w->in_timers)) {
+      ready_batch(w, g);
       return; /* weft__batch_end decides whom to wake */
     }
     if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {
