@@ -12,7 +12,11 @@
  *    (never lost, never duplicated); a timer that was cancelled by an
  *    earlier wake never wakes its thread later;
  *  - timed receives mixed with channel traffic lose and duplicate nothing;
- *  - pthreads sleep too, and never wake early either.
+ *  - pthreads sleep too, and never wake early either;
+ *  - on one worker, sleepers whose deadlines pass together (more than a run
+ *    queue holds) wake in deadline order, equal deadlines in arming order;
+ *  - the due timers of a worker that is busy and never switches are run by
+ *    the idle worker, which wakes for them, in deadline order.
  */
 #include "helpers.h"
 
