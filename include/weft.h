@@ -294,7 +294,10 @@ typedef struct weft_stack_info {
 WEFT_EXTERN int weft_stack_info_get(weft_gthread t, weft_stack_info *info);
 
 /* Sleeps; green threads park, other threads call nanosleep.  Returns 0, or
- * -ECANCELED for a green thread canceled with weft_cancel(). */
+ * -ECANCELED for a green thread canceled with weft_cancel().  Green threads
+ * that went to sleep on the same worker wake in deadline order, equal
+ * deadlines in the order they went to sleep; across workers there is no
+ * order, but a busy worker's due timers are run by an idle one. */
 WEFT_EXTERN int weft_sleep(int64_t ns);
 WEFT_EXTERN int weft_sleep_until(int64_t deadline);
 

@@ -234,6 +234,19 @@ void weft__batch_begin(struct weft__worker *w) {
   w->batch_woken = 0;
 }
 
+/* weft__ready between weft__batch_begin and weft__batch_end.  What the run
+ * queue has no room for goes to the global queue, after it, keeping the
+ * batch's order (only the netpoller gets there: run_timers_of wakes no
+ * more than there is room for). */
+WEFT_NOINLINE static void ready_batch(struct weft__worker *w,
+                                      struct weft__g *g) {
+  if (weft__runq_len(&w->q) < WEFT__RUNQ_SIZE)
+    weft__runq_put(&w->q, g, &weft__rt.gq);
+  else
+    weft__globq_put(&weft__rt.gq, g);
+  w->batch_woken++;
+}
+
 void weft__batch_end(struct weft__worker *w) {
   w->in_timers = false;
   /* One thread this worker runs itself; for more, wake one idle worker,
@@ -242,13 +255,113 @@ void weft__batch_end(struct weft__worker *w) {
     wakep();
 }
 
+/* Runs the due timers of ts (w's own heap, or another worker's) on w.
+ * The threads they wake go to the tail of w's run queue in deadline order
+ * (equal deadlines in arming order, timer.h), not through runnext, which
+ * would run the last one first.  Each timer wakes at most one thread, and
+ * only as many run as the queue has room for: more would overflow half of
+ * it, the earliest, to the global queue, behind the later ones.  The rest
+ * stay due on the heap, to run, still first, at the next call (the slow
+ * pick, every SLOW_EVERY picks, or findrunnable). */
+static int run_timers_of(struct weft__worker *w, struct weft__timers *ts,
+                         int64_t now) {
+  /* Thieves only ever make more room. */
+  int room = WEFT__RUNQ_SIZE - (int)weft__runq_len(&w->q);
+  weft__batch_begin(w);
+  int ran = weft__timers_run(ts, now, room);
+  weft__batch_end(w);
+  return ran;
+}
+
 static void run_timers(struct weft__worker *w) {
-  if (weft__timers_next(&w->timers) != WEFT_FOREVER) {
-    /* Threads woken together go to the queue's tail in deadline order,
-     * not through runnext, which would run the last one first. */
-    weft__batch_begin(w);
-    weft__timers_run(&w->timers, weft__now());
-    weft__batch_end(w);
+  if (weft__timers_next(&w->timers) != WEFT_FOREVER)
+    run_timers_of(w, &w->timers, weft__now());
+}
+
+/* A worker that has run out of work runs the others' due timers (Go's
+ * findrunnable does the same): a busy worker runs its own only when it
+ * picks, every SLOW_EVERY picks, and its threads may run long between
+ * picks, or its run queue be long.  Returns whether any ran. */
+static bool steal_timers(struct weft__worker *w) {
+  int64_t now = 0;
+  bool ran = false;
+  for (int i = 0; i < weft__rt.nworkers; i++) {
+    struct weft__worker *v = weft__rt.w[i];
+    int64_t next = weft__timers_next(&v->timers);
+    if (v == w || next == WEFT_FOREVER)
+      continue;
+    if (!now)
+      now = weft__now();
+    if (next <= now && run_timers_of(w, &v->timers, now))
+      ran = true;
+  }
+  return ran;
+}
+
+/* The deadline an idle worker may sleep until: its own next timer, and,
+ * for the first idle worker (by index), the next timer of every worker
+ * that is not asleep, which it then runs for them (steal_timers).  One
+ * watcher is enough, and the others do not all wake for the same timer;
+ * an asleep worker wakes for its own. */
+static int64_t watch_deadline(struct weft__worker *w) {
+  int64_t dl = weft__timers_next(&w->timers);
+  for (int i = 0; i < weft__rt.nworkers; i++) {
+    struct weft__worker *v = weft__rt.w[i];
+    if (v == w)
+      continue;
+    if (ld_relaxed(&v->parked)) {
+      if (i < w->index)
+        return weft__timers_next(&w->timers); /* v watches */
+      continue;
+    }
+    int64_t next = weft__timers_next(&v->timers);
+    if (next < dl)
+      dl = next;
+  }
+  return dl;
+}
+
+/* watch_deadline, published in w->sleep_until for weft__timer_first.
+ * Store, fence, load again, against its store of the heap's next, fence,
+ * load of parked and sleep_until: either it sees w asleep past its new
+ * timer and wakes w, or w sees the timer here. */
+static int64_t park_deadline(struct weft__worker *w) {
+  int64_t dl = watch_deadline(w);
+  for (;;) {
+    st_relaxed(&w->sleep_until, dl);
+    weft__fence();
+    int64_t again = watch_deadline(w);
+    if (again >= dl)
+      return dl;
+    dl = again;
+  }
+}
+
+void weft__timer_first(struct weft__worker *w, int64_t when) {
+  /* A worker with nothing else to run sleeps until its own next timer. */
+  if (!w->cur)
+    return;
+  weft__fence(); /* see park_deadline */
+  if (!ld_relaxed(&weft__rt.nidle))
+    return;
+  for (int i = 0; i < weft__rt.nworkers; i++) {
+    struct weft__worker *v = weft__rt.w[i];
+    if (v == w || !ld_relaxed(&v->parked))
+      continue;
+    if (when < ld_relaxed(&v->sleep_until)) {
+      /* Woken as by wakep, only not to spin: it computes its deadline
+       * afresh before it parks again. */
+      weft__spin_lock(&weft__rt.idle_lk);
+      bool idle = v->idle_pos >= 0;
+      if (idle) {
+        idle_remove_locked(v);
+        atomic_fetch_sub(&weft__rt.nidle, 1);
+      }
+      weft__spin_unlock(&weft__rt.idle_lk);
+      if (idle)
+        unpark(v);
+    }
+    return; /* the first asleep worker watches */
   }
 }
 
@@ -432,8 +545,10 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       return g;
     }
 
-    /* Fds that became ready, before taking other workers' threads. */
-    if (weft__netpoll_poll_now(w, false) && (g = pick_local(w))) {
+    /* Fds that became ready and other workers' due timers, before
+     * taking other workers' threads. */
+    if ((weft__netpoll_poll_now(w, false) || steal_timers(w)) &&
+        (g = pick_local(w))) {
       if (w->spinning)
         reset_spinning(w);
       return g;
@@ -490,7 +605,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
     }
     weft__stat_inc(&w->st.parks);
     while (ld_acquire(&w->parked)) {
-      int64_t dl = weft__timers_next(&w->timers);
+      int64_t dl = park_deadline(w);
       /* With green threads waiting on fds, one idle worker waits in
        * epoll_wait instead of on its futex (netpoll.c). */
       int nev = weft__netpoll_block(w, dl);
@@ -739,9 +854,8 @@ void weft__ready(struct weft__g *g) {
   g->state = WEFT__G_RUNNABLE;
   {
     weft__stat_inc(&w->st.wakes);
-    if (w->in_timers) {
-      weft__runq_put(&w->q, g, &weft__rt.gq);
-      w->batch_woken++;
+    if (WEFT_UNLIKELY(w->in_timers)) {
+      ready_batch(w, g);
       return; /* weft__batch_end decides whom to wake */
     }
     if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {

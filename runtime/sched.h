@@ -40,6 +40,7 @@ struct weft__worker {
   weft__ctx sched_ctx;                 /* this worker's scheduler loop */
   struct weft__runq q;
   _Atomic uint32_t parked WEFT_ALIGNED_CL; /* futex: 1 while asleep */
+  _Atomic int64_t sleep_until; /* while parked: when it wakes by itself */
   int idle_pos;                        /* index in the idle list, or -1 */
   struct weft__timers timers;
   struct weft__stack_cache stacks;
@@ -182,10 +183,15 @@ static inline void *weft__tsan_cur(void) { return NULL; }
 void weft__ready(struct weft__g *g);
 /* Wakes a batch of green threads (expired timers, ready fds): between the
  * two calls, weft__ready queues them at the tail of the worker's queue in
- * order and wakes no idle worker; batch_end wakes one if more than one
+ * order (then the global queue's, when it is full) and wakes no idle
+ * worker; batch_end wakes one if more than one
  * thread was woken (the caller runs the first itself). */
 void weft__batch_begin(struct weft__worker *w);
 void weft__batch_end(struct weft__worker *w);
+/* w armed a timer due at when that is now the earliest of its heap: if w
+ * is busy, wakes the idle worker that runs busy workers' timers, if it
+ * sleeps past when (sched.c, park_deadline). */
+void weft__timer_first(struct weft__worker *w, int64_t when);
 /* Parks the running green thread; post runs once it is switched out. */
 void weft__park(weft__post *post);
 /* The same with unlock(arg) (if not NULL) as the post action, and reason

@@ -11,6 +11,7 @@
 void weft__timers_init(struct weft__timers *ts) {
   ts->h = NULL;
   ts->n = ts->cap = 0;
+  ts->seq = 0;
   atomic_init(&ts->next, WEFT_FOREVER);
   atomic_init(&ts->lk.v, 0);
 }
@@ -26,11 +27,17 @@ static void set(struct weft__timers *ts, int i, struct weft__timer *t) {
   t->idx = i;
 }
 
+/* Whether a fires before b: deadline, then arming order. */
+static inline bool before(const struct weft__timer *a,
+                          const struct weft__timer *b) {
+  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
 static void up(struct weft__timers *ts, int i) {
   struct weft__timer *t = ts->h[i];
   while (i > 0) {
     int p = (i - 1) / 2;
-    if (ts->h[p]->when <= t->when)
+    if (!before(t, ts->h[p]))
       break;
     set(ts, i, ts->h[p]);
     i = p;
@@ -44,9 +51,9 @@ static void down(struct weft__timers *ts, int i) {
     int c = 2 * i + 1;
     if (c >= ts->n)
       break;
-    if (c + 1 < ts->n && ts->h[c + 1]->when < ts->h[c]->when)
+    if (c + 1 < ts->n && before(ts->h[c + 1], ts->h[c]))
       c++;
-    if (t->when <= ts->h[c]->when)
+    if (!before(ts->h[c], t))
       break;
     set(ts, i, ts->h[c]);
     i = c;
@@ -86,11 +93,13 @@ int weft__timer_add(struct weft__timers *ts, struct weft__timer *t) {
     ts->cap = cap;
   }
   atomic_store_explicit(&t->heap, ts, memory_order_relaxed);
+  t->seq = ts->seq++;
   set(ts, ts->n++, t);
   up(ts, t->idx);
   publish(ts);
+  int first = t->idx == 0;
   weft__spin_unlock(&ts->lk);
-  return 0;
+  return first;
 }
 
 bool weft__timer_cancel(struct weft__timer *t) {
@@ -107,12 +116,12 @@ bool weft__timer_cancel(struct weft__timer *t) {
   return armed;
 }
 
-int weft__timers_run(struct weft__timers *ts, int64_t now) {
+int weft__timers_run(struct weft__timers *ts, int64_t now, int max) {
   int ran = 0;
-  if (ld_acquire(&ts->next) > now)
+  if (max <= 0 || ld_acquire(&ts->next) > now)
     return 0;
   weft__spin_lock(&ts->lk);
-  while (ts->n && ts->h[0]->when <= now) {
+  while (ran < max && ts->n && ts->h[0]->when <= now) {
     struct weft__timer *t = ts->h[0];
     remove_at(ts, 0);
     /* Runs under the lock: see timer.h. */

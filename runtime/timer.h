@@ -2,7 +2,10 @@
  * timer.h - deadlines: a binary min-heap of timers per worker.
  *
  * A timer is embedded in the frame of the green thread that waits on it, so
- * arming one allocates nothing (the heap array grows rarely).  Expired
+ * arming one allocates nothing (the heap array grows rarely).  Timers leave
+ * a heap in deadline order, and timers with the same deadline in the order
+ * they were armed: each gets the next number of its heap as it is armed,
+ * the tie-break a binary heap needs to be FIFO.  Expired
  * timers run their callback with the heap's lock held; that is what lets
  * weft__timer_cancel promise that, once it returns, the callback is not
  * running and will not run, so the frame can go away.
@@ -20,6 +23,7 @@ typedef void (*weft__timer_fn)(struct weft__timer *t);
 
 struct weft__timer {
   int64_t when;
+  uint64_t seq;               /* arming order among equal deadlines */
   weft__timer_fn fn;
   void *arg;
   int idx;                    /* position in the heap, -1 when not armed */
@@ -30,17 +34,20 @@ struct weft__timers {
   weft__spin lk;
   struct weft__timer **h;
   int n, cap;
+  uint64_t seq;         /* numbers the timers armed here */
   _Atomic int64_t next; /* deadline of the earliest timer, INT64_MAX if none */
 };
 
 void weft__timers_init(struct weft__timers *ts);
 void weft__timers_fini(struct weft__timers *ts);
-/* Arms t (t->when, t->fn, t->arg set by the caller).  -ENOMEM. */
+/* Arms t (t->when, t->fn, t->arg set by the caller).  Returns 1 if t is
+ * now the heap's earliest timer, else 0, or -ENOMEM. */
 int weft__timer_add(struct weft__timers *ts, struct weft__timer *t);
 /* Disarms t if armed; returns true if it was disarmed before firing. */
 bool weft__timer_cancel(struct weft__timer *t);
-/* Runs every timer due at now; returns how many ran. */
-int weft__timers_run(struct weft__timers *ts, int64_t now);
+/* Runs the timers due at now, earliest first, at most max of them (the
+ * rest stay armed, due); returns how many ran. */
+int weft__timers_run(struct weft__timers *ts, int64_t now, int max);
 static inline int64_t weft__timers_next(struct weft__timers *ts) {
   return ld_acquire(&ts->next);
 }

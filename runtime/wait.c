@@ -68,9 +68,11 @@ static void park_post_fn(weft__post *p) {
     pp->timer.arg = w;
     pp->timer.idx = -1;
     atomic_init(&pp->timer.heap, NULL);
-    if (weft__timer_add(&self->timers, &pp->timer) != 0 &&
-        weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
+    int r = weft__timer_add(&self->timers, &pp->timer);
+    if (r < 0 && weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
       wake = true; /* no memory for a timer: time out now */
+    else if (r > 0)
+      weft__timer_first(self, pp->deadline);
   }
   if (w->cancelable) {
     int running = WEFT__PARK_RUNNING;

@@ -28,6 +28,8 @@
  *  - bad fds give -EBADF; an fd forgotten and closed behind weft's back may
  *    have its number reused by a new socket;
  *  - a green thread blocked in I/O on an idle socket costs no CPU;
+ *  - one edge that wakes more readers than a run queue holds loses none
+ *    of them, and they run about in the order they parked;
  *  - green threads spawned and joined by foreign pthreads do I/O, and I/O
  *    works again after weft_shutdown and weft_init.
  *
@@ -1815,5 +1817,67 @@ Test(iobare, kernel_threads_without_runtime) {
   cr_expect(w > 0 && (w & POLLOUT));
   cr_expect_eq(weft_close(sv[0]), 0);
   cr_expect_eq(weft_close(sv[1]), 0);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* One edge wakes every reader of an fd: a batch larger than a run queue.
+ * None may be lost (the overflow goes to the global queue), each reader
+ * takes one value, and on one worker they run roughly in the order they
+ * parked: the overflow goes after the run queue, not half of the queue,
+ * the first woken, behind the rest (which put some 175000 pairs out of
+ * order; a few global-queue checks now put some hundreds). */
+#define CROWD_READERS 1000
+
+static int crowd_fd;
+static atomic_int crowd_waiting, crowd_pos;
+static atomic_uchar crowd_seen[CROWD_READERS];
+static int crowd_order[CROWD_READERS];
+
+static void *crowd_reader(void *arg) {
+  int ticket = atomic_fetch_add(&crowd_waiting, 1); /* then parks at once */
+  (void)arg;
+  uint16_t v;
+  if (!read_exact(crowd_fd, &v, sizeof v))
+    return NULL;
+  crowd_order[atomic_fetch_add(&crowd_pos, 1)] = ticket;
+  if (v < CROWD_READERS)
+    atomic_fetch_add(&crowd_seen[v], 1);
+  return NULL;
+}
+
+Test(io1, big_batch_of_wakes_loses_none) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  crowd_fd = p[0];
+  weft_gthread *t = calloc(CROWD_READERS, sizeof *t);
+  cr_assert_not_null(t);
+  for (int i = 0; i < CROWD_READERS; i++)
+    t[i] = h_spawn(crowd_reader, NULL);
+  while (atomic_load(&crowd_waiting) < CROWD_READERS)
+    io_nanosleep(MS(1));
+  io_nanosleep(MS(5)); /* the last ones park */
+  static uint16_t vals[CROWD_READERS];
+  for (int i = 0; i < CROWD_READERS; i++)
+    vals[i] = (uint16_t)i;
+  cr_assert_eq(write(p[1], vals, sizeof vals), (ssize_t)sizeof vals);
+  for (int i = 0; i < CROWD_READERS; i++)
+    h_join(t[i]);
+  free(t);
+  int missing = 0, twice = 0;
+  for (int i = 0; i < CROWD_READERS; i++) {
+    missing += crowd_seen[i] == 0;
+    twice += crowd_seen[i] > 1;
+  }
+  cr_expect_eq(missing, 0, "%d values never read", missing);
+  cr_expect_eq(twice, 0, "%d values read twice", twice);
+  long inv = 0;
+  for (int a = 0; a < CROWD_READERS; a++)
+    for (int b = a + 1; b < CROWD_READERS; b++)
+      inv += crowd_order[a] > crowd_order[b];
+  cr_expect_lt(inv, 10L * CROWD_READERS,
+               "readers that ran out of parking order: %ld pairs", inv);
+  cr_log_info("readers that ran out of parking order: %ld pairs", inv);
+  weft_close(p[0]);
+  weft_close(p[1]);
   EXPECT_NO_THREAD_FAILURES();
 }

@@ -12,7 +12,11 @@
  *    (never lost, never duplicated); a timer that was cancelled by an
  *    earlier wake never wakes its thread later;
  *  - timed receives mixed with channel traffic lose and duplicate nothing;
- *  - pthreads sleep too, and never wake early either.
+ *  - pthreads sleep too, and never wake early either;
+ *  - on one worker, sleepers whose deadlines pass together (more than a run
+ *    queue holds) wake in deadline order, equal deadlines in arming order;
+ *  - the due timers of a worker that is busy and never switches are run by
+ *    the idle worker, which wakes for them, in deadline order.
  */
 #include "helpers.h"
 
@@ -394,4 +398,258 @@ Test(timer_norun, sleep_without_runtime, .timeout = 10) {
   cr_expect_geq(weft_now(), dl);
   cr_expect_eq(weft_sleep(MS(1)), 0);
   cr_expect_eq(weft_sleep_until(0), 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timers that expire together                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Sleepers whose deadlines pass together are woken as a batch, more of them
+ * than a run queue holds.  On one worker they must still run in deadline
+ * order, equal deadlines in the order they were armed.  Orders only, no
+ * durations: every sleeper parks before the first deadline (a run where one
+ * did not is repeated with more time), so the order in which they run is
+ * the runtime's alone. */
+
+struct osleeper {
+  int64_t deadline;
+  int ticket;     /* order of arming */
+  int heap;       /* worker it parked on, whose heap holds its timer */
+  int64_t called; /* just before weft_sleep_until */
+};
+
+static struct osleeper *os;
+static int *os_log; /* indices into os, in the order they ran after waking */
+static atomic_int os_pos, os_ticket;
+
+static void *ord_sleep(void *arg) {
+  struct osleeper *s = arg;
+  s->heap = weft_worker_index();
+  /* No switch between the ticket and the park: tickets are arming order
+   * on this worker. */
+  s->ticket = atomic_fetch_add(&os_ticket, 1);
+  s->called = weft_now();
+  TCHECK_EQ(weft_sleep_until(s->deadline), 0);
+  os_log[atomic_fetch_add(&os_pos, 1)] = (int)(s - os);
+  return NULL;
+}
+
+/* Whether sleeper a must run before sleeper b. */
+static bool ord_before(int a, int b) {
+  return os[a].deadline < os[b].deadline ||
+         (os[a].deadline == os[b].deadline && os[a].ticket < os[b].ticket);
+}
+
+/* Pairs in os_log that ran in the wrong order, counting only sleepers for
+ * which keep() is true (NULL: all).  *first gets the first such pair. */
+static long ord_inversions(int n, bool (*keep)(int), int first[2]) {
+  long inv = 0;
+  for (int p = 0; p < n; p++) {
+    if (keep && !keep(os_log[p]))
+      continue;
+    for (int q = p + 1; q < n; q++) {
+      if (keep && !keep(os_log[q]))
+        continue;
+      if (ord_before(os_log[q], os_log[p]) && inv++ == 0) {
+        first[0] = os_log[p];
+        first[1] = os_log[q];
+      }
+    }
+  }
+  return inv;
+}
+
+static void ord_setup(int n) {
+  free(os);
+  free(os_log);
+  os = calloc((size_t)n, sizeof *os);
+  os_log = calloc((size_t)n, sizeof *os_log);
+  cr_assert(os && os_log);
+  atomic_store(&os_pos, 0);
+  atomic_store(&os_ticket, 0);
+}
+
+/* Whether every sleeper armed its timer before the first deadline. */
+static bool ord_all_parked(int n, int64_t base) {
+  for (int i = 0; i < n; i++)
+    if (os[i].called >= base)
+      return false;
+  return true;
+}
+
+/* Spawns n sleepers from the test thread, sleeper i sleeping until a base
+ * time plus off[i], and joins them.  Returns false if one of them called
+ * weft_sleep_until too late for the run to tell anything. */
+static bool ord_run(int n, const int64_t *off, int64_t margin) {
+  ord_setup(n);
+  weft_gthread *t = calloc((size_t)n, sizeof *t);
+  cr_assert_not_null(t);
+  int64_t base = weft_now() + margin;
+  for (int i = 0; i < n; i++) {
+    os[i].deadline = base + off[i];
+    t[i] = h_spawn(ord_sleep, &os[i]);
+  }
+  for (int i = 0; i < n; i++)
+    h_join(t[i]);
+  free(t);
+  cr_assert_eq(atomic_load(&os_pos), n);
+  return ord_all_parked(n, base);
+}
+
+static void ord_check(int n, const int64_t *off) {
+  int64_t margin = MS(20) + (int64_t)n * 20000;
+  bool ok = false;
+  for (int tries = 0; tries < 4 && !(ok = ord_run(n, off, margin)); tries++)
+    margin *= 4; /* a loaded machine: give the spawns more time */
+  cr_assert(ok, "sleepers kept arming after the first deadline");
+  int first[2] = {-1, -1};
+  long inv = ord_inversions(n, NULL, first);
+  cr_expect_eq(inv, 0,
+               "%ld of %d sleepers' pairs woke out of order; the first ran "
+               "was sleeper %d (deadline +%lld ns, armed %d); e.g. +%lld ns "
+               "(armed %d) ran before +%lld ns (armed %d)",
+               inv, n, os_log[0], (long long)off[os_log[0]],
+               os[os_log[0]].ticket, inv ? (long long)off[first[0]] : 0LL,
+               inv ? os[first[0]].ticket : -1,
+               inv ? (long long)off[first[1]] : 0LL,
+               inv ? os[first[1]].ticket : -1);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* Distinct deadlines 1 ns apart, armed in shuffled order. */
+static void distinct_deadlines(int n) {
+  int64_t *off = calloc((size_t)n, sizeof *off);
+  cr_assert_not_null(off);
+  uint64_t rng = 777;
+  for (int i = 0; i < n; i++)
+    off[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)(h_rand(&rng) % (uint64_t)(i + 1));
+    int64_t x = off[i];
+    off[i] = off[j];
+    off[j] = x;
+  }
+  ord_check(n, off);
+  free(off);
+}
+
+TestSuite(timer1, .init = h_start1, .fini = h_stop, .timeout = 60);
+
+Test(timer1, batch_wakes_in_deadline_order) { distinct_deadlines(1000); }
+Test(timer1, big_batch_wakes_in_deadline_order) { distinct_deadlines(5000); }
+
+/* Equal deadlines: fewer than a run queue holds, so only the tie-break
+ * decides. */
+Test(timer1, equal_deadlines_wake_in_arming_order) {
+  int64_t off[200] = {0};
+  ord_check(200, off);
+}
+
+/* A few distinct deadlines, each shared by many sleepers. */
+Test(timer1, ties_within_a_big_batch_wake_in_arming_order) {
+  enum { N = 1000 };
+  static int64_t off[N];
+  uint64_t rng = 4242;
+  for (int i = 0; i < N; i++)
+    off[i] = (int64_t)(h_rand(&rng) % 10) * 1000;
+  ord_check(N, off);
+}
+
+/* A busy worker's expired timers.  A green thread on worker A spawns the
+ * sleepers (each runs at once on A and parks there, so A's heap holds
+ * their timers), then computes without ever switching until all of them
+ * have run.  A runs timers only when it picks, so the other worker, idle,
+ * must run A's timers: it has to wake up for A's deadlines, not only for
+ * its own, and the sleepers of A's heap then run on it in deadline order
+ * (A, busy, cannot steal any of them back).  Deterministic: the sleepers
+ * of A's heap can only run by being taken from A's heap by the other
+ * worker.  GUARD only keeps a failure from hanging. */
+#define BUSY_N 1000
+#define BUSY_SPACING 20000 /* ns */
+#define BUSY_GUARD MS(3000)
+
+static int busy_heap; /* worker of the busy thread */
+
+static bool on_busy_heap(int i) { return os[i].heap == busy_heap; }
+
+struct busy_run {
+  int64_t margin;
+  bool parked_in_time;
+  int woke_while_busy; /* sleepers of the busy heap */
+  int on_heap;
+  int moved;           /* the busy thread was not where it started */
+  int64_t base;
+};
+
+static void *busy_driver(void *arg) {
+  struct busy_run *r = arg;
+  weft_gthread t[BUSY_N];
+  uint64_t rng = 99;
+  int perm[BUSY_N];
+  for (int i = 0; i < BUSY_N; i++)
+    perm[i] = i;
+  for (int i = BUSY_N - 1; i > 0; i--) {
+    int j = (int)(h_rand(&rng) % (uint64_t)(i + 1));
+    int x = perm[i];
+    perm[i] = perm[j];
+    perm[j] = x;
+  }
+  int64_t base = r->base = weft_now() + r->margin;
+  for (int i = 0; i < BUSY_N; i++) {
+    os[i].deadline = base + (int64_t)perm[i] * BUSY_SPACING;
+    TCHECK_EQ(weft_spawn(&t[i], NULL, ord_sleep, &os[i]), 0);
+  }
+  /* From here on, no switch: this worker runs nothing else. */
+  busy_heap = weft_worker_index();
+  r->on_heap = 0;
+  for (int i = 0; i < BUSY_N; i++)
+    r->on_heap += os[i].heap == busy_heap;
+  int64_t guard = base + BUSY_N * BUSY_SPACING + BUSY_GUARD;
+  while (atomic_load(&os_pos) < BUSY_N && weft_now() < guard)
+    ;
+  r->moved = weft_worker_index() != busy_heap;
+  r->woke_while_busy = 0;
+  int ran = atomic_load(&os_pos);
+  for (int p = 0; p < ran; p++)
+    r->woke_while_busy += on_busy_heap(os_log[p]);
+  r->parked_in_time = ord_all_parked(BUSY_N, base);
+  for (int i = 0; i < BUSY_N; i++)
+    TCHECK_EQ(weft_join(t[i], NULL), 0);
+  return NULL;
+}
+
+static void start2_quiet(void) {
+  /* The busy thread is a hog on purpose: no reports. */
+  weft_config cfg = {.workers = 2, .hog_ms = -1};
+  cr_assert_eq(weft_init(&cfg), 0);
+}
+
+TestSuite(timer2busy, .init = start2_quiet, .fini = h_stop, .timeout = 60);
+
+Test(timer2busy, idle_worker_runs_a_busy_workers_timers_in_order) {
+  struct busy_run r = {.margin = MS(50)};
+  for (int tries = 0; tries < 4; tries++, r.margin *= 4) {
+    ord_setup(BUSY_N);
+    h_join(h_spawn(busy_driver, &r));
+    if (r.parked_in_time)
+      break;
+  }
+  cr_assert(r.parked_in_time, "sleepers kept arming after the first deadline");
+  cr_assert_eq(r.moved, 0);
+  /* The busy thread stays put while its children park (the other worker
+   * sleeps), so nearly all of them are on its heap. */
+  cr_assert_gt(r.on_heap, BUSY_N / 2, "only %d sleepers parked on worker %d",
+               r.on_heap, busy_heap);
+  cr_expect_eq(r.woke_while_busy, r.on_heap,
+               "%d of the %d sleepers whose timers were on busy worker %d "
+               "ran while it was busy",
+               r.woke_while_busy, r.on_heap, busy_heap);
+  int first[2] = {-1, -1};
+  long inv = ord_inversions(BUSY_N, on_busy_heap, first);
+  cr_expect_eq(inv, 0,
+               "%ld pairs of the busy worker's sleepers ran out of order "
+               "(e.g. deadline +%lld us before +%lld us)",
+               inv, inv ? (long long)(os[first[0]].deadline - r.base) / 1000 : 0LL,
+               inv ? (long long)(os[first[1]].deadline - r.base) / 1000 : 0LL);
+  EXPECT_NO_THREAD_FAILURES();
 }
