@@ -242,6 +242,8 @@ WEFT_NOINLINE static void ready_batch(struct weft__worker *w,
                                       struct weft__g *g) {
   if (weft__runq_len(&w->q) < WEFT__RUNQ_SIZE)
     weft__runq_put(&w->q, g, &weft__rt.gq);
+  else if (g->pin > 0) /* pinned here: never to the global queue */
+    pin_send(w, g);
   else
     weft__globq_put(&weft__rt.gq, g);
   w->batch_woken++;
@@ -852,24 +854,22 @@ void weft__ready(struct weft__g *g) {
   if (WEFT_UNLIKELY(g->pin) && weft__pin_divert(g, w->index))
     return;
   g->state = WEFT__G_RUNNABLE;
-  {
-    weft__stat_inc(&w->st.wakes);
-    if (WEFT_UNLIKELY(w->in_timers)) {
-      ready_batch(w, g);
-      return; /* weft__batch_end decides whom to wake */
-    }
-    if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {
-      weft__runq_put(&w->q, g, &weft__rt.gq);
-    } else if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
-      put_pnext(w, g);
-      return;
-    } else if (!put_runnext(w, g)) {
-      /* The woken thread is the only one waiting here, and it runs as
-       * soon as the current one blocks (message passing): waking an idle
-       * worker would mostly find nothing to do.  A worker that goes idle
-       * still steals it (runnext is stealable). */
-      return;
-    }
+  weft__stat_inc(&w->st.wakes);
+  if (WEFT_UNLIKELY(w->in_timers)) {
+    ready_batch(w, g);
+    return; /* weft__batch_end decides whom to wake */
+  }
+  if (weft_debug && weft__rt.seed && (weft__rand(&w->rng) & 1)) {
+    weft__runq_put(&w->q, g, &weft__rt.gq);
+  } else if (WEFT_LIKELY(!ld_relaxed(&weft__rt.nidle))) {
+    put_pnext(w, g);
+    return;
+  } else if (!put_runnext(w, g)) {
+    /* The woken thread is the only one waiting here, and it runs as soon
+     * as the current one blocks (message passing): waking an idle worker
+     * would mostly find nothing to do.  A worker that goes idle still
+     * steals it (runnext is stealable). */
+    return;
   }
   wakep();
 }
