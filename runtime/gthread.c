@@ -96,7 +96,8 @@ static void fcache_key_make(void) {
 /* The calling plain thread's cache for stacks of the given size and
  * guard, or NULL (not the runtime's default, or no way to empty it at
  * thread exit). */
-static struct weft__stack_cache *fcache_get(size_t size, size_t guard) {
+WEFT_NOINLINE static struct weft__stack_cache *fcache_get(size_t size,
+                                                       size_t guard) {
   struct foreign_cache *fc = &fcache;
   if (WEFT_UNLIKELY(fc->size != size || fc->guard != guard)) {
     if (size != weft__rt.stack_default || guard != weft__stack_guard_size())
@@ -115,7 +116,7 @@ static struct weft__stack_cache *fcache_get(size_t size, size_t guard) {
   return &fc->c;
 }
 
-static void g_free(struct weft__g *g) {
+static inline void g_free(struct weft__g *g) {
   struct weft__worker *w = weft__worker_get();
   __atomic_store_n(&g->id, 0, __ATOMIC_RELAXED); /* read by tools */
   weft__tsan_free(g->tsan_fiber);
@@ -163,7 +164,7 @@ static inline void g_start(struct weft__g *g, void *post) {
 #endif
   g->fresh = false;
   weft__post_run(post);
-  if (WEFT_UNLIKELY(g->foreign | (g->pin < 0))) {
+  if (WEFT_UNLIKELY(g->start_work)) {
     struct weft__worker *w = weft__worker_get();
     if (g->foreign) {
       weft__stat_inc(&w->st.spawns);
@@ -259,7 +260,8 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
-  g->pin = attr && attr->pinned ? -1 : 0;
+  if (attr && attr->pinned) /* g_zero left 0: not pinned */
+    g->pin = -1, g->start_work = true;
 #if EXIT_BY_RETURN
   g->ctx = weft__ctx_make_ret_asm(base + weft__stack_guard_size(), g, g_entry, g);
 #else
@@ -279,7 +281,8 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     else
       weft__run_now(g); /* the child first; we go to runnext */
   } else {
-    g->foreign = !w;
+    if (!w)
+      g->foreign = g->start_work = true;
     weft__ready(g);
     if (!w)
       weft__foreign_leave();
@@ -322,7 +325,7 @@ void weft__join_abandon_all(void) {
 
 /* Waits for g to finish; requires g->lk, which it releases.  0 once g is
  * done, -ETIMEDOUT, or -ESRCH when g was abandoned meanwhile. */
-static int join_wait(struct weft__g *g, int64_t deadline) {
+WEFT_NOINLINE static int join_wait(struct weft__g *g, int64_t deadline) {
   struct weft__waiter wt;
   struct weft__kjoin kj = {.g = g, .w = &wt};
   weft__waiter_init(&wt);
@@ -357,7 +360,7 @@ static int join_wait(struct weft__g *g, int64_t deadline) {
   return sel == WEFT__WAIT_TIMEOUT ? -ETIMEDOUT : -ESRCH;
 }
 
-int weft_join_until(weft_gthread t, void **result, int64_t deadline) {
+static WEFT_INLINE int join(weft_gthread t, void **result, int64_t deadline) {
   struct weft__g *g = t.p;
   if (!g || !t.id)
     return -EINVAL;
@@ -392,8 +395,12 @@ int weft_join_until(weft_gthread t, void **result, int64_t deadline) {
   return 0;
 }
 
+int weft_join_until(weft_gthread t, void **result, int64_t deadline) {
+  return join(t, result, deadline);
+}
+
 int weft_join(weft_gthread t, void **result) {
-  return weft_join_until(t, result, WEFT_FOREVER);
+  return join(t, result, WEFT_FOREVER);
 }
 
 int weft_tryjoin(weft_gthread t, void **result) {

@@ -65,6 +65,7 @@ struct weft__g {
   uint16_t io_streak; /* I/O calls in a row that did not wait (io.c) */
   uint32_t epoch; /* the runtime that spawned it (weft__rt.epoch) */
   bool foreign;   /* spawned by a thread that is not a worker */
+  bool start_work; /* foreign or pin < 0: g_start has work to do */
   /* 0: runs on any worker; n > 0: pinned to worker n - 1; -1: to be
    * pinned to the worker it first runs on (weft_gthread_attr.pinned). */
   int pin;
