@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -298,8 +300,66 @@ static int by_address(const void *a, const void *b) {
 /* Gives back the pages of n stacks of one size and guard, one madvise per
  * run of neighbouring mappings.  Guards inside a run stay: MADV_DONTNEED
  * keeps guard markers, and PROT_NONE pages have nothing to drop. */
+/*
+ * Giving back the pages of many stacks whose guards are large.  A run of
+ * neighbouring stacks spans the guards between them, and the kernel walks
+ * every page of those (a guard region is a marker per page): with guards
+ * much larger than the stacks that walk costs more than the rest.  One
+ * madvise per stack's usable part costs a system call and a TLB flush on
+ * every CPU running the process, each.  process_madvise(2) on our own
+ * process takes up to IOV_MAX ranges in one call with one flush (Linux
+ * 6.13 and later accept MADV_DONTNEED for the caller's own process); where
+ * it refuses, fall back to a call per stack.
+ */
+static _Atomic int self_pidfd = -1; /* -2: process_madvise unusable */
+
+static size_t release_vector(struct iovec *iov, size_t n) {
+  int fd = ld_relaxed(&self_pidfd);
+#if WEFT_VALGRIND
+  if (RUNNING_ON_VALGRIND)
+    fd = -2; /* valgrind does not know process_madvise */
+#endif
+  if (fd == -1) {
+    long r = syscall(SYS_pidfd_open, getpid(), 0);
+    int want = r >= 0 ? (int)r : -2, none = -1;
+    if (!atomic_compare_exchange_strong(&self_pidfd, &none, want) && r >= 0)
+      close((int)r); /* another thread opened one first */
+    fd = ld_relaxed(&self_pidfd);
+  }
+  if (fd < 0)
+    return 0;
+  long done = syscall(SYS_process_madvise, fd, iov, n, MADV_DONTNEED, 0);
+  if (done < 0) {
+    if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
+      st_relaxed(&self_pidfd, -2); /* this kernel will not: madvise */
+    return 0;
+  }
+  /* Ranges fully advised (a short count stops inside one). */
+  size_t k = 0;
+  for (size_t left = (size_t)done; k < n && left >= iov[k].iov_len; k++)
+    left -= iov[k].iov_len;
+  return k;
+}
+
+static void release_apart(void **st, size_t n, size_t size, size_t guard) {
+  struct iovec iov[TRIM];
+  for (size_t i = 0; i < n;) {
+    size_t m = n - i < TRIM ? n - i : TRIM;
+    for (size_t k = 0; k < m; k++)
+      iov[k] = (struct iovec){(char *)st[i + k] + guard, size};
+    size_t k = release_vector(iov, m);
+    for (; k < m; k++)
+      madvise(iov[k].iov_base, iov[k].iov_len, MADV_DONTNEED);
+    i += m;
+  }
+}
+
 static void release_pages(void **st, size_t n, size_t size, size_t guard) {
   size_t len = guard + size;
+  if (guard > size) {
+    release_apart(st, n, size, guard);
+    return;
+  }
   qsort(st, n, sizeof(void *), by_address);
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
@@ -391,6 +451,11 @@ void weft__stack_cache_drain(struct weft__stack_cache *c) {
 
 void weft__stack_fork_child_reset(void) {
   atomic_store(&all_lk.v, 0);
+  /* The parent's pidfd names the parent: open ours when needed. */
+  int fd = ld_relaxed(&self_pidfd);
+  if (fd >= 0)
+    close(fd);
+  st_relaxed(&self_pidfd, -1);
   for (struct pools *ps = atomic_load(&S.all); ps; ps = ps->next)
     memset(ps->by_class, 0, sizeof(ps->by_class));
 }

@@ -573,3 +573,67 @@ Test(stack_cfg, absurd_config_sizes_are_refused, .timeout = 30) {
   }
   cr_expect_not(weft_running());
 }
+
+/* ------------------------------------------------------------------------ */
+/* Idle stacks give their pages back                                        */
+/* ------------------------------------------------------------------------ */
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kib;
+}
+
+#define DIRTY (32 * 1024)
+static weft_sem dirty_gate;
+static atomic_int dirtied;
+
+/* Dirties DIRTY bytes of its stack with a pattern of its own, checks it,
+ * then waits at the gate. */
+static void *dirty_and_wait(void *arg) {
+  volatile unsigned char buf[DIRTY];
+  unsigned char v = (unsigned char)(uintptr_t)arg;
+  for (size_t i = 0; i < DIRTY; i += 512)
+    buf[i] = v;
+  for (size_t i = 0; i < DIRTY; i += 512)
+    if (buf[i] != v)
+      return (void *)1;
+  atomic_fetch_add(&dirtied, 1);
+  weft_sem_wait(&dirty_gate);
+  return NULL;
+}
+
+/* More than the pools keep warm (4096 a size class) are freed at once: the
+ * rest give their pages back (with large guards, each stack's usable part
+ * alone), and the stacks still work when they are reused. */
+Test(stack, idle_stacks_give_their_pages_back, .timeout = 60) {
+  enum { N = 6144 };
+  static weft_gthread t[N];
+  cr_assert_eq(weft_sem_init(&dirty_gate, 0), 0);
+  for (int round = 0; round < 2; round++) {
+    atomic_store(&dirtied, 0);
+    for (uintptr_t i = 0; i < N; i++)
+      t[i] = h_spawn(dirty_and_wait, (void *)(i + 1));
+    while (atomic_load(&dirtied) < N) /* every stack dirtied */
+      usleep(1000);
+    long before = rss_kib();
+    for (int i = 0; i < N; i++)
+      cr_assert_eq(weft_sem_post(&dirty_gate), 0);
+    long bad = 0;
+    for (int i = 0; i < N; i++)
+      bad += (long)(intptr_t)h_join(t[i]);
+    long after = rss_kib();
+    cr_expect_eq(bad, 0, "%ld threads saw their own stack change", bad);
+    cr_log_info("round %d: RSS %ld KiB with %d threads, %ld KiB after", round,
+                before, N, after);
+    /* At least the 1024 trimmed stacks' dirty pages are gone. */
+    cr_expect_gt(before - after, 1024L * DIRTY / 1024 * 3 / 4,
+                 "RSS fell only %ld KiB (from %ld)", before - after, before);
+  }
+}
