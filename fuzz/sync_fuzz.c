@@ -26,7 +26,8 @@
  *  - nothing can be sent on a channel known to be closed (the call must
  *    give -EPIPE), nothing received from a closed unbuffered channel, and a
  *    select with a case on a closed channel never times out;
- *  - a mutex is held by one thread at a time; relocking it fails.
+ *  - a mutex is held by one thread at a time; relocking it fails (lock:
+ *    -EDEADLK, trylock: -EBUSY).
  * Checked once every thread has been joined:
  *  - the elements still buffered plus those received are exactly those
  *    whose send succeeded; a channel holds at most its capacity;
@@ -283,6 +284,12 @@ static void op_lock(struct thread *t, int m, int64_t dl, bool try) {
   } else if (try) {
     if (rc != -EBUSY)
       FUZZ_FAIL(T, "trylock returned %d", rc);
+  } else if (t->held[m]) {
+    /* The mutex checks its owner: relocking is a deadlock, refused. */
+    if (rc != -EDEADLK)
+      FUZZ_FAIL(T, "lock of mutex %d by its holder returned %d, expected "
+                   "-EDEADLK",
+                m, rc);
   } else {
     int want = dl == WEFT_NOWAIT ? -EAGAIN : -ETIMEDOUT;
     if (rc != want)
