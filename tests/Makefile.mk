@@ -108,3 +108,10 @@ tests_test_misuse_SOURCES = tests/tsan_criterion.c tests/test_misuse.c tests/hel
 tests_test_misuse_CPPFLAGS = $(tests_cppflags)
 tests_test_misuse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_misuse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_reset
+TESTS += tests/test_reset
+tests_test_reset_SOURCES = tests/tsan_criterion.c tests/test_reset.c tests/helpers.h
+tests_test_reset_CPPFLAGS = $(tests_cppflags)
+tests_test_reset_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_reset_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
