@@ -80,15 +80,13 @@ static void remove_at(struct weft__timers *ts, int i) {
   t->idx = -1;
 }
 
-int weft__timer_add(struct weft__timers *ts, struct weft__timer *t) {
-  weft__spin_lock(&ts->lk);
+int weft__timer_add_locked(struct weft__timers *ts, struct weft__timer *t) {
+  weft__dassert(weft__spin_held(&ts->lk));
   if (ts->n == ts->cap) {
     int cap = ts->cap ? ts->cap * 2 : 64;
     struct weft__timer **h = realloc(ts->h, sizeof(*h) * (size_t)cap);
-    if (!h) {
-      weft__spin_unlock(&ts->lk);
+    if (!h)
       return -ENOMEM;
-    }
     ts->h = h;
     ts->cap = cap;
   }
@@ -97,9 +95,14 @@ int weft__timer_add(struct weft__timers *ts, struct weft__timer *t) {
   set(ts, ts->n++, t);
   up(ts, t->idx);
   publish(ts);
-  int first = t->idx == 0;
+  return t->idx == 0;
+}
+
+int weft__timer_add(struct weft__timers *ts, struct weft__timer *t) {
+  weft__spin_lock(&ts->lk);
+  int r = weft__timer_add_locked(ts, t);
   weft__spin_unlock(&ts->lk);
-  return first;
+  return r;
 }
 
 bool weft__timer_cancel(struct weft__timer *t) {

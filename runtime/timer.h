@@ -43,6 +43,9 @@ void weft__timers_fini(struct weft__timers *ts);
 /* Arms t (t->when, t->fn, t->arg set by the caller).  Returns 1 if t is
  * now the heap's earliest timer, else 0, or -ENOMEM. */
 int weft__timer_add(struct weft__timers *ts, struct weft__timer *t);
+/* The same with ts->lk held by the caller, who may keep it so that the
+ * timer cannot fire (on any worker) until it lets go. */
+int weft__timer_add_locked(struct weft__timers *ts, struct weft__timer *t);
 /* Disarms t if armed; returns true if it was disarmed before firing. */
 bool weft__timer_cancel(struct weft__timer *t);
 /* Runs the timers due at now, earliest first, at most max of them (the

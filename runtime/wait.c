@@ -50,29 +50,37 @@ static void on_deadline(struct weft__timer *t) {
 
 /* The post action of a green thread's park with a deadline or a cancel
  * armed (the others take weft__park_unlock, wait.h).  It runs on the next
- * context, once the parked green thread is saved.  The timer is armed and
- * the cancel handshake done before the unlock: after the unlock the parked
- * thread may be woken and gone, frame and all (pp and the waiter live in
- * that frame), so what the end needs is copied first. */
+ * context, once the parked green thread is saved.  It arms the timer, does
+ * the cancel handshake, and releases the lock that made the thread
+ * findable; from each of these on, something may wake the thread: its
+ * timer, run by any worker (an idle one runs the others' due timers), a
+ * canceler, a waker.  The thread and its frame (pp, the waiter) must stay
+ * until the end here, so the heap's lock is held throughout: the timer
+ * cannot fire, and a thread woken otherwise cannot leave its wait before
+ * it takes that lock to cancel its timer.  What the end needs is copied
+ * first.  Without a deadline there is no timer, and the cancel handshake
+ * is done before the unlock, which touches nothing in the frame. */
 static void park_post_fn(weft__post *p) {
   struct park_post *pp = (struct park_post *)p;
   struct weft__waiter *w = pp->w;
   struct weft__g *g = pp->p.g;
   void (*unlock)(void *) = pp->unlock;
   void *arg = pp->arg;
-  bool wake = false;
-  if (pp->deadline != WEFT_FOREVER) {
-    struct weft__worker *self = weft__worker_get();
-    pp->timer.when = pp->deadline;
+  int64_t deadline = pp->deadline;
+  struct weft__worker *self = NULL;
+  bool wake = false, first = false;
+  if (deadline != WEFT_FOREVER) {
+    self = weft__worker_get();
+    pp->timer.when = deadline;
     pp->timer.fn = on_deadline;
     pp->timer.arg = w;
     pp->timer.idx = -1;
     atomic_init(&pp->timer.heap, NULL);
-    int r = weft__timer_add(&self->timers, &pp->timer);
+    weft__spin_lock(&self->timers.lk);
+    int r = weft__timer_add_locked(&self->timers, &pp->timer);
     if (r < 0 && weft__waiter_claim(w, WEFT__WAIT_TIMEOUT))
       wake = true; /* no memory for a timer: time out now */
-    else if (r > 0)
-      weft__timer_first(self, pp->deadline);
+    first = r > 0;
   }
   if (w->cancelable) {
     int running = WEFT__PARK_RUNNING;
@@ -84,6 +92,11 @@ static void park_post_fn(weft__post *p) {
   }
   if (unlock)
     unlock(arg);
+  if (self) {
+    weft__spin_unlock(&self->timers.lk);
+    if (first)
+      weft__timer_first(self, deadline);
+  }
   if (wake)
     weft__ready(g);
 }

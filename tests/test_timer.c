@@ -653,3 +653,51 @@ Test(timer2busy, idle_worker_runs_a_busy_workers_timers_in_order) {
                inv ? (long long)(os[first[1]].deadline - r.base) / 1000 : 0LL);
   EXPECT_NO_THREAD_FAILURES();
 }
+
+/* ------------------------------------------------------------------------ */
+/* Short waits with deadlines on 2 workers                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Many short waits with deadlines, on 2 workers, so that an idle worker
+ * runs the due timers of the other (steal_timers) while that one is still
+ * parking the thread: the timer is armed in the park's post action, and
+ * from then on the thread may be woken and gone, frame and all.  Each
+ * sleep must last until its deadline and return 0, and each wait on a
+ * semaphore nobody posts must time out, not end early; a post action that
+ * touched the frame after the wake made a later wait of the same thread
+ * end at once, or crashed.
+ */
+static void *short_waiter(void *arg) {
+  long early = 0, bad = 0;
+  weft_sem never;
+  weft_sem_init(&never, 0);
+  for (int i = 0; i < 400; i++) {
+    int64_t dl = weft_now() + 20000 + (int64_t)(i % 7) * 10000;
+    if (weft_sleep_until(dl) != 0)
+      bad++;
+    if (weft_now() < dl)
+      early++;
+    if (i % 4 == 0) {
+      dl = weft_now() + 30000;
+      if (weft_sem_wait_until(&never, dl) != -ETIMEDOUT)
+        bad++;
+      if (weft_now() < dl)
+        early++;
+    }
+  }
+  (void)arg;
+  return (void *)(intptr_t)(early * 1000 + bad);
+}
+
+Test(timer, short_waits_end_at_their_deadlines) {
+  enum { N = 8 };
+  weft_gthread t[N];
+  for (int i = 0; i < N; i++)
+    t[i] = h_spawn(short_waiter, NULL);
+  long total = 0;
+  for (int i = 0; i < N; i++)
+    total += (long)(intptr_t)h_join(t[i]);
+  cr_expect_eq(total, 0, "%ld waits ended early, %ld returned a wrong result",
+               total / 1000, total % 1000);
+}
