@@ -787,8 +787,12 @@ WEFT_EXTERN int weft_pchan_close(weft_pchan *ch);
  * "mmap" (stacks, the shared heap: -ENOMEM), "pthread_create" (workers,
  * kernel-thread tasks, the blocking pool: -EAGAIN), "fork" (process tasks,
  * worker processes: -EAGAIN), "epoll_ctl" (netpoller registration:
- * -ENOMEM), "alloc" (weft's own allocations: -ENOMEM).  NULL or "" turns it
- * off.  The WEFT_FAIL environment variable sets a spec at startup.
+ * -ENOMEM), "alloc" (weft's own allocations: -ENOMEM).  One site makes
+ * nothing fail but widens a race window, as a loaded machine would:
+ * "poll_stall" (a worker about to go idle stops for 1 ms right after
+ * it has made the green threads of ready fds runnable, while other
+ * workers may take them).  NULL or "" turns it off.  The WEFT_FAIL environment variable
+ * sets a spec at startup.
  * Returns 0, or -EINVAL for a malformed spec (nothing changes then).
  */
 WEFT_EXTERN int weft_fail_inject(const char *spec);

@@ -24,6 +24,7 @@ enum weft__site {
   WEFT__F_FORK,
   WEFT__F_EPOLL_CTL,
   WEFT__F_ALLOC,
+  WEFT__F_POLL_STALL, /* not a failure: a stop where a preemption hurts */
   WEFT__F_NSITES
 };
 

@@ -439,7 +439,12 @@ int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
     w->np_nev = n;
     return 0;
   }
-  return weft__netpoll_deliver(w, n);
+  int woken = weft__netpoll_deliver(w, n);
+  /* For race tests: a worker about to go idle that the kernel stops right
+   * after it made threads runnable, while other workers take them. */
+  if (weft__inject(WEFT__F_POLL_STALL))
+    usleep(1000);
+  return woken;
 }
 
 void weft__netpoll_deliver_deferred(struct weft__worker *w) {
@@ -459,6 +464,14 @@ int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
   struct epoll_event *ev = events_of(w);
   if (!ev)
     return -1;
+  /* Events polled earlier and not yet delivered (the caller delivers
+   * them before it parks, sched.c) would be overwritten by this poll. */
+  weft__dassert(!w->np_nev);
+  if (WEFT_UNLIKELY(w->np_nev)) {
+    int n = w->np_nev;
+    w->np_nev = 0;
+    return n; /* received: the caller delivers them from the buffer */
+  }
   struct weft__worker *none = NULL;
   if (!atomic_compare_exchange_strong(&np.poller, &none, w))
     return -1;

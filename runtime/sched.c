@@ -580,6 +580,14 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       }
     }
 
+    /* Events the slow path polled (pick_local above, while the threads
+     * it woke were stolen) are delivered before this worker may block in
+     * epoll_wait, which reuses their buffer. */
+    if (WEFT_UNLIKELY(w->np_nev)) {
+      weft__netpoll_deliver_deferred(w);
+      continue;
+    }
+
     if (watch_globq(w))
       continue;
 
