@@ -15,7 +15,7 @@ EXTRA_DIST += soak/soak.sh soak/README.md
 
 SOAK_SECONDS = 600
 
-soak: all soak/soak_client
+soak: all soak/soak_client tests/test_reset
 	SOAK_SECONDS=$(SOAK_SECONDS) $(SHELL) $(srcdir)/soak/soak.sh $(builddir)
 
 .PHONY: soak

@@ -81,7 +81,8 @@ done
 http_bin=$builddir/demos/http
 kv_bin=$builddir/demos/kv
 client_bin=$builddir/soak/soak_client
-for b in "$http_bin" "$kv_bin" "$client_bin"; do
+reset_bin=$builddir/tests/test_reset
+for b in "$http_bin" "$kv_bin" "$client_bin" "$reset_bin"; do
 	if [ ! -x "$b" ]; then
 		echo "soak: $b is not built (run make first)" >&2
 		exit 2
@@ -225,8 +226,15 @@ stop_client() {
 	wait "$1" 2>/dev/null
 }
 
+reset_pid=
 cleanup() {
 	trap - EXIT INT TERM
+	if [ -n "$reset_pid" ]; then
+		kill "$reset_pid" 2>/dev/null
+		pkill -P "$reset_pid" 2>/dev/null
+		wait "$reset_pid" 2>/dev/null
+		reset_pid=
+	fi
 	for p in $clients; do
 		stop_client "$p"
 	done
@@ -381,6 +389,30 @@ if [ -z "$sentinel" ]; then
 	exit 1
 fi
 
+# The reset storm (tests/test_reset: clients that reset their connections
+# at every stage of a request, against a green server on 2 workers) runs
+# beside the servers for the whole run, in storms of up to 30 s, in turn
+# with and without its poll_stall site; every reset connection's server
+# thread must end.
+reset_loop() {
+	end=$(($(date +%s) + secs))
+	n=0
+	while :; do
+		left=$((end - $(date +%s)))
+		[ "$left" -le 30 ] || left=30
+		[ "$left" -ge 2 ] || break
+		if WEFT_RESET_SECONDS=$left WEFT_RESET_STALL=$((n % 2)) \
+		    "$reset_bin" --verbose >>"$out/reset.log" 2>&1; then
+			echo "storm $n: ok" >>"$out/reset.log"
+		else
+			echo "storm $n: FAILED" >>"$out/reset.log"
+		fi
+		n=$((n + 1))
+	done
+}
+reset_loop &
+reset_pid=$!
+
 report_every=$((secs / 10))
 [ "$report_every" -ge 5 ] || report_every=5
 start_client green --http-port "$http_port" --kv-port "$kv_port" \
@@ -521,6 +553,21 @@ rm -f "$out/.est"
 # Checks and the summary
 # ---------------------------------------------------------------------------
 
+wait "$reset_pid" 2>/dev/null
+reset_pid=
+storms=$(grep -c '^storm ' "$out/reset.log" 2>/dev/null)
+storms_failed=$(grep -c '^storm .*FAILED' "$out/reset.log" 2>/dev/null)
+resets=$(awk '/connections reset/ { for (i = 1; i < NF; i++)
+	if ($(i + 1) == "connections") n += $i } END { print n + 0 }' \
+    "$out/reset.log" 2>/dev/null)
+stuck=$(awk '/ stuck$/ { n += $(NF - 1) } END { print n + 0 }' \
+    "$out/reset.log" 2>/dev/null)
+[ "${storms:-0}" -gt 0 ] || problem "the reset storm never ran"
+[ "${storms_failed:-0}" -eq 0 ] ||
+    problem "$storms_failed of $storms reset storms failed (see reset.log)"
+[ "${stuck:-0}" -eq 0 ] ||
+    problem "$stuck server threads stayed parked on reset connections"
+
 [ "$kills" -eq "$restarts" ] ||
     problem "$kills workers killed, $restarts replacements seen"
 restart_lines=$(grep -c 'killed by SIGKILL; restarting' "$out/http.err")
@@ -630,6 +677,8 @@ rm -f "$out/.flat"
 	    "$((restart_max * 10)) ms); restart lines: $restart_lines;" \
 	    "hog-detector lines: $hogs"
 	echo "live green threads: not exposed by the demos; not sampled"
+	echo "reset storm: $storms storms, $resets connections reset at" \
+	    "every stage, $stuck server threads stuck, $storms_failed failed"
 	echo
 	echo "medians, first third vs last third after a $warm s warm-up:"
 	printf '%-20s %7s %16s %14s %12s %9s  %s\n' process samples \
