@@ -137,6 +137,15 @@ static bool deadline_passed(int64_t deadline) {
   return deadline != WEFT_FOREVER && deadline <= weft__now();
 }
 
+/* Why a lock that cannot be had now is refused, or 0 to wait for it. */
+static int refusal(bool try, int64_t deadline) {
+  if (try)
+    return -EBUSY;
+  if (deadline == WEFT_NOWAIT)
+    return -EAGAIN;
+  return deadline_passed(deadline) ? -ETIMEDOUT : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Readers                                                             */
 /* ------------------------------------------------------------------ */
@@ -161,15 +170,9 @@ WEFT_NOINLINE static int rd_slow(struct rwlock *x, int64_t deadline,
     weft__spin_unlock(&x->lk);
     return 0;
   }
-  int r = 0;
-  if ((s & RW_READERS) == RW_READERS)
-    r = -EAGAIN; /* as many readers as the count holds */
-  else if (try)
-    r = -EBUSY;
-  else if (deadline == WEFT_NOWAIT)
-    r = -EAGAIN;
-  else if (deadline_passed(deadline))
-    r = -ETIMEDOUT;
+  int r = (s & RW_READERS) == RW_READERS
+              ? -EAGAIN /* as many readers as the count holds */
+              : refusal(try, deadline);
   if (r) {
     slow_end(x, s);
     weft__spin_unlock(&x->lk);
@@ -221,13 +224,7 @@ WEFT_NOINLINE static int wr_slow(struct rwlock *x, uintptr_t me,
     weft__spin_unlock(&x->lk);
     return 0;
   }
-  int r = 0;
-  if (try)
-    r = -EBUSY;
-  else if (deadline == WEFT_NOWAIT)
-    r = -EAGAIN;
-  else if (deadline_passed(deadline))
-    r = -ETIMEDOUT;
+  int r = refusal(try, deadline);
   if (r) {
     slow_end(x, s);
     weft__spin_unlock(&x->lk);
