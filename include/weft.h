@@ -652,7 +652,11 @@ typedef struct weft_procs_config {
  * again after a backoff (10 ms doubling to 1 s), with its shared-heap
  * partition reclaimed.
  * SIGTERM and SIGINT are forwarded to the workers, which drain and exit;
- * after cfg->drain_ms the rest are killed.  Every child is reaped.  Returns
+ * after cfg->drain_ms the rest are killed.  A worker drained by a signal
+ * the supervisor did not send (SIGTERM to its pid alone) is started again,
+ * whatever it returned, and logged ("weft: worker 1 (pid 1234) drained on a
+ * signal the supervisor did not send; restarting"): the pool never shrinks
+ * in silence.  Every child is reaped.  Returns
  * 0 when all workers exited with status 0, 1 if any failed, or -errno
  * (-EINVAL for a bad config, -EBADF for a listen_fd that is not open,
  * -EBUSY if weft's workers are running in this process (call it before

@@ -28,7 +28,11 @@
  * 10 ms, doubling to 1 s while it keeps dying young; a worker that stayed
  * up for STABLE_NS starts over at 10 ms.  max_restarts (per slot) bounds
  * the restarts; past it the slot is given up, logged, and counts as
- * failed.  A worker that exits 0 is done.
+ * failed.  A worker that exits 0 is done, unless it was drained by a
+ * signal the supervisor did not send (an operator's SIGTERM to one pid):
+ * then it exits EXIT_DRAINED_ALONE, whatever its function returned, and is
+ * started again like a failed one (its partition reclaimed), with a line
+ * saying why, so that the pool never shrinks in silence.
  *
  * Draining.  SIGTERM or SIGINT to the supervisor: it stops restarting,
  * sends SIGTERM to every worker (whose handler only sets the flag that
@@ -70,6 +74,10 @@
 /* A worker that could not take its shared-heap slot exits with this
  * (EX_SOFTWARE), and is restarted like any failure. */
 #define EXIT_ATTACH_FAILED 70
+/* A worker drained by a signal that the supervisor did not send (an
+ * operator's kill of one pid) exits with this, whatever its function
+ * returned, and is started again (EX_TEMPFAIL). */
+#define EXIT_DRAINED_ALONE 75
 
 /* ------------------------------------------------------------------ */
 /* The worker's side                                                  */
@@ -106,8 +114,20 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  * the registration. */
 static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
-static void on_drain_signal(int sig) {
-  (void)sig;
+/* Who asked this worker to drain: the supervisor (its pid), the terminal
+ * (SIGINT to the whole group, supervisor included), or a process that
+ * signalled this worker alone. */
+static pid_t self_sup_pid;
+static _Atomic int self_drain_from_sup, self_drain_from_other;
+
+static void on_drain_signal(int sig, siginfo_t *si, void *uc) {
+  (void)sig, (void)uc;
+  bool sent = si && (si->si_code == SI_USER || si->si_code == SI_QUEUE ||
+                     si->si_code == SI_TKILL);
+  if (sent && si->si_pid != self_sup_pid)
+    st_relaxed(&self_drain_from_other, 1);
+  else
+    st_relaxed(&self_drain_from_sup, 1);
   st_relaxed(&self_draining, 1);
 }
 
@@ -151,7 +171,8 @@ WEFT_NORETURN static void worker_main(struct sup *s, int index) {
    * supervisor was called with, less the drain signals. */
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_drain_signal;
+  sa.sa_sigaction = on_drain_signal;
+  sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
@@ -163,13 +184,18 @@ WEFT_NORETURN static void worker_main(struct sup *s, int index) {
 
   self_index = index;
   self_listen_fd = cfg->listen_fd;
+  self_sup_pid = s->pid;
   st_relaxed(&self_draining, 0);
+  st_relaxed(&self_drain_from_sup, 0);
+  st_relaxed(&self_drain_from_other, 0);
   /* A supervisor that dies without draining us (SIGKILL, a crash) must
    * not leave orphans working on: its death asks us to drain.  If it died
    * before the prctl, the parent is already someone else. */
   prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != s->pid)
+  if (getppid() != s->pid) {
+    st_relaxed(&self_drain_from_sup, 1); /* its death asked for it */
     st_relaxed(&self_draining, 1);
+  }
   if (cfg->listen_fd >= 0) {
     int fl = fcntl(cfg->listen_fd, F_GETFD);
     if (fl >= 0 && (fl & FD_CLOEXEC))
@@ -188,7 +214,12 @@ WEFT_NORETURN static void worker_main(struct sup *s, int index) {
       _exit(EXIT_ATTACH_FAILED);
     }
   }
-  exit(cfg->worker(index, cfg->arg));
+  int status = cfg->worker(index, cfg->arg);
+  /* Stopped by someone else while the supervisor still runs the pool: the
+   * supervisor starts another worker in this slot. */
+  if (ld_relaxed(&self_drain_from_other) && !ld_relaxed(&self_drain_from_sup))
+    status = EXIT_DRAINED_ALONE;
+  exit(status);
 }
 
 static int fork_worker(struct sup *s, int i) {
@@ -248,6 +279,25 @@ static void on_death(struct sup *s, int i, int status) {
   }
   char what[64];
   describe(status, what, sizeof(what));
+  bool alone = WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DRAINED_ALONE;
+  if (alone && s->stopping) { /* it drained, only a little early */
+    sl->ended = true;
+    sl->failed = false;
+    return;
+  }
+  if (alone) {
+    /* A drain of the whole pool on its way (the same signal sent to the
+     * group, read after this death) makes a replacement pointless. */
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) ||
+                                      sigismember(&pending, SIGINT))) {
+      sl->ended = true;
+      sl->failed = false;
+      return;
+    }
+    snprintf(what, sizeof what,
+             "drained on a signal the supervisor did not send");
+  }
   if (s->stopping) {
     sl->ended = true;
     sl->failed = true;

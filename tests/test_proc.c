@@ -463,6 +463,53 @@ Test(proc, no_restart_while_draining, .init = map_shared, TMO) {
   cr_expect(strstr(sp.log, line), "expected \"%s\" in:\n%s", line, sp.log);
 }
 
+/* SIGTERM sent to one worker, not by the supervisor (an operator, a
+ * script): the worker drains and exits 0, and the supervisor starts
+ * another in its slot, with a line saying so, instead of silently running
+ * a smaller pool; a SIGTERM to the supervisor then drains them all. */
+Test(proc, sigterm_to_one_worker_restarts_it, .init = map_shared, TMO) {
+  struct sup sp;
+  S->behaviour = B_DRAIN;
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = -1};
+  sup_start(&sp, &cfg);
+  wait_running(2);
+  int victim = atomic_load(&S->pids[0][0]);
+  cr_assert_eq(kill(victim, SIGTERM), 0);
+  /* Its replacement starts (the test's timeout bounds the wait). */
+  while (atomic_load(&S->starts[0]) < 2)
+    usleep(1000);
+  wait_running(3); /* the replacement is in its loop */
+  cr_assert_eq(kill(sp.pid, SIGTERM), 0);
+  sup_finish(&sp);
+  cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
+  cr_expect_eq(atomic_load(&S->starts[1]), 1, "slot 1 untouched");
+  char line[200];
+  snprintf(line, sizeof line,
+           "weft: worker 0 (pid %d) drained on a signal the supervisor did "
+           "not send; restarting\n",
+           victim);
+  cr_expect(strstr(sp.log, line), "expected \"%s\" in:\n%s", line, sp.log);
+}
+
+/* The same to every worker: the pool does not end, it is started again. */
+Test(proc, sigterm_to_every_worker_restarts_them, .init = map_shared, TMO) {
+  struct sup sp;
+  S->behaviour = B_DRAIN;
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = -1};
+  sup_start(&sp, &cfg);
+  wait_running(2);
+  cr_assert_eq(kill(atomic_load(&S->pids[0][0]), SIGTERM), 0);
+  cr_assert_eq(kill(atomic_load(&S->pids[1][0]), SIGTERM), 0);
+  while (atomic_load(&S->starts[0]) < 2 || atomic_load(&S->starts[1]) < 2)
+    usleep(1000);
+  wait_running(4);
+  cr_assert_eq(kill(sp.pid, SIGTERM), 0);
+  sup_finish(&sp);
+  cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
+}
+
 /* A supervisor killed outright: its workers are asked to drain. */
 Test(proc, supervisor_death_drains_workers, .init = map_shared, TMO) {
   struct sup sp;
