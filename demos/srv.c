@@ -437,6 +437,10 @@ static int open_listener(int port, bool reuseport, bool do_listen, int *bound) {
   return fd;
 }
 
+/* The port the listening socket was bound to, announced by each mode once
+ * it can take connections (its runtime started, its setup done). */
+static int listen_port;
+
 static void announce(int port) {
   if (strchr(opt.host, ':'))
     printf("listening on [%s]:%d\n", opt.host, port);
@@ -656,6 +660,7 @@ static int run_green(int lfd) {
     close(lfd);
     return 1;
   }
+  announce(listen_port);
   rc = weft_join(acceptor, &result);
   if (rc < 0)
     say("joining the acceptor: %s", weft_strerror(rc));
@@ -833,6 +838,7 @@ static int run_kthread(int lfd) {
     close(lfd);
     return 1;
   }
+  announce(listen_port);
   while (!srv_stopping()) {
     int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
                          weft_deadline(ACCEPT_SLICE_NS));
@@ -943,6 +949,7 @@ static int run_process(int lfd) {
     close(lfd);
     return 1;
   }
+  announce(listen_port);
   while (!srv_stopping()) {
     reap_kids();
     int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
@@ -1038,7 +1045,7 @@ int srv_main(int argc, char **argv, const srv_app *app) {
   lfd = open_listener(opt.port, false, true, &port);
   if (lfd < 0)
     return 1;
-  announce(port);
+  listen_port = port;
   switch (opt.mode) {
   case MODE_KTHREAD:
     return run_kthread(lfd);

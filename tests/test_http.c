@@ -1225,3 +1225,38 @@ Test(http_server, sigterm_exits_0, .fini = fini_server, TMO) {
   cr_expect(now_ms() - t0 < 5000);
   conn_close(&c);
 }
+
+/* "listening on" is a promise that the port takes connections: a server
+ * whose runtime cannot start must not print it (a script waiting for the
+ * line would connect to a port about to close), and must exit 1. */
+Test(http_server, no_listening_line_when_the_runtime_cannot_start, TMO) {
+  int pfd[2];
+  cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    dup2(pfd[1], 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    /* The runtime's first worker thread cannot be created. */
+    setenv("WEFT_FAIL", "pthread_create:0:1", 1);
+    execl("demos/http", "demos/http", "--port", "0", "--mode", "green",
+          "--workers", "2", (char *)NULL);
+    _exit(127);
+  }
+  close(pfd[1]);
+  char out[512];
+  size_t n = 0;
+  ssize_t k;
+  while (n < sizeof out - 1 &&
+         (k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
+    n += (size_t)k;
+  out[n] = 0;
+  close(pfd[0]);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+            "exit status %#x", status);
+  cr_expect(strstr(out, "listening on") == NULL,
+            "printed a listening line though it could not start: %s", out);
+}
