@@ -660,7 +660,8 @@ static int run_green(int lfd) {
     close(lfd);
     return 1;
   }
-  announce(listen_port);
+  if (!opt.procs) /* under --procs the supervisor announces the pool */
+    announce(listen_port);
   rc = weft_join(acceptor, &result);
   if (rc < 0)
     say("joining the acceptor: %s", weft_strerror(rc));
