@@ -157,7 +157,9 @@ static void set_nodelay(int fd) {
 
 /* What an acceptor does with an accept error: go on at once, back off and
  * go on, or stop. */
-enum accept_next { ACCEPT_RETRY, ACCEPT_BACKOFF, ACCEPT_STOP };
+/* ACCEPT_DRAIN: under --procs, the supervisor stopped the shared listening
+ * socket (accept gives -EINVAL): a drain has begun, its SIGTERM follows. */
+enum accept_next { ACCEPT_RETRY, ACCEPT_BACKOFF, ACCEPT_STOP, ACCEPT_DRAIN };
 
 static enum accept_next accept_failed(int err, int64_t *next_log) {
   switch (err) {
@@ -182,6 +184,10 @@ static enum accept_next accept_failed(int err, int64_t *next_log) {
   }
   case -ECANCELED:
     return ACCEPT_STOP;
+  case -EINVAL:
+    if (opt.procs)
+      return ACCEPT_DRAIN;
+    /* fall through */
   default:
     say("accept on the listening socket failed: %s", weft_strerror(err));
     return ACCEPT_STOP;
@@ -617,8 +623,8 @@ static void *green_acceptor_main(void *arg) {
       enum accept_next next = accept_failed(fd, &next_log);
       if (next == ACCEPT_BACKOFF)
         weft_sleep(BACKOFF_NS);
-      else if (next == ACCEPT_STOP) {
-        status = fd == -ECANCELED ? 0 : 1;
+      else if (next == ACCEPT_STOP || next == ACCEPT_DRAIN) {
+        status = next == ACCEPT_DRAIN || fd == -ECANCELED ? 0 : 1;
         break;
       }
       continue;

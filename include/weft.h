@@ -652,7 +652,10 @@ typedef struct weft_procs_config {
  * again after a backoff (10 ms doubling to 1 s), with its shared-heap
  * partition reclaimed.
  * SIGTERM and SIGINT are forwarded to the workers, which drain and exit;
- * after cfg->drain_ms the rest are killed.  A worker drained by a signal
+ * after cfg->drain_ms the rest are killed.  At the start of a drain the
+ * listening socket (listen_fd) stops listening (shutdown(2)), so that new
+ * clients are refused at once instead of waiting for a worker that will
+ * not accept them.  A worker drained by a signal
  * the supervisor did not send (SIGTERM to its pid alone) is started again,
  * whatever it returned, and logged ("weft: worker 1 (pid 1234) drained on a
  * signal the supervisor did not send; restarting"): the pool never shrinks

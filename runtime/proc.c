@@ -35,7 +35,8 @@
  * saying why, so that the pool never shrinks in silence.
  *
  * Draining.  SIGTERM or SIGINT to the supervisor: it stops restarting,
- * sends SIGTERM to every worker (whose handler only sets the flag that
+ * stops the listening socket (cfg->listen_fd: new clients are refused at
+ * once, as nginx's are), sends SIGTERM to every worker (whose handler only sets the flag that
  * weft_procs_draining() reads), and waits up to drain_ms before sending
  * SIGKILL to the rest.  The supervisor returns once every worker it forked
  * has been reaped, after restoring its signal mask and SIGCHLD action.
@@ -352,6 +353,11 @@ static void reap_workers(struct sup *s) {
 static void begin_stop(struct sup *s) {
   int drain_ms = s->cfg->drain_ms ? s->cfg->drain_ms : DRAIN_MS_DEFAULT;
   s->stopping = true;
+  /* No worker will accept again: stop listening (for every process that
+   * shares the socket), so that a new client is refused at once instead
+   * of waiting in a backlog until the drain ends and then being reset. */
+  if (s->cfg->listen_fd >= 0)
+    shutdown(s->cfg->listen_fd, SHUT_RDWR);
   s->kill_at = weft__now() + (int64_t)drain_ms * 1000000;
   for (int i = 0; i < s->procs; i++) {
     struct slot *sl = &s->slot[i];

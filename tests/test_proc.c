@@ -44,6 +44,7 @@ enum behaviour {
   B_DRAIN_SEGV,  /* as B_DRAIN, but slot 1 crashes when asked to drain */
   B_SHM,         /* slot 1 allocates from the shared heap, then crashes */
   B_TASK,        /* each worker runs a process task of its own */
+  B_SLOW_DRAIN,  /* as B_DRAIN, but takes 600 ms to finish its drain */
 };
 
 struct shared {
@@ -144,6 +145,13 @@ static int worker(int index, void *arg) {
     atomic_store(&s->saw_drain[index], 1);
     if (s->behaviour == B_DRAIN_SEGV && index == 1)
       CRASH();
+    return 0;
+  case B_SLOW_DRAIN:
+    atomic_fetch_add(&s->running, 1);
+    if (!wait_for_drain())
+      return 9;
+    atomic_store(&s->saw_drain[index], 1);
+    usleep(600000); /* finishing the connections it has */
     return 0;
   case B_STUBBORN:
     atomic_fetch_add(&s->running, 1);
@@ -582,6 +590,42 @@ Test(proc, listen_fd_is_inherited, .init = map_shared, TMO) {
   int fl = fcntl(fd, F_GETFD);
   cr_expect(fl >= 0 && (fl & FD_CLOEXEC), "the caller's flags are its own");
   close(fd);
+}
+
+/* While the workers drain (finishing what they have, accepting no more),
+ * a new client is refused at once: the listening socket stops listening,
+ * instead of queueing connections no one will accept (they would hang
+ * until the drain ends, then be reset). */
+Test(proc, new_clients_are_refused_during_a_drain, .init = map_shared, TMO) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(listen(fd, 16), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+  S->behaviour = B_SLOW_DRAIN;
+
+  struct sup sp;
+  weft_procs_config cfg = {
+      .procs = 2, .worker = worker, .arg = S, .listen_fd = fd};
+  sup_start(&sp, &cfg);
+  wait_running(2);
+  close(fd); /* the supervisor and its workers have their own copies */
+  cr_assert_eq(kill(sp.pid, SIGTERM), 0);
+  while (!atomic_load(&S->saw_drain[0]) || !atomic_load(&S->saw_drain[1]))
+    usleep(1000);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert(c >= 0);
+  int rc = connect(c, (struct sockaddr *)&a, sizeof a);
+  int err = errno;
+  close(c);
+  sup_finish(&sp);
+  cr_expect(rc < 0 && err == ECONNREFUSED,
+            "a client connecting during the drain got %s",
+            rc == 0 ? "a connection no one accepts" : strerror(err));
+  cr_expect_eq(S->rc, 0, "log:\n%s", sp.log);
 }
 
 /* ------------------------------------------------------------------------ */
