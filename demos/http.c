@@ -456,7 +456,10 @@ static int answer_all(struct hconn *c, http_parser *p, int64_t *deadline) {
  * connection. */
 static int wait_request(struct hconn *c, int64_t deadline) {
   char first[FIRST_READ];
+  if (!srv_idle(true))
+    return -1; /* stopping: nothing of a request here to finish */
   ssize_t n = weft_read(c->fd, first, sizeof first, deadline);
+  srv_idle(false);
   if (n <= 0)
     return -1; /* end of file, idle timeout, error or canceled */
   if (!(c->mem = malloc(BUF_SIZE)))

@@ -419,9 +419,10 @@ static void serve(int fd, uint64_t conn_id) {
   while (go_on) {
     ssize_t n;
     if (c.in_len == 0) {
-      if (srv_stopping())
+      if (!srv_idle(true)) /* stopping: nothing half-read to finish */
         break;
       n = weft_read(fd, stack_in, sizeof(stack_in), srv_idle_deadline());
+      srv_idle(false);
       if (n <= 0)
         break;
       size_t used = run_batch(&c, stack_in, (size_t)n, &go_on);

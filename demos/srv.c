@@ -477,6 +477,7 @@ struct conn {
   weft_gthread t; /* green: set by the thread itself once it runs */
   bool started;   /* green: t is valid */
   bool cancel;    /* green: canceled before it started */
+  _Atomic int idle; /* green: waiting for a new request (srv_idle) */
 };
 
 static void conn_link(struct conn **head, struct conn *c) {
@@ -507,12 +508,32 @@ static struct {
   struct conn *head;
   size_t live;
   int lfd;
+  weft_local_key conn_key; /* each connection thread's struct conn */
+  bool keyed;              /* conn_key was created */
 } green;
+
+/*
+ * Idle connections at shutdown.  A connection waiting for its next request
+ * (a keep-alive connection between requests) has nothing to finish, so a
+ * drain closes it at once, as nginx does, instead of waiting --drain-ms for
+ * a request that may never come.  The connection marks itself idle, then
+ * looks at srv_stopping(); the drain begins once srv_stopping() is true,
+ * then cancels every connection marked idle.  Both seq_cst, so either the
+ * connection sees the stop and closes, or the drain sees it idle and
+ * cancels it (its read returns -ECANCELED).
+ */
+bool srv_idle(bool idle) {
+  struct conn *c = green.keyed ? weft_local_get(green.conn_key) : NULL;
+  if (c)
+    atomic_store(&c->idle, idle ? 1 : 0);
+  return !(idle && srv_stopping());
+}
 
 static void *green_conn_main(void *arg) {
   struct conn *c = arg;
   bool skip;
 
+  weft_local_set(green.conn_key, c); /* for srv_idle */
   weft_mutex_lock(&green.lock);
   c->t = weft_self();
   c->started = true;
@@ -573,15 +594,25 @@ static void green_start_conn(int fd, uint64_t id) {
 /* Closes the listener, lets connections finish for --drain-ms, then
  * cancels the rest and waits for them. */
 static void green_drain(void) {
-  size_t live;
+  size_t live, idle = 0;
 
   weft_close(green.lfd);
   weft_mutex_lock(&green.lock);
   live = green.live;
+  for (struct conn *c = green.head; c; c = c->next)
+    if (c->started && atomic_load(&c->idle)) {
+      weft_cancel(c->t); /* -ESRCH if it is just ending: fine */
+      idle++;
+    }
   weft_mutex_unlock(&green.lock);
-  if (live)
-    LOG("stopping: %zu connection%s open, letting %s finish for up to %d ms",
-        live, live == 1 ? "" : "s", live == 1 ? "it" : "them", opt.drain_ms);
+  if (idle)
+    LOG("stopping: closing %zu idle connection%s (between requests)", idle,
+        idle == 1 ? "" : "s");
+  if (live > idle)
+    LOG("stopping: %zu connection%s in a request, letting %s finish for up "
+        "to %d ms",
+        live - idle, live - idle == 1 ? "" : "s",
+        live - idle == 1 ? "it" : "them", opt.drain_ms);
 
   int rc =
       weft_waitgroup_wait_until(&green.wg, weft_deadline(opt.drain_ms * MS_NS));
@@ -597,8 +628,8 @@ static void green_drain(void) {
       c->cancel = true;
   }
   weft_mutex_unlock(&green.lock);
-  LOG("canceled %zu connection%s still open after %d ms", n, n == 1 ? "" : "s",
-      opt.drain_ms);
+  LOG("canceled %zu connection%s still in a request after %d ms", n,
+      n == 1 ? "" : "s", opt.drain_ms);
 
   rc = weft_waitgroup_wait_until(&green.wg, weft_deadline(CANCEL_GRACE_NS));
   if (rc == -ETIMEDOUT) {
@@ -653,6 +684,7 @@ static int run_green(int lfd) {
     close(lfd);
     return 1;
   }
+  green.keyed = weft_local_create(&green.conn_key, NULL) == 0;
   if (run_setup() < 0) {
     weft_shutdown();
     close(lfd);

@@ -63,6 +63,13 @@ int64_t srv_idle_deadline(void);
  * (e.g. answer "Connection: close") rather than wait for another. */
 bool srv_stopping(void);
 
+/* A handler calls srv_idle(true) just before it waits for a new request
+ * (nothing of one received yet), and srv_idle(false) once bytes of it
+ * arrived.  A shutdown closes idle connections at once (their wait returns
+ * -ECANCELED) instead of letting them run out the drain.  srv_idle(true)
+ * returns false when shutdown has begun: close instead of waiting. */
+bool srv_idle(bool idle);
+
 /* --quiet not given: log lines to stderr are wanted. */
 bool srv_verbose(void);
 

@@ -1226,6 +1226,31 @@ Test(http_server, sigterm_exits_0, .fini = fini_server, TMO) {
   conn_close(&c);
 }
 
+/* Idle keep-alive connections are closed at once at shutdown, as nginx
+ * closes them: a drain of 20 s must not be spent waiting for a client
+ * that has nothing in flight. */
+Test(http_server, sigterm_closes_idle_connections_at_once, .fini = fini_server,
+     .timeout = 40) {
+  start_server("green", "--drain-ms", "20000", NULL);
+  struct conn c;
+  struct resp r;
+  conn_open(&c);
+  send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_response(&c, &r, false);
+  expect_hello(&r);
+  free(r.body);
+  int64_t t0 = now_ms();
+  int st = stop_server();
+  int64_t took = now_ms() - t0;
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+  cr_expect(took < 10000,
+            "the server waited %lld ms for an idle keep-alive connection",
+            (long long)took);
+  char b;
+  cr_expect_eq(read(c.fd, &b, 1), 0, "the server closed the connection");
+  conn_close(&c);
+}
+
 /* "listening on" is a promise that the port takes connections: a server
  * whose runtime cannot start must not print it (a script waiting for the
  * line would connect to a port about to close), and must exit 1. */
