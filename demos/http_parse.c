@@ -311,6 +311,25 @@ static void fill(const http_parser *p, const char *buf, http_request *req) {
   req->expect_continue = (p->flags & F_CONTINUE) != 0;
 }
 
+/* Whether the request line begun at buf[s, e), whose line feed has not
+ * come yet, can only be refused: its method has a byte that is neither a
+ * token character nor the space after it, or it starts with a space
+ * (request_line answers 400 to both once the line is complete).  Checked
+ * early, so that a client speaking another protocol (a TLS ClientHello)
+ * gets its 400 at once.  A lone CR may still begin an empty line. */
+static bool bad_method_so_far(const char *buf, size_t s, size_t e) {
+  const unsigned char *u = (const unsigned char *)buf;
+  if (e - s == 1 && u[s] == '\r')
+    return false;
+  for (size_t i = s; i < e; i++) {
+    if (u[i] == ' ')
+      return i == s;
+    if (!is_class(u[i], C_TOKEN))
+      return true;
+  }
+  return false;
+}
+
 int http_parse(http_parser *p, const char *buf, size_t len, http_request *req) {
   if (p->stage == ST_FAILED)
     return -(int)p->status;
@@ -331,6 +350,8 @@ int http_parse(http_parser *p, const char *buf, size_t len, http_request *req) {
     const char *lf =
         from < limit ? memchr(buf + from, '\n', limit - from) : NULL;
     if (lf == NULL) {
+      if (p->stage == ST_START && bad_method_so_far(buf, s, limit))
+        return fail(p, 400);
       if (len >= HTTP_MAX_HEAD)
         return fail(p, 431);
       p->scanned = (uint32_t)(limit - s);

@@ -51,6 +51,9 @@
  *     (HTTP/1.0 requests' Expect fields are ignored, as RFC 9110 says).
  * Whether a known method is allowed on a resource is the server's business
  * (demos/http answers 405).
+ * A request line whose method can no longer be valid (a byte that is not
+ * a token character, as the first bytes of a TLS ClientHello) gives 400
+ * before its line feed arrives.
  * Checks run in the order of the bytes: the first offending line decides;
  * checks that need the whole header section (Host, Content-Length with
  * Transfer-Encoding, 501 for Transfer-Encoding, 413, 417, in this order)

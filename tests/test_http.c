@@ -1285,3 +1285,30 @@ Test(http_server, no_listening_line_when_the_runtime_cannot_start, TMO) {
   cr_expect(strstr(out, "listening on") == NULL,
             "printed a listening line though it could not start: %s", out);
 }
+
+/* A request line whose method is already impossible is refused before its
+ * end arrives: a client speaking another protocol (a TLS ClientHello sent
+ * to the HTTP port) gets its 400 at once instead of a silent wait for a
+ * line feed that may never come.  A lone CR may still be an empty line. */
+Test(http_parse, impossible_method_refused_before_the_line_ends) {
+  http_parser p;
+  http_request r;
+  const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00};
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, (const char *)hello, sizeof hello, &r), -400);
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, "GE\x01", 3, &r), -400);
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, " GET", 4, &r), -400);
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, "\r\nG@T /", 7, &r), -400);
+  /* Still possible: wait for more. */
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, "\r", 1, &r), 0);
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, "\r\nGET", 5, &r), 0);
+  http_parser_init(&p);
+  cr_expect_eq(http_parse(&p, "GET /\x01", 6, &r), 0); /* target: at its end */
+  /* Byte by byte and at once agree. */
+  cr_expect_eq(parse_bytewise((const char *)hello, sizeof hello, &r), -400);
+}
