@@ -416,6 +416,10 @@ static void serve(int fd, uint64_t conn_id) {
   resp_parser_init(&c.ps);
   resp_buf_use(&c.out, stack_out, sizeof(stack_out));
   bool go_on = true;
+  /* The deadline of the command being read, set when its first bytes
+   * arrive: --idle-ms bounds a whole command, so that a client trickling
+   * a byte at a time cannot hold the connection forever. */
+  int64_t cmd_deadline = WEFT_FOREVER;
   while (go_on) {
     ssize_t n;
     if (c.in_len == 0) {
@@ -429,16 +433,18 @@ static void serve(int fd, uint64_t conn_id) {
       if (go_on && used < (size_t)n &&
           !keep_rest(&c, stack_in + used, (size_t)n - used))
         break;
+      cmd_deadline = srv_idle_deadline();
     } else {
       if (!in_room(&c))
         break;
-      n = weft_read(fd, c.in + c.in_len, c.in_cap - c.in_len,
-                    srv_idle_deadline());
+      n = weft_read(fd, c.in + c.in_len, c.in_cap - c.in_len, cmd_deadline);
       if (n <= 0)
         break;
       c.in_len += (size_t)n;
       size_t used = run_batch(&c, c.in, c.in_len, &go_on);
       if (used) {
+        /* A command completed: what is left began in this read. */
+        cmd_deadline = srv_idle_deadline();
         memmove(c.in, c.in + used, c.in_len - used);
         c.in_len -= used;
       }

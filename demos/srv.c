@@ -210,7 +210,9 @@ static void usage(FILE *f) {
           "worker\n"
           "  --host ADDR     address to listen on (127.0.0.1)\n"
           "  --port N        port to listen on (%d; 0: any free port)\n"
-          "  --idle-ms N     close a connection idle for N ms (0: never)\n"
+          "  --idle-ms N     close a connection idle for N ms, or that takes\n"
+          "                  longer to send a request (60000, as nginx's\n"
+          "                  header and keep-alive timeouts; 0: never)\n"
           "  --drain-ms N    at shutdown, let connections finish for N ms "
           "(2000)\n"
           "  --backlog N     listen(2) backlog (1024)\n"
@@ -1071,6 +1073,7 @@ int srv_main(int argc, char **argv, const srv_app *app) {
   opt.host = "127.0.0.1";
   opt.port = app->default_port;
   opt.drain_ms = 2000;
+  opt.idle_ms = 60000; /* a silent or slow client is not held forever */
   opt.backlog = 1024;
   rc = parse_args(argc, argv, &done);
   if (done)

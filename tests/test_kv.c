@@ -942,3 +942,40 @@ Test(server, idle_timeout) {
   cr_assert_lt(weft_now() - t0, MS(3000));
   close(fd);
 }
+
+static int64_t kv_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --idle-ms bounds a whole command, not each read: a client that trickles
+ * one byte of a command every 100 ms is closed within about the bound,
+ * not held forever (each byte used to start the wait over). */
+Test(server, trickled_command_is_bounded) {
+  start_server("green", "--idle-ms", "300", NULL);
+  int fd = connect_server();
+  const char *frame = "*2\r\n$4\r\nECHO\r\n$40\r\n"
+                      "0123456789012345678901234567890123456789\r\n";
+  int64_t t0 = kv_now_ms();
+  bool closed = false;
+  for (size_t i = 0; frame[i] && kv_now_ms() - t0 < 5000; i++) {
+    if (send(fd, frame + i, 1, MSG_NOSIGNAL) < 0) {
+      closed = true;
+      break;
+    }
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 100) > 0) {
+      char b[64];
+      ssize_t k = recv(fd, b, sizeof b, 0);
+      cr_assert(k <= 0, "the server answered a partial command");
+      closed = true;
+      break;
+    }
+  }
+  int64_t took = kv_now_ms() - t0;
+  cr_expect(closed, "a trickled command kept its connection %lld ms",
+            (long long)took);
+  cr_expect(took < 4000, "closed after %lld ms", (long long)took);
+  close(fd);
+}
