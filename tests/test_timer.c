@@ -424,7 +424,8 @@ static atomic_int os_pos, os_ticket;
 
 static void *ord_sleep(void *arg) {
   struct osleeper *s = arg;
-  s->heap = weft_worker_index();
+  /* Read by the busy driver, maybe from another worker. */
+  __atomic_store_n(&s->heap, weft_worker_index(), __ATOMIC_RELAXED);
   /* No switch between the ticket and the park: tickets are arming order
    * on this worker. */
   s->ticket = atomic_fetch_add(&os_ticket, 1);
@@ -570,7 +571,9 @@ Test(timer1, ties_within_a_big_batch_wake_in_arming_order) {
 
 static int busy_heap; /* worker of the busy thread */
 
-static bool on_busy_heap(int i) { return os[i].heap == busy_heap; }
+static bool on_busy_heap(int i) {
+  return __atomic_load_n(&os[i].heap, __ATOMIC_RELAXED) == busy_heap;
+}
 
 struct busy_run {
   int64_t margin;
@@ -603,7 +606,7 @@ static void *busy_driver(void *arg) {
   busy_heap = weft_worker_index();
   r->on_heap = 0;
   for (int i = 0; i < BUSY_N; i++)
-    r->on_heap += os[i].heap == busy_heap;
+    r->on_heap += on_busy_heap(i);
   int64_t guard = base + BUSY_N * BUSY_SPACING + BUSY_GUARD;
   while (atomic_load(&os_pos) < BUSY_N && weft_now() < guard)
     ;
