@@ -25,12 +25,12 @@ static const char *const names[WEFT__F_NSITES] = {
 static struct rule {
   _Atomic long skip;  /* calls to let through first */
   _Atomic long count; /* then calls to fail; -1: forever */
-  bool on;
+  _Atomic bool on; /* a spec may change while other threads hit sites */
 } rules[WEFT__F_NSITES];
 
 bool weft__inject_hit(enum weft__site s) {
   struct rule *r = &rules[s];
-  if (!r->on)
+  if (!ld_relaxed(&r->on))
     return false;
   if (atomic_fetch_sub(&r->skip, 1) > 0)
     return false;
@@ -76,14 +76,14 @@ int weft_fail_inject(const char *spec) {
       s++;
     if (s == WEFT__F_NSITES)
       return -EINVAL;
-    fresh[s].on = true;
+    atomic_init(&fresh[s].on, true);
     atomic_init(&fresh[s].skip, skip);
     atomic_init(&fresh[s].count, count ? count : -1);
     any = true;
   }
   st_relaxed(&weft__inject_armed, false);
   for (int s = 0; s < WEFT__F_NSITES; s++) {
-    rules[s].on = fresh[s].on;
+    st_relaxed(&rules[s].on, ld_relaxed(&fresh[s].on));
     atomic_store(&rules[s].skip, ld_relaxed(&fresh[s].skip));
     atomic_store(&rules[s].count, ld_relaxed(&fresh[s].count));
   }

@@ -611,13 +611,15 @@ static void *busy_driver(void *arg) {
   while (atomic_load(&os_pos) < BUSY_N && weft_now() < guard)
     ;
   r->moved = weft_worker_index() != busy_heap;
-  r->woke_while_busy = 0;
   int ran = atomic_load(&os_pos);
+  for (int i = 0; i < BUSY_N; i++)
+    TCHECK_EQ(weft_join(t[i], NULL), 0);
+  /* After the joins: a sleeper takes its place in the log before it
+   * writes it. */
+  r->woke_while_busy = 0;
   for (int p = 0; p < ran; p++)
     r->woke_while_busy += on_busy_heap(os_log[p]);
   r->parked_in_time = ord_all_parked(BUSY_N, base);
-  for (int i = 0; i < BUSY_N; i++)
-    TCHECK_EQ(weft_join(t[i], NULL), 0);
   return NULL;
 }
 
