@@ -102,7 +102,12 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s: %s\n", opt.app->name, line);
+  /* Under --procs, which worker process says it ("http[1]: ..."). */
+  int w = weft_procs_index();
+  if (w >= 0)
+    fprintf(stderr, "%s[%d]: %s\n", opt.app->name, w, line);
+  else
+    fprintf(stderr, "%s: %s\n", opt.app->name, line);
 }
 
 /* Informational lines, silenced by --quiet. */
