@@ -529,10 +529,19 @@ static struct {
  * connection sees the stop and closes, or the drain sees it idle and
  * cancels it (its read returns -ECANCELED).
  */
+/* The calling connection's struct conn in kthread mode, and the one
+ * connection of a process-mode child (its fd, and whether it is idle: read
+ * by the child's stop handler). */
+static __thread struct conn *kt_self;
+static int proc_conn_fd = -1;
+static volatile sig_atomic_t proc_idle;
+
 bool srv_idle(bool idle) {
-  struct conn *c = green.keyed ? weft_local_get(green.conn_key) : NULL;
+  struct conn *c = green.keyed ? weft_local_get(green.conn_key) : kt_self;
   if (c)
     atomic_store(&c->idle, idle ? 1 : 0);
+  else if (proc_conn_fd >= 0)
+    proc_idle = idle;
   return !(idle && srv_stopping());
 }
 
@@ -802,6 +811,7 @@ static struct {
 static void *kthread_conn_main(void *arg) {
   struct conn *c = arg;
 
+  kt_self = c; /* for srv_idle */
   opt.app->serve(c->fd, c->id);
   /* Off the list first, so that shutdown(2) never hits a closed (or
    * reused) fd number. */
@@ -907,10 +917,22 @@ static int run_kthread(int lfd) {
    * sockets are shut down so that blocked reads and writes return. */
   weft_close(lfd);
   pthread_mutex_lock(&kt.lock);
-  if (kt.live)
-    LOG("stopping: %zu connection%s open, letting %s finish for up to %d ms",
-        kt.live, kt.live == 1 ? "" : "s", kt.live == 1 ? "it" : "them",
-        opt.drain_ms);
+  /* Idle connections (between requests) end at once: a read shut down
+   * returns end of file (see srv_idle). */
+  size_t idle = 0;
+  for (struct conn *c = kt.head; c; c = c->next)
+    if (atomic_load(&c->idle)) {
+      shutdown(c->fd, SHUT_RD);
+      idle++;
+    }
+  if (idle)
+    LOG("stopping: closing %zu idle connection%s (between requests)", idle,
+        idle == 1 ? "" : "s");
+  if (kt.live > idle)
+    LOG("stopping: %zu connection%s in a request, letting %s finish for up "
+        "to %d ms",
+        kt.live - idle, kt.live - idle == 1 ? "" : "s",
+        kt.live - idle == 1 ? "it" : "them", opt.drain_ms);
   left = kthread_wait_locked(weft_deadline(opt.drain_ms * MS_NS));
   if (left) {
     for (struct conn *c = kt.head; c; c = c->next)
@@ -967,6 +989,18 @@ static void reap_kids(void) {
   }
 }
 
+/* In a connection's child: the parent's SIGUSR1 says the server is
+ * stopping.  The child finishes the request it is in (answering with
+ * "Connection: close"), and an idle one ends at once: its read is shut
+ * down, so it returns end of file.  Async-signal-safe: a flag and
+ * shutdown(2). */
+static void process_child_stop(int sig) {
+  (void)sig;
+  atomic_store_explicit(&stop_flag, 1, memory_order_relaxed);
+  if (proc_idle)
+    shutdown(proc_conn_fd, SHUT_RD);
+}
+
 __attribute__((noreturn)) static void process_child(int lfd, int fd,
                                                     uint64_t id) {
   struct sigaction sa;
@@ -977,6 +1011,15 @@ __attribute__((noreturn)) static void process_child(int lfd, int fd,
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGCHLD, &sa, NULL);
+  proc_conn_fd = fd;
+  sa.sa_handler = process_child_stop;
+  sigaction(SIGUSR1, &sa, NULL);
+  /* Blocked in the parent since before the fork (run_process): a stop
+   * sent meanwhile waits for the handler, and lands now. */
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigprocmask(SIG_UNBLOCK, &usr1, NULL);
   free(kids.pid);
   weft_fd_forget(lfd);
   close(lfd);
@@ -990,6 +1033,14 @@ static int run_process(int lfd) {
   uint64_t next_id = 1;
   int64_t next_log = 0;
   int status = 0;
+
+  /* SIGUSR1 is the children's stop (process_child_stop); the parent
+   * never takes it, and a child forked just before a stop gets it once
+   * its handler is in place. */
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &usr1, NULL);
 
   if (run_setup() < 0) {
     close(lfd);
@@ -1036,6 +1087,10 @@ static int run_process(int lfd) {
   weft_fd_forget(lfd);
   close(lfd);
   reap_kids();
+  /* Tell each connection's process: idle ones end at once, busy ones
+   * finish their request (process_child_stop). */
+  for (size_t i = 0; i < kids.n; i++)
+    kill(kids.pid[i], SIGUSR1);
   if (kids.n)
     LOG("stopping: %zu connection%s open, letting %s finish for up to %d ms",
         kids.n, kids.n == 1 ? "" : "s", kids.n == 1 ? "it" : "them",

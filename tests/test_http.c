@@ -1229,9 +1229,8 @@ Test(http_server, sigterm_exits_0, .fini = fini_server, TMO) {
 /* Idle keep-alive connections are closed at once at shutdown, as nginx
  * closes them: a drain of 20 s must not be spent waiting for a client
  * that has nothing in flight. */
-Test(http_server, sigterm_closes_idle_connections_at_once, .fini = fini_server,
-     .timeout = 40) {
-  start_server("green", "--drain-ms", "20000", NULL);
+static void idle_closed_at_once(const char *mode) {
+  start_server(mode, "--drain-ms", "20000", NULL);
   struct conn c;
   struct resp r;
   conn_open(&c);
@@ -1249,6 +1248,21 @@ Test(http_server, sigterm_closes_idle_connections_at_once, .fini = fini_server,
   char b;
   cr_expect_eq(read(c.fd, &b, 1), 0, "the server closed the connection");
   conn_close(&c);
+}
+
+Test(http_server, sigterm_closes_idle_connections_at_once, .fini = fini_server,
+     .timeout = 40) {
+  idle_closed_at_once("green");
+}
+
+Test(http_server, sigterm_closes_idle_kthread_connections_at_once,
+     .fini = fini_server, .timeout = 40) {
+  idle_closed_at_once("kthread");
+}
+
+Test(http_server, sigterm_closes_idle_process_connections_at_once,
+     .fini = fini_server, .timeout = 40) {
+  idle_closed_at_once("process");
 }
 
 /* "listening on" is a promise that the port takes connections: a server
