@@ -484,6 +484,7 @@ static void *count_while_yielding(void *arg) {
 struct yielder {
   long seen_at_end; /* the counter when this thread finished */
   long max_gap;     /* most own yields in a row without the counter moving */
+  bool wait_for_counter; /* after YIELDS, yield on until it has run */
 };
 
 static void *yield_n(void *arg) {
@@ -497,6 +498,14 @@ static void *yield_n(void *arg) {
       y->max_gap = gap;
     last = now;
   }
+  /* With two workers the counter may sit on the other one, whose kernel
+   * thread a loaded machine can keep off the CPU for longer than 2000
+   * yields take: keep yielding (up to 10 s) until it has run once, so
+   * that only a counter starved for good fails the test. */
+  if (y->wait_for_counter)
+    for (int64_t end = weft_now() + (int64_t)10 * 1000000000;
+         atomic_load(&counter) == 0 && weft_now() < end;)
+      weft_yield();
   y->seen_at_end = atomic_load(&counter);
   return NULL;
 }
@@ -506,7 +515,8 @@ static void *yield_n(void *arg) {
  * alone on its worker may rightly go on at once, so the only invariant is
  * that the counter, runnable all along, ran before both yielders finished. */
 static void yield_fairness(bool one_worker) {
-  struct yielder y1 = {0}, y2 = {0};
+  struct yielder y1 = {.wait_for_counter = !one_worker},
+                 y2 = {.wait_for_counter = !one_worker};
   weft_gthread c = h_spawn(count_while_yielding, NULL);
   weft_gthread a = h_spawn(yield_n, &y1);
   weft_gthread b = h_spawn(yield_n, &y2);
