@@ -87,6 +87,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jemalloc/jemalloc.h>
+
 #include "inject.h"
 #include "fault.h"
 #include "monitor.h"
@@ -99,6 +101,18 @@ __thread struct weft__worker *volatile weft__tls_w
     __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A worker's own stack runs only the scheduler loop and post-switch
+ * actions (green threads have stacks of their own), so it need not be
+ * glibc's 8 MiB: a runtime of many workers then does not spend address
+ * space it never uses, which under ulimit -v made worker threads fail to
+ * start, or start and then fail inside the allocator.  The sanitizers'
+ * frames are larger. */
+#if WEFT_ASAN || WEFT_TSAN
+#define WORKER_STACK ((size_t)4 << 20)
+#else
+#define WORKER_STACK ((size_t)512 << 10)
+#endif
 
 #define RUNNEXT_STREAK_MAX 16
 #define SPIN_ROUNDS 4
@@ -996,11 +1010,15 @@ static void *worker_main(void *arg) {
   w->tick = SLOW_EVERY;
   w->sched_fiber = weft__tsan_cur();
   weft__fault_thread_init(w);
+#if WEFT_ASAN
+  /* ASan's switches back to the scheduler context need this stack's
+   * range.  glibc's query allocates, so other builds do without it. */
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     pthread_attr_getstack(&attr, &w->kstack_lo, &w->kstack_size);
     pthread_attr_destroy(&attr);
   }
+#endif
 
   for (;;) {
     struct weft__g *g = findrunnable(w);
@@ -1020,6 +1038,34 @@ static void *worker_main(void *arg) {
   weft__fault_thread_fini(w);
   weft__tls_w = NULL;
   return NULL;
+}
+
+/*
+ * jemalloc gives each new thread one of its automatic arenas, creating the
+ * arena on the thread's first allocation; when that fails (the address
+ * space is exhausted: ulimit -v), jemalloc crashes in that thread instead
+ * of failing the allocation.  So weft_init creates them all here, on its
+ * caller's thread, where a failure is an error it can return, before any
+ * worker starts.  (Where jemalloc is not in use, mallctl fails and nothing
+ * is done.)
+ */
+static int prepare_arenas(void) {
+  unsigned n, cur;
+  size_t sz = sizeof n;
+  if (mallctl("opt.narenas", &n, &sz, NULL, 0) != 0)
+    return 0;
+  sz = sizeof cur;
+  if (mallctl("thread.arena", &cur, &sz, NULL, 0) != 0)
+    return 0;
+  int err = 0;
+  for (unsigned i = 0; i < n && !err; i++)
+    if (mallctl("thread.arena", NULL, NULL, &i, sizeof i) != 0)
+      err = -ENOMEM;
+  mallctl("thread.arena", NULL, NULL, &cur, sizeof cur);
+  if (err)
+    fprintf(stderr, "weft: cannot create the allocator's arenas for the "
+                    "workers: out of memory or address space (ulimit -v)\n");
+  return err;
 }
 
 static int parse_workers(const weft_config *cfg, int *out) {
@@ -1097,6 +1143,8 @@ int weft_init(const weft_config *cfg) {
     goto error0;
   if ((err = weft__fault_setup()))
     goto error0;
+  if ((err = prepare_arenas()))
+    goto error0;
 
   weft__rt.nworkers = n;
   weft__rt.stack_default = weft__stack_round(0);
@@ -1161,6 +1209,7 @@ int weft_init(const weft_config *cfg) {
   for (int i = 0; i < n; i++) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
     int r = weft__pthread_create(&weft__rt.w[i]->thread, &attr, worker_main,
                            weft__rt.w[i]);
     pthread_attr_destroy(&attr);
