@@ -1044,16 +1044,28 @@ static void *worker_main(void *arg) {
  * jemalloc gives each new thread one of its automatic arenas, creating the
  * arena on the thread's first allocation; when that fails (the address
  * space is exhausted: ulimit -v), jemalloc crashes in that thread instead
- * of failing the allocation.  So weft_init creates them all here, on its
- * caller's thread, where a failure is an error it can return, before any
- * worker starts.  (Where jemalloc is not in use, mallctl fails and nothing
- * is done.)
+ * of failing the allocation.  So weft_init creates the workers' arenas
+ * here, on its caller's thread, where a failure is an error it can return,
+ * before any worker starts.  (Where jemalloc is not in use, mallctl fails
+ * and nothing is done.)
  */
-static int prepare_arenas(void) {
+static int prepare_arenas(int workers) {
+#if WEFT_ASAN || WEFT_TSAN
+  /* The sanitizers bring their own allocator: jemalloc's arenas would be
+   * made for nothing, and ThreadSanitizer's deadlock detector, which keeps
+   * at most 64 held locks a thread, overflows when jemalloc's fork handler
+   * takes every lock of every arena. */
+  (void)workers;
+  return 0;
+#else
   unsigned n, cur;
   size_t sz = sizeof n;
   if (mallctl("opt.narenas", &n, &sz, NULL, 0) != 0)
     return 0;
+  /* One for each worker (and the caller's): each new thread takes an
+   * arena no thread uses yet, if there is one. */
+  if (n > (unsigned)workers + 1)
+    n = (unsigned)workers + 1;
   sz = sizeof cur;
   if (mallctl("thread.arena", &cur, &sz, NULL, 0) != 0)
     return 0;
@@ -1066,6 +1078,7 @@ static int prepare_arenas(void) {
     fprintf(stderr, "weft: cannot create the allocator's arenas for the "
                     "workers: out of memory or address space (ulimit -v)\n");
   return err;
+#endif
 }
 
 static int parse_workers(const weft_config *cfg, int *out) {
@@ -1133,6 +1146,8 @@ int weft_init(const weft_config *cfg) {
   }
   if ((err = parse_workers(cfg, &n)))
     goto error0;
+  if ((err = prepare_arenas(n)))
+    goto error0;
   size_t ss = weft__stack_round(cfg ? cfg->stack_size : 0);
   if (cfg && cfg->stack_size && !ss) {
     err = -EINVAL;
@@ -1142,8 +1157,6 @@ int weft_init(const weft_config *cfg) {
                                cfg ? cfg->guard_size : 0)))
     goto error0;
   if ((err = weft__fault_setup()))
-    goto error0;
-  if ((err = prepare_arenas()))
     goto error0;
 
   weft__rt.nworkers = n;
