@@ -98,14 +98,6 @@ static struct weft__wq_entry *dispatch(struct rwlock *x, uint32_t *sp,
   return list;
 }
 
-static void wake_list(struct weft__wq_entry *list) {
-  while (list) {
-    struct weft__wq_entry *e = list;
-    list = e->next; /* read before the wake: the entry dies with it */
-    weft__waiter_wake(e->w);
-  }
-}
-
 /* Under lk (released here): queues the caller on q and parks until it is
  * handed the lock (0) or the deadline passes (-ETIMEDOUT). */
 static int rw_wait(struct rwlock *x, struct weft__wq *q, uint32_t s,
@@ -129,12 +121,8 @@ static int rw_wait(struct rwlock *x, struct weft__wq *q, uint32_t s,
   struct weft__wq_entry *list = dispatch(x, &s, false);
   slow_end(x, s);
   weft__spin_unlock(&x->lk);
-  wake_list(list);
+  weft__wq_wake_list(list);
   return -ETIMEDOUT;
-}
-
-static bool deadline_passed(int64_t deadline) {
-  return deadline != WEFT_FOREVER && deadline <= weft__now();
 }
 
 /* Why a lock that cannot be had now is refused, or 0 to wait for it. */
@@ -143,7 +131,7 @@ static int refusal(bool try, int64_t deadline) {
     return -EBUSY;
   if (deadline == WEFT_NOWAIT)
     return -EAGAIN;
-  return deadline_passed(deadline) ? -ETIMEDOUT : 0;
+  return weft__deadline_passed(deadline) ? -ETIMEDOUT : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -282,7 +270,7 @@ WEFT_NOINLINE static int unlock_slow(struct rwlock *x) {
   struct weft__wq_entry *list = r ? NULL : dispatch(x, &s, after_writer);
   slow_end(x, s);
   weft__spin_unlock(&x->lk);
-  wake_list(list);
+  weft__wq_wake_list(list);
   return r;
 }
 

@@ -76,10 +76,6 @@ static int wait_on(weft__spin *lk, struct weft__wq *q, int64_t deadline,
   return -ETIMEDOUT;
 }
 
-static bool deadline_passed(int64_t deadline) {
-  return deadline != WEFT_FOREVER && deadline <= weft__now();
-}
-
 /* ------------------------------------------------------------------ */
 /* Mutex: a fast path with one CAS; waiters are handed the mutex        */
 /* directly on unlock, so none can be starved by barging lockers.       */
@@ -148,7 +144,7 @@ WEFT_NOINLINE static int mutex_lock_slow(struct mutex *x, uintptr_t me,
                       memory_order_relaxed))
       break;
   }
-  if (deadline_passed(deadline)) {
+  if (weft__deadline_passed(deadline)) {
     if (!x->q.head)
       st_relaxed(&x->state, 1);
     weft__spin_unlock(&x->lk);
@@ -246,7 +242,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline) {
    * return (weft_mutex_lock below stores its token). */
   if (ld_relaxed(&((struct mutex *)m)->owner) != weft__self_token())
     return -EPERM;
-  if (deadline_passed(deadline))
+  if (weft__deadline_passed(deadline))
     return -ETIMEDOUT;
   weft__spin_lock(&x->lk);
   /* Queued before the mutex is released: a signal after the unlock
@@ -288,11 +284,7 @@ static void wake_all(weft__spin *lk, struct weft__wq *q) {
     list = e;
   }
   weft__spin_unlock(lk);
-  while (list) {
-    e = list;
-    list = e->next; /* read before the wake: the entry dies with it */
-    weft__waiter_wake(e->w);
-  }
+  weft__wq_wake_list(list);
 }
 
 int weft_cond_broadcast(weft_cond *c) {
@@ -354,7 +346,7 @@ int weft_sem_wait_until(weft_sem *s, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return 0;
   }
-  if (deadline_passed(deadline)) {
+  if (weft__deadline_passed(deadline)) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
@@ -432,7 +424,7 @@ int weft_waitgroup_wait_until(weft_waitgroup *wg, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return 0;
   }
-  if (deadline_passed(deadline)) {
+  if (weft__deadline_passed(deadline)) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }

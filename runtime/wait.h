@@ -194,6 +194,21 @@ static inline void weft__wq_remove(struct weft__wq *q,
   e->linked = false;
 }
 
+/* Wakes the claimed entries of list (linked through next), outside the
+ * lock of the queue they came from. */
+static inline void weft__wq_wake_list(struct weft__wq_entry *list) {
+  while (list) {
+    struct weft__wq_entry *e = list;
+    list = e->next; /* read before the wake: the entry dies with it */
+    weft__waiter_wake(e->w);
+  }
+}
+
+/* Whether deadline (absolute; WEFT_FOREVER never passes) has passed. */
+static inline bool weft__deadline_passed(int64_t deadline) {
+  return deadline != WEFT_FOREVER && deadline <= weft__now();
+}
+
 /* Unlinks entries from the head until one's waiter is claimed for it, and
  * returns that one (unlinked), or NULL.  Entries whose waiter something
  * else claimed (a select that fired elsewhere, a deadline) are dropped. */
