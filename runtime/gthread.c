@@ -229,6 +229,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     return -EINVAL;
 
   struct weft__worker *w = weft__worker_get();
+  size_t guard = weft__stack_guard_size();
   /* From a thread that is not a worker: inside weft__foreign_enter from
    * here to the queueing, so that the runtime it joins cannot be shut
    * down meanwhile (sched.h). */
@@ -236,7 +237,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
     return -EPERM;
   int err = -ENOMEM;
   char *base = weft__stack_alloc(
-      w ? &w->stacks : fcache_get(size, weft__stack_guard_size()), size, &err);
+      w ? &w->stacks : fcache_get(size, guard), size, &err);
   if (!base) {
     if (!w)
       weft__foreign_leave();
@@ -244,7 +245,7 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   }
 #if WEFT_ASAN
   /* A reused stack still carries the poison of its last owner's frames. */
-  ASAN_UNPOISON_MEMORY_REGION(base + weft__stack_guard_size(), size);
+  ASAN_UNPOISON_MEMORY_REGION(base + guard, size);
 #endif
   struct weft__g *g = weft__g_of_stack(base, size);
   g_zero(g);
@@ -256,16 +257,16 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
   __atomic_store_n(&g->id, new_id(w), __ATOMIC_RELAXED);
   g->base = base;
   g->size = size;
-  g->guard = weft__stack_guard_size();
+  g->guard = guard;
   g->fn = fn;
   g->arg = arg;
   g->detached = detached;
   if (attr && attr->pinned) /* g_zero left 0: not pinned */
     g->pin = -1, g->start_work = true;
 #if EXIT_BY_RETURN
-  g->ctx = weft__ctx_make_ret_asm(base + weft__stack_guard_size(), g, g_entry, g);
+  g->ctx = weft__ctx_make_ret_asm(base + guard, g, g_entry, g);
 #else
-  g->ctx = weft__ctx_make(base + weft__stack_guard_size(), g, g_entry, g);
+  g->ctx = weft__ctx_make(base + guard, g, g_entry, g);
 #endif
   g->fresh = true;
   g->epoch = ld_relaxed(&weft__rt.epoch);
@@ -280,12 +281,12 @@ int weft_spawn(weft_gthread *t, const weft_gthread_attr *attr, weft_fn fn,
       weft__ready(g);
     else
       weft__run_now(g); /* the child first; we go to runnext */
-  } else {
-    if (!w)
-      g->foreign = g->start_work = true;
+  } else if (w) {
     weft__ready(g);
-    if (!w)
-      weft__foreign_leave();
+  } else { /* entered above */
+    g->foreign = g->start_work = true;
+    weft__ready_entered(g);
+    weft__foreign_leave();
   }
   return 0;
 }

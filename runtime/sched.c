@@ -193,6 +193,19 @@ static void reset_spinning(struct weft__worker *w) {
  * looks at the idle list; the worker publishes itself idle, then reads
  * npin in any_work).
  */
+/* Takes v off the idle list if it is on it (then the caller unparks it);
+ * false if it is not idle, or a waker already took it. */
+static bool take_idle(struct weft__worker *v) {
+  weft__spin_lock(&weft__rt.idle_lk);
+  bool idle = v->idle_pos >= 0;
+  if (idle) {
+    idle_remove_locked(v);
+    atomic_fetch_sub(&weft__rt.nidle, 1);
+  }
+  weft__spin_unlock(&weft__rt.idle_lk);
+  return idle;
+}
+
 static void pin_send(struct weft__worker *h, struct weft__g *g) {
   g->state = WEFT__G_RUNNABLE;
   g->next = NULL;
@@ -204,15 +217,7 @@ static void pin_send(struct weft__worker *h, struct weft__g *g) {
   h->pin_tail = g;
   atomic_fetch_add(&h->npin, 1); /* seq_cst */
   weft__spin_unlock(&h->pin_lk);
-  bool wake = false;
-  weft__spin_lock(&weft__rt.idle_lk);
-  if (h->idle_pos >= 0) {
-    idle_remove_locked(h);
-    atomic_fetch_sub(&weft__rt.nidle, 1);
-    wake = true;
-  }
-  weft__spin_unlock(&weft__rt.idle_lk);
-  if (wake)
+  if (take_idle(h))
     unpark(h);
 }
 
@@ -367,14 +372,7 @@ void weft__timer_first(struct weft__worker *w, int64_t when) {
     if (when < ld_relaxed(&v->sleep_until)) {
       /* Woken as by wakep, only not to spin: it computes its deadline
        * afresh before it parks again. */
-      weft__spin_lock(&weft__rt.idle_lk);
-      bool idle = v->idle_pos >= 0;
-      if (idle) {
-        idle_remove_locked(v);
-        atomic_fetch_sub(&weft__rt.nidle, 1);
-      }
-      weft__spin_unlock(&weft__rt.idle_lk);
-      if (idle)
+      if (take_idle(v))
         unpark(v);
     }
     return; /* the first asleep worker watches */
@@ -840,20 +838,26 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
   return weft__runq_len(&w->q) != 0;
 }
 
-/* A wake from a thread that is not a worker of the running runtime: to
- * the global queue, inside weft__foreign_enter, or dropped when the
- * runtime is stopping or g was abandoned by an earlier one (sched.h). */
+void weft__ready_entered(struct weft__g *g) {
+  if (g->epoch != ld_relaxed(&weft__rt.epoch))
+    return; /* abandoned by an earlier runtime */
+  if (g->pin > 0) {
+    pin_send(weft__rt.w[g->pin - 1], g);
+    return;
+  }
+  g->state = WEFT__G_RUNNABLE;
+  st_relaxed(&weft__rt.foreign_last, weft__now()); /* see watch_globq */
+  weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
+  wakep();
+}
+
+/* A wake from a thread that is not a worker of the running runtime:
+ * weft__ready_entered inside weft__foreign_enter, or dropped when the
+ * runtime is stopping (sched.h). */
 WEFT_NOINLINE static void ready_foreign(struct weft__g *g) {
   if (!weft__foreign_enter())
     return;
-  if (g->epoch == ld_relaxed(&weft__rt.epoch) && g->pin > 0) {
-    pin_send(weft__rt.w[g->pin - 1], g);
-  } else if (g->epoch == ld_relaxed(&weft__rt.epoch)) {
-    g->state = WEFT__G_RUNNABLE;
-    st_relaxed(&weft__rt.foreign_last, weft__now()); /* see watch_globq */
-    weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
-    wakep();
-  }
+  weft__ready_entered(g);
   weft__foreign_leave();
 }
 

@@ -181,6 +181,10 @@ static inline void *weft__tsan_cur(void) { return NULL; }
 
 /* Makes g runnable (from any thread). */
 void weft__ready(struct weft__g *g);
+/* The same from a thread that is not a worker and has entered
+ * (weft__foreign_enter): to the global queue or g's worker's inbox, or
+ * dropped if g belongs to an earlier runtime. */
+void weft__ready_entered(struct weft__g *g);
 /* Wakes a batch of green threads (expired timers, ready fds): between the
  * two calls, weft__ready queues them at the tail of the worker's queue in
  * order (then the global queue's, when it is full) and wakes no idle

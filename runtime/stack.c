@@ -297,9 +297,6 @@ static int by_address(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Gives back the pages of n stacks of one size and guard, one madvise per
- * run of neighbouring mappings.  Guards inside a run stay: MADV_DONTNEED
- * keeps guard markers, and PROT_NONE pages have nothing to drop. */
 /*
  * Giving back the pages of many stacks whose guards are large.  A run of
  * neighbouring stacks spans the guards between them, and the kernel walks
@@ -354,6 +351,11 @@ static void release_apart(void **st, size_t n, size_t size, size_t guard) {
   }
 }
 
+/* Gives back the pages of n stacks of one size and guard: with guards
+ * larger than the stacks, each usable part alone (release_apart); else one
+ * madvise per run of neighbouring mappings.  Guards inside a run stay:
+ * MADV_DONTNEED keeps guard markers, and PROT_NONE pages have nothing to
+ * drop. */
 static void release_pages(void **st, size_t n, size_t size, size_t guard) {
   size_t len = guard + size;
   if (guard > size) {
