@@ -34,7 +34,7 @@ static inline struct weft__pd *pd_get(int fd, int *err) {
   }
   /* A hint read without pd->lk (weft__pd_adopt looks again under it). */
   if (WEFT_UNLIKELY(!__atomic_load_n(&pd->adopted, __ATOMIC_RELAXED))) {
-    int r = weft__pd_adopt(pd, fd);
+    int r = weft__pd_adopt(pd, fd, true);
     if (r) {
       *err = r;
       return NULL;
@@ -88,7 +88,7 @@ int weft_fd_adopt(int fd) {
   struct weft__pd *pd = weft__pd_of(fd, true);
   if (!pd)
     return weft__pd_of_error(fd);
-  err = weft__pd_adopt(pd, fd);
+  err = weft__pd_adopt(pd, fd, false);
   return err;
 }
 

@@ -107,7 +107,19 @@ int weft__pd_of_error(int fd) {
   return -ENOMEM;
 }
 
-int weft__pd_adopt(struct weft__pd *pd, int fd) {
+/* Requires pd->lk. */
+static void fresh_locked(struct weft__pd *pd, bool is_sock, bool is_stream) {
+  pd->is_sock = is_sock;
+  pd->is_stream = is_stream;
+  pd->drained = false;
+  __atomic_store_n(&pd->rhup, false, __ATOMIC_RELAXED);
+  pd->no_epoll = false;
+  __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
+  pd->ready[0] = pd->ready[1] = false;
+  __atomic_store_n(&pd->adopted, true, __ATOMIC_RELAXED); /* io.c */
+}
+
+int weft__pd_adopt(struct weft__pd *pd, int fd, bool once) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0)
     return -errno;
@@ -119,22 +131,21 @@ int weft__pd_adopt(struct weft__pd *pd, int fd) {
   socklen_t len = sizeof type;
   if (sock && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
     type = 0;
-  weft__pd_fresh(pd, sock, type == SOCK_STREAM);
+  weft__spin_lock(&pd->lk);
+  /* Threads that use a new fd at once all adopt it: only the first resets
+   * the descriptor, which the others may already be waiting on. */
+  if (!once || !__atomic_load_n(&pd->adopted, __ATOMIC_RELAXED))
+    fresh_locked(pd, sock, type == SOCK_STREAM);
+  weft__spin_unlock(&pd->lk);
   return 0;
 }
 
 void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
   weft__spin_lock(&pd->lk);
-  pd->is_sock = is_sock;
-  pd->is_stream = is_stream;
-  pd->drained = false;
-  __atomic_store_n(&pd->rhup, false, __ATOMIC_RELAXED);
-  pd->no_epoll = false;
-  __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
-  pd->ready[0] = pd->ready[1] = false;
-  __atomic_store_n(&pd->adopted, true, __ATOMIC_RELAXED); /* io.c */
+  fresh_locked(pd, is_sock, is_stream);
   weft__spin_unlock(&pd->lk);
 }
+
 
 /* ------------------------------------------------------------------ */
 /* The epoll instance                                                 */

@@ -45,9 +45,11 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream);
 /* Why weft__pd_of(fd, true) returned NULL, as -errno. */
 int weft__pd_of_error(int fd);
 
-/* Makes fd usable by the I/O calls (non-blocking, kind known).  Returns 0,
- * -EBADF, or another -errno. */
-int weft__pd_adopt(struct weft__pd *pd, int fd);
+/* Makes fd usable by the I/O calls (non-blocking, kind known).  once: the
+ * first use of fd by an I/O call, which leaves a descriptor that another
+ * thread adopted meanwhile as it is; otherwise (weft_fd_adopt) it is reset
+ * whatever it held.  Returns 0, -EBADF, or another -errno. */
+int weft__pd_adopt(struct weft__pd *pd, int fd, bool once);
 
 /* Waits until fd may be ready in direction dir, from the calling green
  * thread or kernel thread.  gen is pd->gen read before the attempt that
