@@ -33,7 +33,7 @@ static inline struct weft__pd *pd_get(int fd, int *err) {
     return NULL;
   }
   /* A hint read without pd->lk (weft__pd_adopt looks again under it). */
-  if (WEFT_UNLIKELY(!__atomic_load_n(&pd->adopted, __ATOMIC_RELAXED))) {
+  if (WEFT_UNLIKELY(!__atomic_load_n(&pd->adopted, __ATOMIC_ACQUIRE))) {
     int r = weft__pd_adopt(pd, fd, true);
     if (r) {
       *err = r;

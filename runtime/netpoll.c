@@ -116,7 +116,8 @@ static void fresh_locked(struct weft__pd *pd, bool is_sock, bool is_stream) {
   pd->no_epoll = false;
   __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
   pd->ready[0] = pd->ready[1] = false;
-  __atomic_store_n(&pd->adopted, true, __ATOMIC_RELAXED); /* io.c */
+  /* release: io.c's load-acquire of adopted then sees the kind above */
+  __atomic_store_n(&pd->adopted, true, __ATOMIC_RELEASE);
 }
 
 int weft__pd_adopt(struct weft__pd *pd, int fd, bool once) {
