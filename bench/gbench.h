@@ -77,13 +77,16 @@ static inline int gb_kthread_pair(weft_fn a, weft_fn b, void *arg) {
 }
 
 /* Runs worker in a pool of two worker processes (this process supervises);
- * returns 1 if the pool failed, else 0. */
+ * returns 1 if the pool failed, else 0.  A failed worker is not restarted:
+ * the two share one stream in shared memory, which a fresh process cannot
+ * resume (a restarted ring sender once overran its free list), so the
+ * sample fails and bench_child() runs it again from the start. */
 static inline int gb_procs_pair(int (*worker)(int, void *), void *arg) {
   weft_procs_config cfg = {.procs = 2,
                            .worker = worker,
                            .arg = arg,
                            .listen_fd = -1,
-                           .max_restarts = 1};
+                           .max_restarts = -1};
   int rc = weft_procs_run(&cfg);
 
   if (rc != 0) {

@@ -177,6 +177,9 @@ static int ring_take(struct ring *r, struct ring_free *f, int64_t deadline,
 
     if (rc < 0)
       return rc;
+    /* More back than were lent: a stream this sender did not start. */
+    if (t - h > RING_BUFS)
+      return -EPROTO;
     for (; h != t; h++)
       f->b[f->n++] = r->back[h % RING_BUFS];
     atomic_store_explicit(&r->rhead, h, memory_order_release);

@@ -91,7 +91,7 @@ static int child(const struct bench_opts *o) {
                            .worker = worker,
                            .arg = r,
                            .listen_fd = -1,
-                           .max_restarts = 1};
+                           .max_restarts = -1};
   long k = atol(o->child_argv[1]) * 1000;
   int rc;
 

@@ -126,7 +126,7 @@ int main(void) {
       .procs = 2,
       .worker = worker,
       .listen_fd = -1,
-      .max_restarts = 1,
+      .max_restarts = -1, /* a fresh worker cannot rejoin the list */
   };
   rc = weft_procs_run(&cfg);
   if (rc < 0)

@@ -641,7 +641,7 @@ typedef struct weft_procs_config {
   size_t shm_size;    /* bytes of shared heap (0: none), split per worker */
   int listen_fd;      /* -1, or a listening socket every worker inherits */
   int drain_ms;       /* SIGTERM to SIGKILL grace period; 0: 10000 */
-  int max_restarts;   /* per slot; 0: unlimited */
+  int max_restarts;   /* per slot; 0: unlimited; -1: never restart */
 } weft_procs_config;
 
 /*

@@ -28,7 +28,9 @@
  * 10 ms, doubling to 1 s while it keeps dying young; a worker that stayed
  * up for STABLE_NS starts over at 10 ms.  max_restarts (per slot) bounds
  * the restarts; past it the slot is given up, logged, and counts as
- * failed.  A worker that exits 0 is done, unless it was drained by a
+ * failed.  max_restarts -1 never restarts: for workers whose state lives
+ * in shared memory and cannot be resumed by a fresh process (a restarted
+ * worker would start over on a stream its predecessor left half done).  A worker that exits 0 is done, unless it was drained by a
  * signal the supervisor did not send (an operator's SIGTERM to one pid):
  * then it exits EXIT_DRAINED_ALONE, whatever its function returned, and is
  * started again like a failed one (its partition reclaimed), with a line
@@ -310,6 +312,15 @@ static void on_death(struct sup *s, int i, int status) {
     return;
   }
   int max = s->cfg->max_restarts;
+  if (max < 0) {
+    sl->ended = true;
+    sl->failed = true;
+    fprintf(stderr,
+            "weft: worker %d (pid %d) %s; not restarting (max_restarts "
+            "-1)\n",
+            i, (int)pid, what);
+    return;
+  }
   if (max > 0 && sl->restarts >= max) {
     sl->ended = true;
     sl->failed = true;
@@ -501,7 +512,7 @@ static int supervise(struct sup *s) {
 static int check_config(const weft_procs_config *cfg) {
   if (!cfg || cfg->procs < 1 || cfg->procs > WEFT__SHM_MAX_PARTS ||
       !cfg->worker || cfg->listen_fd < -1 || cfg->drain_ms < 0 ||
-      cfg->max_restarts < 0)
+      cfg->max_restarts < -1)
     return -EINVAL;
   if (cfg->listen_fd >= 0 && fcntl(cfg->listen_fd, F_GETFD) < 0)
     return -EBADF;

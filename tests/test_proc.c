@@ -394,6 +394,20 @@ Test(proc, max_restarts_gives_up, .init = map_shared, TMO) {
   cr_expect(strstr(sp.log, line), "expected \"%s\" in:\n%s", line, sp.log);
 }
 
+Test(proc, max_restarts_minus_one_never_restarts, .init = map_shared, TMO) {
+  struct sup sp;
+  run_pool(&sp, B_ALWAYS5, 2, -1);
+  cr_expect_eq(S->rc, 1, "a slot failed; log:\n%s", sp.log);
+  cr_expect_eq(atomic_load(&S->starts[0]), 1, "started once, never again");
+  cr_expect_eq(atomic_load(&S->starts[1]), 1);
+  char line[160];
+  snprintf(line, sizeof line,
+           "weft: worker 0 (pid %d) exited with status 5; not restarting "
+           "(max_restarts -1)\n",
+           atomic_load(&S->pids[0][0]));
+  cr_expect(strstr(sp.log, line), "expected \"%s\" in:\n%s", line, sp.log);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Draining                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -652,7 +666,7 @@ Test(proc, bad_configs, TMO) {
   cr_expect_eq(weft_procs_run(&c), -EINVAL);
   c = ok, c.drain_ms = -1;
   cr_expect_eq(weft_procs_run(&c), -EINVAL);
-  c = ok, c.max_restarts = -1;
+  c = ok, c.max_restarts = -2;
   cr_expect_eq(weft_procs_run(&c), -EINVAL);
   c = ok, c.listen_fd = -2;
   cr_expect_eq(weft_procs_run(&c), -EINVAL);
