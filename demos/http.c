@@ -22,8 +22,10 @@
  * only with "Connection: keep-alive") and pipelining: one read fills the
  * buffer, every complete request in it is answered into one output buffer,
  * in order, and one write sends the batch.  A request body (Content-Length
- * up to HTTP_MAX_BODY) is read and dropped; "Expect: 100-continue" gets
- * "100 Continue" when the body has not arrived yet.
+ * or chunked, up to HTTP_MAX_BODY bytes of data either way) is read and
+ * dropped; "Expect: 100-continue" gets "100 Continue" when the body has
+ * not arrived yet.  A chunked body that is malformed or too large is
+ * answered 400, 413 or 431 (http_parse.h) and ends the connection.
  *
  * Timeouts: the head of each request must be complete by
  * srv_idle_deadline() taken when the connection became ready for it (its
@@ -356,6 +358,46 @@ static int skip_body(struct hconn *c, uint64_t n) {
 }
 
 /*
+ * Reads and drops a chunked body: what is buffered, then what arrives.
+ * Bytes after the body stay in the buffer.  "100 Continue" is sent first
+ * if asked for and the body is not all here.  Returns 0, -1 to end the
+ * connection at once (it failed or timed out), or -status for a body
+ * that is malformed or too large (http_chunked_feed).
+ */
+static int skip_chunked(struct hconn *c, bool expect_continue) {
+  http_chunked d;
+  http_chunked_init(&d);
+  for (;;) {
+    while (c->rpos < c->rlen && !http_chunked_done(&d)) {
+      const char *data;
+      size_t n;
+      ssize_t k = http_chunked_feed(&d, c->mem + c->rpos, c->rlen - c->rpos,
+                                    &data, &n);
+      if (k < 0)
+        return (int)k;
+      c->rpos += (size_t)k;
+    }
+    if (http_chunked_done(&d))
+      return 0;
+    if (expect_continue) {
+      if (reserve(c, sizeof continue_100) < 0)
+        return -1;
+      memcpy(WBUF(c) + c->wlen, LIT(continue_100));
+      c->wlen += sizeof continue_100 - 1;
+      expect_continue = false;
+    }
+    /* The decoder keeps no bytes: the buffer starts over. */
+    if (flush(c) < 0)
+      return -1;
+    c->rpos = c->rlen = 0;
+    ssize_t k = weft_read(c->fd, c->mem, RBUF_SIZE, srv_idle_deadline());
+    if (k <= 0)
+      return -1;
+    c->rlen = (size_t)k;
+  }
+}
+
+/*
  * Answers one complete request whose head ends at c->rpos.  Returns 1 to
  * go on with the connection, 0 to end it once the output is sent, -1 to
  * end it at once.
@@ -372,7 +414,13 @@ static int answer(struct hconn *c, const http_request *req) {
   /* The body, if any: what is buffered is skipped, the rest read. */
   uint64_t body = req->content_length;
   size_t have = c->rlen - c->rpos;
-  if (body <= have) {
+  if (req->chunked) {
+    int r = skip_chunked(c, req->expect_continue);
+    if (r == -1)
+      return -1;
+    if (r < 0)
+      return put_error(c, -r, head) < 0 ? -1 : 0;
+  } else if (body <= have) {
     c->rpos += (size_t)body;
   } else {
     if (req->expect_continue) {

@@ -27,6 +27,9 @@ enum flag {
   F_KEEP = 8,          /* Connection: keep-alive */
   F_CONTINUE = 16,     /* Expect: 100-continue */
   F_EXPECT_OTHER = 32, /* another expectation */
+  F_CHUNKED = 64,      /* the last transfer coding so far is chunked */
+  F_TE_BAD = 128,      /* chunked twice, or a coding after chunked */
+  F_TE_OTHER = 256,    /* a coding other than chunked (before it) */
 };
 
 /* Character classes: a token character (RFC 9110 tchar), a character that
@@ -193,6 +196,36 @@ static int content_length(http_parser *p, const char *v, size_t n) {
   return 0;
 }
 
+/*
+ * Transfer-Encoding: a comma-separated list of codings, in the order they
+ * were applied; several field lines add to one list.  Only chunked is
+ * known, and a request's list must end with it (RFC 9112, 6.3): anything
+ * after chunked, or chunked twice, is 400 at the end of the head; another
+ * coding before it is 501 there (the body's length is known, its content
+ * could not be decoded).  A coding's parameters (";q=...") are skipped.
+ */
+static void transfer_encoding(http_parser *p, const char *v, size_t n) {
+  size_t i = 0;
+  p->flags |= F_TE;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+      i++;
+    if (i == n)
+      break;
+    size_t s = i;
+    while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
+      i++;
+    if (p->flags & F_CHUNKED)
+      p->flags |= F_TE_BAD; /* a coding after chunked */
+    if (EQ_NOCASE(v + s, i - s, "chunked"))
+      p->flags |= F_CHUNKED;
+    else
+      p->flags |= F_TE_OTHER;
+    while (i < n && v[i] != ',')
+      i++;
+  }
+}
+
 /* Connection: a comma-separated list of options. */
 static void connection(http_parser *p, const char *v, size_t n) {
   size_t i = 0;
@@ -269,7 +302,7 @@ static int field_line(http_parser *p, const char *buf, size_t s, size_t e) {
     break;
   case 17:
     if (EQ_NOCASE(name, name_len, "transfer-encoding"))
-      p->flags |= F_TE;
+      transfer_encoding(p, v, vn);
     break;
   default:
     break;
@@ -283,8 +316,13 @@ static int end_of_head(http_parser *p) {
     return -400;
   if ((p->flags & (F_CL | F_TE)) == (F_CL | F_TE))
     return -400;
-  if (p->flags & F_TE)
-    return -501;
+  if (p->flags & F_TE) {
+    /* HTTP/1.0 has no transfer codings: its framing cannot be trusted. */
+    if (p->version == 10 || !(p->flags & F_CHUNKED) || (p->flags & F_TE_BAD))
+      return -400;
+    if (p->flags & F_TE_OTHER)
+      return -501;
+  }
   if (p->content_length > HTTP_MAX_BODY)
     return -413;
   if (p->flags & F_EXPECT_OTHER)
@@ -304,6 +342,7 @@ static void fill(const http_parser *p, const char *buf, http_request *req) {
   req->content_length = p->content_length;
   req->head_len = p->line;
   req->has_content_length = (p->flags & F_CL) != 0;
+  req->chunked = (p->flags & F_TE) != 0;
   if (p->version == 11)
     req->keep_alive = !(p->flags & F_CLOSE);
   else
@@ -383,4 +422,179 @@ int http_parse(http_parser *p, const char *buf, size_t len, http_request *req) {
     if (r < 0)
       return fail(p, -r);
   }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunked bodies                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A byte-at-a-time state machine: it keeps no bytes, only counts, so the
+ * caller never holds a partial chunk line for it, and feeding a body in
+ * any pieces gives the same result.  Only the data runs are handed back,
+ * as spans of the caller's buffer.
+ */
+enum chunked_state {
+  CK_SIZE0 = 0, /* the first hex digit of a chunk size */
+  CK_SIZE,      /* more digits, BWS, ";" or CR */
+  CK_SIZE_WS,   /* after BWS: more of it, ";" or CR */
+  CK_EXT,       /* a chunk extension, up to CR */
+  CK_SIZE_LF,   /* the LF of a size line */
+  CK_DATA,      /* d->left bytes of data */
+  CK_DATA_CR,   /* the CRLF after a chunk's data */
+  CK_DATA_LF,
+  CK_TRAILER,   /* the start of a trailer line, or the final CR */
+  CK_TR_NAME,   /* a trailer field's name, up to ":" */
+  CK_TR_VALUE,  /* its value, up to CR */
+  CK_TR_LF,
+  CK_END_LF,    /* the final LF */
+  CK_DONE,
+  CK_FAILED,
+};
+
+void http_chunked_init(http_chunked *d) { memset(d, 0, sizeof *d); }
+
+bool http_chunked_done(const http_chunked *d) { return d->state == CK_DONE; }
+
+static ssize_t chunked_fail(http_chunked *d, int status) {
+  d->state = CK_FAILED;
+  d->status = (uint16_t)status;
+  return -status;
+}
+
+static int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = lower(c);
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+ssize_t http_chunked_feed(http_chunked *d, const char *buf, size_t len,
+                          const char **data, size_t *data_len) {
+  const unsigned char *u = (const unsigned char *)buf;
+  size_t i = 0;
+  *data = NULL;
+  *data_len = 0;
+  if (d->state == CK_FAILED)
+    return -(ssize_t)d->status;
+  while (i < len && d->state != CK_DONE) {
+    unsigned char c = u[i];
+    int x;
+    switch ((enum chunked_state)d->state) {
+    case CK_DATA: {
+      /* The only state that takes more than one byte at a time; the call
+       * ends with the run, so that the caller sees it. */
+      size_t n = len - i;
+      if (n > d->left)
+        n = (size_t)d->left;
+      *data = buf + i;
+      *data_len = n;
+      d->left -= n;
+      if (d->left == 0)
+        d->state = CK_DATA_CR;
+      return (ssize_t)(i + n);
+    }
+    case CK_SIZE0:
+    case CK_SIZE:
+      if ((x = hex_value(c)) >= 0) {
+        /* The sum of the sizes may not pass HTTP_MAX_BODY; leading zeros
+         * are free.  total never passes it, so room does not wrap. */
+        uint64_t room = HTTP_MAX_BODY - d->total;
+        if ((uint64_t)x > room || d->left > (room - (uint64_t)x) / 16)
+          return chunked_fail(d, 413);
+        d->left = d->left * 16 + (uint64_t)x;
+        d->state = CK_SIZE;
+      } else if (d->state == CK_SIZE0) {
+        return chunked_fail(d, 400);
+      } else if (c == ' ' || c == '\t') {
+        d->state = CK_SIZE_WS;
+      } else if (c == ';') {
+        d->state = CK_EXT;
+      } else if (c == '\r') {
+        d->state = CK_SIZE_LF;
+      } else {
+        return chunked_fail(d, 400);
+      }
+      break;
+    case CK_SIZE_WS:
+      if (c == ';')
+        d->state = CK_EXT;
+      else if (c == '\r')
+        d->state = CK_SIZE_LF;
+      else if (c != ' ' && c != '\t')
+        return chunked_fail(d, 400);
+      break;
+    case CK_EXT:
+      if (c == '\r')
+        d->state = CK_SIZE_LF;
+      else if (!is_value_char(c))
+        return chunked_fail(d, 400);
+      break;
+    case CK_SIZE_LF:
+      if (c != '\n')
+        return chunked_fail(d, 400);
+      d->line = 0;
+      if (d->left == 0) {
+        d->state = CK_TRAILER; /* the last chunk */
+      } else {
+        d->total += d->left;
+        d->state = CK_DATA;
+      }
+      i++;
+      continue; /* a line's length is not counted past its end */
+    case CK_DATA_CR:
+      if (c != '\r')
+        return chunked_fail(d, 400);
+      d->state = CK_DATA_LF;
+      break;
+    case CK_DATA_LF:
+      if (c != '\n')
+        return chunked_fail(d, 400);
+      d->state = CK_SIZE0;
+      d->line = 0;
+      i++;
+      continue;
+    case CK_TRAILER:
+      if (c == '\r')
+        d->state = CK_END_LF;
+      else if (is_class(c, C_TOKEN))
+        d->state = CK_TR_NAME;
+      else
+        return chunked_fail(d, 400);
+      break;
+    case CK_TR_NAME:
+      if (c == ':')
+        d->state = CK_TR_VALUE;
+      else if (!is_class(c, C_TOKEN))
+        return chunked_fail(d, 400);
+      break;
+    case CK_TR_VALUE:
+      if (c == '\r')
+        d->state = CK_TR_LF;
+      else if (!is_value_char(c))
+        return chunked_fail(d, 400);
+      break;
+    case CK_TR_LF:
+      if (c != '\n')
+        return chunked_fail(d, 400);
+      d->state = CK_TRAILER;
+      break;
+    case CK_END_LF:
+      if (c != '\n')
+        return chunked_fail(d, 400);
+      d->state = CK_DONE;
+      break;
+    case CK_DONE:
+    case CK_FAILED:
+      break;
+    }
+    i++;
+    /* Size lines and the trailer section are bounded. */
+    if (++d->line > (d->state >= CK_TRAILER ? (uint32_t)HTTP_MAX_HEAD
+                                            : (uint32_t)HTTP_MAX_CHUNK_LINE))
+      return chunked_fail(d, d->state >= CK_TRAILER ? 431 : 400);
+  }
+  return (ssize_t)i;
 }

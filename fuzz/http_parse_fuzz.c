@@ -33,7 +33,7 @@ struct outcome {
   size_t host_off, host_len;
   uint64_t content_length;
   size_t head_len;
-  bool has_content_length, keep_alive, expect_continue;
+  bool has_content_length, keep_alive, expect_continue, chunked;
 };
 
 static bool inside(const char *buf, size_t len, const char *p, size_t n) {
@@ -113,6 +113,80 @@ static void check_result(int r, const char *buf, size_t len,
   o->has_content_length = req->has_content_length;
   o->keep_alive = req->keep_alive;
   o->expect_continue = req->expect_continue;
+  o->chunked = req->chunked;
+  if (req->chunked && (req->has_content_length || req->version != 11))
+    FUZZ_FAIL(T, "chunked with Content-Length or in HTTP/1.0");
+}
+
+/* What decoding a chunked body gave: bytes used (0: not ended) or
+ * -status, and the data's length and hash. */
+struct body {
+  ssize_t r;
+  size_t n;
+  uint64_t h;
+};
+
+/* Decodes body[0, size) fed in pieces of step bytes (each a fresh heap
+ * copy: a read past it is caught), checking every call's result. */
+static void dechunk(const uint8_t *body, size_t size, size_t step,
+                    struct body *o) {
+  http_chunked d;
+  http_chunked_init(&d);
+  o->r = 0;
+  o->n = 0;
+  o->h = 0xcbf29ce484222325ull;
+  size_t at = 0;
+  while (at < size && !http_chunked_done(&d)) {
+    size_t piece = size - at < step ? size - at : step;
+    char *copy = malloc(piece);
+    if (!copy)
+      abort();
+    memcpy(copy, body + at, piece);
+    size_t off = 0;
+    while (off < piece && !http_chunked_done(&d)) {
+      const char *data;
+      size_t dn;
+      ssize_t k = http_chunked_feed(&d, copy + off, piece - off, &data, &dn);
+      if (k < 0) {
+        if (k != -400 && k != -413 && k != -431)
+          FUZZ_FAIL(T, "chunked: unexpected status %zd", -k);
+        free(copy);
+        o->r = k;
+        return;
+      }
+      if ((size_t)k > piece - off)
+        FUZZ_FAIL(T, "chunked: used %zd of %zu", k, piece - off);
+      if (k == 0 && !http_chunked_done(&d))
+        FUZZ_FAIL(T, "chunked: no progress");
+      if (dn && (data < copy + off || data + dn > copy + off + (size_t)k))
+        FUZZ_FAIL(T, "chunked: data outside what was used");
+      for (size_t i = 0; i < dn; i++)
+        o->h = (o->h ^ (uint8_t)data[i]) * 0x100000001b3ull;
+      o->n += dn;
+      if (o->n > HTTP_MAX_BODY)
+        FUZZ_FAIL(T, "chunked: %zu bytes of data", o->n);
+      off += (size_t)k;
+    }
+    at += off;
+    free(copy);
+  }
+  o->r = http_chunked_done(&d) ? (ssize_t)at : 0;
+}
+
+/* A chunked body gives the same result in any pieces. */
+static void check_chunked(const uint8_t *body, size_t size, uint64_t h) {
+  struct body whole, other;
+  dechunk(body, size, size ? size : 1, &whole);
+  size_t steps[] = {1, 2 + (size_t)(h % 13), 1 + (size_t)((h >> 8) % 200)};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    if (steps[i] == 1 && size > BYTEWISE_MAX)
+      continue;
+    dechunk(body, size, steps[i], &other);
+    if (whole.r != other.r || whole.n != other.n || whole.h != other.h)
+      FUZZ_FAIL(T, "chunked: whole gives %zd (%zu bytes), pieces of %zu "
+                   "give %zd (%zu bytes)",
+                whole.r, whole.n, steps[i], other.r, other.n);
+  }
 }
 
 static void same(const struct outcome *a, const struct outcome *b,
@@ -190,6 +264,8 @@ void fuzz_http_parse_check(const uint8_t *data, size_t size) {
   /* Cut at up to four points derived from the input. */
   size_t cuts[4];
   uint64_t h = hash(data, size);
+  if (r > 0 && whole.chunked)
+    check_chunked(data + r, size - (size_t)r, h);
   size_t ncuts = 1 + (size_t)(h & 3);
   for (size_t i = 0; i < ncuts; i++)
     cuts[i] = (size_t)((h >> (8 + 13 * i)) % (size + 1));

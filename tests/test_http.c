@@ -490,13 +490,53 @@ Test(http_parse, not_implemented) {
   EXPECT_STATUS("get / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
   EXPECT_STATUS("GETS / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
   EXPECT_STATUS("X-Custom! / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
-  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                "\r\n",
-                501);
+  /* A coding before chunked: the length is known, the content not. */
   EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, "
                 "chunked\r\n\r\n",
                 501);
-  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding:\r\n\r\n", 501);
+  EXPECT_STATUS("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n",
+                501);
+}
+
+Test(http_parse, transfer_encoding_chunked) {
+  http_request r;
+  cr_assert_gt(parse("POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n",
+                     &r),
+               0);
+  cr_expect(r.chunked);
+  cr_expect_not(r.has_content_length);
+  cr_expect_eq(r.content_length, 0);
+  cr_assert_gt(parse("POST / HTTP/1.1\r\nHost: a\r\n"
+                     "transfer-encoding:  ChUnKeD \r\n\r\n",
+                     &r),
+               0);
+  cr_expect(r.chunked);
+  cr_assert_gt(parse("POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: , chunked,\r\n\r\n",
+                     &r),
+               0);
+  cr_expect(r.chunked);
+  cr_assert_gt(parse("POST / HTTP/1.1\r\nHost: a\r\n\r\n", &r), 0);
+  cr_expect_not(r.chunked);
+}
+
+Test(http_parse, transfer_encoding_errors) {
+  /* The list must end with chunked, once (RFC 9112, 6.3). */
+  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                "\r\n",
+                400);
+  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, "
+                "gzip\r\n\r\n",
+                400);
+  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n",
+                400);
+  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding:\r\n\r\n", 400);
+  /* HTTP/1.0 has no transfer codings. */
+  EXPECT_STATUS("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400);
 }
 
 Test(http_parse, bad_version) {
@@ -514,9 +554,12 @@ Test(http_parse, first_offence_decides) {
                 400);
   /* Checks at the end of the head, in their documented order. */
   EXPECT_STATUS("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+  EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, "
+                "chunked\r\nExpect: nope\r\n\r\n",
+                501);
   EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
                 "Expect: nope\r\n\r\n",
-                501);
+                417);
   EXPECT_STATUS("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999\r\n"
                 "Expect: nope\r\n\r\n",
                 413);
@@ -597,6 +640,221 @@ Test(http_parse, empty_lines_count_toward_limit) {
   cr_expect_eq(parse_n(s, n, &r), -431);
   cr_expect_eq(parse_n(s, HTTP_MAX_HEAD - 2, &r), 0);
   free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunked bodies                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Decodes s[0, n) as a chunked body, fed in pieces of step bytes (0: all
+ * at once), each piece a fresh heap copy so that a read past it is caught.
+ * The data goes to out (at most cap bytes, *outn of them).  Returns the
+ * bytes used up to the end of the body, 0 if it did not end, or -status.
+ */
+static ssize_t dechunk(const char *s, size_t n, size_t step, char *out,
+                       size_t cap, size_t *outn) {
+  http_chunked d;
+  http_chunked_init(&d);
+  size_t at = 0;
+  *outn = 0;
+  while (at < n && !http_chunked_done(&d)) {
+    size_t piece = step == 0 || n - at < step ? n - at : step;
+    char *copy = malloc(piece);
+    cr_assert_not_null(copy);
+    memcpy(copy, s + at, piece);
+    size_t off = 0;
+    while (off < piece && !http_chunked_done(&d)) {
+      const char *data;
+      size_t dn;
+      ssize_t k = http_chunked_feed(&d, copy + off, piece - off, &data, &dn);
+      if (k < 0) {
+        free(copy);
+        return k;
+      }
+      cr_assert_leq((size_t)k, piece - off);
+      if (dn) {
+        cr_assert(data >= copy + off && data + dn <= copy + off + (size_t)k,
+                  "data outside what was used");
+        cr_assert_leq(*outn + dn, cap);
+        memcpy(out + *outn, data, dn);
+        *outn += dn;
+      }
+      cr_assert(k > 0 || http_chunked_done(&d), "no progress");
+      off += (size_t)k;
+    }
+    at += off;
+    free(copy);
+  }
+  return http_chunked_done(&d) ? (ssize_t)at : 0;
+}
+
+/* s decodes to want, using all of s but tail bytes, whatever the pieces. */
+static void expect_dechunk(const char *s, const char *want, size_t tail) {
+  size_t n = strlen(s);
+  static const size_t steps[] = {0, 1, 2, 3, 5, 7, 64};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    char out[256];
+    size_t outn;
+    ssize_t used = dechunk(s, n, steps[i], out, sizeof out, &outn);
+    cr_expect_eq(used, (ssize_t)(n - tail), "step %zu: used %zd of %zu",
+                 steps[i], used, n);
+    cr_expect(outn == strlen(want) && memcmp(out, want, outn) == 0,
+              "step %zu: decoded \"%.*s\", expected \"%s\"", steps[i],
+              (int)outn, out, want);
+  }
+}
+
+/* s is refused with status, whatever the pieces. */
+static void expect_dechunk_error(const char *s, size_t n, int status) {
+  static const size_t steps[] = {0, 1, 3, 100};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    static char out[HTTP_MAX_BODY + 64];
+    size_t outn;
+    ssize_t r = dechunk(s, n, steps[i], out, sizeof out, &outn);
+    cr_expect_eq(r, -status, "step %zu: %zd, expected -%d", steps[i], r,
+                 status);
+  }
+}
+
+Test(http_chunked, decodes) {
+  expect_dechunk("0\r\n\r\n", "", 0);
+  expect_dechunk("5\r\nhello\r\n0\r\n\r\n", "hello", 0);
+  expect_dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", 0);
+  /* Hex in either case, leading zeros, extensions, BWS, trailers. */
+  expect_dechunk("000A\r\n0123456789\r\na;name=value;x=\"q;s\"\r\n"
+                 "abcdefghij\r\n0 ;last\r\nX-Sum: 1\r\nY:\r\n\r\n",
+                 "0123456789abcdefghij", 0);
+  /* The next request stays where it is. */
+  expect_dechunk("3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "abc", 16);
+  /* Data may hold anything, CRLF included. */
+  expect_dechunk("4\r\n\r\n\r\n\r\n0\r\n\r\n", "\r\n\r\n", 0);
+}
+
+Test(http_chunked, incomplete_needs_more) {
+  static const char *parts[] = {"", "5", "5\r", "5\r\nhel", "5\r\nhello\r\n",
+                                "0\r\n", "0\r\nX: y\r\n", "0\r\n\r"};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    char out[16];
+    size_t outn;
+    cr_expect_eq(dechunk(parts[i], strlen(parts[i]), 0, out, sizeof out,
+                         &outn),
+                 0, "\"%s\" ended a body", parts[i]);
+  }
+}
+
+Test(http_chunked, malformed) {
+  static const char *bad[] = {
+      "\r\n",                      /* no size */
+      "x\r\n",                     /* not hex */
+      "-1\r\n",                    /* not hex */
+      " 5\r\nhello\r\n0\r\n\r\n",  /* space before the size */
+      "5\n",                       /* bare LF */
+      "5\rx",                      /* bare CR */
+      "5 x\r\n",                   /* junk after BWS */
+      "5;a\x01\r\n",               /* control character in an extension */
+      "3\r\nabcd\r\n",             /* data longer than its size */
+      "3\r\nabc\n0\r\n\r\n",       /* no CR after the data */
+      "0\r\nBad Field\r\n\r\n",    /* trailer without a colon */
+      "0\r\n: v\r\n\r\n",          /* trailer without a name */
+      "0\r\nX: \x7f\r\n\r\n",      /* control character in a trailer */
+      "0\r\n\r\r",                 /* bare CR at the end */
+      "0\r\n\n",                   /* bare LF at the end */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_dechunk_error(bad[i], strlen(bad[i]), 400);
+}
+
+Test(http_chunked, size_limit_is_the_body_limit, .timeout = 60) {
+  /* HTTP_MAX_BODY in one chunk, or in two, is taken... */
+  static char body[HTTP_MAX_BODY + 256];
+  int k = sprintf(body, "%llx\r\n", (unsigned long long)HTTP_MAX_BODY);
+  memset(body + k, 'z', HTTP_MAX_BODY);
+  k += (int)HTTP_MAX_BODY;
+  k += sprintf(body + k, "\r\n0\r\n\r\n");
+  static char out[HTTP_MAX_BODY];
+  size_t outn;
+  cr_expect_eq(dechunk(body, (size_t)k, 0, out, sizeof out, &outn), k);
+  cr_expect_eq(outn, HTTP_MAX_BODY);
+  k = sprintf(body, "%llx\r\n", (unsigned long long)HTTP_MAX_BODY - 1);
+  memset(body + k, 'z', HTTP_MAX_BODY - 1);
+  k += (int)HTTP_MAX_BODY - 1;
+  k += sprintf(body + k, "\r\n1\r\nz\r\n0\r\n\r\n");
+  cr_expect_eq(dechunk(body, (size_t)k, 0, out, sizeof out, &outn), k);
+  /* ...one byte more is 413, as soon as a size says so: with no data
+   * sent, and whatever the digits (leading zeros are free, overflow is
+   * caught). */
+  char s[128];
+  sprintf(s, "%llx\r\n", (unsigned long long)HTTP_MAX_BODY + 1);
+  expect_dechunk_error(s, strlen(s), 413);
+  sprintf(s, "00000000000000000000%llx\r\n",
+          (unsigned long long)HTTP_MAX_BODY + 1);
+  expect_dechunk_error(s, strlen(s), 413);
+  expect_dechunk_error("ffffffffffffffffffff\r\n", 22, 413);
+  expect_dechunk_error("10000000000000001\r\n", 19, 413);
+  k = sprintf(body, "%llx\r\n", (unsigned long long)HTTP_MAX_BODY);
+  memset(body + k, 'z', HTTP_MAX_BODY);
+  k += (int)HTTP_MAX_BODY;
+  k += sprintf(body + k, "\r\n1\r\n");
+  expect_dechunk_error(body, (size_t)k, 413);
+}
+
+Test(http_chunked, line_and_trailer_limits) {
+  /* A size line of HTTP_MAX_CHUNK_LINE bytes with its CRLF is taken. */
+  size_t n = HTTP_MAX_CHUNK_LINE;
+  char *s = malloc(n + HTTP_MAX_HEAD + 64);
+  cr_assert_not_null(s);
+  memcpy(s, "1;", 2);
+  memset(s + 2, 'e', n - 4);
+  memcpy(s + n - 2, "\r\nz\r\n0\r\n\r\n", 11);
+  char out[8];
+  size_t outn;
+  cr_expect_eq(dechunk(s, n + 8, 0, out, sizeof out, &outn), (ssize_t)n + 8);
+  /* One byte more, 400, before its end arrives. */
+  memset(s + 2, 'e', n - 2);
+  expect_dechunk_error(s, n + 1, 400);
+  /* A trailer section of HTTP_MAX_HEAD bytes is taken; more is 431. */
+  memcpy(s, "0\r\nX: ", 6);
+  size_t t = 3 + HTTP_MAX_HEAD; /* "0\r\n" then the section */
+  memset(s + 6, 'v', t - 6 - 4);
+  memcpy(s + t - 4, "\r\n\r\n", 4);
+  cr_expect_eq(dechunk(s, t, 0, out, sizeof out, &outn), (ssize_t)t);
+  memset(s + 6, 'v', t + 1 - 6);
+  expect_dechunk_error(s, t + 1, 431);
+  free(s);
+}
+
+Test(http_chunked, errors_are_sticky) {
+  http_chunked d;
+  http_chunked_init(&d);
+  const char *data;
+  size_t dn;
+  cr_assert_eq(http_chunked_feed(&d, "z", 1, &data, &dn), -400);
+  cr_expect_eq(http_chunked_feed(&d, "0\r\n\r\n", 5, &data, &dn), -400);
+  cr_expect_not(http_chunked_done(&d));
+  http_chunked_init(&d);
+  cr_expect_eq(http_chunked_feed(&d, "0\r\n\r\n", 5, &data, &dn), 5);
+  cr_expect(http_chunked_done(&d));
+  /* Once done, nothing more is used. */
+  cr_expect_eq(http_chunked_feed(&d, "GET", 3, &data, &dn), 0);
+}
+
+Test(http_chunked, random_bytes, .timeout = 60) {
+  uint64_t seed = 4242;
+  static const char alphabet[] = "0123456789abcdefABCDEFxyz;= \t\r\n\r\n:\x01";
+  char buf[300], out[300];
+  for (int iter = 0; iter < 5000; iter++) {
+    size_t n = h_rand(&seed) % sizeof buf;
+    for (size_t i = 0; i < n; i++)
+      buf[i] = alphabet[h_rand(&seed) % (sizeof alphabet - 1)];
+    size_t outa, outb;
+    ssize_t a = dechunk(buf, n, 0, out, sizeof out, &outa);
+    ssize_t b = dechunk(buf, n, 1, out, sizeof out, &outb);
+    cr_assert(a == b, "whole %zd, byte by byte %zd", a, b);
+    cr_assert(a >= 0 || a == -400 || a == -413 || a == -431, "%zd", a);
+    if (a > 0)
+      cr_assert_eq(outa, outb);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1091,6 +1349,99 @@ Test(http_server, keep_alive_and_body, .fini = fini_server, TMO) {
   conn_close(&c);
 }
 
+/* A chunked body is read and dropped, in pieces, with 100-continue; the
+ * connection goes on; a bad or oversized one is refused and closes it. */
+static void chunked_bodies(const char *mode) {
+  start_server(mode, NULL);
+  struct conn c;
+  struct resp r;
+  conn_open(&c);
+  send_str(c.fd, "POST /bytes/3 HTTP/1.1\r\nHost: t\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+  read_response(&c, &r, false);
+  cr_expect_eq(r.status, 405, "%s", r.head); /* POST is not allowed... */
+  free(r.body);
+  conn_close(&c);
+
+  conn_open(&c);
+  /* ...but GET with a body is, and the body is skipped. */
+  send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                 "\r\n5\r\nhel");
+  usleep(20000);
+  send_str(c.fd, "lo\r\n1");
+  usleep(20000);
+  send_str(c.fd, "0;ext=1\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n");
+  usleep(20000);
+  send_str(c.fd, "\r\nGET /bytes/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_response(&c, &r, false);
+  expect_hello(&r);
+  free(r.body);
+  read_response(&c, &r, false);
+  cr_expect_eq(r.status, 200);
+  cr_expect_eq(r.body_len, 2);
+  free(r.body);
+  /* Pipelined, all in one send. */
+  send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                 "\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  for (int i = 0; i < 2; i++) {
+    read_response(&c, &r, false);
+    expect_hello(&r);
+    free(r.body);
+  }
+  /* Expect: 100-continue gets its interim response first. */
+  send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+  while (memmem(c.buf, c.len, "\r\n\r\n", 4) == NULL)
+    cr_assert_gt(conn_fill(&c), 0);
+  cr_assert(c.len >= 25 &&
+            memcmp(c.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+  memmove(c.buf, c.buf + 25, c.len - 25);
+  c.len -= 25;
+  send_str(c.fd, "2\r\nab\r\n0\r\n\r\n");
+  read_response(&c, &r, false);
+  expect_hello(&r);
+  free(r.body);
+  conn_close(&c);
+
+  /* A body of HTTP_MAX_BODY bytes in 4 KiB chunks is taken. */
+  conn_open(&c);
+  send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                 "\r\n");
+  static char chunk[4096 + 16];
+  int k = sprintf(chunk, "1000\r\n");
+  memset(chunk + k, 'c', 4096);
+  memcpy(chunk + k + 4096, "\r\n", 2);
+  for (uint64_t sent = 0; sent < HTTP_MAX_BODY; sent += 4096)
+    send_all(c.fd, chunk, (size_t)k + 4098);
+  send_str(c.fd, "0\r\n\r\n");
+  read_response(&c, &r, false);
+  expect_hello(&r);
+  free(r.body);
+  conn_close(&c);
+
+  /* Too large (the size alone says so), malformed: refused, closed. */
+  expect_error("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+               "\r\n100001\r\n",
+               413);
+  expect_error("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+               "\r\n3\r\nabcdef\r\n",
+               400);
+  expect_error("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+               "\r\nzz\r\n",
+               400);
+  cr_expect_eq(stop_server(), 0, "the server did not exit cleanly");
+}
+
+Test(http_server, chunked_bodies_green, .fini = fini_server, TMO) {
+  chunked_bodies("green");
+}
+Test(http_server, chunked_bodies_kthread, .fini = fini_server, TMO) {
+  chunked_bodies("kthread");
+}
+Test(http_server, chunked_bodies_process, .fini = fini_server, TMO) {
+  chunked_bodies("process");
+}
+
 Test(http_server, http10, .fini = fini_server, TMO) {
   start_server("green", NULL);
   struct conn c;
@@ -1121,8 +1472,8 @@ Test(http_server, errors, .fini = fini_server, TMO) {
   expect_error("GET / HTTP/1.1\r\n\r\n", 400);
   expect_error("GET / HTTP/1.1\nHost: t\n\n", 400);
   expect_error("BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501);
-  expect_error("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-               "\r\n",
+  expect_error("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, "
+               "chunked\r\n\r\n",
                501);
   expect_error("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
   expect_error("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n"
