@@ -966,6 +966,14 @@ int weft_yield(void) {
     return 0;
   }
   struct weft__g *next = pick_or_stop(w);
+  if (!next && WEFT_UNLIKELY(w->np_nev)) {
+    /* The slow pick polled the netpoller, but with no switch to run them
+     * after, its events would wait for this thread to block: a lone
+     * yielder (a long write's slices) would keep the connections they
+     * wake waiting.  Deliver them here, and look again. */
+    weft__netpoll_deliver_deferred(w);
+    next = pick_or_stop(w);
+  }
   if (!next) {
     if (ld_relaxed(&weft__rt.state) == WEFT__RT_RUNNING) {
       weft__stat_inc(&w->lone_yields); /* not a hog: it offered to switch */

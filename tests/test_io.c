@@ -39,6 +39,7 @@
 #include "io_helpers.h"
 
 #include <limits.h>
+#include <sys/mman.h>
 
 #define GUARD MS(5000)
 
@@ -435,6 +436,106 @@ Test(io1, always_ready_reads_let_others_run) {
                 atomic_load(&greedy_turns), GREEDY_READS);
   weft_close(greedy_sv[0]);
   weft_close(greedy_sv[1]);
+}
+
+/* One large write that never has to wait (to a file in memory: the same
+ * as a socket whose reader keeps up) still lets the others on its worker
+ * run: it goes to the kernel in slices, with a yield between them. */
+#define BIG_WRITE ((size_t)8 << 20)
+
+static int big_fd;
+static atomic_int big_state, big_turns; /* 0, 1: writing, 2: written */
+
+static void *big_writer(void *arg) {
+  char *buf = arg;
+  atomic_store(&big_state, 1);
+  TCHECK_EQ(weft_write(big_fd, buf, BIG_WRITE, weft_deadline(GUARD)),
+            (ssize_t)BIG_WRITE);
+  atomic_store(&big_state, 2);
+  return NULL;
+}
+
+static void *big_bystander(void *arg) {
+  (void)arg;
+  int64_t guard = weft_deadline(GUARD);
+  for (int st; (st = atomic_load(&big_state)) < 2 && weft_now() < guard;) {
+    if (st == 1)
+      atomic_fetch_add(&big_turns, 1);
+    weft_yield();
+  }
+  return NULL;
+}
+
+Test(io1, one_large_write_lets_others_run) {
+  big_fd = memfd_create("big_write", 0);
+  cr_assert_geq(big_fd, 0);
+  char *buf = malloc(BIG_WRITE);
+  cr_assert_not_null(buf);
+  memset(buf, 'w', BIG_WRITE);
+  weft_gthread b = h_spawn(big_bystander, NULL);
+  weft_gthread w = h_spawn(big_writer, buf);
+  h_join(w);
+  h_join(b);
+  EXPECT_NO_THREAD_FAILURES();
+  /* 32 slices of 256 KiB: about 31 turns; none in one system call. */
+  cr_expect_geq(atomic_load(&big_turns), 8,
+                "the bystander ran %d times during one write of %zu bytes "
+                "that never had to wait",
+                atomic_load(&big_turns), BIG_WRITE);
+  /* Every byte arrived, in order. */
+  size_t got = 0;
+  char chunk[65536];
+  cr_assert_eq(lseek(big_fd, 0, SEEK_SET), 0);
+  while (got < BIG_WRITE) {
+    ssize_t n = read(big_fd, chunk, sizeof chunk);
+    cr_assert_gt(n, 0);
+    for (ssize_t i = 0; i < n; i++)
+      cr_assert_eq(chunk[i], 'w');
+    got += (size_t)n;
+  }
+  free(buf);
+  weft_close(big_fd);
+}
+
+/* A thread that only yields, alone on its worker, never blocks: the fds
+ * that become ready meanwhile must still wake their readers (the yield's
+ * slow pick polls the netpoller, and what it finds is delivered then). */
+static int lone_sv[2];
+static atomic_int lone_woken, lone_reading;
+
+static void *lone_reader(void *arg) {
+  (void)arg;
+  char c;
+  atomic_store(&lone_reading, 1);
+  TCHECK_EQ(weft_read(lone_sv[0], &c, 1, weft_deadline(GUARD)), 1);
+  atomic_store(&lone_woken, 1);
+  return NULL;
+}
+
+static void *lone_yielder(void *arg) {
+  (void)arg;
+  int64_t guard = weft_deadline(GUARD);
+  while (!atomic_load(&lone_woken) && weft_now() < guard)
+    weft_yield();
+  return NULL;
+}
+
+Test(io1, a_lone_yielder_lets_ready_fds_wake_their_readers) {
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, lone_sv), 0);
+  weft_gthread r = h_spawn(lone_reader, NULL);
+  cr_assert(io_await_flag(&lone_reading, GUARD), "the reader never ran");
+  io_nanosleep(MS(20)); /* let it park */
+  weft_gthread y = h_spawn(lone_yielder, NULL);
+  io_nanosleep(MS(20)); /* the yielder is alone on the worker */
+  cr_assert_eq(write(lone_sv[1], "x", 1), 1);
+  h_join(y);
+  h_join(r);
+  EXPECT_NO_THREAD_FAILURES();
+  cr_expect(atomic_load(&lone_woken),
+            "a reader whose socket became ready stayed parked while "
+            "another thread yielded alone on its worker");
+  weft_close(lone_sv[0]);
+  weft_close(lone_sv[1]);
 }
 
 /* A ring of green threads: each reads a token from its left socket and
