@@ -222,6 +222,8 @@ static void cmd_config(struct conn *c, const resp_arg *a, size_t argc) {
     return;                                                                    \
   } while (0)
 
+static bool flush(struct conn *c);
+
 static void execute(struct conn *c, const resp_arg *a, size_t argc) {
   resp_buf *o = &c->out;
   const resp_arg *cmd = &a[0];
@@ -274,10 +276,18 @@ static void execute(struct conn *c, const resp_arg *a, size_t argc) {
     if (ARG_IS(cmd, "mget")) {
       if (argc < 2)
         REPLY(arity_error(o, "mget"));
+      /* A reply of many large values goes out as it is built, so that
+       * its buffer stays small and the write starts before the last copy
+       * (the write itself lets others run: weft.h, I/O budget). */
       resp_put_array(o, argc - 1);
-      for (size_t i = 1; i < argc; i++)
+      for (size_t i = 1; i < argc; i++) {
         if (!kv_get(store, a[i].p, a[i].len, now_ms(c), put_value, o))
           resp_put_null(o);
+        if (o->len >= OUT_FLUSH && !flush(c)) {
+          o->failed = true;
+          return;
+        }
+      }
       return;
     }
     if (ARG_IS(cmd, "mset")) {

@@ -887,6 +887,42 @@ Test(server, split_frames_and_big_values) {
   close(fd);
 }
 
+/* An MGET of large values goes out in pieces as it is built: every byte
+ * still comes in order, across the flushes, with nulls where keys miss. */
+Test(server, mget_of_large_values_in_pieces) {
+  start_server("green", "--workers", "1", NULL);
+  int fd = connect_server();
+  enum { NV = 6, VN = 100 << 10 };
+  static char req[VN + 100], want[NV * (VN + 32) + 64];
+  for (int k = 0; k < NV; k++) {
+    size_t len = (size_t)sprintf(req, "*3\r\n$3\r\nSET\r\n$2\r\nk%d\r\n$%d\r\n",
+                                 k, VN);
+    memset(req + len, 'A' + k, VN);
+    len += VN;
+    len += (size_t)sprintf(req + len, "\r\n");
+    send_all(fd, req, len);
+    expect_reply(fd, "+OK\r\n", 5);
+  }
+  /* MGET k0 nope k1 nope k2 ... : 2 * NV keys. */
+  size_t len = (size_t)sprintf(req, "*%d\r\n$4\r\nMGET\r\n", 2 * NV + 1);
+  size_t wl = (size_t)sprintf(want, "*%d\r\n", 2 * NV);
+  for (int k = 0; k < NV; k++) {
+    len += (size_t)sprintf(req + len, "$2\r\nk%d\r\n$4\r\nnope\r\n", k);
+    wl += (size_t)sprintf(want + wl, "$%d\r\n", VN);
+    memset(want + wl, 'A' + k, VN);
+    wl += VN;
+    wl += (size_t)sprintf(want + wl, "\r\n$-1\r\n");
+  }
+  send_all(fd, req, len);
+  char *reply = malloc(wl);
+  recv_exact(fd, reply, wl);
+  for (size_t i = 0; i < wl; i++)
+    cr_assert_eq(reply[i], want[i], "byte %zu of %zu", i, wl);
+  free(reply);
+  cmd(fd, "+PONG\r\n", "PING", NULL);
+  close(fd);
+}
+
 Test(server, expiry) {
   start_server("green", NULL);
   int fd = connect_server();
