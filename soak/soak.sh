@@ -20,6 +20,9 @@
 #  - for SOAK_KTHREAD_SHARE percent of the run, in the middle, the same
 #    servers in --mode kthread get a lighter load of their own.
 #
+# Then the operator's checks run (operator.sh, a round per 600 s of the
+# run, at least one), and their summary joins this one.
+#
 # At the end: the servers must exit 0 on SIGTERM and leave nothing behind,
 # and for the green KV server, the HTTP supervisor and the surviving HTTP
 # worker, the median of the last third of the samples (after a warm-up of a
@@ -98,133 +101,10 @@ printf 't\tprocess\tpid\trss_kb\tfds\tidle_fds\tthreads\n' >"$samples"
 # shellcheck disable=SC3045
 ulimit -n 4096 2>/dev/null
 
-say() { printf 'soak: %s\n' "$*" >&2; }
-problems=
-problem() {
-	problems="$problems
-  - $*"
-	say "PROBLEM: $*"
-}
-
-# Time since boot in hundredths of a second, in $cs; no fork.
-clock() {
-	read -r up _ </proc/uptime
-	cs=$((${up%.*} * 100 + 1${up#*.} - 100))
-}
-
-# True while pid $1 runs (a zombie does not count).
-alive() {
-	st=
-	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
-	st=${st##*) }
-	st=${st%% *}
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# The children of pid $1, one line.
-children() {
-	c=$(cat "/proc/$1/task/"*/children 2>/dev/null) ||
-	    c=$(pgrep -P "$1" 2>/dev/null | tr '\n' ' ')
-	# shellcheck disable=SC2086
-	echo $c
-}
-
-# Field 22 of /proc/PID/stat: when the process started, in clock ticks.
-started_at() {
-	st=
-	read -r st 2>/dev/null <"/proc/$1/stat" || {
-		echo 0
-		return
-	}
-	# shellcheck disable=SC2086
-	set -- ${st##*) }
-	shift 19
-	echo "$1"
-}
-
-servers=  # pids of the servers running (each leads its own session)
-clients=  # pids of the load clients running
-
-# Starts a demo in a session of its own: start_demo TAG PROGRAM ARGS...
-# Waits up to 15 s for its "listening on" line; sets spid and port.
-start_demo() {
-	tag=$1
-	shift
-	: >"$out/$tag.out"
-	setsid "$@" --port 0 --quiet >"$out/$tag.out" 2>"$out/$tag.err" \
-	    </dev/null &
-	spid=$!
-	servers="$servers $spid"
-	clock
-	give_up=$((cs + 1500))
-	line=
-	while [ "$cs" -lt "$give_up" ]; do
-		read -r line <"$out/$tag.out"
-		case $line in
-		"listening on "*) break ;;
-		esac
-		line=
-		alive "$spid" || break
-		sleep 0.05
-		clock
-	done
-	if [ -z "$line" ]; then
-		problem "$tag ($*) did not start: $(head -c 300 "$out/$tag.err" |
-		    tr '\n' ' ')"
-		return 1
-	fi
-	port=${line##*:}
-	return 0
-}
-
-# Stops server $1 (named $2): SIGTERM, 20 s to exit with status 0, then
-# SIGKILL of its session.  Anything left in its session is a problem.
-stop_server() {
-	sp=$1
-	what=$2
-	kill -TERM "$sp" 2>/dev/null
-	clock
-	give_up=$((cs + 2000))
-	while alive "$sp" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.1
-		clock
-	done
-	forced=no
-	if alive "$sp"; then
-		problem "$what did not exit within 20 s of SIGTERM: killed"
-		kill -KILL "-$sp" 2>/dev/null || kill -KILL "$sp" 2>/dev/null
-		forced=yes
-	fi
-	wait "$sp" 2>/dev/null
-	rc=$?
-	[ $forced = yes ] || [ $rc = 0 ] ||
-	    problem "$what exited with status $rc after SIGTERM"
-	if kill -0 "-$sp" 2>/dev/null; then
-		sleep 0.5
-		if kill -0 "-$sp" 2>/dev/null; then
-			problem "$what left processes behind: killed"
-			kill -KILL "-$sp" 2>/dev/null
-		fi
-	fi
-	rest=
-	for p in $servers; do
-		[ "$p" = "$sp" ] || rest="$rest $p"
-	done
-	servers=$rest
-}
-
-# Ends client $1: SIGTERM (it reports and exits), SIGKILL after 30 s.
-stop_client() {
-	kill -TERM "$1" 2>/dev/null
-	clock
-	give_up=$((cs + 3000))
-	while alive "$1" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.1
-		clock
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
+# lib.sh sets cs, spid, port, cpid, crc, servers and clients.
+# shellcheck disable=SC2154
+# shellcheck source=soak/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 reset_pid=
 cleanup() {
@@ -246,46 +126,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say interrupted; cleanup; exit 130' INT TERM
-
-# Starts a load client: start_client TAG ARGS...; sets cpid.  Waits up to
-# 15 s for its first line (it handles SIGUSR1 from then on).
-start_client() {
-	tag=$1
-	shift
-	"$client_bin" --label "$tag" "$@" >"$out/$tag.out" 2>"$out/$tag.err" \
-	    </dev/null &
-	cpid=$!
-	clients="$clients $cpid"
-	clock
-	give_up=$((cs + 1500))
-	while [ "$cs" -lt "$give_up" ] && alive "$cpid" &&
-	    ! [ -s "$out/$tag.err" ]; do
-		sleep 0.05
-		clock
-	done
-}
-
-# Waits for client $1 (named $2), which ends by itself; its status goes to
-# $crc.
-finish_client() {
-	clock
-	give_up=$((cs + 6000))
-	while alive "$1" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.2
-		clock
-	done
-	if alive "$1"; then
-		problem "the $2 client did not finish in time: stopped"
-		kill -TERM "$1" 2>/dev/null
-	fi
-	wait "$1"
-	crc=$?
-	rest=
-	for p in $clients; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	clients=$rest
-}
 
 # ---------------------------------------------------------------------------
 # Sampling
@@ -555,6 +395,17 @@ rm -f "$out/.est"
 
 wait "$reset_pid" 2>/dev/null
 reset_pid=
+
+# The operator's checks (operator.sh): kill -9, SIGTERM to one worker and
+# to the supervisor, each under load, and no connection left open nor fd
+# leaked after each load; a round per ten minutes of the run.
+op_rounds=$((secs / 600))
+[ "$op_rounds" -ge 1 ] || op_rounds=1
+say "operator checks: $op_rounds round(s)"
+if ! OPERATOR_ROUNDS=$op_rounds sh "$(dirname "$0")/operator.sh" \
+    "$builddir" >/dev/null 2>"$out/operator.err"; then
+	problem "the operator checks failed (see operator/summary.txt)"
+fi
 storms=$(grep -c '^storm ' "$out/reset.log" 2>/dev/null)
 storms_failed=$(grep -c '^storm .*FAILED' "$out/reset.log" 2>/dev/null)
 resets=$(awk '/connections reset/ { for (i = 1; i < NF; i++)
@@ -677,6 +528,8 @@ rm -f "$out/.flat"
 	    "$((restart_max * 10)) ms); restart lines: $restart_lines;" \
 	    "hog-detector lines: $hogs"
 	echo "live green threads: not exposed by the demos; not sampled"
+	sed -n '/^weft operator checks/,/^verdict/p' \
+	    "$out/operator/summary.txt" 2>/dev/null | sed '$d'
 	echo "reset storm: $storms storms, $resets connections reset at" \
 	    "every stage, $stuck server threads stuck, $storms_failed failed"
 	echo

@@ -37,11 +37,13 @@
  * must not exist.
  *
  * Killed workers.  soak.sh kills an HTTP worker process now and then and
- * sends SIGUSR1 to this client right after.  A connection to the killed
+ * sends SIGUSR1 to this client right after (operator.sh also does after
+ * SIGTERM to one worker, which drains: a "Connection: close" that was not
+ * asked for is then right, and the connection ends after it).  A connection to the killed
  * worker fails (reset, or closed); such a failure counts as "lost to a
  * killed worker" if a SIGUSR1 arrives after the connection's last answered
- * request was sent (the failure waits up to KILL_GRACE for it), otherwise
- * as an error.  KV failures are always errors.
+ * request was sent (the failure waits up to KILL_GRACE for it) or came
+ * less than KILL_GRACE before the failure, otherwise as an error.  KV failures are always errors.
  *
  * Output: progress lines on stderr every --report-every seconds, the first
  * MAX_ERR_LOG errors on stderr with what was wrong, and at the end lines
@@ -51,6 +53,11 @@
  * Exit status: 0 if every answer was right (lost ones aside) and every
  * check passed, 1 otherwise, 2 for bad usage.  SIGTERM or SIGINT end the
  * run early (with the same report).
+ *
+ * soak/soak_client --probe http|kv (with that server's port) only tries
+ * one connection, with a timeout of a second, and says what happened:
+ * "connected" (exit 0), "refused" (exit 1), or the error (exit 3).  The
+ * operator script uses it to see a draining server refuse new clients.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -126,6 +133,7 @@ struct kv_key {
 struct conn {
   int fd;         /* -1: none */
   unsigned epoch; /* kill count before the last answered request was sent */
+  bool drained;   /* a draining worker said "Connection: close" */
   int err;        /* last transport failure: 0 end of file, or -errno */
   char *buf;      /* RBUF bytes; unread input is buf[pos, len) */
   size_t pos, len;
@@ -148,6 +156,10 @@ struct slot {
 
 /* Set by signals. */
 static atomic_uint kill_seq;
+/* When the last one was announced (CLOCK_MONOTONIC, ns): a drained worker
+ * may answer a request sent after the news and close the connection after
+ * it, so a failure soon after the news counts as lost too. */
+static _Atomic int64_t kill_at;
 static atomic_int stop_signal;
 static atomic_int stopping;
 
@@ -317,6 +329,7 @@ static int conn_open(struct slot *s) {
   add(&t->sent, 1);
   s->c.pos = s->c.len = 0;
   s->c.epoch = kills();
+  s->c.drained = false;
   s->c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s->c.fd < 0) {
     add(&t->err, 1);
@@ -487,18 +500,23 @@ static void settle(struct slot *s, int type, uint64_t n, int rc,
   if (n == 0)
     return;
   if (rc == ST_GONE && s->srv == HTTP) {
+    int64_t failed_at = weft_now();
     int64_t until = weft_deadline(KILL_GRACE);
     while (kills() == s->c.epoch && weft_now() < until)
       weft_sleep(20 * MS);
-    if (kills() != s->c.epoch) {
+    int64_t at = atomic_load_explicit(&kill_at, memory_order_relaxed);
+    if (kills() != s->c.epoch || (at && failed_at - at < KILL_GRACE)) {
       add(&t->lost, n);
       return;
     }
   }
   add(&t->err, n);
+  int64_t at = atomic_load_explicit(&kill_at, memory_order_relaxed);
   if (rc == ST_GONE)
-    complain(s, "%s: %s (%" PRIu64 " request%s unanswered)", what, why(&s->c),
-             n, n == 1 ? "" : "s");
+    complain(s, "%s: %s (%" PRIu64 " request%s unanswered; last kill "
+                "announced %.1f s before)",
+             what, why(&s->c), n, n == 1 ? "" : "s",
+             at ? (double)(weft_now() - at) / SEC : -1.0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -541,6 +559,15 @@ static void http_pick(struct slot *s, struct hreq *r) {
   r->hello = chance(s, 55);
   if (!r->hello)
     r->n = http_size(s);
+}
+
+/* Whether a worker was killed or drained since the connection's last
+ * answered request was sent (the news may come a moment late). */
+static bool drain_announced(struct slot *s) {
+  int64_t until = weft_deadline(KILL_GRACE);
+  while (kills() == s->c.epoch && weft_now() < until)
+    weft_sleep(20 * MS);
+  return kills() != s->c.epoch;
 }
 
 /* Reads the head of a response and checks it; leaves the body unread.
@@ -587,7 +614,10 @@ static int http_head(struct slot *s, const struct hreq *r, uint64_t *length) {
              path, have_len ? "" : "missing ", len, want);
     return ST_BAD;
   }
-  if (closing != (r->close || r->v10)) {
+  bool asked = r->close || r->v10;
+  if (closing && !asked && drain_announced(s)) {
+    c->drained = true; /* a right answer, and the last on c */
+  } else if (closing != asked) {
     complain(s, "GET %s: response %s \"Connection: close\" unexpectedly",
              path, closing ? "carries" : "lacks");
     return ST_BAD;
@@ -610,7 +640,7 @@ static int http_response(struct slot *s, const struct hreq *r, size_t limit,
     rc = consume(s, len, C_XS, NULL, limit, pause, "GET /bytes/N body");
   if (rc < 0)
     return rc;
-  if (r->close || r->v10)
+  if (r->close || r->v10 || s->c.drained)
     return expect_eof(s, "after Connection: close");
   return ST_OK;
 }
@@ -662,12 +692,16 @@ static int http_pipeline(struct slot *s, bool read_them, int *count) {
   add(&tallies[HTTP][T_PIPE].sent, n);
   int rc = send_all(s, s->wbuf, len);
   uint32_t done = 0;
-  while (rc == ST_OK && done < n) {
+  while (rc == ST_OK && done < n && !s->c.drained) {
     rc = http_response(s, &rs[done], 0, 0);
     if (rc == ST_OK)
       done++;
   }
   add(&tallies[HTTP][T_PIPE].ok, done);
+  if (rc == ST_OK && done < n) { /* the rest died with the drain */
+    add(&tallies[HTTP][T_PIPE].lost, n - done);
+    return ST_OK;
+  }
   if (rc < 0) {
     settle(s, T_PIPE, n - done, rc, "pipelined batch");
     return rc;
@@ -731,7 +765,7 @@ static void http_long(struct slot *s) {
       rc = http_one(s, &r, r.hello ? H_HELLO : H_BYTES, false);
       pace(s, 1);
     }
-    if (rc < 0)
+    if (rc < 0 || s->c.drained)
       break;
   }
   conn_close(s, false);
@@ -757,7 +791,7 @@ static void http_short(struct slot *s) {
     return;
   }
   uint32_t n = 1 + below(s, 3);
-  for (uint32_t i = 0; i < n && rc == ST_OK; i++) {
+  for (uint32_t i = 0; i < n && rc == ST_OK && !s->c.drained; i++) {
     struct hreq r;
     http_pick(s, &r);
     int type = r.hello ? H_HELLO : H_BYTES;
@@ -781,7 +815,8 @@ static void http_slow(struct slot *s) {
   }
   uint32_t n = 2 + below(s, 5);
   int rc = ST_OK;
-  for (uint32_t i = 0; i < n && rc == ST_OK && !is_stopping(); i++) {
+  for (uint32_t i = 0; i < n && rc == ST_OK && !s->c.drained && !is_stopping();
+       i++) {
     struct hreq r;
     http_pick(s, &r);
     if (chance(s, 50)) { /* a slow reader of a long body */
@@ -1257,8 +1292,13 @@ static void *kv_final(void *arg) {
 }
 
 static void on_signal(int sig) {
-  if (sig == SIGUSR1)
+  if (sig == SIGUSR1) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+    atomic_store_explicit(&kill_at, ts.tv_sec * SEC + ts.tv_nsec,
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&kill_seq, 1, memory_order_release);
+  }
   else
     atomic_store_explicit(&stop_signal, sig, memory_order_relaxed);
 }
@@ -1267,9 +1307,30 @@ static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s [--http-port P] [--kv-port Q] [--host ADDR] "
           "[--seconds S] [--http-conns N] [--kv-conns N] [--rate R] "
-          "[--workers N] [--label NAME] [--report-every S] [--seed N]\n",
-          prog);
+          "[--workers N] [--label NAME] [--report-every S] [--seed N]\n"
+          "       %s --probe http|kv [--http-port P] [--kv-port Q]\n",
+          prog, prog);
   exit(2);
+}
+
+/* --probe: one plain connection attempt (no weft), see the top. */
+static int probe(const struct sockaddr_in *to) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    printf("socket: %s\n", strerror(errno));
+    return 3;
+  }
+  struct timeval tv = {.tv_sec = 1};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int r = connect(fd, (const struct sockaddr *)to, sizeof *to);
+  int e = errno;
+  close(fd);
+  if (r == 0) {
+    printf("connected\n");
+    return 0;
+  }
+  printf("%s\n", e == ECONNREFUSED ? "refused" : strerror(e));
+  return e == ECONNREFUSED ? 1 : 3;
 }
 
 static void progress(double t) {
@@ -1295,6 +1356,7 @@ int main(int argc, char **argv) {
   int port[NSRV] = {0, 0}, nconn[NSRV] = {48, 24}, workers = 2;
   double secs = 60, every = 10, rate = 1000;
   uint64_t seed = 0;
+  int probe_srv = -1;
 
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1322,6 +1384,10 @@ int main(int argc, char **argv) {
       every = atof(v);
     else if (!strcmp(a, "--seed"))
       seed = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--probe") && !strcmp(v, "http"))
+      probe_srv = HTTP;
+    else if (!strcmp(a, "--probe") && !strcmp(v, "kv"))
+      probe_srv = KV;
     else
       usage(argv[0]);
   }
@@ -1336,6 +1402,11 @@ int main(int argc, char **argv) {
       fprintf(stderr, "soak_client: bad address %s\n", host);
       return 2;
     }
+  }
+  if (probe_srv >= 0) {
+    if (!port[probe_srv])
+      usage(argv[0]);
+    return probe(&addr[probe_srv]);
   }
   if (secs <= 0 || rate <= 0 || workers <= 0 || every <= 0 ||
       nconn[HTTP] + nconn[KV] == 0)
