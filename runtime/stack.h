@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define WEFT__STACK_MIN ((size_t)16 << 10)
 #define WEFT__STACK_MAX ((size_t)1 << 30)

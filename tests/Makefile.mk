@@ -115,3 +115,9 @@ tests_test_reset_SOURCES = tests/tsan_criterion.c tests/test_reset.c tests/helpe
 tests_test_reset_CPPFLAGS = $(tests_cppflags)
 tests_test_reset_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_reset_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# tests/headers_check.sh: every header of runtime/ compiles on its own.
+TESTS += tests/headers_check.sh
+EXTRA_DIST += tests/headers_check.sh
+AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
+	export CC WEFT_HDR_CFLAGS;
