@@ -551,6 +551,15 @@ END {
 		if (n in pstl) npst++
 		if (n in retr) nretr++
 	}
+	# Figures of one sample or one load share their reason: one line each
+	# for the lists, the names together.
+	ngrp = 0
+	for (i = 1; i <= nsn; i++) {
+		n = snames[i]
+		t = ((n in stl) ? "STALLED: " : "") stallwhy(n)
+		if (ngrp && t == gtext[ngrp]) { gnames[ngrp] = gnames[ngrp] ", " n; continue }
+		gnames[++ngrp] = n; gtext[ngrp] = t
+	}
 	# ---- outliers, in the order of the catalogue ----
 	nref = split(refs, rf, "\n")
 	for (i = 1; i <= nref; i++) {
@@ -1029,10 +1038,8 @@ END {
 		printf "%s\n", ringref() > out
 	if (nsn) {
 		printf "\nstalled and retried (REPORT.md: Stalled and retried):\n" > out
-		for (i = 1; i <= nsn; i++)
-			printf "  %s: %s%s\n", snames[i], \
-			    (snames[i] in stl) ? "STALLED: " : "", \
-			    stallwhy(snames[i]) > out
+		for (i = 1; i <= ngrp; i++)
+			printf "  %s: %s\n", gnames[i], gtext[i] > out
 	}
 	if (nout) {
 		printf "\noutliers (REPORT.md: Outliers):\n" > out
