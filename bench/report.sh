@@ -9,7 +9,9 @@
 # RESULTS_DIR holds latest.tsv (name<TAB>value<TAB>unit, written by the
 # bench programs); REPORT.md, latest.txt, plot-*.dat and *.png are written
 # beside it.  The gnuplot scripts are the bench/*.gp files next to this
-# script.  Without gnuplot the plots are skipped, and REPORT.md says so.
+# script.  Without gnuplot the plots are skipped, and REPORT.md says so;
+# BENCH_NO_PLOTS=1 skips them too (check_report.sh's made-up figures are
+# nothing to plot).
 # Only POSIX sh and awk are needed besides.
 #
 # The server bench (servers.sh) also writes lines "name<TAB>n/a<TAB>unit<TAB>
@@ -221,7 +223,10 @@ kernel="$(uname -s) $(uname -r) $(uname -m)"
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 
-if command -v gnuplot >/dev/null 2>&1; then
+if [ "${BENCH_NO_PLOTS:-0}" = 1 ]; then
+	plots=off
+	term=none
+elif command -v gnuplot >/dev/null 2>&1; then
 	plots=yes
 	if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then
 		term=pngcairo
@@ -921,6 +926,8 @@ END {
 		printf "![Memory per idle unit per mode](memory.png)\n\n" > out
 		printf "![4 KiB messages per second](talk.png)\n\n" > out
 		printf "![Scaling from 10 to 1,000,000 units](scaling.png)\n\n" > out
+	} else if (plots == "off") {
+		printf "Skipped: BENCH_NO_PLOTS=1.\n\n" > out
 	} else {
 		printf "Skipped: gnuplot is not installed (Debian: gnuplot-nox, " \
 		    "which setup.sh installs).  The tables hold the same " \
@@ -1190,7 +1197,7 @@ EOF
 		    "$failed" >>"$report"
 		status=1
 	fi
-else
+elif [ "$plots" = no ]; then
 	echo "report.sh: gnuplot not found: plots skipped (install gnuplot-nox)" >&2
 fi
 
