@@ -123,9 +123,9 @@ has "$tmp/stalls/stalls.md" '^\| msg\.rate\.kthread \| .* \| 1 of 3 samples retr
 has "$txt" '^msg\.rate\.process\.ring +stalled msg/s +STALLED'
 has "$txt" '^  msg\.rate\.process\.ring: STALLED: 3 of 3 samples stalled'
 has "$txt" '^0 missing, 0 below target, 1 stalled \(and 1 with some samples stalled\), 1 with samples retried, 1 outlier$'
-has "$tmp/stalls/outliers.md" '^\| yield\.green \| .* \| a sample 4\.0x away from the median of its 3 samples \| 5, 15, 60 \|$'
+has "$tmp/stalls/outliers.md" '^\| yield\.green \| .* \| a sample 4\.0x away from the median of its 3 samples \| 5\.0 ns, 15 ns, 60 ns \|$'
 hasnt "$tmp/stalls/outliers.md" 'chan\.pingpong|mem\.idle'
-has "$txt" '^  yield\.green = 15 ns: .*; samples: 5, 15, 60$'
+has "$txt" '^  yield\.green = 15 ns: .*; samples: 5\.0 ns, 15 ns, 60 ns$'
 hasnt "$txt" '^missing:'
 
 # 3. A green server far below the reference measured in the same run, on a
@@ -139,7 +139,7 @@ printf '%s\t%s\t%s\n' kv.rps.green 164 req/s kv.rps.redis 75000 req/s \
     >>"$tmp/reference/latest.tsv"
 run_report reference
 status "$rc" 4 # and kv.rps.green misses its target
-has "$tmp/reference/outliers.md" '^\| kv\.rps\.green \| 164/s \| 1/457 of kv\.rps\.redis \(75\.0 k/s\) in the same run; usual: at least 1/5 \| one run: 164 \|$'
+has "$tmp/reference/outliers.md" '^\| kv\.rps\.green \| 164/s \| 1/457 of kv\.rps\.redis \(75\.0 k/s\) in the same run; usual: at least 1/5 \| one run: 164/s \|$'
 has "$tmp/reference/outliers.md" '^\| kv\.p99\.green \| .* \| 4166\.7x kv\.p99\.redis'
 hasnt "$tmp/reference/outliers.md" 'http\.p99\.green'
 has "$md" '^\| KV, redis-benchmark -c 50 \| demos/kv \| green, --workers 2 \| 164/s \(outlier\) \|'

@@ -423,12 +423,12 @@ function off_history(n,    k, i, v, m, a) {
 		    fv(m, unit[n])))
 	}
 }
-# The samples of a figure, for the report: "12, 14, 47".
+# The samples of a figure, for the report: "12 ns, 14 ns, 47 ns".
 function fsamples(n,    k, v, i, s) {
-	if (!(n in samp)) return has(n) ? "one run: " val[n] : "-"
+	if (!(n in samp)) return has(n) ? "one run: " fval(n) : "-"
 	k = split(samp[n], v, ",")
-	s = v[1]
-	for (i = 2; i <= k; i++) s = s ", " v[i]
+	s = fv(v[1] + 0, unit[n])
+	for (i = 2; i <= k; i++) s = s ", " fv(v[i] + 0, unit[n])
 	return s
 }
 
