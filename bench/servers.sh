@@ -291,6 +291,12 @@ load() {
 	return $lrc
 }
 
+# tail_why FILE: adds the last lines a failed load printed to why.
+tail_why() {
+	[ -z "$lfake" ] && [ -s "$1" ] &&
+	    why="$why: $(tail -n 2 "$1" | tr '\n\t' '  ' | cut -c1-160)"
+}
+
 # The figures of load $1, "name unit" a line.
 figs() {
 	case $1 in
@@ -514,8 +520,11 @@ wrk_run() {
 	bound "http.$name" "$(wrk_bound "$d")"
 	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name," \
 	    "timeout ${lt} s)"
-	load wrk wrk -t2 -c"$c" -d"${d}s" --latency "http://$host:$port/" \
-	    >"$out" 2>&1 || return 1
+	if ! load wrk wrk -t2 -c"$c" -d"${d}s" --latency \
+	    "http://$host:$port/" >"$out" 2>&1; then
+		tail_why "$out"
+		return 1
+	fi
 	res=$(awk '
 	function ms(x) {
 		if (x ~ /us$/) return x / 1000
@@ -568,8 +577,11 @@ kv_run() {
 	fi
 	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name," \
 	    "timeout ${lt} s)"
-	load redis-benchmark redis-benchmark -h "$host" -p "$port" -t set,get \
-	    -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1 || return 1
+	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
+	    -t set,get -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1; then
+		tail_why "$out"
+		return 1
+	fi
 	res=$(awk '
 	{ gsub(/"/, ""); split($0, f, ",") }
 	f[1] == "SET" || f[1] == "GET" {
@@ -608,8 +620,7 @@ echo_run() {
 	erc=$?
 	sed 's/^/  /' "$tmp/echo.out" >&2
 	if [ $erc != 0 ]; then
-		[ -s "$tmp/echo.out" ] &&
-		    why="$why: $(tr '\n\t' '  ' <"$tmp/echo.out" | cut -c1-200)"
+		tail_why "$tmp/echo.out"
 		return 1
 	fi
 	cat "$tmp/echo.tsv" >>"$tsv"
