@@ -415,7 +415,9 @@ void bench_row(const struct bench_opts *o, const char *name,
 
   if (n > BENCH_MAX_REPS)
     n = BENCH_MAX_REPS;
-  text_add(full, sizeof(full), "%s", note ? note : "");
+  /* A row with no sample has no medians to describe (they read "nan"). */
+  if (n > 0 || !stalled)
+    text_add(full, sizeof(full), "%s", note ? note : "");
   if (retried)
     text_add(full, sizeof(full), "%s%d sample%s retried", full[0] ? "; " : "",
              retried, retried == 1 ? "" : "s");
