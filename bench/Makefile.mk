@@ -4,6 +4,12 @@
 # targets and writes bench/results/REPORT.md (in the build directory) with
 # tables and plots; `make bench-quick` is the short version CI runs.  Each
 # program also runs on its own; see bench/README.md.
+#
+# What the bench does with a sample that fails, a figure that stalls and a
+# figure far from its usual range is checked by `make check`:
+# bench/check_report.sh runs report.sh on made-up figures and two programs
+# with failures injected (about a second; a plain shell test, like
+# tests/gdb_check.sh).
 
 # Like the tests, the benches reach the runtime's internal headers only
 # with #include "..." (-iquote), so that runtime/sched.h cannot stand in for
@@ -64,7 +70,10 @@ bench_shm_SOURCES = bench/shm.c $(bench_gcommon)
 bench_shm_CPPFLAGS = $(bench_cppflags)
 bench_shm_LDADD = $(bench_ldadd)
 
+TESTS += bench/check_report.sh
+
 EXTRA_DIST += bench/run.sh bench/report.sh bench/README.md \
+	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
 	bench/scale.gp bench/results/.gitkeep
 

@@ -215,8 +215,9 @@ static int child(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double ns[2][NKINDS][BENCH_MAX_REPS], rounds[2][NKINDS][BENCH_MAX_REPS];
-  int got[2][NKINDS] = {{0}}, rc = 0;
-  char budget[16], name[64], note[160];
+  struct bench_tally t[2][NKINDS] = {{{.runs = 0}}};
+  int got[2][NKINDS] = {{0}};
+  char budget[16], note[160];
 
   bench_init(&o, argc, argv,
              "ping-pong between kernel threads and "
@@ -225,13 +226,17 @@ int main(int argc, char **argv) {
   if (o.child)
     return child(&o);
   snprintf(budget, sizeof(budget), "%d", o.quick ? 25 : 120);
+  for (int c = 0; c < 2; c++)
+    for (int k = 0; k < NKINDS; k++)
+      snprintf(t[c][k].name, sizeof(t[c][k].name), "%s%s", kind_name[k],
+               c ? ".1cpu" : "");
   for (int r = 0; r < o.reps; r++)
     for (int c = 0; c < 2; c++)
       for (int k = 0; k < NKINDS; k++) {
         const char *args[4] = {kind_arg[k], c == 0 ? "2" : "1", budget, NULL};
         double out[2];
 
-        if (bench_childv(&o, "handoff", out, 2, args) == 2) {
+        if (bench_childv(&o, &t[c][k], "handoff", out, 2, args) == 2) {
           ns[c][k][got[c][k]] = out[0];
           rounds[c][k][got[c][k]++] = out[1];
         }
@@ -240,14 +245,12 @@ int main(int argc, char **argv) {
                   "processes)");
   for (int c = 0; c < 2; c++)
     for (int k = 0; k < NKINDS; k++) {
-      snprintf(name, sizeof(name), "%s%s", kind_name[k], c ? ".1cpu" : "");
       snprintf(note, sizeof(note), "%s; %.0f round trips in %s ms",
                c                   ? "both on one CPU"
                : bench_ncpus() > 1 ? "pinned to two CPUs"
                                    : "one CPU only (this machine)",
                bench_median(rounds[c][k], got[c][k]), budget);
-      bench_row(&o, name, ns[c][k], got[c][k], "ns", note);
-      rc |= got[c][k] != o.reps;
+      bench_row(&o, t[c][k].name, &t[c][k], ns[c][k], got[c][k], "ns", note);
     }
-  return rc;
+  return bench_status();
 }

@@ -68,6 +68,7 @@ static int child(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double pct[BENCH_MAX_REPS];
+  struct bench_tally t = {.name = "idle.cpu"};
   int n = 0;
   long ms;
   char mstr[32], note[64];
@@ -80,11 +81,11 @@ int main(int argc, char **argv) {
   for (int r = 0; r < o.reps; r++) {
     double out[1];
 
-    if (bench_child(&o, "idle", out, 1, mstr, NULL) == 1)
+    if (bench_child(&o, &t, "idle", out, 1, mstr, NULL) == 1)
       pct[n++] = out[0];
   }
   bench_table(&o, "Idle runtime (2 workers, nothing to run)");
   snprintf(note, sizeof(note), "over %ld ms, after a burst of work", ms);
-  bench_row(&o, "idle.cpu", pct, n, "%", note);
-  return n == o.reps ? 0 : 1;
+  bench_row(&o, "idle.cpu", &t, pct, n, "%", note);
+  return bench_status();
 }

@@ -133,11 +133,11 @@ int main(int argc, char **argv) {
   }
   bench_table(&o, "The machine");
   snprintf(note, sizeof(note), "%ld getppid() calls", n);
-  bench_row(&o, "machine.syscall", sc, o.reps, "ns", note);
-  bench_row(&o, "machine.fault", pf, o.reps, "ns",
+  bench_row(&o, "machine.syscall", NULL, sc, o.reps, "ns", note);
+  bench_row(&o, "machine.fault", NULL, pf, o.reps, "ns",
             "first touch of an anonymous 4 KiB page, 16 MiB");
   snprintf(note, sizeof(note), "%ld turns, %s", turns,
            bench_ncpus() > 1 ? "first two CPUs" : "one CPU only");
-  bench_row(&o, "machine.line", ln, o.reps, "ns", note);
+  bench_row(&o, "machine.line", NULL, ln, o.reps, "ns", note);
   return 0;
 }

@@ -360,7 +360,8 @@ struct rung {
   int reps;
   double out[NOUT][BENCH_MAX_REPS];
   int got;
-  long short_of; /* a run in which not every unit could be started */
+  long short_of;        /* a run in which not every unit could be started */
+  struct bench_tally t; /* named after the figure the rung gives */
 };
 
 static struct rung ladder[NMODES][MAX_RUNGS];
@@ -371,6 +372,7 @@ static void add_rung(enum mode m, long n, int reps) {
 
   r->n = n;
   r->reps = reps;
+  snprintf(r->t.name, sizeof(r->t.name), "scale.%s.%ld", mode_name[m], n);
 }
 
 static void run_rung(const struct bench_opts *o, enum mode m, struct rung *r) {
@@ -384,7 +386,7 @@ static void run_rung(const struct bench_opts *o, enum mode m, struct rung *r) {
                    m == GREEN     ? "green threads"
                    : m == KTHREAD ? "kernel threads"
                                   : "processes");
-  if (bench_childv(o, "crowd", out, NOUT, args) != NOUT)
+  if (bench_childv(o, &r->t, "crowd", out, NOUT, args) != NOUT)
     return;
   if (out[0] != (double)r->n) { /* not all started: a result for alive */
     r->short_of = r->n - (long)out[0];
@@ -432,6 +434,10 @@ int main(int argc, char **argv) {
   idle[KTHREAD] = &ladder[KTHREAD][nrungs[KTHREAD] - 1];
   idle[PROCESS] = &ladder[PROCESS][nrungs[PROCESS] - 1];
   alive = &ladder[GREEN][nrungs[GREEN] - 1];
+  for (int m = 0; m < NMODES; m++)
+    snprintf(idle[m]->t.name, sizeof(idle[m]->t.name), "mem.idle.%s",
+             mode_name[m]);
+  snprintf(alive->t.name, sizeof(alive->t.name), "alive.1m.green");
 
   /* The modes take turns, rung by rung; alive.1m, the longest, last. */
   for (int rep = 0; rep < reps3; rep++)
@@ -457,13 +463,14 @@ int main(int argc, char **argv) {
              o.quick ? "quick: " : "", r->n, med(r, 2), med(r, 3), med(r, 4),
              med(r, 5), med(r, 6));
     snprintf(name, sizeof(name), "mem.idle.%s", mode_name[m]);
-    bench_row(&o, name, tot, r->got, "KiB", note);
-    rc |= r->got != r->reps;
+    bench_row(&o, name, &r->t, tot, r->got, "KiB", note);
+    /* A crowd that could not be started whole is no stall: it fails. */
+    rc |= r->got + r->t.stalled != r->reps;
     for (int p = 0; p < 5; p++) {
       for (int k = 0; k < r->got; k++)
         part[k] = r->out[2 + p][k];
       snprintf(name, sizeof(name), "mem.idle.%s.%s", mode_name[m], parts[p]);
-      bench_row(&o, name, part, r->got, "KiB",
+      bench_row(&o, name, &r->t, part, r->got, "KiB",
                 p == 3   ? "system-wide SUnreclaim growth per unit"
                 : p == 4 ? "system-wide KernelStack growth per unit"
                          : NULL);
@@ -485,10 +492,10 @@ int main(int argc, char **argv) {
       snprintf(note, sizeof(note), "start %.1f ms, release and wait %.1f ms",
                med(r, 8), med(r, 9));
       snprintf(name, sizeof(name), "scale.%s.%ld.ns", mode_name[m], r->n);
-      bench_row(&o, name, ns, r->got, "ns", note);
+      bench_row(&o, name, &r->t, ns, r->got, "ns", note);
       snprintf(name, sizeof(name), "scale.%s.%ld.kib", mode_name[m], r->n);
-      bench_row(&o, name, kib, r->got, "KiB", NULL);
-      rc |= r->got != r->reps;
+      bench_row(&o, name, &r->t, kib, r->got, "KiB", NULL);
+      rc |= r->got + r->t.stalled != r->reps;
     }
 
   /* One run: it is a yes or no, and the longest figure of the bench. */
@@ -503,15 +510,19 @@ int main(int argc, char **argv) {
              alive->n != ALIVE_FULL ? "quick: " : "", alive->n,
              alive->out[8][0], alive->out[7][0], alive->out[9][0]);
     alive->out[0][0] = 1;
-    bench_row(&o, "alive.1m.green", alive->out[0], 1, "bool", note);
-    bench_row(&o, "alive.1m.green.ms", alive->out[8], 1, "ms",
+    bench_row(&o, "alive.1m.green", &alive->t, alive->out[0], 1, "bool", note);
+    bench_row(&o, "alive.1m.green.ms", &alive->t, alive->out[8], 1, "ms",
               "time to spawn them");
-    bench_row(&o, "alive.1m.green.rss", alive->out[7], 1, "MiB",
+    bench_row(&o, "alive.1m.green.rss", &alive->t, alive->out[7], 1, "MiB",
               "RSS when all alive");
     snprintf(name, sizeof(name), "scale.green.%ld.ns", alive->n);
-    bench_row(&o, name, &ns, 1, "ns", "the alive.1m run");
+    bench_row(&o, name, &alive->t, &ns, 1, "ns", "the alive.1m run");
     snprintf(name, sizeof(name), "scale.green.%ld.kib", alive->n);
-    bench_row(&o, name, &kib, 1, "KiB", "the alive.1m run");
+    bench_row(&o, name, &alive->t, &kib, 1, "KiB", "the alive.1m run");
+  } else if (alive->t.stalled) {
+    bench_row(&o, "alive.1m.green", &alive->t, NULL, 0, "bool", NULL);
+    bench_row(&o, "alive.1m.green.ms", &alive->t, NULL, 0, "ms", NULL);
+    bench_row(&o, "alive.1m.green.rss", &alive->t, NULL, 0, "MiB", NULL);
   } else {
     double zero = 0;
 
@@ -521,8 +532,8 @@ int main(int argc, char **argv) {
                alive->n - alive->short_of, alive->n);
     else
       snprintf(note, sizeof(note), "the run failed");
-    bench_row(&o, "alive.1m.green", &zero, 1, "bool", note);
+    bench_row(&o, "alive.1m.green", NULL, &zero, 1, "bool", note);
     rc |= !alive->short_of;
   }
-  return rc;
+  return rc | bench_status();
 }

@@ -417,19 +417,22 @@ static int child(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double rate[NKINDS][BENCH_MAX_REPS], msgs[NKINDS][BENCH_MAX_REPS];
-  int got[NKINDS] = {0}, rc = 0;
+  struct bench_tally t[NKINDS] = {{.runs = 0}};
+  int got[NKINDS] = {0};
   char budget[16], note[160];
 
   bench_init(&o, argc, argv, "4 KiB messages per second between units", 120);
   if (o.child)
     return child(&o);
   snprintf(budget, sizeof(budget), "%d", o.quick ? 50 : 150);
+  for (int k = 0; k < NKINDS; k++)
+    snprintf(t[k].name, sizeof(t[k].name), "%s", kind_name[k]);
   for (int r = 0; r < o.reps; r++)
     for (int k = 0; k < NKINDS; k++) {
       const char *args[3] = {kind_arg[k], budget, NULL};
       double out[2];
 
-      if (bench_childv(&o, "msg", out, 2, args) == 2) {
+      if (bench_childv(&o, &t[k], "msg", out, 2, args) == 2) {
         rate[k][got[k]] = out[0];
         msgs[k][got[k]++] = out[1];
       }
@@ -443,8 +446,7 @@ int main(int argc, char **argv) {
              : k == PR_SHM  ? "pointer through a pchan, 2 CPUs"
              : k == PR_RING ? "bare ring, not weft: the machine's ceiling"
                             : "pointer through a channel, 2 CPUs");
-    bench_row(&o, kind_name[k], rate[k], got[k], "msg/s", note);
-    rc |= got[k] != o.reps;
+    bench_row(&o, kind_name[k], &t[k], rate[k], got[k], "msg/s", note);
   }
-  return rc;
+  return bench_status();
 }

@@ -9,7 +9,9 @@
 # RESULTS_DIR holds latest.tsv (name<TAB>value<TAB>unit, written by the
 # bench programs); REPORT.md, latest.txt, plot-*.dat and *.png are written
 # beside it.  The gnuplot scripts are the bench/*.gp files next to this
-# script.  Without gnuplot the plots are skipped, and REPORT.md says so.
+# script.  Without gnuplot the plots are skipped, and REPORT.md says so;
+# BENCH_NO_PLOTS=1 skips them too (check_report.sh's made-up figures are
+# nothing to plot).
 # Only POSIX sh and awk are needed besides.
 #
 # The server bench (servers.sh) also writes lines "name<TAB>n/a<TAB>unit<TAB>
@@ -17,10 +19,28 @@
 # is not installed: they show as n/a and do not count as missing; and lines
 # "#note<TAB>text", quoted in the report's Servers section.
 #
-# Prints latest.txt.  Exit status: 0, 3 if a figure is missing (every name
+# Stalls (see bench/bench.h): a figure whose every sample failed twice, or
+# whose load timed out twice, is written "name<TAB>stalled<TAB>unit<TAB>
+# why".  It shows as STALLED in the tables, is listed with its reason in
+# the report's "Stalled and retried" section and in the summary, and counts
+# as reported, not missing.  "#stalled<TAB>name<TAB>K of N samples<TAB>why"
+# (a figure measured without some of its samples) and "#retried<TAB>name<TAB>
+# K of N samples<TAB>why" (samples that failed once) are listed there too.
+#
+# Outliers: "#samples<TAB>name<TAB>v1,v2,..." lines give each figure's raw
+# samples.  A figure is flagged as an outlier, and listed with its samples
+# in the report's "Outliers" section, when its samples disagree wildly,
+# when a weft server's figure is far from the reference server's in the
+# same run, or when it is far from its own history: RESULTS_DIR/history.tsv
+# keeps the figures of past runs ("when<TAB>run<TAB>mode<TAB>name<TAB>value",
+# a run named by the checksum of its latest.tsv; each run is added once,
+# and the last 30 are kept).  The rules and their thresholds are in the
+# awk program below.  Outliers never fail the run.
+#
+# Prints latest.txt.  Exit status: 0; 3 if a figure is missing (every name
 # of the catalogue below must be there, in quick mode too, except those
-# marked "full only" and those reported n/a), 4 if a figure misses its
-# target.
+# marked "full only" and those reported n/a or stalled); else 4 if a figure
+# misses its target; else 5 if a figure or some samples stalled.
 
 set -u
 
@@ -174,6 +194,27 @@ http.rps.green >= 1.0x http.rps.nginx|http.rps.green|http.rps.nginx|>=|1
 kv.rps.green >= 1.0x kv.rps.redis|kv.rps.green|kv.rps.redis|>=|1
 kv.rps.green.p16 >= 1.0x kv.rps.redis.p16|kv.rps.green.p16|kv.rps.redis.p16|>=|1'
 
+# Usual ranges, for the outliers.  Servers' figures are single runs, so
+# their usual range comes from the reference server loaded the same way in
+# the same run, which even a first run on a fresh clone has:
+#   name|reference|factor
+# A throughput (req/s) is flagged below reference / factor, a latency (ms)
+# above reference x factor.  weft's green servers have measured 0.8 to 1.5
+# times their reference here (kv.rps.green 50k-75k against redis-server's
+# 66k-75k), so a fifth of it is no slower server but a load that stalled
+# (once: kv.rps.green 164 req/s against 75k, one connection of
+# redis-benchmark held for minutes).  A p99 of a 1-3 s load sharing two
+# CPUs with its client moves by several times between runs, so only ten
+# times the reference's counts.
+refs='http.rps.green|http.rps.nginx|5
+http.p99.green|http.p99.nginx|10
+http.rps.green.c1000|http.rps.nginx.c1000|5
+http.p99.green.c1000|http.p99.nginx.c1000|10
+kv.rps.green|kv.rps.redis|5
+kv.p99.green|kv.p99.redis|10
+kv.rps.green.p16|kv.rps.redis.p16|5
+kv.p99.green.p16|kv.p99.redis.p16|10'
+
 # The machine, for the report's first lines.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?')
@@ -182,7 +223,10 @@ kernel="$(uname -s) $(uname -r) $(uname -m)"
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 
-if command -v gnuplot >/dev/null 2>&1; then
+if [ "${BENCH_NO_PLOTS:-0}" = 1 ]; then
+	plots=off
+	term=none
+elif command -v gnuplot >/dev/null 2>&1; then
 	plots=yes
 	if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then
 		term=pngcairo
@@ -194,12 +238,21 @@ else
 	term=none
 fi
 
-rm -f "$results"/plot-*.dat "$results"/*.png "$results/.status"
+rm -f "$results"/plot-*.dat "$results"/*.png "$results/.status" \
+    "$results/history.new"
+
+# This run in the history: named by its figures, so that writing the
+# report again does not count the run twice.
+history=$results/history.tsv
+run=$(cksum <"$tsv" | cut -d' ' -f1)
+stamp=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
+[ -f "$history" ] || : >"$history" || exit 1
 
 awk -F'\t' -v mode="$mode" -v secs="$secs" -v cat="$catalogue" \
-    -v ratios="$ratios" -v cpu="$cpu" -v ncpu="$ncpu" -v memtotal="$memtotal" \
-    -v kernel="$kernel" -v load="$load" -v load0="$load0" -v when="$when" \
-    -v plots="$plots" \
+    -v ratios="$ratios" -v refs="$refs" -v cpu="$cpu" -v ncpu="$ncpu" \
+    -v memtotal="$memtotal" -v kernel="$kernel" -v load="$load" \
+    -v load0="$load0" -v when="$when" -v plots="$plots" -v hist="$history" \
+    -v run="$run" -v stamp="$stamp" \
     -v dir="$results" -v report="$report" -v summary="$summary" '
 # ---- formatting --------------------------------------------------------
 function num(x) { return x + 0 }
@@ -237,9 +290,12 @@ function fx(x) {
 	return sprintf("%.2g", x) "x"
 }
 # A figure in its own unit, for tables.
-function fval(n,    v, u) {
-	if (!has(n)) return "-"
-	v = num(val[n]); u = unit[n]
+function fval(n) {
+	if (!has(n)) return (n in stl) ? "STALLED" : "-"
+	return fv(num(val[n]), unit[n])
+}
+# A value v in unit u.
+function fv(v, u) {
 	if (u == "ns") return ftime(v)
 	if (u == "ms") return ftime(v * 1000000)
 	if (u == "KiB") return fkib(v)
@@ -250,7 +306,7 @@ function fval(n,    v, u) {
 	if (u == "bool") return v ? "yes" : "no"
 	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
 	if (u == "x") return f1(v, 1) "x"
-	return val[n] " " u
+	return v " " u
 }
 # Plot data: "-" for a missing figure; its label, formatted.
 # What a bare shared-memory ring (bench/msg, not weft) makes of the same
@@ -284,6 +340,98 @@ function compare(v, op, t) {
 	return 1
 }
 
+# ---- outliers ------------------------------------------------------------
+# A figure in a table, marked when flagged.
+function fvalo(n) { return fval(n) ((n in owhy) ? " (outlier)" : "") }
+# Figures no rule applies to: system-wide readings that other work on the
+# machine moves (kernel slab, KernelStack), a share set by the scheduler
+# (cross.split), a CPU share of a few hundredths of a percent (idle.cpu).
+# Their spread says nothing about weft.
+function unsteady(n) {
+	return n ~ /\.slab$|\.kstack\.meminfo$|\.split$|^idle\.cpu$/
+}
+function flag(n, why) {
+	if (!(n in owhy)) { onames[++nout] = n; owhy[n] = why }
+	else owhy[n] = owhy[n] "; " why
+}
+# The median of v[1..k] (sorts v).
+function vmedian(v, k,    i, j, t) {
+	for (i = 2; i <= k; i++)
+		for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+}
+# How far a is from b, as a factor of at least 1 ("3.2x").
+function apart(a, b) { return a >= b ? a / b : b / a }
+# Within the run: a sample more than 3 times above or below the median of
+# its figure.  The samples of a figure on a quiet machine agree within
+# about 1.5x (the tables print min and max); three times the median is no
+# longer noise of the measurement but an event in it (a preemption, a
+# migration, a stall), and with 2 or 3 samples it can move the median.
+# The median stands, but the samples are shown.  Only positive samples:
+# a ratio means nothing around zero.
+function wild_samples(n,    k, v, i, m, far, c) {
+	if (!(n in samp) || unsteady(n)) return
+	k = split(samp[n], v, ",")
+	if (k < 2) return
+	for (i = 1; i <= k; i++) {
+		v[i] += 0
+		if (v[i] <= 0) return
+		c[i] = v[i]
+	}
+	m = vmedian(c, k)
+	far = 0
+	for (i = 1; i <= k; i++)
+		if (apart(v[i], m) > far) far = apart(v[i], m)
+	if (far > 3)
+		flag(n, sprintf("a sample %.1fx away from the median of its %d " \
+		    "samples", far, k))
+}
+# Against the reference in the same run (refs above).
+function off_reference(n, ref, factor,    a, b) {
+	if (!has(n) || !has(ref)) return
+	a = num(val[n]); b = num(val[ref])
+	if (a <= 0 || b <= 0) return
+	if (unit[n] == "ms" && a > b * factor)
+		flag(n, sprintf("%.1fx %s (%s) in the same run; usual: at most " \
+		    "%dx", a / b, ref, fval(ref), factor))
+	if (unit[n] != "ms" && a < b / factor)
+		flag(n, sprintf("1/%.0f of %s (%s) in the same run; usual: at " \
+		    "least 1/%d", b / a, ref, fval(ref), factor))
+}
+# Against its history: outside [1/3, 3x] of the median of its last (up to)
+# 5 runs of the same mode, given 2 or more.  Run-to-run changes of one
+# figure on this kind of shared two-CPU machine stay within 2x (machine
+# noise, where the host places the CPUs: see bench/README.md); 3x is a
+# different machine, a regression or a stall, worth a look either way.
+# Latency percentiles are left out: those of a short load on two shared
+# CPUs jump by several times between runs (the same-run reference bound
+# covers the green ones).
+function off_history(n,    k, i, v, m, a) {
+	if (!has(n) || unsteady(n) || n ~ /\.p(50|99)\./ || hn[n] < 2) return
+	a = num(val[n])
+	if (a <= 0) return
+	k = 0
+	for (i = (hn[n] > 5 ? hn[n] - 4 : 1); i <= hn[n]; i++)
+		v[++k] = hv[n, i]
+	m = vmedian(v, k)
+	if (m <= 0) return
+	if (apart(a, m) > 3) {
+		flag(n, sprintf("%.1fx %s the median of its last %d %s runs " \
+		    "(%s)", apart(a, m), a > m ? "above" : "below", k, mode, \
+		    fv(m, unit[n])))
+	}
+}
+# The samples of a figure, for the report: "12 ns, 14 ns, 47 ns".
+function fsamples(n,    k, v, i, s) {
+	if (!(n in samp)) return has(n) ? "one run: " fval(n) : "-"
+	k = split(samp[n], v, ",")
+	s = fv(v[1] + 0, unit[n])
+	for (i = 2; i <= k; i++) s = s ", " fv(v[i] + 0, unit[n])
+	return s
+}
+
 # ---- verdicts on the explainer -----------------------------------------
 # A claimed cost of about lo..hi ns ("~" read as a factor of 2 either way).
 # kind "fast": the claim is that it is cheap; "slow": that it is costly.
@@ -306,7 +454,8 @@ function vless(a, b, pre, post) {
 	return "does not hold here (the other way round: " fx(a / b) ")"
 }
 function unmeasured(claim) {
-	printf "| %s | - | not measured: a figure is missing |\n", claim > out
+	printf "| %s | - | not measured: a figure is missing or stalled |\n", \
+	    claim > out
 }
 function minof(a, b) {
 	if (!has(a)) return b
@@ -325,6 +474,11 @@ function srow(load, server, how, pre, sfx, ref,    r, x) {
 		    na[r] > out
 		return
 	}
+	if (r in stl) {
+		printf "| %s | %s | %s | STALLED: %s | | | |\n", load, server, \
+		    how, stl[r] > out
+		return
+	}
 	if (!has(r)) {
 		printf "| %s | %s | %s | MISSING | | | |\n", load, server, how > out
 		return
@@ -335,7 +489,24 @@ function srow(load, server, how, pre, sfx, ref,    r, x) {
 		x = sprintf("%.2fx", num(val[r]) / num(val[ref]))
 	else if (ref != "" && (ref in na)) x = "n/a"
 	printf "| %s | %s | %s | %s | %s | %s | %s |\n", load, server, how, \
-	    fval(r), fval(pre ".p50." sfx), fval(pre ".p99." sfx), x > out
+	    fvalo(r), fvalo(pre ".p50." sfx), fvalo(pre ".p99." sfx), x > out
+}
+# Names with a stall or a retry, in the order written.
+function sadd(n) { if (!(n in sseen)) { sseen[n] = 1; snames[++nsn] = n } }
+# What became of a stalled or retried figure, in words.
+function stallwhy(n,    s) {
+	if (n in stl) return stl[n]
+	s = (n in pstl) ? pstl[n] "; the median of the others" : ""
+	if (n in retr) s = s (s == "" ? "" : "; ") retr[n] ", then measured"
+	return s
+}
+# The counts that close the targets and the summary.
+function counts(    s) {
+	s = sprintf("%d missing, %d below target, %d stalled", missing, \
+	    misses, nstl)
+	if (npst) s = s sprintf(" (and %d with some samples stalled)", npst)
+	if (nretr) s = s sprintf(", %d with samples retried", nretr)
+	return s sprintf(", %d outlier%s", nout, nout == 1 ? "" : "s")
 }
 function sbar(label, n, group) {
 	if (has(n)) {
@@ -355,23 +526,71 @@ BEGIN {
 	}
 	nr = split(ratios, rl, "\n")
 }
+# The history first: the figures of earlier runs in this mode, oldest
+# first (not those of this run, if the report is written again).
+FILENAME == hist {
+	if ($2 == run) seen_run = 1
+	if ($0 !~ /^#/ && NF >= 5 && $3 == mode && $2 != run && $5 ~ /^[-0-9.e+]+$/)
+		hv[$4, ++hn[$4]] = $5 + 0
+	next
+}
 $1 == "#note" { rnote[++nnote] = $2; next }
+$1 == "#samples" { samp[$2] = $3; next }
+$1 == "#retried" { retr[$2] = $3 " retried: " $4; sadd($2); next }
+$1 == "#stalled" { pstl[$2] = $3 " stalled: " $4; sadd($2); next }
+/^#/ { next }
 NF >= 3 && $2 == "n/a" { na[$1] = NF >= 4 ? $4 : "not measured"; next }
+NF >= 3 && $2 == "stalled" {
+	stl[$1] = NF >= 4 ? $4 : "stalled"; sunit[$1] = $3; sadd($1); next
+}
 NF >= 3 { val[$1] = $2; unit[$1] = $3; order[++nv] = $1 }
 END {
 	quick = mode == "quick"
+	# ---- stalls ----
+	# A figure measured after all (a later line) is not stalled.
+	nstl = 0; npst = 0; nretr = 0
+	for (i = 1; i <= nsn; i++) {
+		n = snames[i]
+		if ((n in stl) && has(n)) delete stl[n]
+		if (n in stl) nstl++
+		if (n in pstl) npst++
+		if (n in retr) nretr++
+	}
+	# Figures of one sample or one load share their reason: one line each
+	# for the lists, the names together.
+	ngrp = 0
+	for (i = 1; i <= nsn; i++) {
+		n = snames[i]
+		t = ((n in stl) ? "STALLED: " : "") stallwhy(n)
+		if (ngrp && t == gtext[ngrp]) { gnames[ngrp] = gnames[ngrp] ", " n; continue }
+		gnames[++ngrp] = n; gtext[ngrp] = t
+	}
+	# ---- outliers, in the order of the catalogue ----
+	nref = split(refs, rf, "\n")
+	for (i = 1; i <= nref; i++) {
+		split(rf[i], w, "|")
+		refof[w[1]] = w[2]; reffac[w[1]] = w[3] + 0
+	}
+	nout = 0
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		wild_samples(n)
+		if (n in refof) off_reference(n, refof[n], reffac[n])
+		off_history(n)
+	}
 	# ---- targets ----
 	missing = 0; misses = 0; ntg = 0
 	for (i = 1; i <= nc; i++) {
 		n = cname[i]
-		skip = (n in na) || (quick && cquick[n] == "full only")
+		skip = (n in na) || (n in stl) || (quick && cquick[n] == "full only")
 		if (!has(n) && !skip) { missing++; missname = missname " " n }
 		if (cop[n] == "") continue
 		ntg++
 		tl[ntg] = n " " cop[n] " " ctgt[n] (cunit[n] == "bool" ? "" : " " cunit[n])
 		if (!has(n)) {
-			tm[ntg] = (n in na) ? na[n] : "-"
-			ts[ntg] = (n in na) ? "n/a" : skip ? "not run" : "MISSING"
+			tm[ntg] = (n in na) ? na[n] : (n in stl) ? stl[n] : "-"
+			ts[ntg] = (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
+			    skip ? "not run" : "MISSING"
 			continue
 		}
 		tm[ntg] = fval(n)
@@ -385,6 +604,11 @@ END {
 		if ((w[2] in na) || (w[3] in na)) {
 			tm[ntg] = (w[3] in na) ? w[3] ": " na[w[3]] : w[2] ": " na[w[2]]
 			ts[ntg] = "n/a"; continue
+		}
+		if ((w[2] in stl) || (w[3] in stl)) {
+			tm[ntg] = (w[3] in stl) ? w[3] ": " stl[w[3]] : \
+			    w[2] ": " stl[w[2]]
+			ts[ntg] = "STALLED"; continue
 		}
 		if (!has(w[2]) || !has(w[3]) || num(val[w[3]]) == 0) {
 			tm[ntg] = "-"; ts[ntg] = "MISSING"; continue
@@ -451,9 +675,53 @@ END {
 	for (i = 1; i <= ntg; i++)
 		printf "| %s | %s | %s |\n", tl[i], tm[i], \
 		    ts[i] == "PASS" || ts[i] == "n/a" ? ts[i] : "**" ts[i] "**" > out
-	printf "\n%d missing, %d below target.\n\n", missing, misses > out
+	printf "\n%s.\n\n", counts() > out
 	if (ringref() != "")
 		printf "%s\n\n", ringref() > out
+
+	# ---- stalls ----
+	printf "## Stalled and retried\n\n" > out
+	printf "A sample that fails (its process exits non-zero, is killed or " \
+	    "passes its alarm; a server load that fails or passes its " \
+	    "timeout) is run once more, in a fresh process or against a " \
+	    "fresh server; if it fails again it has stalled.  A figure with " \
+	    "no sample left is shown as STALLED, with the reason; one with " \
+	    "some is the median of the others.  Stalls do not fail the run " \
+	    "(unless BENCH_STRICT=1).\n\n" > out
+	if (!nsn)
+		printf "No sample failed in this run.\n\n" > out
+	else {
+		printf "| figure | reported | what happened |\n" \
+		    "| --- | ---: | --- |\n" > out
+		for (i = 1; i <= nsn; i++) {
+			n = snames[i]
+			printf "| %s | %s | %s |\n", n, fval(n), stallwhy(n) > out
+		}
+		printf "\n" > out
+	}
+
+	# ---- outliers ----
+	printf "## Outliers\n\n" > out
+	printf "Figures far from their usual range, flagged but kept: a " \
+	    "sample more than 3x away from the median of its figure; a " \
+	    "weft server below 1/5 of the reference server'"'"'s throughput " \
+	    "or above 10x its p99 in the same run; or a figure outside " \
+	    "[1/3, 3x] of the median of its last (up to) 5 runs in this " \
+	    "mode, given 2 or more (history.tsv beside this report).  Each " \
+	    "is listed with its raw samples (a server figure is one " \
+	    "run).\n\n" > out
+	if (!nout)
+		printf "None in this run.\n\n" > out
+	else {
+		printf "| figure | value | why flagged | samples |\n" \
+		    "| --- | ---: | --- | --- |\n" > out
+		for (i = 1; i <= nout; i++) {
+			n = onames[i]
+			printf "| %s | %s | %s | %s |\n", n, fval(n), owhy[n], \
+			    fsamples(n) > out
+		}
+		printf "\n" > out
+	}
 
 	# ---- claims ----
 	printf "## Claims of the explainer, measured\n\n" > out
@@ -658,6 +926,8 @@ END {
 		printf "![Memory per idle unit per mode](memory.png)\n\n" > out
 		printf "![4 KiB messages per second](talk.png)\n\n" > out
 		printf "![Scaling from 10 to 1,000,000 units](scaling.png)\n\n" > out
+	} else if (plots == "off") {
+		printf "Skipped: BENCH_NO_PLOTS=1.\n\n" > out
 	} else {
 		printf "Skipped: gnuplot is not installed (Debian: gnuplot-nox, " \
 		    "which setup.sh installs).  The tables hold the same " \
@@ -724,9 +994,10 @@ END {
 	for (i = 1; i <= nc; i++) {
 		n = cname[i]
 		note = (quick && cquick[n] != "") ? " (quick: " cquick[n] ")" : ""
-		printf "| %s | %s | %s%s |\n", n, has(n) ? fval(n) : \
-		    (n in na) ? "n/a" : (quick && cquick[n] == "full only") ? \
-		    "not run" : "MISSING", cwhat[n], note > out
+		printf "| %s | %s | %s%s |\n", n, has(n) ? fvalo(n) : \
+		    (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
+		    (quick && cquick[n] == "full only") ? "not run" : "MISSING", \
+		    cwhat[n], note > out
 	}
 	for (i = 1; i <= nv; i++)
 		if (!(order[i] in known) && order[i] !~ /^scale\./ && \
@@ -734,7 +1005,8 @@ END {
 			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
 			    unit[order[i]] > out
 	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \
-	    "(name, median, unit); the programs print min and max too.\n" > out
+	    "(name, median, unit; each figure'"'"'s samples on a #samples " \
+	    "line); the programs print min and max too.\n" > out
 	close(out)
 
 	# ---- latest.txt: the terminal summary ----
@@ -751,14 +1023,18 @@ END {
 		n = cname[i]
 		t = cop[n] == "" ? "" : cop[n] " " ctgt[n]
 		st = "-"
-		if (!has(n)) st = (n in na) ? "n/a" : \
+		if (!has(n)) st = (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
 		    (quick && cquick[n] == "full only") ? "not run" : "MISSING"
 		else if (cop[n] != "")
 			st = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
 		note = quick ? (cquick[n] != "" ? "quick: " cquick[n] : "quick") : ""
+		if (n in owhy) note = "OUTLIER" (note == "" ? "" : "; " note)
+		if ((n in pstl) || (n in retr))
+			note = ((n in pstl) ? "samples stalled" : "retried") \
+			    (note == "" ? "" : "; " note)
 		printf "%-34s %12s %-6s %-9s %-7s %s\n", n, \
-		    has(n) ? val[n] : (n in na) ? "n/a" : "-", cunit[n], t, st, \
-		    note > out
+		    has(n) ? val[n] : (n in na) ? "n/a" : (n in stl) ? "stalled" : \
+		    "-", cunit[n], t, st, note > out
 	}
 	printf "\n%-58s %s\n", "comparison", "status" > out
 	for (i = 1; i <= nr; i++) {
@@ -767,9 +1043,32 @@ END {
 	}
 	if (ringref() != "")
 		printf "%s\n", ringref() > out
-	printf "\n%d missing, %d below target%s\n", missing, misses, \
-	    missing ? ":" missname : "" > out
+	if (nsn) {
+		printf "\nstalled and retried (REPORT.md: Stalled and retried):\n" > out
+		for (i = 1; i <= ngrp; i++)
+			printf "  %s: %s\n", gnames[i], gtext[i] > out
+	}
+	if (nout) {
+		printf "\noutliers (REPORT.md: Outliers):\n" > out
+		for (i = 1; i <= nout; i++)
+			printf "  %s = %s: %s; samples: %s\n", onames[i], \
+			    fval(onames[i]), owhy[onames[i]], \
+			    fsamples(onames[i]) > out
+	}
+	if (missing)
+		printf "\nmissing:%s\n", missname > out
+	printf "\n%s\n", counts() > out
 	close(out)
+
+	# ---- history: this run, once ----
+	if (!seen_run) {
+		f = dir "/history.new"
+		for (i = 1; i <= nc; i++)
+			if (has(cname[i]) && val[cname[i]] ~ /^[-0-9.e+]+$/)
+				printf "%s\t%s\t%s\t%s\t%s\n", stamp, run, mode, \
+				    cname[i], val[cname[i]] > f
+		close(f)
+	}
 
 	# ---- plot data ----
 	if (plots == "yes") {
@@ -824,11 +1123,23 @@ END {
 		}
 		close(f)
 	}
-	print (missing ? 3 : misses ? 4 : 0) > (dir "/.status")
-}' "$tsv"
+	print (missing ? 3 : misses ? 4 : nstl + npst ? 5 : 0) > (dir "/.status")
+}' "$history" "$tsv"
 
 status=$(cat "$results/.status" 2>/dev/null || echo 1)
 rm -f "$results/.status"
+
+# The history keeps the last 30 runs: enough for the median of the last 5
+# per mode, with room for both modes.
+if [ -s "$results/history.new" ]; then
+	cat "$results/history.new" >>"$history"
+	awk -F'\t' 'NR == FNR { if (!($2 in seen)) { seen[$2] = 1; ids[++n] = $2 }
+	    next }
+	FNR == 1 { for (i = n - 29; i <= n; i++) if (i > 0) keep[ids[i]] = 1 }
+	$2 in keep' "$history" "$history" >"$history.tmp" &&
+	    mv "$history.tmp" "$history"
+fi
+rm -f "$results/history.new"
 
 if [ "$plots" = yes ]; then
 	failed=
@@ -886,7 +1197,7 @@ EOF
 		    "$failed" >>"$report"
 		status=1
 	fi
-else
+elif [ "$plots" = no ]; then
 	echo "report.sh: gnuplot not found: plots skipped (install gnuplot-nox)" >&2
 fi
 

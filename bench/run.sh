@@ -17,10 +17,21 @@
 # wrk, redis-benchmark and bench/echo_load, against nginx and redis-server
 # when installed (about 90 s in full mode, 15 s in quick mode).
 #
-# Exit status: 1 if a program failed or a figure is missing (quick mode
-# must produce every name too).  A figure that misses its target is
-# reported as MISS but does not fail the run (timings on a shared CI
-# machine are noisy), unless BENCH_STRICT=1.
+# A sample that fails is run again once, in a fresh process (bench.h);
+# a server load that fails or passes its timeout is run again once against
+# a fresh server (servers.sh).  A figure whose samples fail twice has
+# stalled: the report shows it as STALLED with the reason, in a section of
+# its own (a figure that lost only some samples is the median of the
+# others, and listed there too), and this script names them at the end.
+# The report also flags outliers: figures far from their usual range, with
+# their raw samples (report.sh says how).
+#
+# Exit status: 1 if a program failed (it could not run at all: see
+# bench.h) or a weft server failed or did not exit cleanly, or a figure is
+# missing (quick mode must produce every name too).  A figure that misses
+# its target is reported as MISS, and a stalled figure as STALLED, but
+# neither fails the run (timings and loads on a shared CI machine are
+# noisy), unless BENCH_STRICT=1.  Outliers never fail it.
 
 set -u
 
@@ -102,13 +113,28 @@ echo "bench: writing the report ($(($(date +%s) - start)) s so far)" >&2
 sh "$here/report.sh" "$mode" "$results" "$(($(date +%s) - start))" "$load0"
 status=$?
 
+strict=${BENCH_STRICT:-0}
+# The stalls, named: those with no value, and those short of some samples.
+stalled=$(awk -F'\t' '$1 !~ /^#/ && NF >= 3 && $2 == "stalled" {
+	printf " %s", $1 }' "$results/latest.tsv")
+short=$(awk -F'\t' '$1 == "#stalled" { printf " %s", $2 }' \
+    "$results/latest.tsv")
+if [ -n "$stalled$short" ]; then
+	[ -n "$stalled" ] && echo "run.sh: STALLED (no value, see REPORT.md):$stalled" >&2
+	[ -n "$short" ] && echo "run.sh: some samples stalled (median of the" \
+	    "others):$short" >&2
+	[ "$strict" = 1 ] || echo "run.sh: stalls do not fail the run" \
+	    "(BENCH_STRICT=1 makes them)" >&2
+fi
+
 if [ -n "$failed" ]; then
 	echo "run.sh: failed:$failed" >&2
 	exit 1
 fi
 case $status in
-0) ;;
-4) [ "${BENCH_STRICT:-0}" = 1 ] && exit 1 ;;
+0 | 5) ;;
+4) [ "$strict" = 1 ] && exit 1 ;;
 *) exit 1 ;;
 esac
+[ "$strict" = 1 ] && [ -n "$stalled$short" ] && exit 1
 exit 0

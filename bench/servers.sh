@@ -40,9 +40,23 @@
 # The load generators run on the same machine as the servers and share its
 # CPUs with them.
 #
-# Exit status: 0; 1 if a weft server failed to start, failed under load or
-# did not exit cleanly; 2 for bad usage.  Missing tools (wrk,
-# redis-benchmark, nginx, redis-server) only skip their rows.
+# Every load runs under a timeout proportionate to its expected length (see
+# "Timeouts" below).  A load that fails or times out is run once more,
+# against a fresh start of the same server; if it fails again, its figures
+# are written as name<TAB>stalled<TAB>unit<TAB>why (report.sh shows them
+# as STALLED), the loads left on that server are not run (stalled too, "not
+# run"), and the script goes on with the next server.  A load that passed
+# on its second run leaves "#retried<TAB>name<TAB>1 of 1 runs<TAB>why"
+# lines.  For testing, BENCH_FAIL_LOAD="LOAD[:N],..." gives the first N
+# runs (default 1; 2 stalls it) of LOAD a timeout of a tenth of a second;
+# LOAD is the figures' name without the measure: http.green.w2,
+# http.nginx, kv.green, kv.green.p16, kv.redis, echo.green, conn.green,
+# conn.kthread...
+#
+# Exit status: 0; 1 if a weft server failed to start, died under load or
+# did not exit cleanly (a stalled load alone does not fail the run); 2 for
+# bad usage.  Missing tools (wrk, redis-benchmark, nginx, redis-server)
+# only skip their rows.
 
 set -u
 
@@ -83,6 +97,18 @@ else
 	hold_kn=1000
 fi
 
+# Timeouts.  wrk and echo_load run for a fixed time: their bound is twice
+# that plus 15 s (connections, the report).  redis-benchmark's requests
+# take about a second at the rates seen here (30,000 at 50k-75k req/s):
+# the bound assumes at least 5,000 req/s (50,000 with -P 16), plus 10 s.
+# conn_hold opens 10,000 connections in a second or two: 10 s plus 1 s per
+# 500.  A stall (one of redis-benchmark's connections once held it for
+# minutes at 164 req/s) ends at the bound, not minutes later.
+wrk_bound() { echo $(($1 * 2 + 15)); }
+kv_bound() { echo $((10 + 2 * $1 / $2)); } # requests per test, least rate
+echo_bound=$((echo_s * 2 + 15))
+hold_bound() { echo $((10 + $1 / 500)); }
+
 # One fd per connection for the servers and the clients.
 # shellcheck disable=SC3045
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -94,6 +120,19 @@ servers=  # pids of the servers running (each leads its own session)
 holder=   # pid of a conn_hold running
 loader=   # pid of a load generator running
 failed=
+# The server under test, so that a failed load can start it again: kind
+# (demo or ref), tag, and how it was started; up while it runs; the load
+# that stalled on it, after which nothing more is run on it.
+srv_kind=
+srv_tag=
+srv_prog=
+srv_rest=
+srv_fn=
+srv_up=no
+srv_stalled=
+stall_why= # how the last stalled load failed, twice
+attempt=1 # of the load running: 1, or 2 when it is run again
+why=      # how the last load failed
 start=$(date +%s)
 
 say() { printf 'servers: %s\n' "$*" >&2; }
@@ -206,15 +245,142 @@ cleanup() {
 trap cleanup EXIT
 trap 'say interrupted; cleanup; exit 130' INT TERM
 
-# Runs a load generator in the background and waits for it, so that a
-# signal to this script is handled at once (the trap ends the load too).
+# bound LOAD SECONDS: sets lt, the timeout of this run of LOAD: SECONDS,
+# or a tenth of a second when BENCH_FAIL_LOAD asks this run to time out
+# (lfake then says so in the reason, and load() runs a sleep in place of
+# the load: a quick load could end within a tenth of a second).
+bound() {
+	lt=$2
+	lfake=
+	for spec in $(printf '%s' "${BENCH_FAIL_LOAD:-}" | tr ',' ' '); do
+		case $spec in
+		"$1") times=1 ;;
+		"$1":*) times=${spec#"$1":} ;;
+		*) continue ;;
+		esac
+		if [ "$attempt" -le "$times" ]; then
+			lt=0.1
+			lfake=" (BENCH_FAIL_LOAD)"
+		fi
+	done
+}
+
+# load WHAT COMMAND...: runs a load generator in the background under the
+# timeout $lt and waits for it, so that a signal to this script is handled
+# at once (the trap ends the load too).  Returns its status; on failure
+# sets why.
 load() {
-	"$@" </dev/null &
+	lwhat=$1
+	shift
+	if [ -n "$lfake" ]; then
+		timeout -k 5 "$lt" sleep 60 </dev/null &
+	elif have timeout; then
+		timeout -k 5 "$lt" "$@" </dev/null &
+	else
+		"$@" </dev/null &
+	fi
 	loader=$!
 	wait "$loader"
 	lrc=$?
 	loader=
+	case $lrc in
+	0) ;;
+	124 | 137) why="$lwhat timed out after $lt s$lfake" ;;
+	*) why="$lwhat exited with status $lrc" ;;
+	esac
 	return $lrc
+}
+
+# tail_why FILE: adds the last lines a failed load printed to why.
+tail_why() {
+	[ -z "$lfake" ] && [ -s "$1" ] &&
+	    why="$why: $(tail -n 2 "$1" | tr '\n\t' '  ' | cut -c1-160)"
+}
+
+# The figures of load $1, "name unit" a line.
+figs() {
+	case $1 in
+	conn.green)
+		printf '%s\n' "conn.10k.rss MiB" "conn.10k.per KiB" "conn.10k.ok conns"
+		;;
+	conn.*)
+		printf '%s\n' "conn.10k.rss.${1#conn.} MiB" \
+		    "conn.10k.per.${1#conn.} KiB" "conn.10k.ok.${1#conn.} conns"
+		;;
+	*)
+		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
+		    "${1%%.*}.p99.${1#*.} ms"
+		;;
+	esac
+}
+# stalled_load LOAD WHY, retried_load LOAD WHY: the lines for its figures.
+stalled_load() {
+	figs "$1" | while read -r f u; do
+		printf '%s\tstalled\t%s\t%s\n' "$f" "$u" "$2"
+	done >>"$tsv"
+}
+retried_load() {
+	figs "$1" | while read -r f _; do
+		printf '#retried\t%s\t1 of 1 runs\t%s\n' "$f" "$2"
+	done >>"$tsv"
+}
+
+# try LOAD FUNCTION ARGS...: runs a load (wrk_run, kv_run, echo_run,
+# hold_run: each returns non-zero with why set when it failed) against the
+# server under test.  A failure is run once more against a fresh start of
+# the server: a stuck connection may be the server's, and the second run
+# should not inherit it.  A second failure stalls the load's figures and
+# the loads after it on this server.
+try() {
+	tl=$1
+	shift
+	stall_why=
+	if [ "$srv_up" != yes ]; then
+		stall_why="not run: $srv_tag did not start again"
+	elif [ -n "$srv_stalled" ]; then
+		stall_why="not run: $srv_stalled stalled on this server"
+	fi
+	if [ -n "$stall_why" ]; then
+		stalled_load "$tl" "$stall_why"
+		return 1
+	fi
+	attempt=1
+	"$@" && return 0
+	why1=$why
+	note "$tl: $why1; run again against a fresh $srv_tag"
+	if ! restart; then
+		stall_why="$why1; $srv_tag did not start again"
+		stalled_load "$tl" "$stall_why"
+		return 1
+	fi
+	attempt=2
+	if "$@"; then
+		attempt=1
+		retried_load "$tl" "$why1"
+		return 0
+	fi
+	attempt=1
+	srv_stalled=$tl
+	stall_why="$why1; then $why"
+	note "$tl: STALLED: $stall_why"
+	stalled_load "$tl" "$stall_why"
+	return 1
+}
+
+# Stops the server under test and starts it again, on a new port.  A weft
+# server that died under the load, or does not exit cleanly now, fails
+# the run as ever.
+restart() {
+	if [ "$srv_kind" = demo ]; then
+		alive "$spid" || note "$srv_tag died under load"
+		stop_demo "$srv_tag"
+		# $srv_rest is the demo's options, words without spaces.
+		# shellcheck disable=SC2086
+		start_demo "$srv_tag" "$srv_prog" $srv_rest
+	else
+		stop_ref "$srv_tag"
+		start_ref "$srv_tag" "$srv_fn"
+	fi
 }
 
 # Starts a command in a session of its own, with stdout and stderr in
@@ -239,6 +405,12 @@ start_demo() {
 	tag=$1
 	prog=$2
 	shift 2
+	srv_kind=demo
+	srv_tag=$tag
+	srv_prog=$prog
+	srv_rest=$*
+	srv_up=no
+	srv_stalled=
 	if [ ! -x "$prog" ]; then
 		fail "$tag" "$tag: $prog is not built"
 		return 1
@@ -269,12 +441,21 @@ start_demo() {
 	case $host in
 	'' | 0.0.0.0 | '*' | '[::]' | ::) host=127.0.0.1 ;;
 	esac
+	srv_up=yes
 	return 0
 }
 
 # Stops a weft demo; a failure to exit cleanly fails the run.
 stop_demo() {
+	[ "$srv_up" = yes ] || return 0
+	srv_up=no
 	stop_server "$spid" "$1" || fail "$1" "$1 did not shut down cleanly"
+}
+# Stops a reference server; how it exits is not weft's business.
+stop_ref() {
+	[ "$srv_up" = yes ] || return 0
+	srv_up=no
+	stop_server "$spid" "$1" || true
 }
 
 # A port nothing listens on, from 20000-29999 (below the ephemeral range).
@@ -306,6 +487,11 @@ listening() {
 # host, port.
 start_ref() {
 	tag=$1
+	srv_kind=ref
+	srv_tag=$tag
+	srv_fn=$2
+	srv_up=no
+	srv_stalled=
 	for _ in 1 2 3; do
 		port=$(free_port)
 		host=127.0.0.1
@@ -315,6 +501,7 @@ start_ref() {
 			sleep 0.05
 		done
 		if alive "$spid" && listening "$port"; then
+			srv_up=yes
 			return 0
 		fi
 		stop_server "$spid" "$tag" >/dev/null 2>&1
@@ -330,9 +517,14 @@ wrk_run() {
 	c=$2
 	d=$3
 	out=$tmp/wrk.$name
-	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name)"
-	load wrk -t2 -c"$c" -d"${d}s" --latency "http://$host:$port/" \
-	    >"$out" 2>&1
+	bound "http.$name" "$(wrk_bound "$d")"
+	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name," \
+	    "timeout ${lt} s)"
+	if ! load wrk wrk -t2 -c"$c" -d"${d}s" --latency \
+	    "http://$host:$port/" >"$out" 2>&1; then
+		tail_why "$out"
+		return 1
+	fi
 	res=$(awk '
 	function ms(x) {
 		if (x ~ /us$/) return x / 1000
@@ -352,8 +544,7 @@ wrk_run() {
 		printf "%s %.4f %.4f %s|%s\n", rps, p50, p99, bad + 0, err
 	}' "$out")
 	if [ -z "$res" ]; then
-		fail "$name" "wrk against $name gave no figures:" \
-		    "$(tail -n 3 "$out" | tr '\n' ' ')"
+		why="wrk gave no figures: $(tail -n 3 "$out" | tr '\n\t' '  ')"
 		return 1
 	fi
 	# shellcheck disable=SC2086
@@ -379,10 +570,18 @@ kv_run() {
 	n=$kv_n
 	[ $# -gt 0 ] && n=$kv_np
 	out=$tmp/kv.$name
-	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name)"
-	load redis-benchmark -h "$host" -p "$port" -t set,get -c 50 -n "$n" \
-	    "$@" -q --csv >"$out" 2>&1
-	rc=$?
+	if [ $# -gt 0 ]; then
+		bound "kv.$name" "$(kv_bound "$n" 50000)"
+	else
+		bound "kv.$name" "$(kv_bound "$n" 5000)"
+	fi
+	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name," \
+	    "timeout ${lt} s)"
+	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
+	    -t set,get -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1; then
+		tail_why "$out"
+		return 1
+	fi
 	res=$(awk '
 	{ gsub(/"/, ""); split($0, f, ",") }
 	f[1] == "SET" || f[1] == "GET" {
@@ -394,9 +593,9 @@ kv_run() {
 		if (k != 2) exit 1
 		printf "%.0f %.4f %.4f\n", 2 / inv, p50, p99
 	}' "$out")
-	if [ $rc != 0 ] || [ -z "$res" ]; then
-		fail "$name" "redis-benchmark against $name gave no figures:" \
-		    "$(tail -n 3 "$out" | tr '\n' ' ')"
+	if [ -z "$res" ]; then
+		why="redis-benchmark gave no figures: $(tail -n 3 "$out" |
+		    tr '\n\t' '  ')"
 		return 1
 	fi
 	# shellcheck disable=SC2086
@@ -408,6 +607,30 @@ kv_run() {
 	    "kv $name" "$1" "$2" "$3"
 }
 
+# echo_run MODE: bench/echo_load against demos/echo on $host:$port;
+# records echo.rps.MODE, echo.p50.MODE and echo.p99.MODE.  Its figures go
+# to a file of their own first: a failed run may have written some.
+echo_run() {
+	bound "echo.$1" "$echo_bound"
+	say "  echo_load -c 100 -s 64 -d $echo_s ($1, timeout ${lt} s)"
+	: >"$tmp/echo.tsv"
+	load echo_load "$builddir/bench/echo_load" --host "$host" \
+	    --port "$port" -c 100 -s 64 -d "$echo_s" --tsv "$tmp/echo.tsv" \
+	    --label "$1" >"$tmp/echo.out" 2>&1
+	erc=$?
+	sed 's/^/  /' "$tmp/echo.out" >&2
+	if [ $erc != 0 ]; then
+		tail_why "$tmp/echo.out"
+		return 1
+	fi
+	cat "$tmp/echo.tsv" >>"$tsv"
+	awk -F'\t' -v m="$1" '
+	$1 == "echo.rps." m { r = $2 } $1 == "echo.p50." m { a = $2 }
+	$1 == "echo.p99." m { b = $2 }
+	END { if (r != "") printf "%-22s %12.0f req/s   p50 %8.3f ms   " \
+	    "p99 %8.3f ms\n", "echo " m, r, a, b }' "$tmp/echo.tsv"
+}
+
 # hold_run NAME N: conn_hold against the server $spid on $host:$port;
 # records conn.10k.rss.NAME (MiB, the server's VmRSS with all open),
 # conn.10k.per.NAME (KiB per connection over the idle server) and
@@ -415,14 +638,22 @@ kv_run() {
 hold_run() {
 	sfx=${1:+.$1}
 	n=$2
+	hb=$(hold_bound "$n")
+	bound "conn.${1:-green}" "$hb"
 	rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status" 2>/dev/null)
-	say "  conn_hold -n $n (idle server: ${rss0:-?} KiB)"
+	say "  conn_hold -n $n (idle server: ${rss0:-?} KiB, timeout ${lt} s)"
+	if [ -n "$lfake" ]; then
+		sleep "$lt"
+		why="conn_hold held nothing within $lt s$lfake"
+		return 1
+	fi
 	: >"$tmp/hold.out" # before the start: the loop below reads it
+	# Its own timeout ends the opening; the wait below ends the run.
 	"$builddir/bench/conn_hold" --host "$host" --port "$port" -n "$n" \
-	    --signal-only --max-hold 60 --timeout 60 >"$tmp/hold.out" \
-	    2>"$tmp/hold.err" </dev/null &
+	    --signal-only --max-hold $((hb + 30)) --timeout "$hb" \
+	    >"$tmp/hold.out" 2>"$tmp/hold.err" </dev/null &
 	holder=$!
-	until_cs 6000
+	until_cs $((hb * 100 + 500))
 	while before_end && alive "$holder" && ! [ -s "$tmp/hold.out" ]; do
 		sleep 0.05
 	done
@@ -434,9 +665,13 @@ hold_run() {
 	wait "$holder" 2>/dev/null
 	holder=
 	sed 's/^/  /' "$tmp/hold.err" >&2
-	if [ -z "$held" ] || [ -z "$rss" ] || [ -z "$rss0" ] || [ "$held" = 0 ]
-	then
-		fail "conn$sfx" "conn_hold against http$sfx gave no figures"
+	if [ -z "$held" ]; then
+		why="conn_hold held nothing within $lt s$lfake"
+		return 1
+	fi
+	if [ -z "$rss" ] || [ -z "$rss0" ] || [ "$held" = 0 ]; then
+		why="conn_hold held ${held:-no} of $n connections (server VmRSS:"
+		why="$why ${rss:-unknown} KiB)"
 		return 1
 	fi
 	[ "$held" = "$n" ] || note "conn$sfx: only $held of $n connections" \
@@ -477,14 +712,18 @@ if have wrk; then
 p2:--procs 2 --workers 1"
 	best=
 	bestrps=0
+	gstalled= # why the green configurations stalled, if all of them did
 	while IFS= read -r cf; do
 		key=${cf%%:*}
 		args=${cf#*:}
 		# shellcheck disable=SC2086
 		if start_demo "http.green.$key" "$http" --mode green $args; then
-			wrk_run "green.$key" 100 "$wrk_s"
-			[ -n "$wrk_big_s" ] && wrk_run "green.$key.c1000" 1000 "$wrk_big_s"
+			try "http.green.$key" wrk_run "green.$key" 100 "$wrk_s" ||
+			    gstalled="http.green.$key stalled: $stall_why"
+			[ -n "$wrk_big_s" ] && try "http.green.$key.c1000" \
+			    wrk_run "green.$key.c1000" 1000 "$wrk_big_s"
 			stop_demo "http.green.$key"
+			# A stalled figure reads as 0 here: never the best.
 			r=$(awk -v n="http.rps.green.$key" -F'\t' '$1 == n { v = $2 }
 			    END { print v + 0 }' "$tsv")
 			if awk -v a="$r" -v b="$bestrps" 'BEGIN { exit !(a > b) }'; then
@@ -499,7 +738,7 @@ EOF
 		# The chosen configuration's figures under the plain names.
 		awk -F'\t' -v k="$best" -v OFS='\t' '
 		$1 ~ "^http\\.(rps|p50|p99)\\.green\\." k "(\\.c1000)?$" {
-			n = $1; sub("\\.green\\." k, ".green", n); print n, $2, $3
+			n = $1; sub("\\.green\\." k, ".green", n); $1 = n; print
 		}' "$tsv" >"$tmp/best"
 		cat "$tmp/best" >>"$tsv"
 		case $best in
@@ -509,11 +748,18 @@ EOF
 		note "http.rps.green is demos/http --mode green" \
 		    "$(printf '%s\n' "$configs" | sed -n "s/^$best://p")" \
 		    "(the faster configuration measured)"
+	elif [ -n "$gstalled" ]; then
+		# Every configuration ran and stalled: so do the plain names.
+		stalled_load http.green "$gstalled"
+		[ -n "$wrk_big_s" ] && stalled_load http.green.c1000 "$gstalled"
+		printf '%s\tstalled\t%s\t%s\n' http.green.procs procs \
+		    "$gstalled" http.green.workers workers "$gstalled" >>"$tsv"
 	fi
 	for m in kthread process; do
 		if start_demo "http.$m" "$http" --mode "$m"; then
-			wrk_run "$m" 100 "$wrk_s"
-			[ -n "$wrk_big_s" ] && wrk_run "$m.c1000" 1000 "$wrk_big_s"
+			try "http.$m" wrk_run "$m" 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] &&
+			    try "http.$m.c1000" wrk_run "$m.c1000" 1000 "$wrk_big_s"
 			stop_demo "http.$m"
 		fi
 	done
@@ -544,9 +790,10 @@ http {
 }
 EOF
 		if start_ref nginx run_nginx; then
-			wrk_run nginx 100 "$wrk_s"
-			[ -n "$wrk_big_s" ] && wrk_run nginx.c1000 1000 "$wrk_big_s"
-			stop_server "$spid" nginx || true
+			try http.nginx wrk_run nginx 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] &&
+			    try http.nginx.c1000 wrk_run nginx.c1000 1000 "$wrk_big_s"
+			stop_ref nginx
 			note "nginx: 2 worker processes, return 200 \"hello\\n\", access_log off"
 		else
 			na_set http "nginx did not start" nginx $big
@@ -570,8 +817,8 @@ fi
 if have redis-benchmark; then
 	say "kv: demos/kv and redis-server under redis-benchmark"
 	if start_demo kv.green "$kv" --mode green --workers 2; then
-		kv_run green
-		kv_run green.p16 -P 16
+		try kv.green kv_run green
+		try kv.green.p16 kv_run green.p16 -P 16
 		stop_demo kv.green
 		note "kv.rps.green is demos/kv --mode green --workers 2"
 	fi
@@ -579,16 +826,16 @@ if have redis-benchmark; then
 	[ "$mode" = quick ] && kmodes=
 	for m in $kmodes; do
 		if start_demo "kv.$m" "$kv" --mode "$m"; then
-			kv_run "$m"
+			try "kv.$m" kv_run "$m"
 			stop_demo "kv.$m"
 		fi
 	done
 	if have redis-server; then
 		mkdir -p "$tmp/redis"
 		if start_ref redis run_redis; then
-			kv_run redis
-			kv_run redis.p16 -P 16
-			stop_server "$spid" redis-server || true
+			try kv.redis kv_run redis
+			try kv.redis.p16 kv_run redis.p16 -P 16
+			stop_ref redis
 			note "redis-server: one thread, --save '' --appendonly no"
 		else
 			na_set kv "redis-server did not start" redis redis.p16
@@ -618,19 +865,7 @@ for m in $emodes; do
 	[ "$m" = green ] && margs='--workers 2'
 	# shellcheck disable=SC2086
 	if start_demo "echo.$m" "$echo_bin" --mode "$m" $margs; then
-		say "  echo_load -c 100 -s 64 -d $echo_s ($m)"
-		if ! load "$builddir/bench/echo_load" --host "$host" \
-		    --port "$port" -c 100 -s 64 -d "$echo_s" --tsv "$tsv" \
-		    --label "$m" >"$tmp/echo.out" 2>&1; then
-			fail "echo.$m" "echo_load against echo --mode $m:" \
-			    "$(tr '\n' ' ' <"$tmp/echo.out")"
-		fi
-		sed 's/^/  /' "$tmp/echo.out" >&2
-		awk -F'\t' -v m="$m" '
-		$1 == "echo.rps." m { r = $2 } $1 == "echo.p50." m { a = $2 }
-		$1 == "echo.p99." m { b = $2 }
-		END { if (r != "") printf "%-22s %12.0f req/s   p50 %8.3f ms   " \
-		    "p99 %8.3f ms\n", "echo " m, r, a, b }' "$tsv"
+		try "echo.$m" echo_run "$m"
 		stop_demo "echo.$m"
 	fi
 done
@@ -642,11 +877,11 @@ if [ ! -x "$builddir/bench/conn_hold" ]; then
 	fail conn "bench/conn_hold is not built"
 else
 	if start_demo conn.green "$http" --mode green --workers 2; then
-		hold_run "" "$hold_n"
+		try conn.green hold_run "" "$hold_n"
 		stop_demo conn.green
 	fi
 	if start_demo conn.kthread "$http" --mode kthread; then
-		hold_run kthread "$hold_kn"
+		try conn.kthread hold_run kthread "$hold_kn"
 		stop_demo conn.kthread
 	fi
 	note "conn.10k: $hold_n connections (kernel threads: $hold_kn), each" \

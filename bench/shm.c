@@ -114,8 +114,10 @@ static int child(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double out[NLOOPS * BENCH_MAX_REPS];
+  /* One child measures the four figures: it stalls for all of them. */
+  struct bench_tally t = {.name = "shm.alloc_free"};
   char reps[16], scale[16], note[128];
-  int n, rc = 0;
+  int n;
 
   bench_init(&o, argc, argv, "shared-heap allocation against malloc", 120);
   if (o.child)
@@ -125,7 +127,7 @@ int main(int argc, char **argv) {
   {
     const char *args[3] = {reps, scale, NULL};
 
-    n = bench_childv(&o, "shm", out, NLOOPS * o.reps, args);
+    n = bench_childv(&o, &t, "shm", out, NLOOPS * o.reps, args);
   }
   bench_table(&o, "Allocate + free in a worker process, ns per pair");
   for (int l = 0; l < NLOOPS; l++) {
@@ -133,9 +135,9 @@ int main(int argc, char **argv) {
              "%zu B, %ld pairs per repetition, "
              "alternated in one worker",
              loop_size[l], atol(scale) * 1000 / (l < 2 ? 1 : 4));
-    bench_row(&o, loop_name[l], n == NLOOPS * o.reps ? out + l * o.reps : out,
+    bench_row(&o, loop_name[l], &t,
+              n == NLOOPS * o.reps ? out + l * o.reps : out,
               n == NLOOPS * o.reps ? o.reps : 0, "ns", note);
   }
-  rc = n != NLOOPS * o.reps;
-  return rc;
+  return bench_status();
 }

@@ -176,6 +176,9 @@ int main(int argc, char **argv) {
   struct bench_opts o;
   double sj[BENCH_MAX_REPS], maps[BENCH_MAX_REPS];
   double ms[BENCH_MAX_REPS], rss[BENCH_MAX_REPS], fsj[BENCH_MAX_REPS];
+  struct bench_tally tsj = {.name = "spawn_join.green"},
+                     tf = {.name = "spawn_join.green.foreign"},
+                     tm = {.name = "spawn.1m.green"};
   int nsj = 0, nm = 0, nf = 0;
   long n_sj, n_many;
   double scale;
@@ -197,13 +200,13 @@ int main(int argc, char **argv) {
   for (int r = 0; r < o.reps; r++) {
     double out[2];
 
-    if (bench_child(&o, "spawn_join", out, 2, sj_str, NULL) == 2) {
+    if (bench_child(&o, &tsj, "spawn_join", out, 2, sj_str, NULL) == 2) {
       sj[nsj] = out[0];
       maps[nsj++] = out[1];
     }
-    if (bench_child(&o, "spawn_join_foreign", out, 1, "10000", NULL) == 1)
+    if (bench_child(&o, &tf, "spawn_join_foreign", out, 1, "10000", NULL) == 1)
       fsj[nf++] = out[0];
-    if (bench_child(&o, "spawn_many", out, 2, many_str, NULL) == 2) {
+    if (bench_child(&o, &tm, "spawn_many", out, 2, many_str, NULL) == 2) {
       ms[nm] = out[0] * scale;
       rss[nm++] = out[1];
     }
@@ -211,8 +214,8 @@ int main(int argc, char **argv) {
   bench_table(&o, "Green thread creation");
   snprintf(note, sizeof(note), "%ld spawn+join; %.0f stacks mapped in the "
            "timed loop", n_sj, bench_median(maps, nsj));
-  bench_row(&o, "spawn_join.green", sj, nsj, "ns", note);
-  bench_row(&o, "spawn_join.green.foreign", fsj, nf, "ns",
+  bench_row(&o, "spawn_join.green", &tsj, sj, nsj, "ns", note);
+  bench_row(&o, "spawn_join.green.foreign", &tf, fsj, nf, "ns",
             "10000 spawn+join from main (not a worker)");
   if (scale != 1)
     snprintf(note, sizeof(note), "quick: %ld threads, time x%.0f", n_many,
@@ -220,11 +223,11 @@ int main(int argc, char **argv) {
   else
     snprintf(note, sizeof(note), "%ld threads, buffered chan(%d)", n_many,
              CHAN_CAP);
-  bench_row(&o, "spawn.1m.green", ms, nm, "ms", note);
+  bench_row(&o, "spawn.1m.green", &tm, ms, nm, "ms", note);
   if (scale != 1)
     snprintf(note, sizeof(note), "quick: peak RSS with %ld threads", n_many);
   else
     snprintf(note, sizeof(note), "peak RSS of that process");
-  bench_row(&o, "spawn.1m.green.rss", rss, nm, "MiB", note);
-  return nsj == o.reps && nm == o.reps && nf == o.reps ? 0 : 1;
+  bench_row(&o, "spawn.1m.green.rss", &tm, rss, nm, "MiB", note);
+  return bench_status();
 }

@@ -122,12 +122,12 @@ int main(int argc, char **argv) {
   }
   bench_table(&o, "Raw context switch, one way (two contexts ping-pong)");
   snprintf(note, sizeof(note), "%ld round trips", asm_rounds);
-  bench_row(&o, "switch.asm", asm_ns, o.reps, "ns", note);
+  bench_row(&o, "switch.asm", NULL, asm_ns, o.reps, "ns", note);
   snprintf(note, sizeof(note), "%ld round trips; saves the signal mask",
            uc_rounds);
-  bench_row(&o, "switch.ucontext", uc_ns, o.reps, "ns", note);
-  bench_row(&o, "switch.speedup", ratio, o.reps, "x", "ucontext / asm");
-  bench_row(&o, "switch.asm.other_site", asym_ns, o.reps, "ns",
+  bench_row(&o, "switch.ucontext", NULL, uc_ns, o.reps, "ns", note);
+  bench_row(&o, "switch.speedup", NULL, ratio, o.reps, "x", "ucontext / asm");
+  bench_row(&o, "switch.asm.other_site", NULL, asym_ns, o.reps, "ns",
             "asm, the two sides switching from different call sites");
   return 0;
 }

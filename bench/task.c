@@ -123,7 +123,10 @@ int main(int argc, char **argv) {
   struct bench_opts o;
   double ns[3][BENCH_MAX_REPS], units[3][BENCH_MAX_REPS];
   double rss[3][BENCH_MAX_REPS];
-  int got[3] = {0, 0, 0}, rc = 0;
+  struct bench_tally t[3] = {{.name = "spawn_join.green.task"},
+                             {.name = "spawn_join.kthread"},
+                             {.name = "spawn_join.process"}};
+  int got[3] = {0, 0, 0};
   char arg[3][32], note[160];
 
   bench_init(&o, argc, argv, "weft_task_start + weft_task_wait per mode", 120);
@@ -137,7 +140,7 @@ int main(int argc, char **argv) {
       const char *args[3] = {modes[m], arg[m], NULL};
       double out[3];
 
-      if (bench_childv(&o, "task", out, 3, args) == 3) {
+      if (bench_childv(&o, &t[m], "task", out, 3, args) == 3) {
         ns[m][got[m]] = out[0];
         units[m][got[m]] = out[1];
         rss[m][got[m]++] = out[2];
@@ -157,8 +160,7 @@ int main(int argc, char **argv) {
                "thread; parent RSS %.1f MiB",
                bench_median(units[m], got[m]), arg[m],
                bench_median(rss[m], got[m]) / 1024.0);
-    bench_row(&o, names[m], ns[m], got[m], "ns", note);
-    rc |= got[m] != o.reps;
+    bench_row(&o, names[m], &t[m], ns[m], got[m], "ns", note);
   }
-  return rc;
+  return bench_status();
 }

@@ -61,6 +61,7 @@ static int child(const struct bench_opts *o) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double ns[BENCH_MAX_REPS], per[BENCH_MAX_REPS];
+  struct bench_tally t = {.name = "yield.green"};
   char nstr[32], note[96];
   long n;
   int got = 0;
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < o.reps; r++) {
     double out[2];
 
-    if (bench_child(&o, "yield", out, 2, nstr, NULL) == 2) {
+    if (bench_child(&o, &t, "yield", out, 2, nstr, NULL) == 2) {
       ns[got] = out[0];
       per[got++] = out[1];
     }
@@ -81,6 +82,6 @@ int main(int argc, char **argv) {
   bench_table(&o, "Green thread yield, one worker, two threads");
   snprintf(note, sizeof(note), "2 x %ld yields; runtime counts %.2f "
            "switches per yield", n, bench_median(per, got));
-  bench_row(&o, "yield.green", ns, got, "ns", note);
-  return got == o.reps ? 0 : 1;
+  bench_row(&o, "yield.green", &t, ns, got, "ns", note);
+  return bench_status();
 }
