@@ -227,6 +227,11 @@ void weft__switch_arrived(void);
 /* In a child just forked from a process where weft may be running: drops
  * every trace of the parent's workers so that weft_init can start afresh. */
 void weft__fork_child_reset(void);
+/* The body of a worker thread: the scheduler loop, until the runtime
+ * stops (rt.c starts the workers). */
+void *weft__sched_worker_main(void *arg);
+/* Wakes worker w if it is parked (rt.c, at shutdown). */
+void weft__sched_unpark(struct weft__worker *w);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */
 void weft__stats_print(void);
 
