@@ -13,7 +13,7 @@ libweft_la_SOURCES = \
 	runtime/fault.c runtime/fault.h \
 	runtime/runq.c runtime/runq.h \
 	runtime/sched.c runtime/sched.h \
-	runtime/rt.c \
+	runtime/rt.c runtime/rt.h \
 	runtime/timer.c runtime/timer.h \
 	runtime/wait.c runtime/wait.h \
 	runtime/gthread.c runtime/gthread.h \

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "rt.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -39,10 +40,9 @@ static struct {
   struct job *head, *tail;
   int nthreads, nidle;
   _Atomic uint32_t seq; /* futex of idle threads */
-  bool atfork;
 } pool;
 
-static void atfork_child(void) {
+void weft__blocking_fork_child(void) {
   /* The pool's threads did not survive the fork. */
   atomic_store(&pool.lk.v, 0);
   pool.head = pool.tail = NULL;
@@ -113,11 +113,8 @@ int weft_blocking(weft_fn fn, void *arg, void **result) {
   j.w.reason = "blocking call";
   j.w.exclusive = true;
 
+  weft__fork_watch();
   weft__spin_lock(&pool.lk);
-  if (!pool.atfork) {
-    pool.atfork = true;
-    pthread_atfork(NULL, NULL, atfork_child);
-  }
   bool start = pool.nidle == 0 && pool.nthreads < max;
   if (start)
     pool.nthreads++; /* reserved before the slow pthread_create */

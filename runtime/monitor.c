@@ -37,6 +37,7 @@
 
 #include "inject.h"
 #include "monitor.h"
+#include "rt.h"
 #include "sched.h"
 
 #define DEFAULT_HOG_MS 100

@@ -10,7 +10,5 @@
 int weft__monitor_start(const weft_config *cfg);
 /* Stops it, before the workers stop. */
 void weft__monitor_stop(void);
-/* In a forked child: forgets the parent's monitor. */
-void weft__monitor_fork_child(void);
 
 #endif /* WEFT_MONITOR_H */

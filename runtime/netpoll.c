@@ -28,8 +28,8 @@
  * on the fd itself.  weft_close wakes them by shutting the socket down.
  *
  * fork.  The child shares the parent's epoll instance (it is one open file)
- * and would steal its events, or unregister the parent's fds: an atfork
- * handler closes the child's copy, bumps the epoch so that every
+ * and would steal its events, or unregister the parent's fds: the fork
+ * handler (rt.h) closes the child's copy, bumps the epoch so that every
  * descriptor counts as unregistered, and clears the waiters it copied.
  */
 #include "config.h"
@@ -51,6 +51,7 @@
 #include "netpoll.h"
 #include "sched.h"
 #include "timer.h"
+#include "rt.h"
 
 #define BLOCK_BITS 10
 #define BLOCK_SIZE (1 << BLOCK_BITS)
@@ -158,8 +159,6 @@ bool weft__pd_registered(struct weft__pd *pd) {
          ld_relaxed(&np.epoch);
 }
 
-static void atfork_child(void);
-
 static int epoll_get(void) {
   int ep = ld_acquire(&np.epfd);
   if (WEFT_LIKELY(ep >= 0))
@@ -167,11 +166,7 @@ static int epoll_get(void) {
   weft__spin_lock(&np.lk);
   ep = ld_relaxed(&np.epfd);
   if (ep < 0) {
-    static bool atfork_done;
-    if (!atfork_done) {
-      pthread_atfork(NULL, NULL, atfork_child);
-      atfork_done = true;
-    }
+    weft__fork_watch();
     ep = epoll_create1(EPOLL_CLOEXEC);
     int ev = ep >= 0 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
     struct epoll_event e = {.events = EPOLLIN, .data.u64 = BREAK_KEY};
@@ -508,8 +503,6 @@ void weft__netpoll_break(void) {
   ssize_t r = write(np.evfd, &one, sizeof one);
   (void)r;
 }
-
-static void atfork_child(void) { weft__netpoll_fork_child(); }
 
 void weft__netpoll_fork_child(void) {
   int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */

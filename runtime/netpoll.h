@@ -92,7 +92,4 @@ bool weft__netpoll_is_poller(struct weft__worker *w);
 /* Wakes the worker blocked in epoll_wait (if any). */
 void weft__netpoll_break(void);
 
-/* In a forked child: the parent's epoll instance and waiters are not ours. */
-void weft__netpoll_fork_child(void);
-
 #endif /* WEFT_NETPOLL_H */

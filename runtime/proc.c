@@ -12,8 +12,9 @@
  *   slot        a worker's place in the pool, 0 .. procs - 1.  The index,
  *               the shared-heap partition and the restart count belong to
  *               the slot and outlive the process that fills it.
- *   worker      the process in a slot: weft__fork_child_reset, its signal
- *               handlers, its slot's partition (weft__shm_attach), then
+ *   worker      the process in a slot: a clean runtime (the fork handler
+ *               of rt.h), its signal handlers, its slot's partition
+ *               (weft__shm_attach), then
  *               exit(cfg->worker(index, arg)).
  *
  * Waiting.  The supervisor blocks SIGCHLD, SIGTERM and SIGINT and reads
@@ -67,6 +68,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "rt.h"
 #include "sched.h"
 #include "shheap.h"
 
@@ -105,17 +107,11 @@ int weft_procs_listen_fd(void) { return self_index >= 0 ? self_listen_fd : -1; }
 /* In any child a worker forks (a process task, system(), popen()): that
  * child is no worker, so weft_procs_* answer as outside one.  The shared
  * heap's own fork handler keeps it out of the slot's partition. */
-static void atfork_child(void) {
+void weft__proc_fork_child(void) {
   self_index = -1;
   self_listen_fd = -1;
   st_relaxed(&self_draining, 0);
 }
-
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-/* Registered by the supervisor before its first fork; the workers inherit
- * the registration. */
-static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 /* Who asked this worker to drain: the supervisor (its pid), the terminal
  * (SIGINT to the whole group, supervisor included), or a process that
@@ -165,8 +161,7 @@ struct sup {
 WEFT_NORETURN static void worker_main(struct sup *s, int index) {
   const weft_procs_config *cfg = s->cfg;
 
-  weft__fork_child_reset();
-  close(s->sfd);
+  close(s->sfd); /* the fork reset this process's runtime (rt.c) */
 
   /* Signals: SIGTERM and SIGINT ask for a drain (no SA_RESTART, so that a
    * worker blocked in a call sees EINTR and can look at the flag);
@@ -529,7 +524,7 @@ int weft_procs_run(const weft_procs_config *cfg) {
     return -EBUSY;
   if (atomic_exchange(&supervising, true))
     return -EBUSY;
-  pthread_once(&atfork_once, atfork_register);
+  weft__fork_watch(); /* before the first fork; workers inherit it */
 
   if (cfg->shm_size && !weft__shm) {
     err = weft_shm_setup(cfg->shm_size, cfg->procs);

@@ -28,6 +28,7 @@
 #include "fault.h"
 #include "inject.h"
 #include "monitor.h"
+#include "rt.h"
 #include "sched.h"
 #include "stack.h"
 #include "timer.h"
@@ -152,6 +153,7 @@ int weft_init(const weft_config *cfg) {
   }
   if ((err = parse_workers(cfg, &n)))
     goto error0;
+  weft__fork_watch(); /* a child of a running runtime starts clean */
   if ((err = prepare_arenas(n)))
     goto error0;
   size_t ss = weft__stack_round(cfg ? cfg->stack_size : 0);
@@ -287,7 +289,12 @@ int weft_shutdown(void) {
   return 0;
 }
 
-void weft__fork_child_reset(void) {
+/* The child handler (rt.h): only the forking thread exists in the child.
+ * The runtime's own state first: the workers, and any lock they held, are
+ * gone.  Forget them (their memory is leaked, it may be mid-update) and
+ * start from a clean, stopped runtime, so that weft_init can start
+ * afresh; then every part, in layer order. */
+static void fork_child(void) {
   /* Only the forking thread exists in the child: the workers, and any
    * lock they held, are gone.  Forget them (their memory is leaked, it may
    * be mid-update) and start from a clean, stopped runtime. */
@@ -308,9 +315,20 @@ void weft__fork_child_reset(void) {
   weft__rt.kjoins = NULL; /* their threads are not in the child */
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   lifecycle_lock = fresh;
-  weft__stack_fork_child_reset();
+  weft__stack_fork_child();
   weft__monitor_fork_child();
+  weft__netpoll_fork_child();
+  weft__blocking_fork_child();
+  weft__task_fork_child();
+  weft__shm_fork_child();
+  weft__proc_fork_child();
 }
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_register(void) { pthread_atfork(NULL, NULL, fork_child); }
+
+void weft__fork_watch(void) { pthread_once(&fork_once, fork_register); }
 
 bool weft_running(void) { return weft__rt_running(); }
 

@@ -224,9 +224,6 @@ WEFT_NORETURN void weft__exit_switch(weft__post *post);
 struct weft__ctx_resume weft__exit_resume(weft__post *post);
 /* A new green thread calls this first thing (sanitizer bookkeeping). */
 void weft__switch_arrived(void);
-/* In a child just forked from a process where weft may be running: drops
- * every trace of the parent's workers so that weft_init can start afresh. */
-void weft__fork_child_reset(void);
 /* The body of a worker thread: the scheduler loop, until the runtime
  * stops (rt.c starts the workers). */
 void *weft__sched_worker_main(void *arg);

@@ -11,7 +11,7 @@
  *  - An arena created before fork and used by two processes hands the same
  *    objects to both: arenas are created after fork, one per worker, and
  *    are only ever used by their own process (a process forked by a worker
- *    loses its slot in an atfork handler, weft__shm_self = -1).
+ *    loses its slot in the fork handler, weft__shm_self = -1).
  *  - jemalloc's metadata holds mutexes with private futexes: the arena is
  *    created with experimental.arenas_create_ext and metadata_use_hooks =
  *    false, so metadata stays in the worker's private memory.
@@ -98,6 +98,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "rt.h"
 #include "shheap.h"
 #include "util.h"
 #include "weft.h"
@@ -201,16 +202,13 @@ static void backoff(unsigned *spins) {
 /* ------------------------------------------------------------------------ */
 
 static _Atomic int32_t pid_cache;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* In a child forked by any process that knows the region: the child is
  * not the worker (if its parent was one) and has another pid. */
-static void atfork_child(void) {
+void weft__shm_fork_child(void) {
   st_relaxed(&pid_cache, 0);
   weft__shm_self = -1;
 }
-
-static void atfork_init(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 int32_t weft__shm_pid(void) {
   int32_t p = ld_relaxed(&pid_cache);
@@ -218,7 +216,7 @@ int32_t weft__shm_pid(void) {
     return p;
   /* Register the handler before caching, so that every process with a
    * cached pid resets it in its children. */
-  pthread_once(&atfork_once, atfork_init);
+  weft__fork_watch();
   p = (int32_t)getpid();
   st_relaxed(&pid_cache, p);
   return p;

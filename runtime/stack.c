@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "rt.h"
 #include "stack.h"
 #include "util.h"
 
@@ -451,7 +452,9 @@ void weft__stack_cache_drain(struct weft__stack_cache *c) {
   c->n = 0;
 }
 
-void weft__stack_fork_child_reset(void) {
+/* After fork (rt.h): forget the pools (another thread may have been
+ * updating them); their stacks are leaked in the child. */
+void weft__stack_fork_child(void) {
   atomic_store(&all_lk.v, 0);
   /* The parent's pidfd names the parent: open ours when needed. */
   int fd = ld_relaxed(&self_pidfd);

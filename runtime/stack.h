@@ -91,8 +91,4 @@ void weft__stack_free(struct weft__stack_cache *c, void *base, size_t size,
 /* Moves a worker's cached stacks to the global pool. */
 void weft__stack_cache_drain(struct weft__stack_cache *c);
 
-/* After fork: forget the pools (another thread may have been updating
- * them); their stacks are leaked in the child. */
-void weft__stack_fork_child_reset(void);
-
 #endif /* WEFT_STACK_H */

@@ -14,8 +14,8 @@
  * then has nothing left to do but return.
  *
  * PROCESS.  The caller forks.  The child drops every trace of the parent's
- * runtime (weft__fork_child_reset; fork handlers of proc.c and shheap.c
- * drop its worker slot, if the caller is a worker process), runs fn(arg) on
+ * runtime (the fork handler of rt.h, which also drops its worker slot, if
+ * the caller is a worker process), runs fn(arg) on
  * its only thread, writes the result into the task's record, flushes stdio
  * and calls _exit(0), so that none of the parent's atexit handlers run
  * twice.  The record lives in a MAP_SHARED page mapped before the fork,
@@ -37,11 +37,11 @@
  * arg point into the caller's memory, so the child must be a fork of the
  * caller itself (a zygote forked early could not run them).  What makes
  * this safe: the child runs only the forking thread; glibc and jemalloc
- * reset their own locks in the child; weft__fork_child_reset forgets the
- * parent's workers, queues and stack pools; the atfork child handler below
- * forgets this file's reaper and record pool (the epoll instance would
- * otherwise be shared with the parent, and the free records handed out
- * twice).  What the child must not do: use weft objects of the parent
+ * reset their own locks in the child; weft's fork handler (rt.h) forgets
+ * the parent's workers, queues and stack pools, and with
+ * weft__task_fork_child this file's reaper and record pool (the epoll
+ * instance would otherwise be shared with the parent, and the free
+ * records handed out twice).  What the child must not do: use weft objects of the parent
  * (a mutex may be held by a thread that does not exist in the child).
  *
  * Rejected: a pipe per process task for the result (three more syscalls
@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "rt.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -210,7 +211,7 @@ _Static_assert(POOL_CHUNK % sizeof(struct prec) == 0, "records fill chunks");
 
 /*
  * The record pool and the reaper.  All of it belongs to one process: the
- * atfork child handler forgets it (the inherited pages stay mapped and
+ * fork handler forgets it (the inherited pages stay mapped and
  * unused in the child, which maps its own).
  */
 static struct {
@@ -223,8 +224,6 @@ static struct {
   _Atomic uint32_t running; /* futex: 1 once the reaper thread runs */
   int epfd;
 } R = {.epfd = -1};
-
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static struct prec *prec_alloc(void) {
   struct prec *r;
@@ -261,7 +260,7 @@ static void prec_free(struct prec *r) {
 /* In any child forked from this process: the reaper thread does not exist
  * there, its epoll instance is the parent's, and the pool's free records
  * are the parent's to hand out.  Forget all three. */
-static void atfork_child(void) {
+void weft__task_fork_child(void) {
   if (R.epfd >= 0)
     close(R.epfd); /* the child's descriptor only; the parent keeps its */
   R.epfd = -1;
@@ -272,8 +271,6 @@ static void atfork_child(void) {
   R.free = NULL;
   R.bump = R.end = NULL;
 }
-
-static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 /* Collects the exit status of the child of r, whose pidfd turned
  * readable, and completes r. */
@@ -320,7 +317,7 @@ static void *reaper_main(void *arg) {
  * that signals meant for the application's threads never land on it. */
 WEFT_NOINLINE static int reaper_start_slow(void) {
   int err = 0;
-  pthread_once(&atfork_once, atfork_register);
+  weft__fork_watch();
   weft__spin_lock(&R.start_lk);
   if (ld_acquire(&R.started))
     goto out;
@@ -364,7 +361,7 @@ static inline int reaper_start(void) {
 }
 
 WEFT_NORETURN static void proc_child(struct prec *r, weft_fn fn, void *arg) {
-  weft__fork_child_reset();
+  /* The fork reset this process's runtime (rt.c). */
   r->result = fn(arg);
   /* store-release: the parent reads result after seeing returned */
   st_release(&r->returned, 1);

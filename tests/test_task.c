@@ -583,6 +583,23 @@ Test(task, process_task_runs_its_own_runtime, .init = h_start2, .fini = h_stop,
   cr_expect_eq((intptr_t)res, 136);
 }
 
+/* The application's own fork(), not a process task, from a running
+ * runtime: the child starts clean as well (one fork handler resets every
+ * part of weft, rt.h), so it can run a runtime of its own. */
+Test(task, plain_fork_child_runs_its_own_runtime, .init = h_start2,
+     .fini = h_stop, TMO) {
+  settle_workers();
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0)
+    _exit((int)(intptr_t)child_runtime(NULL) == 136 ? 0 : 1);
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "the child of a plain fork could not start its own runtime "
+            "(status 0x%x)", st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Output written by a process task is flushed, and not written twice       */
 /* ------------------------------------------------------------------------ */
