@@ -156,6 +156,10 @@ typedef struct weft_config {
  * cfg may be NULL for the defaults.  Call it from an ordinary thread (not a
  * green thread).  Returns -EALREADY if the runtime is already running,
  * -EINVAL for a bad configuration, -ENOMEM/-EAGAIN if resources ran out.
+ * A child forked from a process that runs weft (by fork(), a PROCESS task
+ * or weft_procs_run) starts with the runtime stopped and may call
+ * weft_init again; it must not use the parent's weft objects (a lock may
+ * be held by a thread that does not exist in the child).
  */
 WEFT_EXTERN int weft_init(const weft_config *cfg);
 
