@@ -12,6 +12,7 @@ libweft_la_SOURCES = \
 	runtime/stack.c runtime/stack.h \
 	runtime/fault.c runtime/fault.h \
 	runtime/runq.c runtime/runq.h \
+	runtime/worker.h \
 	runtime/sched.c runtime/sched.h \
 	runtime/rt.c runtime/rt.h \
 	runtime/timer.c runtime/timer.h \

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "fault.h"
-#include "sched.h"
 #include "stack.h"
+#include "worker.h"
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define NFATAL (sizeof(fatal_signals) / sizeof(fatal_signals[0]))

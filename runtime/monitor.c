@@ -38,7 +38,7 @@
 #include "inject.h"
 #include "monitor.h"
 #include "rt.h"
-#include "sched.h"
+#include "worker.h"
 
 #define DEFAULT_HOG_MS 100
 
