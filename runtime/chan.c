@@ -204,25 +204,7 @@ static int block_on(weft_chan *ch, struct weft__wq *q, void *elem,
  * claim it, and it is unclaimed while queued), and the park of a green
  * thread without a deadline.  Everything else takes the general path.
  */
-/* weft__wq_claim and block_on, specialised for these cases: written with
- * the generic helpers (weft__wq_remove, weft__waiter_claim, block_on with
- * its deadline checks) a ping-pong message took about 40 instructions
- * more, about a sixth of its path (callgrind). */
-static inline struct weft__wq_entry *take_exclusive(struct weft__wq *q) {
-  struct weft__wq_entry *e = q->head;
-  if (!e || !e->w->exclusive)
-    return NULL;
-  struct weft__wq_entry *next = e->next;
-  weft__wq_set_head(q, next);
-  if (next)
-    next->prev = NULL;
-  else
-    q->tail = NULL;
-  e->linked = false;
-  st_relaxed(&e->w->sel, e->sel);
-  e->result = 0;
-  return e;
-}
+/* The claim and the park are the waiter's exclusive verbs (wait.h). */
 
 /* Unlocks ch and wakes e's waiter (claimed).  The waiter lives in the
  * parked thread's frame, which stays put until the wake. */
@@ -239,9 +221,7 @@ static int park_green(weft_chan *ch, struct weft__wq *q, void *elem) {
   w.exclusive = true;
   w.reason = "chan";
   struct weft__wq_entry e = {.w = &w, .sel = 0, .elem = elem};
-  weft__wq_push(q, &e);
-  weft__park_unlock(w.reason, weft__unlock_spin, &ch->lk);
-  (void)ld_acquire(&w.sel); /* pairs with the wake, as weft__waiter_park */
+  weft__wq_park_exclusive(q, &e, weft__unlock_spin, &ch->lk);
   return e.result;
 }
 
@@ -314,7 +294,7 @@ static WEFT_INLINE int send_until(weft_chan *ch, const void *elem,
     return -EINVAL;
   weft__spin_lock(&ch->lk);
   if (WEFT_LIKELY(!ch->closed)) {
-    if ((e = take_exclusive(&ch->recvq))) {
+    if ((e = weft__wq_take_exclusive(&ch->recvq))) {
       copy(e->elem, elem, ch->esize);
       unlock_wake(ch, e);
       return 0;
@@ -344,7 +324,7 @@ static WEFT_INLINE int recv_until(weft_chan *ch, void *elem, int64_t deadline) {
     return 0;
   }
   if (ch->len == 0) {
-    if ((e = take_exclusive(&ch->sendq))) {
+    if ((e = weft__wq_take_exclusive(&ch->sendq))) {
       copy(elem, e->elem, ch->esize);
       unlock_wake(ch, e);
       return 0;

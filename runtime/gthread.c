@@ -514,26 +514,6 @@ int weft_sleep_until(int64_t deadline) {
 /* Cancellation                                                       */
 /* ------------------------------------------------------------------ */
 
-int weft__cancel_arm(struct weft__waiter *w) {
-  struct weft__g *g = w->g;
-  weft__spin_lock(&g->lk);
-  if (g->canceled) {
-    weft__spin_unlock(&g->lk);
-    return -ECANCELED;
-  }
-  w->cancelable = true;
-  g->cwait = w;
-  weft__spin_unlock(&g->lk);
-  return 0;
-}
-
-void weft__cancel_disarm(struct weft__waiter *w) {
-  struct weft__g *g = w->g;
-  weft__spin_lock(&g->lk);
-  g->cwait = NULL;
-  weft__spin_unlock(&g->lk);
-}
-
 int weft_cancel(weft_gthread t) {
   struct weft__g *g = t.p;
   if (!g || !t.id)
@@ -550,16 +530,8 @@ int weft_cancel(weft_gthread t) {
   g->canceled = true;
   /* The waiter lives in g's frame; g cannot leave its wait before it
    * takes lk to disarm, so the waiter is valid here. */
-  struct weft__waiter *w = g->cwait;
-  if (w && weft__waiter_claim(w, WEFT__WAIT_CANCEL)) {
-    int running = WEFT__PARK_RUNNING;
-    /* A green thread still on its way to park is not runnable yet: leave
-     * the wake to its post action (wait.h). */
-    if (!w->g || !atomic_compare_exchange_strong_explicit(
-                     &w->park, &running, WEFT__PARK_WAKE,
-                     memory_order_acq_rel, memory_order_acquire))
-      weft__waiter_wake(w);
-  }
+  if (g->cwait)
+    weft__cancel_fire(g->cwait);
   weft__spin_unlock(&g->lk);
   return 0;
 }

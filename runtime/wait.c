@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <unistd.h>
 
 #include "sched.h"
@@ -19,6 +20,42 @@ void weft__waiter_wake_kthread(struct weft__waiter *w) {
 }
 
 void weft__unlock_spin(void *spin) { weft__spin_unlock(spin); }
+
+/* ------------------------------------------------------------------ */
+/* Cancellation: arm, disarm, fire (wait.h)                           */
+/* ------------------------------------------------------------------ */
+
+int weft__cancel_arm(struct weft__waiter *w) {
+  struct weft__g *g = w->g;
+  weft__spin_lock(&g->lk);
+  if (g->canceled) {
+    weft__spin_unlock(&g->lk);
+    return -ECANCELED;
+  }
+  w->cancelable = true;
+  g->cwait = w;
+  weft__spin_unlock(&g->lk);
+  return 0;
+}
+
+void weft__cancel_disarm(struct weft__waiter *w) {
+  struct weft__g *g = w->g;
+  weft__spin_lock(&g->lk);
+  g->cwait = NULL;
+  weft__spin_unlock(&g->lk);
+}
+
+void weft__cancel_fire(struct weft__waiter *w) {
+  if (!weft__waiter_claim(w, WEFT__WAIT_CANCEL))
+    return; /* something else woke it first */
+  int running = WEFT__PARK_RUNNING;
+  /* A green thread still on its way to park is not runnable yet: leave
+   * the wake to its post action (the handshake above). */
+  if (!w->g || !atomic_compare_exchange_strong_explicit(
+                   &w->park, &running, WEFT__PARK_WAKE, memory_order_acq_rel,
+                   memory_order_acquire))
+    weft__waiter_wake(w);
+}
 
 #define KTHREAD_SPINS 200
 

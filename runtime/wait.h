@@ -137,6 +137,10 @@ static inline int weft__waiter_park(struct weft__waiter *w,
  * exclusive.  Disarm once the wait is over, before w goes out of scope. */
 int weft__cancel_arm(struct weft__waiter *w);
 void weft__cancel_disarm(struct weft__waiter *w);
+/* Claims armed waiter w for weft_cancel and wakes its thread, or leaves
+ * the wake to its park if it has not switched away yet.  Requires the
+ * lock of w's green thread (g->lk), which keeps w alive. */
+void weft__cancel_fire(struct weft__waiter *w);
 
 /*
  * Wait queues: intrusive doubly-linked lists of entries that live in the
@@ -220,6 +224,44 @@ static inline struct weft__wq_entry *weft__wq_claim(struct weft__wq *q) {
       return e;
   }
   return NULL;
+}
+
+/*
+ * The exclusive fast path, for the waits of one queue without deadline or
+ * cancel (a plain channel send or receive): only a holder of the queue's
+ * lock can claim such a waiter, and it is unclaimed while queued, so the
+ * claim is a plain store and the park one switch.  weft__wq_claim and
+ * weft__waiter_park written out for that case: the generic helpers cost a
+ * ping-pong message a sixth more instructions (bench/README.md, chan).
+ */
+
+/* Unlinks and claims the head of q if its waiter is exclusive; else NULL
+ * (the caller takes the general path).  The entry's result is 0. */
+static inline struct weft__wq_entry *weft__wq_take_exclusive(struct weft__wq *q) {
+  struct weft__wq_entry *e = q->head;
+  if (!e || !e->w->exclusive)
+    return NULL;
+  struct weft__wq_entry *next = e->next;
+  weft__wq_set_head(q, next);
+  if (next)
+    next->prev = NULL;
+  else
+    q->tail = NULL;
+  e->linked = false;
+  st_relaxed(&e->w->sel, e->sel);
+  e->result = 0;
+  return e;
+}
+
+/* Queues e (its waiter exclusive, of the running green thread) on q and
+ * parks until a holder of q's lock claims it; unlock(arg) releases that
+ * lock once the thread is saved. */
+static inline void weft__wq_park_exclusive(struct weft__wq *q,
+                                           struct weft__wq_entry *e,
+                                           void (*unlock)(void *), void *arg) {
+  weft__wq_push(q, e);
+  weft__park_unlock(e->w->reason, unlock, arg);
+  (void)ld_acquire(&e->w->sel); /* pairs with the wake, as waiter_park */
 }
 
 #endif /* WEFT_WAIT_H */
