@@ -185,3 +185,5 @@ char *weft__xtoa(uint64_t v, char *buf) {
   buf[2 + i] = 0;
   return buf;
 }
+
+void weft__unlock_spin(void *spin) { weft__spin_unlock(spin); }

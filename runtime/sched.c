@@ -92,7 +92,6 @@
 #include "monitor.h"
 #include "netpoll.h"
 #include "sched.h"
-#include "wait.h"
 
 struct weft__rt weft__rt;
 __thread struct weft__worker *volatile weft__tls_w

@@ -105,6 +105,9 @@ static inline bool weft__spin_trylock(weft__spin *l) {
          !atomic_exchange_explicit(&l->v, 1, memory_order_acquire);
 }
 static inline void weft__spin_unlock(weft__spin *l) { st_release(&l->v, 0); }
+/* The same as a function of void *, to hand to a park as its unlock (the
+ * scheduler recognises it and unlocks inline). */
+void weft__unlock_spin(void *spin);
 static inline bool weft__spin_held(weft__spin *l) { return ld_relaxed(&l->v); }
 
 /* Futexes.  timeout_ns < 0: no timeout.  Returns 0 or -errno. */

@@ -19,7 +19,6 @@ void weft__waiter_wake_kthread(struct weft__waiter *w) {
   weft__futex_wake(&w->futex, 1);
 }
 
-void weft__unlock_spin(void *spin) { weft__spin_unlock(spin); }
 
 /* ------------------------------------------------------------------ */
 /* Cancellation: arm, disarm, fire (wait.h)                           */

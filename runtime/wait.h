@@ -116,9 +116,6 @@ static inline void weft__waiter_wake(struct weft__waiter *w) {
 int weft__waiter_park_slow(struct weft__waiter *w, void (*unlock)(void *),
                            void *arg, int64_t deadline);
 
-/* An unlock function for a single internal spinlock. */
-void weft__unlock_spin(void *spin);
-
 static inline int weft__waiter_park(struct weft__waiter *w,
                                     void (*unlock)(void *), void *arg,
                                     int64_t deadline) {
