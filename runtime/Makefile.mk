@@ -27,6 +27,7 @@ libweft_la_SOURCES = \
 	runtime/proc.c \
 	runtime/task.c \
 	runtime/netpoll.c runtime/netpoll.h \
+	runtime/netpoll_epoll.c \
 	runtime/io.c \
 	runtime/blocking.c \
 	runtime/monitor.c runtime/monitor.h \

@@ -1,36 +1,24 @@
 /*
- * netpoll.c - the netpoller: one epoll instance per process, driven by the
- * workers themselves (there is no poller thread).
+ * netpoll.c - the netpoller's descriptors and waits: a poll descriptor per
+ * fd (its readiness, the waiters parked on it, its generation), the waits
+ * of green threads and of kernel threads, and the wakes an event brings.
+ * The epoll instance and the polls are netpoll_epoll.c's.
  *
- * Registration.  An fd is registered once, edge-triggered, for input and
- * output both (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), the first time a
- * green thread has to wait on it.  The event carries the fd and the
- * generation of its poll descriptor, so an event for an fd that has been
- * closed and reused since is recognised and dropped.  Edge-triggered means
- * an event is reported once per change of readiness; a descriptor remembers
- * an edge that arrived while nobody waited (ready[dir]), and the next
- * waiter consumes it and retries its call at once.  Every waiter of a
- * direction is woken by an edge: they retry, and those that lose the race
- * for the data wait again.
- *
- * Who polls.  A worker that has nothing to run, while green threads wait on
- * the netpoller, becomes the one poller (a CAS on `poller`) and blocks in
- * epoll_wait instead of on its futex, with its next timer as the timeout.
- * The other idle workers sleep on their futexes.  A thread that wakes the
- * poller's worker (weft__ready -> wakep -> unpark) sees it is the poller and
- * writes to an eventfd that is part of the epoll set.  Busy workers poll
- * without blocking before they steal, and from the scheduler's slow path at
- * most every POLL_GAP_NS, so readiness is noticed even when no worker is
- * ever idle.  An idle runtime with nothing on the netpoller never touches
- * epoll at all.
+ * Edges.  Registration is edge-triggered: an event is reported once per
+ * change of readiness.  A descriptor remembers an edge that arrived while
+ * nobody waited (ready[dir]), and the next waiter consumes it and retries
+ * its call at once.  Every waiter of a direction is woken by an edge: they
+ * retry, and those that lose the race for the data wait again.  The event
+ * carries the descriptor's generation, bumped by weft_close, so an event
+ * for an earlier use of the same fd number is dropped (weft__pd_event).
  *
  * Kernel threads that are not workers never register: they wait in poll(2)
  * on the fd itself.  weft_close wakes them by shutting the socket down.
  *
- * fork.  The child shares the parent's epoll instance (it is one open file)
- * and would steal its events, or unregister the parent's fds: the fork
- * handler (rt.h) closes the child's copy, bumps the epoch so that every
- * descriptor counts as unregistered, and clears the waiters it copied.
+ * fork.  The waiters queued here in a child are the parent's green
+ * threads, and the locks may have been held by its other threads: the
+ * fork handler (rt.h) clears them, after the back end has dropped the
+ * parent's epoll instance.
  */
 #include "config.h"
 
@@ -40,8 +28,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,21 +42,8 @@
 #define BLOCK_BITS 10
 #define BLOCK_SIZE (1 << BLOCK_BITS)
 #define NBLOCKS 4096 /* fds up to 4M */
-#define NEVENTS 128
-#define POLL_GAP_NS 200000 /* busy workers poll at most this often */
-#define BREAK_KEY UINT64_MAX
 
 static _Atomic(struct weft__pd *) blocks[NBLOCKS];
-
-static struct {
-  weft__spin lk; /* creation of the epoll instance */
-  _Atomic int epfd;
-  int evfd;
-  _Atomic uint32_t epoch;
-  _Atomic(struct weft__worker *) poller;
-  _Atomic int64_t last_poll;
-  _Atomic int breaking; /* an eventfd write is pending */
-} np = {.epfd = -1, .evfd = -1, .epoch = 1};
 
 _Atomic int weft__netpoll_waiting;
 
@@ -150,63 +123,28 @@ void weft__pd_fresh(struct weft__pd *pd, bool is_sock, bool is_stream) {
 
 
 /* ------------------------------------------------------------------ */
-/* The epoll instance                                                 */
+/* Registration (the back end: netpoll_epoll.c)                       */
 /* ------------------------------------------------------------------ */
 
 /* A hint read without pd->lk; the writers (under it) store atomically. */
 bool weft__pd_registered(struct weft__pd *pd) {
   return __atomic_load_n(&pd->reg_epoch, __ATOMIC_RELAXED) ==
-         ld_relaxed(&np.epoch);
-}
-
-static int epoll_get(void) {
-  int ep = ld_acquire(&np.epfd);
-  if (WEFT_LIKELY(ep >= 0))
-    return ep;
-  weft__spin_lock(&np.lk);
-  ep = ld_relaxed(&np.epfd);
-  if (ep < 0) {
-    weft__fork_watch();
-    ep = epoll_create1(EPOLL_CLOEXEC);
-    int ev = ep >= 0 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
-    struct epoll_event e = {.events = EPOLLIN, .data.u64 = BREAK_KEY};
-    if (ep < 0 || ev < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
-      int err = -errno;
-      if (ep >= 0)
-        close(ep);
-      if (ev >= 0)
-        close(ev);
-      weft__spin_unlock(&np.lk);
-      return err;
-    }
-    np.evfd = ev;
-    st_release(&np.epfd, ep);
-  }
-  weft__spin_unlock(&np.lk);
-  return ep;
+         weft__epoll_epoch();
 }
 
 /* Requires pd->lk.  0, or -errno; sets no_epoll for files epoll refuses. */
 static int pd_register(struct weft__pd *pd, int fd) {
-  uint32_t epoch = ld_relaxed(&np.epoch);
+  uint32_t epoch = weft__epoll_epoch();
   if (pd->reg_epoch == epoch || pd->no_epoll)
     return 0;
-  int ep = epoll_get();
-  if (ep < 0)
-    return ep;
-  struct epoll_event e = {
-      .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-      .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)pd->gen << 32,
-  };
-  if (weft__epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) < 0) {
-    if (errno == EEXIST)
-      (void)epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
-    else if (errno == EPERM) {
-      pd->no_epoll = true; /* a regular file: never blocks */
-      return 0;
-    } else
-      return -errno;
+  uint64_t key = (uint64_t)(uint32_t)fd | (uint64_t)pd->gen << 32;
+  int r = weft__epoll_add(fd, key);
+  if (r == -EPERM) {
+    pd->no_epoll = true; /* a regular file: never blocks */
+    return 0;
   }
+  if (r < 0)
+    return r;
   __atomic_store_n(&pd->reg_epoch, epoch, __ATOMIC_RELAXED);
   return 0;
 }
@@ -345,178 +283,43 @@ void weft__pd_close(struct weft__pd *pd, int fd) {
   pd->ready[0] = pd->ready[1] = false;
   if (pd->kwaiters && pd->is_sock)
     shutdown(fd, SHUT_RDWR); /* poll(2) does not notice a close */
-  if (pd->reg_epoch == ld_relaxed(&np.epoch)) {
-    int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-    if (ep >= 0)
-      (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-  }
+  if (pd->reg_epoch == weft__epoll_epoch())
+    weft__epoll_del(fd);
   __atomic_store_n(&pd->reg_epoch, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&pd->adopted, false, __ATOMIC_RELAXED);
   pd->no_epoll = false;
   weft__spin_unlock(&pd->lk);
 }
 
-/* ------------------------------------------------------------------ */
-/* Polling                                                            */
-/* ------------------------------------------------------------------ */
-
-static struct epoll_event *events_of(struct weft__worker *w) {
-  if (!w->np_ev)
-    w->np_ev = malloc(NEVENTS * sizeof(struct epoll_event));
-  return w->np_ev;
-}
-
-int weft__netpoll_deliver(struct weft__worker *w, int nev) {
-  struct epoll_event *ev = w->np_ev;
+/* One event of the back end: fd's descriptor, if it is still the
+ * generation the event was registered for, turns readable (rd), writable
+ * (wr) or hung up (hup).  Returns the threads woken (netpoll_epoll.c calls
+ * it between weft__batch_begin and weft__batch_end). */
+int weft__pd_event(uint64_t key, bool rd, bool wr, bool hup) {
+  struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
   int woken = 0;
-  weft__stat_inc(&w->st.polls);
-  /* Threads woken together go to the tail of the queue, in order. */
-  weft__batch_begin(w);
-  for (int i = 0; i < nev; i++) {
-    uint64_t key = ev[i].data.u64;
-    if (key == BREAK_KEY) {
-      uint64_t v;
-      ssize_t r = read(np.evfd, &v, sizeof v);
-      (void)r;
-      st_release(&np.breaking, 0);
-      continue;
+  if (!pd)
+    return 0;
+  weft__spin_lock(&pd->lk);
+  if (pd->gen == (uint32_t)(key >> 32)) {
+    if (rd || hup) {
+      /* End of file and errors stay readable without another edge: a
+       * short read no longer means the next one would block. */
+      if (hup)
+        __atomic_store_n(&pd->rhup, true, __ATOMIC_RELAXED); /* io.c */
+      atomic_fetch_add_explicit(&pd->redges, 1, memory_order_relaxed);
+      woken += pd_wake(pd, WEFT__PD_READ, 0);
     }
-    struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
-    if (!pd)
-      continue;
-    uint32_t events = ev[i].events;
-    weft__spin_lock(&pd->lk);
-    if (pd->gen == (uint32_t)(key >> 32)) {
-      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        /* End of file and errors stay readable without another edge:
-         * a short read no longer means the next one would block. */
-        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-          __atomic_store_n(&pd->rhup, true, __ATOMIC_RELAXED); /* io.c */
-        atomic_fetch_add_explicit(&pd->redges, 1, memory_order_relaxed);
-        woken += pd_wake(pd, WEFT__PD_READ, 0);
-      }
-      if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        woken += pd_wake(pd, WEFT__PD_WRITE, 0);
-    }
-    weft__spin_unlock(&pd->lk);
+    if (wr)
+      woken += pd_wake(pd, WEFT__PD_WRITE, 0);
   }
-  weft__batch_end(w);
+  weft__spin_unlock(&pd->lk);
   return woken;
-}
-
-static int epoll_until(int ep, struct epoll_event *ev, int64_t deadline) {
-  if (deadline == WEFT_NOWAIT)
-    return epoll_wait(ep, ev, NEVENTS, 0);
-  if (deadline == WEFT_FOREVER)
-    return epoll_wait(ep, ev, NEVENTS, -1);
-  int64_t left = deadline - weft__now();
-  if (left < 0)
-    left = 0;
-  struct timespec ts = {.tv_sec = left / 1000000000,
-                        .tv_nsec = left % 1000000000};
-  int n = epoll_pwait2(ep, ev, NEVENTS, &ts, NULL);
-  if (n < 0 && errno == ENOSYS) {
-    int64_t ms = (left + 999999) / 1000000;
-    n = epoll_wait(ep, ev, NEVENTS, ms > 1000000 ? 1000000 : (int)ms);
-  }
-  return n;
-}
-
-int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
-  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting) ||
-      ld_relaxed(&np.poller) || w->np_nev)
-    return 0;
-  /* From the slow path, at most every POLL_GAP_NS across all workers; a
-   * worker about to go idle polls at once. */
-  int64_t now = weft__now();
-  int64_t last = ld_relaxed(&np.last_poll);
-  if (defer && (now - last < POLL_GAP_NS ||
-                !atomic_compare_exchange_strong(&np.last_poll, &last, now)))
-    return 0;
-  if (!defer)
-    st_relaxed(&np.last_poll, now);
-  struct epoll_event *ev = events_of(w);
-  if (!ev)
-    return 0;
-  int n = epoll_until(ep, ev, WEFT_NOWAIT);
-  if (n <= 0)
-    return 0;
-  if (defer) {
-    w->np_nev = n;
-    return 0;
-  }
-  int woken = weft__netpoll_deliver(w, n);
-  /* For race tests: a worker about to go idle that the kernel stops right
-   * after it made threads runnable, while other workers take them. */
-  if (weft__inject(WEFT__F_POLL_STALL))
-    usleep(1000);
-  return woken;
-}
-
-void weft__netpoll_deliver_deferred(struct weft__worker *w) {
-  int n = w->np_nev;
-  w->np_nev = 0;
-  weft__netpoll_deliver(w, n);
-}
-
-bool weft__netpoll_is_poller(struct weft__worker *w) {
-  return atomic_load(&np.poller) == w; /* seq_cst: see unpark in sched.c */
-}
-
-int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
-  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting))
-    return -1;
-  struct epoll_event *ev = events_of(w);
-  if (!ev)
-    return -1;
-  /* Events polled earlier and not yet delivered (the caller delivers
-   * them before it parks, sched.c) would be overwritten by this poll. */
-  weft__dassert(!w->np_nev);
-  if (WEFT_UNLIKELY(w->np_nev)) {
-    int n = w->np_nev;
-    w->np_nev = 0;
-    return n; /* received: the caller delivers them from the buffer */
-  }
-  struct weft__worker *none = NULL;
-  if (!atomic_compare_exchange_strong(&np.poller, &none, w))
-    return -1;
-  int n = 0;
-  /* seq_cst against the waker's store of parked = 0 then load of poller:
-   * either it sees us as the poller and breaks the wait, or we see that
-   * it already unparked us. */
-  if (atomic_load(&w->parked)) {
-    n = epoll_until(ep, ev, deadline);
-    if (n < 0)
-      n = 0;
-  }
-  st_relaxed(&np.last_poll, weft__now());
-  atomic_store(&np.poller, NULL);
-  return n;
-}
-
-void weft__netpoll_break(void) {
-  if (atomic_exchange(&np.breaking, 1))
-    return; /* a wake is on its way already */
-  uint64_t one = 1;
-  ssize_t r = write(np.evfd, &one, sizeof one);
-  (void)r;
 }
 
 void weft__netpoll_fork_child(void) {
-  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-  if (ep >= 0) {
-    close(ep);
-    close(np.evfd);
-  }
-  st_relaxed(&np.epfd, -1);
-  np.evfd = -1;
-  atomic_store(&np.lk.v, 0);
-  st_relaxed(&np.poller, NULL);
-  st_relaxed(&np.breaking, 0);
+  weft__epoll_fork_child();
   st_relaxed(&weft__netpoll_waiting, 0);
-  atomic_fetch_add(&np.epoch, 1);
   /* The waiters queued here are the parent's green threads, and the locks
    * may have been held by its other threads at the fork. */
   for (int b = 0; b < NBLOCKS; b++) {

@@ -67,6 +67,17 @@ bool weft__pd_registered(struct weft__pd *pd);
 /* Green threads parked on the netpoller (a hint for the workers). */
 extern _Atomic int weft__netpoll_waiting;
 
+/* One event from the back end (netpoll_epoll.c), for the descriptor of
+ * key (fd | generation << 32): wakes its waiters; returns how many. */
+int weft__pd_event(uint64_t key, bool rd, bool wr, bool hup);
+
+/* The back end (netpoll_epoll.c): the epoll instance.  Registrations are
+ * of one epoch: a fork bumps it, and every descriptor is unregistered. */
+uint32_t weft__epoll_epoch(void);
+int weft__epoll_add(int fd, uint64_t key); /* 0, or -errno (-EPERM: a file) */
+void weft__epoll_del(int fd);
+void weft__epoll_fork_child(void);
+
 /* Non-blocking poll from a busy worker, at most every so often: before it
  * steals, and from the scheduler's slow path.  Returns the number of
  * green threads made runnable.  defer: the caller may hold a lock that a

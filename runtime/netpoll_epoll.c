@@ -1,0 +1,253 @@
+/*
+ * netpoll_epoll.c - the netpoller's back end: the epoll instance, its
+ * registrations, and the polls, blocking or not (netpoll.c keeps the
+ * descriptors and the waits, as Go's netpoll.go over netpoll_epoll.go).
+ *
+ * Registration.  An fd is registered once, edge-triggered, for input and
+ * output both (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), the first time a
+ * green thread has to wait on it.  The event carries the fd and the
+ * generation of its poll descriptor (the key netpoll.c gives), so an event
+ * for an fd that has been closed and reused since is recognised and
+ * dropped there (weft__pd_event).
+ *
+ * Who polls.  A worker that has nothing to run, while green threads wait on
+ * the netpoller, becomes the one poller (a CAS on `poller`) and blocks in
+ * epoll_wait instead of on its futex, with its next timer as the timeout.
+ * The other idle workers sleep on their futexes.  A thread that wakes the
+ * poller's worker (weft__ready -> wakep -> unpark) sees it is the poller and
+ * writes to an eventfd that is part of the epoll set.  Busy workers poll
+ * without blocking before they steal, and from the scheduler's slow path at
+ * most every POLL_GAP_NS, so readiness is noticed even when no worker is
+ * ever idle.  An idle runtime with nothing on the netpoller never touches
+ * epoll at all.
+ *
+ * fork.  The child shares the parent's epoll instance (it is one open file)
+ * and would steal its events, or unregister the parent's fds: the fork
+ * handler (rt.h, through weft__netpoll_fork_child) closes the child's copy
+ * and bumps the epoch, so that every descriptor counts as unregistered.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "netpoll.h"
+#include "rt.h"
+#include "sched.h"
+
+#define NEVENTS 128
+#define POLL_GAP_NS 200000 /* busy workers poll at most this often */
+#define BREAK_KEY UINT64_MAX
+
+static struct {
+  weft__spin lk; /* creation of the epoll instance */
+  _Atomic int epfd;
+  int evfd;
+  _Atomic uint32_t epoch;
+  _Atomic(struct weft__worker *) poller;
+  _Atomic int64_t last_poll;
+  _Atomic int breaking; /* an eventfd write is pending */
+} np = {.epfd = -1, .evfd = -1, .epoch = 1};
+
+static int epoll_get(void) {
+  int ep = ld_acquire(&np.epfd);
+  if (WEFT_LIKELY(ep >= 0))
+    return ep;
+  weft__spin_lock(&np.lk);
+  ep = ld_relaxed(&np.epfd);
+  if (ep < 0) {
+    weft__fork_watch();
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    int ev = ep >= 0 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = BREAK_KEY};
+    if (ep < 0 || ev < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
+      int err = -errno;
+      if (ep >= 0)
+        close(ep);
+      if (ev >= 0)
+        close(ev);
+      weft__spin_unlock(&np.lk);
+      return err;
+    }
+    np.evfd = ev;
+    st_release(&np.epfd, ep);
+  }
+  weft__spin_unlock(&np.lk);
+  return ep;
+}
+
+uint32_t weft__epoll_epoch(void) { return ld_relaxed(&np.epoch); }
+
+int weft__epoll_add(int fd, uint64_t key) {
+  int ep = epoll_get();
+  if (ep < 0)
+    return ep;
+  struct epoll_event e = {
+      .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+      .data.u64 = key,
+  };
+  if (weft__epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+    if (errno != EEXIST)
+      return -errno; /* EPERM: a regular file, which epoll refuses */
+    (void)epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
+  }
+  return 0;
+}
+
+void weft__epoll_del(int fd) {
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
+  if (ep >= 0)
+    (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Polling                                                            */
+/* ------------------------------------------------------------------ */
+
+static struct epoll_event *events_of(struct weft__worker *w) {
+  if (!w->np_ev)
+    w->np_ev = malloc(NEVENTS * sizeof(struct epoll_event));
+  return w->np_ev;
+}
+
+int weft__netpoll_deliver(struct weft__worker *w, int nev) {
+  struct epoll_event *ev = w->np_ev;
+  int woken = 0;
+  weft__stat_inc(&w->st.polls);
+  /* Threads woken together go to the tail of the queue, in order. */
+  weft__batch_begin(w);
+  for (int i = 0; i < nev; i++) {
+    uint64_t key = ev[i].data.u64;
+    if (key == BREAK_KEY) {
+      uint64_t v;
+      ssize_t r = read(np.evfd, &v, sizeof v);
+      (void)r;
+      st_release(&np.breaking, 0);
+      continue;
+    }
+    uint32_t e = ev[i].events;
+    woken +=
+        weft__pd_event(key, e & EPOLLIN, e & (EPOLLOUT | EPOLLHUP | EPOLLERR),
+                       e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+  }
+  weft__batch_end(w);
+  return woken;
+}
+
+static int epoll_until(int ep, struct epoll_event *ev, int64_t deadline) {
+  if (deadline == WEFT_NOWAIT)
+    return epoll_wait(ep, ev, NEVENTS, 0);
+  if (deadline == WEFT_FOREVER)
+    return epoll_wait(ep, ev, NEVENTS, -1);
+  int64_t left = deadline - weft__now();
+  if (left < 0)
+    left = 0;
+  struct timespec ts = {.tv_sec = left / 1000000000,
+                        .tv_nsec = left % 1000000000};
+  int n = epoll_pwait2(ep, ev, NEVENTS, &ts, NULL);
+  if (n < 0 && errno == ENOSYS) {
+    int64_t ms = (left + 999999) / 1000000;
+    n = epoll_wait(ep, ev, NEVENTS, ms > 1000000 ? 1000000 : (int)ms);
+  }
+  return n;
+}
+
+int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
+  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting) || ld_relaxed(&np.poller) ||
+      w->np_nev)
+    return 0;
+  /* From the slow path, at most every POLL_GAP_NS across all workers; a
+   * worker about to go idle polls at once. */
+  int64_t now = weft__now();
+  int64_t last = ld_relaxed(&np.last_poll);
+  if (defer && (now - last < POLL_GAP_NS ||
+                !atomic_compare_exchange_strong(&np.last_poll, &last, now)))
+    return 0;
+  if (!defer)
+    st_relaxed(&np.last_poll, now);
+  struct epoll_event *ev = events_of(w);
+  if (!ev)
+    return 0;
+  int n = epoll_until(ep, ev, WEFT_NOWAIT);
+  if (n <= 0)
+    return 0;
+  if (defer) {
+    w->np_nev = n;
+    return 0;
+  }
+  int woken = weft__netpoll_deliver(w, n);
+  /* For race tests: a worker about to go idle that the kernel stops right
+   * after it made threads runnable, while other workers take them. */
+  if (weft__inject(WEFT__F_POLL_STALL))
+    usleep(1000);
+  return woken;
+}
+
+void weft__netpoll_deliver_deferred(struct weft__worker *w) {
+  int n = w->np_nev;
+  w->np_nev = 0;
+  weft__netpoll_deliver(w, n);
+}
+
+bool weft__netpoll_is_poller(struct weft__worker *w) {
+  return atomic_load(&np.poller) == w; /* seq_cst: see unpark in sched.c */
+}
+
+int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
+  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting))
+    return -1;
+  struct epoll_event *ev = events_of(w);
+  if (!ev)
+    return -1;
+  /* Events polled earlier and not yet delivered (the caller delivers
+   * them before it parks, sched.c) would be overwritten by this poll. */
+  weft__dassert(!w->np_nev);
+  if (WEFT_UNLIKELY(w->np_nev)) {
+    int n = w->np_nev;
+    w->np_nev = 0;
+    return n; /* received: the caller delivers them from the buffer */
+  }
+  struct weft__worker *none = NULL;
+  if (!atomic_compare_exchange_strong(&np.poller, &none, w))
+    return -1;
+  int n = 0;
+  /* seq_cst against the waker's store of parked = 0 then load of poller:
+   * either it sees us as the poller and breaks the wait, or we see that
+   * it already unparked us. */
+  if (atomic_load(&w->parked)) {
+    n = epoll_until(ep, ev, deadline);
+    if (n < 0)
+      n = 0;
+  }
+  st_relaxed(&np.last_poll, weft__now());
+  atomic_store(&np.poller, NULL);
+  return n;
+}
+
+void weft__netpoll_break(void) {
+  if (atomic_exchange(&np.breaking, 1))
+    return; /* a wake is on its way already */
+  uint64_t one = 1;
+  ssize_t r = write(np.evfd, &one, sizeof one);
+  (void)r;
+}
+
+void weft__epoll_fork_child(void) {
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
+  if (ep >= 0) {
+    close(ep);
+    close(np.evfd);
+  }
+  st_relaxed(&np.epfd, -1);
+  np.evfd = -1;
+  atomic_store(&np.lk.v, 0);
+  st_relaxed(&np.poller, NULL);
+  st_relaxed(&np.breaking, 0);
+  atomic_fetch_add(&np.epoch, 1);
+}
