@@ -791,27 +791,6 @@ WEFT_EXTERN int weft_pchan_recv(weft_pchan *ch, void *elem, int64_t deadline);
 WEFT_EXTERN int weft_pchan_close(weft_pchan *ch);
 
 /* ------------------------------------------------------------------------ */
-/* Fault injection (for tests)                                              */
-/* ------------------------------------------------------------------------ */
-/*
- * Makes chosen calls inside weft fail, so that tests can check that every
- * public call that hits one returns a clean error and leaks nothing.
- * spec: comma-separated site[:skip[:count]]: let skip calls at the site
- * through, then fail count of them (default 1; 0: all later ones).  Sites:
- * "mmap" (stacks, the shared heap: -ENOMEM), "pthread_create" (workers,
- * kernel-thread tasks, the blocking pool: -EAGAIN), "fork" (process tasks,
- * worker processes: -EAGAIN), "epoll_ctl" (netpoller registration:
- * -ENOMEM), "alloc" (weft's own allocations: -ENOMEM).  One site makes
- * nothing fail but widens a race window, as a loaded machine would:
- * "poll_stall" (a worker about to go idle stops for 1 ms right after
- * it has made the green threads of ready fds runnable, while other
- * workers may take them).  NULL or "" turns it off.  The WEFT_FAIL environment variable
- * sets a spec at startup.
- * Returns 0, or -EINVAL for a malformed spec (nothing changes then).
- */
-WEFT_EXTERN int weft_fail_inject(const char *spec);
-
-/* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
 

@@ -1,7 +1,7 @@
 # runtime/Makefile.mk - libweft, included from the top-level Makefile.am.
 
 lib_LTLIBRARIES += libweft.la
-include_HEADERS += include/weft.h
+include_HEADERS += include/weft.h include/weft_testing.h
 
 libweft_la_SOURCES = \
 	runtime/arch/switch_x86_64_sysv_elf.S \

@@ -13,6 +13,7 @@
 
 #include "inject.h"
 #include "weft.h"
+#include "weft_testing.h"
 
 _Atomic bool weft__inject_armed;
 

@@ -5,6 +5,7 @@
  * next call works.
  */
 #include "helpers.h"
+#include <weft_testing.h>
 
 #include <sys/socket.h>
 

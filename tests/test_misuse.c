@@ -22,6 +22,7 @@
  *  - weft_strerror names the cases of the codes.
  */
 #include "helpers.h"
+#include <weft_testing.h>
 
 #include <netdb.h>
 #include <poll.h>

@@ -22,6 +22,7 @@
  * soak` runs it for longer, in a loop, with and without the stall below.
  */
 #include "helpers.h"
+#include <weft_testing.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
