@@ -91,7 +91,7 @@ static inline int gb_procs_pair(int (*worker)(int, void *), void *arg) {
 
   if (rc != 0) {
     fprintf(stderr, "bench: weft_procs_run: %s\n",
-            rc < 0 ? weft_strerror(rc) : "a worker failed");
+            rc == -ECHILD ? "a worker failed" : weft_strerror(rc));
     return 1;
   }
   return 0;

@@ -102,7 +102,7 @@ static int child(const struct bench_opts *o) {
   rc = weft_procs_run(&cfg);
   if (rc != 0 || r->err) {
     fprintf(stderr, "bench: weft_procs_run: %s\n",
-            rc < 0 ? weft_strerror(rc) : "the worker failed");
+            rc == 0 || rc == -ECHILD ? "the worker failed" : weft_strerror(rc));
     return 1;
   }
   for (int l = 0; l < NLOOPS; l++)

@@ -790,7 +790,7 @@ static int run_procs(void) {
   if (procs.listening)
     munmap((void *)procs.listening, sizeof(*procs.listening));
   close(procs.parent_fd);
-  if (rc < 0) {
+  if (rc < 0 && rc != -ECHILD) { /* -ECHILD: a worker failed, and said so */
     say("cannot run %d worker processes: %s", opt.procs, weft_strerror(rc));
     return 1;
   }

@@ -667,7 +667,8 @@ typedef struct weft_procs_config {
  * whatever it returned, and logged ("weft: worker 1 (pid 1234) drained on a
  * signal the supervisor did not send; restarting"): the pool never shrinks
  * in silence.  Every child is reaped.  Returns
- * 0 when all workers exited with status 0, 1 if any failed, or -errno
+ * 0 when all workers exited with status 0, -ECHILD if any failed (was
+ * given up, or had to be killed at the end of a drain), or another -errno
  * (-EINVAL for a bad config, -EBADF for a listen_fd that is not open,
  * -EBUSY if weft's workers are running in this process (call it before
  * weft_init, since fork keeps only the calling thread), from a worker, or

@@ -135,7 +135,7 @@ const char *weft_strerror(int err) {
     return "the object's partition was reclaimed since the reference was "
            "taken";
   case -ECHILD:
-    return "the process died without returning a result";
+    return "a child process failed: it died, or ended without its result";
   default:
     if (err < 0)
       return strerror(-err);

@@ -500,7 +500,7 @@ static int supervise(struct sup *s) {
   }
   for (int i = 0; i < s->procs; i++)
     if (s->slot[i].failed)
-      return 1;
+      return -ECHILD;
   return 0;
 }
 

@@ -377,7 +377,7 @@ Test(proc, restart_after_abnormal_exit, .init = map_shared, TMO) {
 Test(proc, max_restarts_gives_up, .init = map_shared, TMO) {
   struct sup sp;
   run_pool(&sp, B_ALWAYS5, 2, 2);
-  cr_expect_eq(S->rc, 1, "a slot failed; log:\n%s", sp.log);
+  cr_expect_eq(S->rc, -ECHILD, "a slot failed; log:\n%s", sp.log);
   cr_expect_eq(atomic_load(&S->starts[0]), 3, "the first start + 2 restarts");
   cr_expect_eq(atomic_load(&S->starts[1]), 1);
   char line[160];
@@ -397,7 +397,7 @@ Test(proc, max_restarts_gives_up, .init = map_shared, TMO) {
 Test(proc, max_restarts_minus_one_never_restarts, .init = map_shared, TMO) {
   struct sup sp;
   run_pool(&sp, B_ALWAYS5, 2, -1);
-  cr_expect_eq(S->rc, 1, "a slot failed; log:\n%s", sp.log);
+  cr_expect_eq(S->rc, -ECHILD, "a slot failed; log:\n%s", sp.log);
   cr_expect_eq(atomic_load(&S->starts[0]), 1, "started once, never again");
   cr_expect_eq(atomic_load(&S->starts[1]), 1);
   char line[160];
@@ -453,7 +453,7 @@ Test(proc, worker_ignoring_drain_is_killed, .init = map_shared, TMO) {
   wait_running(2);
   cr_assert_eq(kill(sp.pid, SIGTERM), 0);
   sup_finish(&sp);
-  cr_expect_eq(S->rc, 1, "a worker had to be killed; log:\n%s", sp.log);
+  cr_expect_eq(S->rc, -ECHILD, "a worker had to be killed; log:\n%s", sp.log);
   cr_expect(atomic_load(&S->saw_drain[0]) && atomic_load(&S->saw_drain[1]));
   char line[160];
   snprintf(line, sizeof line,
@@ -474,7 +474,7 @@ Test(proc, no_restart_while_draining, .init = map_shared, TMO) {
   wait_running(2);
   cr_assert_eq(kill(sp.pid, SIGTERM), 0);
   sup_finish(&sp);
-  cr_expect_eq(S->rc, 1, "log:\n%s", sp.log);
+  cr_expect_eq(S->rc, -ECHILD, "log:\n%s", sp.log);
   cr_expect_eq(atomic_load(&S->starts[0]), 1);
   cr_expect_eq(atomic_load(&S->starts[1]), 1, "not restarted");
   char line[160];
