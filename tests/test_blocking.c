@@ -22,16 +22,16 @@
 
 #define GUARD MS(5000)
 
-TestSuite(blk1, .init = h_start1, .fini = h_stop, .timeout = 30);
-TestSuite(blk2, .init = h_start2, .fini = h_stop, .timeout = 30);
+TestSuite(blocking_one_worker, .init = h_start1, .fini = h_stop, .timeout = 30);
+TestSuite(blocking_two_workers, .init = h_start2, .fini = h_stop, .timeout = 30);
 /* Tests that start the runtime themselves, or run without it. */
-TestSuite(blkbare, .fini = h_stop, .timeout = 30);
+TestSuite(blocking_no_runtime, .fini = h_stop, .timeout = 30);
 
 /* Each scenario runs as a green thread on 1 worker, and on 2 workers both
  * as a green thread and as a pthread (one after the other). */
 #define BLK_VARIANTS(name, fn, arg)                                            \
-  Test(blk1, name) { io_run(IO_GREEN, fn, (void *)(arg)); }                    \
-  Test(blk2, name) {                                                           \
+  Test(blocking_one_worker, name) { io_run(IO_GREEN, fn, (void *)(arg)); }                    \
+  Test(blocking_two_workers, name) {                                                           \
     io_run(IO_GREEN, fn, (void *)(arg));                                       \
     io_run(IO_PTHREAD, fn, (void *)(arg));                                     \
   }
@@ -112,7 +112,7 @@ static void *nested_call(void *arg) {
   return NULL;
 }
 
-Test(blk1, nested_call_runs_inline) { io_run(IO_GREEN, nested_call, NULL); }
+Test(blocking_one_worker, nested_call_runs_inline) { io_run(IO_GREEN, nested_call, NULL); }
 
 /* ------------------------------------------------------------------------ */
 /* The worker stays free                                                    */
@@ -141,7 +141,7 @@ static void *wfo_other(void *arg) {
   return NULL;
 }
 
-Test(blk1, worker_runs_others_while_fn_blocks) {
+Test(blocking_one_worker, worker_runs_others_while_fn_blocks) {
   weft_gthread c = h_spawn(wfo_caller, NULL);
   cr_assert(io_await_flag(&in_fn, GUARD), "fn never started");
   weft_gthread o = h_spawn(wfo_other, NULL);
@@ -184,7 +184,7 @@ static void *ticker(void *arg) {
   return NULL;
 }
 
-Test(blk1, others_tick_while_fn_sleeps) {
+Test(blocking_one_worker, others_tick_while_fn_sleeps) {
   weft_gthread c = h_spawn(sleeping_caller, NULL);
   weft_gthread t = h_spawn(ticker, NULL);
   h_join(c);
@@ -237,8 +237,8 @@ static void many_calls(int workers) {
   cr_expect_eq(weft_shutdown(), 0);
 }
 
-Test(blkbare, more_calls_than_pool_threads_1_worker) { many_calls(1); }
-Test(blkbare, more_calls_than_pool_threads_2_workers) { many_calls(2); }
+Test(blocking_no_runtime, more_calls_than_pool_threads_1_worker) { many_calls(1); }
+Test(blocking_no_runtime, more_calls_than_pool_threads_2_workers) { many_calls(2); }
 
 /* The pool works again after a restart, with another size. */
 static void *one_call(void *arg) {
@@ -250,7 +250,7 @@ static void *one_call(void *arg) {
   return NULL;
 }
 
-Test(blkbare, pool_after_restart) {
+Test(blocking_no_runtime, pool_after_restart) {
   for (int round = 0; round < 3; round++) {
     weft_config cfg = {.workers = 1 + round % 2, .blocking_threads = round};
     cr_assert_eq(weft_init(&cfg), 0, "round %d", round);
@@ -292,7 +292,7 @@ static void expect_inline_or_esrch(const char *when) {
   }
 }
 
-Test(blkbare, blocking_without_runtime) {
+Test(blocking_no_runtime, blocking_without_runtime) {
   cr_assert(!weft_running());
   expect_inline_or_esrch("before weft_init");
   h_start(1);
@@ -451,7 +451,7 @@ static void *file_worker(void *arg) {
   return NULL;
 }
 
-Test(blkbare, file_io_through_small_pool) {
+Test(blocking_no_runtime, file_io_through_small_pool) {
   weft_config cfg = {.workers = 2, .blocking_threads = 2};
   cr_assert_eq(weft_init(&cfg), 0);
   weft_gthread t[16];

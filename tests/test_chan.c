@@ -19,7 +19,7 @@
 #include "helpers.h"
 
 TestSuite(chan, .init = h_start2, .fini = h_stop, .timeout = 60);
-TestSuite(chan4, .init = h_start4, .fini = h_stop, .timeout = 60);
+TestSuite(chan_four_workers, .init = h_start4, .fini = h_stop, .timeout = 60);
 
 struct msg {
   uint32_t sender;
@@ -126,8 +126,8 @@ Test(chan, unbuffered_in_order_pthread_receiver) { in_order(0, false); }
 Test(chan, buffered1_in_order_green_receiver) { in_order(1, true); }
 Test(chan, buffered16_in_order_green_receiver) { in_order(16, true); }
 Test(chan, buffered16_in_order_pthread_receiver) { in_order(16, false); }
-Test(chan4, unbuffered_in_order_green_receiver) { in_order(0, true); }
-Test(chan4, buffered16_in_order_green_receiver) { in_order(16, true); }
+Test(chan_four_workers, unbuffered_in_order_green_receiver) { in_order(0, true); }
+Test(chan_four_workers, buffered16_in_order_green_receiver) { in_order(16, true); }
 
 /* Many receivers: each message is received by exactly one of them. */
 #define MR_MSGS 20000
@@ -787,7 +787,7 @@ static void select_conservation(void) {
 }
 
 Test(chan, select_conserves_messages) { select_conservation(); }
-Test(chan4, select_conserves_messages) { select_conservation(); }
+Test(chan_four_workers, select_conserves_messages) { select_conservation(); }
 
 /* ------------------------------------------------------------------------ */
 /* A buffered receiver takes batches from the producers on its worker       */
@@ -827,9 +827,9 @@ static void *batch_collector(void *arg) {
  * it run rather than park, and then takes what the children buffered: it
  * is woken far less than once a message (about once a message if it
  * parked on every empty buffer). */
-TestSuite(chan1, .init = h_start1, .fini = h_stop, .timeout = 60);
+TestSuite(chan_one_worker, .init = h_start1, .fini = h_stop, .timeout = 60);
 
-Test(chan1, buffered_receiver_takes_batches) {
+Test(chan_one_worker, buffered_receiver_takes_batches) {
   cr_assert_eq(weft_chan_open(&batch_ch, sizeof(int), BATCH_CAP), 0);
   weft_worker_stats before, after;
   cr_assert_eq(weft_stats(&before, 1), 1);

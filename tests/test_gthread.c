@@ -420,7 +420,7 @@ Test(gthread, yielders_reach_a_worker_that_goes_idle) {
 /* Yielding, on one worker so that only yields decide who runs              */
 /* ------------------------------------------------------------------------ */
 
-TestSuite(yield1, .init = h_start1, .fini = h_stop, .timeout = 30);
+TestSuite(yield_one_worker, .init = h_start1, .fini = h_stop, .timeout = 30);
 
 static atomic_int flag;
 static atomic_long counter;
@@ -445,7 +445,7 @@ static void *setter(void *arg) {
 
 /* A thread that keeps yielding cannot starve another runnable thread: if it
  * could, the spinner would spin forever and the test would time out. */
-Test(yield1, yielder_cannot_starve_runnable) {
+Test(yield_one_worker, yielder_cannot_starve_runnable) {
   long spins = 0;
   weft_gthread a = h_spawn(spinner, &spins);
   weft_gthread b = h_spawn(setter, NULL);
@@ -463,7 +463,7 @@ static void *spawn_spinner_then_setter(void *arg) {
   return NULL;
 }
 
-Test(yield1, yielder_cannot_starve_runnable_spawned_from_gthread) {
+Test(yield_one_worker, yielder_cannot_starve_runnable_spawned_from_gthread) {
   long spins = 0;
   h_join(h_spawn(spawn_spinner_then_setter, &spins));
   cr_expect_eq(atomic_load(&flag), 1);
@@ -542,13 +542,13 @@ static void yield_fairness(bool one_worker) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(yield1, yielders_and_counter_all_progress) { yield_fairness(true); }
+Test(yield_one_worker, yielders_and_counter_all_progress) { yield_fairness(true); }
 
-TestSuite(yield2, .init = h_start2, .fini = h_stop, .timeout = 30);
+TestSuite(yield_two_workers, .init = h_start2, .fini = h_stop, .timeout = 30);
 
-Test(yield2, yielders_and_counter_all_progress) { yield_fairness(false); }
+Test(yield_two_workers, yielders_and_counter_all_progress) { yield_fairness(false); }
 
-Test(yield2, yielder_cannot_starve_runnable) {
+Test(yield_two_workers, yielder_cannot_starve_runnable) {
   /* More spinners than workers: the setter must still get a turn. */
   long spins[4] = {0};
   weft_gthread s[4];
@@ -578,7 +578,7 @@ static void *spawn_and_look(void *arg) {
   return NULL;
 }
 
-Test(yield1, spawned_thread_runs_at_once, .disabled = WEFT_DEBUG) {
+Test(yield_one_worker, spawned_thread_runs_at_once, .disabled = WEFT_DEBUG) {
   int seen = -1;
   h_join(h_spawn(spawn_and_look, &seen));
   cr_expect_eq(seen, 1, "the child had not run when weft_spawn returned");

@@ -43,10 +43,10 @@
 
 #define GUARD MS(5000)
 
-TestSuite(io1, .init = h_start1, .fini = h_stop, .timeout = 30);
-TestSuite(io2, .init = h_start2, .fini = h_stop, .timeout = 30);
+TestSuite(io_one_worker, .init = h_start1, .fini = h_stop, .timeout = 30);
+TestSuite(io_two_workers, .init = h_start2, .fini = h_stop, .timeout = 30);
 /* Tests that start the runtime themselves, or run without it. */
-TestSuite(iobare, .fini = h_stop, .timeout = 30);
+TestSuite(io_no_runtime, .fini = h_stop, .timeout = 30);
 
 /* Where a helper thread of a scenario runs: beside the caller. */
 static enum io_where io_here(void) {
@@ -97,8 +97,8 @@ static size_t fill_socket(int fd) {
 /* Each scenario runs as a green thread on 1 worker, and on 2 workers both
  * as a green thread and as a pthread (one after the other). */
 #define IO_VARIANTS(name, fn, arg)                                             \
-  Test(io1, name) { io_run(IO_GREEN, fn, (void *)(arg)); }                     \
-  Test(io2, name) {                                                            \
+  Test(io_one_worker, name) { io_run(IO_GREEN, fn, (void *)(arg)); }                     \
+  Test(io_two_workers, name) {                                                            \
     io_run(IO_GREEN, fn, (void *)(arg));                                       \
     io_run(IO_PTHREAD, fn, (void *)(arg));                                     \
   }
@@ -334,10 +334,10 @@ static const struct big_case big_tcp_to_green = {IO_TCP, BIG_WRITE, IO_GREEN};
 IO_VARIANTS(big_writes_unix, big_writes, KIND(IO_UNIX))
 IO_VARIANTS(big_writes_tcp, big_writes, KIND(IO_TCP))
 /* Writer and reader of different kinds. */
-Test(io1, big_write_green_to_pthread) {
+Test(io_one_worker, big_write_green_to_pthread) {
   io_run(IO_GREEN, big_write, (void *)&big_tcp_to_pthread);
 }
-Test(io2, big_write_pthread_to_green) {
+Test(io_two_workers, big_write_pthread_to_green) {
   io_run(IO_PTHREAD, big_write, (void *)&big_tcp_to_green);
 }
 
@@ -369,7 +369,7 @@ static void *park_other(void *arg) {
 
 /* One worker: a green thread blocked in weft_read must leave the worker to
  * the others.  The other thread is the one that wakes the reader. */
-Test(io1, blocked_read_leaves_worker_to_others) {
+Test(io_one_worker, blocked_read_leaves_worker_to_others) {
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, park_sv), 0);
   weft_gthread r = h_spawn(park_reader, NULL);
   cr_assert(io_await_flag(&park_reading, GUARD), "the reader never ran");
@@ -418,7 +418,7 @@ static void *greedy_bystander(void *arg) {
   return NULL;
 }
 
-Test(io1, always_ready_reads_let_others_run) {
+Test(io_one_worker, always_ready_reads_let_others_run) {
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, greedy_sv), 0);
   char data[GREEDY_READS];
   memset(data, 'g', sizeof data);
@@ -466,7 +466,7 @@ static void *big_bystander(void *arg) {
   return NULL;
 }
 
-Test(io1, one_large_write_lets_others_run) {
+Test(io_one_worker, one_large_write_lets_others_run) {
   big_fd = memfd_create("big_write", 0);
   cr_assert_geq(big_fd, 0);
   char *buf = malloc(BIG_WRITE);
@@ -520,7 +520,7 @@ static void *lone_yielder(void *arg) {
   return NULL;
 }
 
-Test(io1, a_lone_yielder_lets_ready_fds_wake_their_readers) {
+Test(io_one_worker, a_lone_yielder_lets_ready_fds_wake_their_readers) {
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, lone_sv), 0);
   weft_gthread r = h_spawn(lone_reader, NULL);
   cr_assert(io_await_flag(&lone_reading, GUARD), "the reader never ran");
@@ -587,8 +587,8 @@ static void ring(void) {
   }
 }
 
-Test(io1, token_ring) { ring(); }
-Test(io2, token_ring) { ring(); }
+Test(io_one_worker, token_ring) { ring(); }
+Test(io_two_workers, token_ring) { ring(); }
 
 /* ------------------------------------------------------------------------ */
 /* Deadlines                                                                */
@@ -786,11 +786,11 @@ static void close_wakes(struct close_case cc) {
   weft_close(sv[1]);
 }
 
-Test(io1, close_wakes_green_reader) {
+Test(io_one_worker, close_wakes_green_reader) {
   close_wakes((struct close_case){1, 0, false});
   close_wakes((struct close_case){1, 0, true});
 }
-Test(io2, close_wakes_pthread_reader) {
+Test(io_two_workers, close_wakes_pthread_reader) {
   close_wakes((struct close_case){0, 1, false});
   close_wakes((struct close_case){0, 1, true});
 }
@@ -813,8 +813,8 @@ static void close_wakes_many(void) {
   EXPECT_NO_THREAD_FAILURES();
   weft_close(sv[1]);
 }
-Test(io1, close_wakes_every_blocked_thread) { close_wakes_many(); }
-Test(io2, close_wakes_every_blocked_thread) { close_wakes_many(); }
+Test(io_one_worker, close_wakes_every_blocked_thread) { close_wakes_many(); }
+Test(io_two_workers, close_wakes_every_blocked_thread) { close_wakes_many(); }
 
 /* ------------------------------------------------------------------------ */
 /* Cancellation                                                             */
@@ -1003,9 +1003,9 @@ static void cancel_each(bool from_green) {
   }
 }
 
-Test(io1, cancel_each_call) { cancel_each(false); }
-Test(io2, cancel_each_call) { cancel_each(false); }
-Test(io2, cancel_each_call_from_green) { cancel_each(true); }
+Test(io_one_worker, cancel_each_call) { cancel_each(false); }
+Test(io_two_workers, cancel_each_call) { cancel_each(false); }
+Test(io_two_workers, cancel_each_call_from_green) { cancel_each(true); }
 
 /* Only the canceled thread is affected: a bystander blocked on another
  * socket still gets its data. */
@@ -1029,7 +1029,7 @@ static void *sleeper(void *arg) {
   return NULL;
 }
 
-Test(io1, cancel_spares_others) {
+Test(io_one_worker, cancel_spares_others) {
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, by_sv), 0);
   atomic_int sl_ready = 0;
   weft_gthread b = h_spawn(bystander, NULL);
@@ -1068,8 +1068,8 @@ static void cancel_finished(void) {
   cr_expect_eq(h_join(t), (void *)7);
 }
 
-Test(io1, cancel_finished_is_esrch) { cancel_finished(); }
-Test(io2, cancel_finished_is_esrch) { cancel_finished(); }
+Test(io_one_worker, cancel_finished_is_esrch) { cancel_finished(); }
+Test(io_two_workers, cancel_finished_is_esrch) { cancel_finished(); }
 
 /* weft_cancel finds a sleeping thread's waiter as soon as the sleep is
  * armed, which is before the thread has switched away: the cancel must not
@@ -1081,7 +1081,7 @@ static void *sleep_long(void *arg) {
   return (void *)(intptr_t)weft_sleep(10 * GUARD);
 }
 
-Test(io2, cancel_races_with_parking) {
+Test(io_two_workers, cancel_races_with_parking) {
   for (int i = 0; i < 3000; i++) {
     weft_gthread t = h_spawn(sleep_long, NULL);
     for (int k = 0; k < i % 64; k++) /* vary where the cancel lands */
@@ -1167,8 +1167,8 @@ static void accept_storm(void) {
   weft_close(s.l);
 }
 
-Test(io1, accept_storm) { accept_storm(); }
-Test(io2, accept_storm) { accept_storm(); }
+Test(io_one_worker, accept_storm) { accept_storm(); }
+Test(io_two_workers, accept_storm) { accept_storm(); }
 
 /* accept4's flags; the new fd is always non-blocking. */
 static void *accept_flags(void *arg) {
@@ -1328,7 +1328,7 @@ static void emfile_child(void *arg) {
     _exit(1);
 }
 
-Test(iobare, accept_emfile_then_recovers) {
+Test(io_no_runtime, accept_emfile_then_recovers) {
   struct h_child ch;
   h_fork_capture(emfile_child, NULL, &ch);
   cr_expect(WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0,
@@ -1577,14 +1577,14 @@ static void sigpipe_child(void *arg) {
   weft_shutdown();
 }
 
-Test(iobare, sigpipe_ignored_by_init) {
+Test(io_no_runtime, sigpipe_ignored_by_init) {
   struct h_child ch;
   h_fork_capture(sigpipe_child, NULL, &ch);
   cr_expect(WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0,
             "child status %#x; stderr:\n%s", ch.status, ch.err);
 }
 
-Test(iobare, sigpipe_handler_kept_and_sockets_never_raise_it) {
+Test(io_no_runtime, sigpipe_handler_kept_and_sockets_never_raise_it) {
   struct h_child ch;
   h_fork_capture(sigpipe_child, (void *)1, &ch);
   cr_expect(WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0,
@@ -1771,8 +1771,8 @@ static void idle_cpu(void) {
   }
 }
 
-Test(io1, blocked_reader_uses_no_cpu) { idle_cpu(); }
-Test(io2, blocked_reader_uses_no_cpu) { idle_cpu(); }
+Test(io_one_worker, blocked_reader_uses_no_cpu) { idle_cpu(); }
+Test(io_two_workers, blocked_reader_uses_no_cpu) { idle_cpu(); }
 
 /* ------------------------------------------------------------------------ */
 /* Embedding: foreign pthreads spawn and join green threads                 */
@@ -1832,8 +1832,8 @@ static void embedding(void) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(io1, foreign_pthreads_spawn_and_join) { embedding(); }
-Test(io2, foreign_pthreads_spawn_and_join) { embedding(); }
+Test(io_one_worker, foreign_pthreads_spawn_and_join) { embedding(); }
+Test(io_two_workers, foreign_pthreads_spawn_and_join) { embedding(); }
 
 /* ------------------------------------------------------------------------ */
 /* Restart, and no runtime at all                                           */
@@ -1867,7 +1867,7 @@ static void green_exchange(int fd, int peer) {
   h_join(a);
 }
 
-Test(iobare, io_after_restart) {
+Test(io_no_runtime, io_after_restart) {
   for (int round = 0; round < 3; round++) {
     h_start(round % 2 + 1);
     int sv[2];
@@ -1882,7 +1882,7 @@ Test(iobare, io_after_restart) {
 }
 
 /* An fd taken over before a restart keeps working after it. */
-Test(iobare, fd_taken_over_before_restart) {
+Test(io_no_runtime, fd_taken_over_before_restart) {
   int sv[2];
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   h_start(1);
@@ -1900,7 +1900,7 @@ Test(iobare, fd_taken_over_before_restart) {
 /* The calls work from any thread: also with no runtime running. */
 static void *kthread_reader(void *arg) { return blocked_pong(arg); }
 
-Test(iobare, kernel_threads_without_runtime) {
+Test(io_no_runtime, kernel_threads_without_runtime) {
   cr_assert(!weft_running());
   int sv[2];
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -1946,7 +1946,7 @@ static void *crowd_reader(void *arg) {
   return NULL;
 }
 
-Test(io1, big_batch_of_wakes_loses_none) {
+Test(io_one_worker, big_batch_of_wakes_loses_none) {
   int p[2];
   cr_assert_eq(pipe(p), 0);
   crowd_fd = p[0];

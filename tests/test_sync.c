@@ -19,8 +19,8 @@
  */
 #include "helpers.h"
 
-TestSuite(sync2, .init = h_start2, .fini = h_stop, .timeout = 60);
-TestSuite(sync4, .init = h_start4, .fini = h_stop, .timeout = 60);
+TestSuite(sync_two_workers, .init = h_start2, .fini = h_stop, .timeout = 60);
+TestSuite(sync_four_workers, .init = h_start4, .fini = h_stop, .timeout = 60);
 
 /* Runs fn on g green threads and p pthreads, args i = 0 .. g+p-1, and
  * joins them all. */
@@ -85,8 +85,8 @@ static void mutex_counter(int g, int p) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, mutex_counter) { mutex_counter(12, 3); }
-Test(sync4, mutex_counter) { mutex_counter(12, 3); }
+Test(sync_two_workers, mutex_counter) { mutex_counter(12, 3); }
+Test(sync_four_workers, mutex_counter) { mutex_counter(12, 3); }
 
 /* A thread hammering the mutex cannot keep others out for ever: the
  * hammer stops only when both others have finished their rounds. */
@@ -113,7 +113,7 @@ static void *few_rounds(void *arg) {
   return NULL;
 }
 
-Test(sync2, mutex_waiters_not_starved) {
+Test(sync_two_workers, mutex_waiters_not_starved) {
   weft_gthread h1 = h_spawn(hammer, NULL);
   pthread_t h2 = h_pthread(hammer, NULL);
   weft_gthread a = h_spawn(few_rounds, NULL);
@@ -135,7 +135,7 @@ static void *try_from_other(void *arg) {
   return NULL;
 }
 
-Test(sync2, mutex_errors) {
+Test(sync_two_workers, mutex_errors) {
   weft_mutex m;
   cr_assert_eq(weft_mutex_init(&m), 0);
   cr_expect_eq(weft_mutex_unlock(&m), -EPERM, "unlock of an unlocked mutex");
@@ -164,7 +164,7 @@ static void *lock_before_deadline(void *arg) {
   return NULL;
 }
 
-Test(sync2, mutex_lock_until_succeeds_when_released) {
+Test(sync_two_workers, mutex_lock_until_succeeds_when_released) {
   weft_mutex m = WEFT_MUTEX_INIT;
   cr_assert_eq(weft_mutex_lock(&m), 0);
   weft_gthread g = h_spawn(lock_before_deadline, &m);
@@ -285,8 +285,8 @@ static void producer_consumer(void) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, cond_bounded_queue) { producer_consumer(); }
-Test(sync4, cond_bounded_queue) { producer_consumer(); }
+Test(sync_two_workers, cond_bounded_queue) { producer_consumer(); }
+Test(sync_four_workers, cond_bounded_queue) { producer_consumer(); }
 
 /* ------------------------------------------------------------------------ */
 /* Condition variable: timeouts, broadcast, destroy                         */
@@ -313,7 +313,7 @@ static void *cond_timeout(void *arg) {
   return NULL;
 }
 
-Test(sync2, cond_wait_until_times_out_with_mutex_held) {
+Test(sync_two_workers, cond_wait_until_times_out_with_mutex_held) {
   run_mixed(cond_timeout, 3, 2);
   EXPECT_NO_THREAD_FAILURES();
 }
@@ -335,7 +335,7 @@ static void *broadcast_waiter(void *arg) {
   return NULL;
 }
 
-Test(sync2, broadcast_wakes_all) {
+Test(sync_two_workers, broadcast_wakes_all) {
   weft_gthread gt[20];
   pthread_t pt[4];
   for (int i = 0; i < 20; i++)
@@ -364,7 +364,7 @@ Test(sync2, broadcast_wakes_all) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, cond_signal_without_waiters) {
+Test(sync_two_workers, cond_signal_without_waiters) {
   weft_cond c;
   cr_assert_eq(weft_cond_init(&c), 0);
   cr_expect_eq(weft_cond_signal(&c), 0);
@@ -420,8 +420,8 @@ static void sem_limit(void) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, sem_limits_holders) { sem_limit(); }
-Test(sync4, sem_limits_holders) { sem_limit(); }
+Test(sync_two_workers, sem_limits_holders) { sem_limit(); }
+Test(sync_four_workers, sem_limits_holders) { sem_limit(); }
 
 static void *sem_timeouts(void *arg) {
   weft_sem *s = arg;
@@ -433,7 +433,7 @@ static void *sem_timeouts(void *arg) {
   return NULL;
 }
 
-Test(sync2, sem_errors) {
+Test(sync_two_workers, sem_errors) {
   weft_sem s;
   cr_expect_eq(weft_sem_init(&s, WEFT_SEM_MAX + 1u), -EINVAL);
   cr_expect_eq(weft_sem_init(&s, UINT32_MAX), -EINVAL);
@@ -469,7 +469,7 @@ static void *pass(void *arg) {
   return NULL;
 }
 
-Test(sync2, sem_posts_wake_waiters) {
+Test(sync_two_workers, sem_posts_wake_waiters) {
   weft_gthread g[10];
   pthread_t p[2];
   cr_assert_eq(weft_sem_init(&handoff, 0), 0);
@@ -556,10 +556,10 @@ static void waitgroup_many(void) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, waitgroup_many_adders) { waitgroup_many(); }
-Test(sync4, waitgroup_many_adders) { waitgroup_many(); }
+Test(sync_two_workers, waitgroup_many_adders) { waitgroup_many(); }
+Test(sync_four_workers, waitgroup_many_adders) { waitgroup_many(); }
 
-Test(sync2, waitgroup_errors) {
+Test(sync_two_workers, waitgroup_errors) {
   weft_waitgroup w;
   cr_assert_eq(weft_waitgroup_init(&w), 0);
   cr_expect_eq(weft_waitgroup_wait(&w), 0, "waiting at zero returns");
@@ -631,10 +631,10 @@ static void once_concurrent(void) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
-Test(sync2, once_runs_exactly_once) { once_concurrent(); }
-Test(sync4, once_runs_exactly_once) { once_concurrent(); }
+Test(sync_two_workers, once_runs_exactly_once) { once_concurrent(); }
+Test(sync_four_workers, once_runs_exactly_once) { once_concurrent(); }
 
-Test(sync2, once_null_fn) {
+Test(sync_two_workers, once_null_fn) {
   weft_once o = WEFT_ONCE_INIT;
   cr_expect_eq(weft_once_call(&o, NULL, NULL), -EINVAL);
 }

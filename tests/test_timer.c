@@ -534,20 +534,20 @@ static void distinct_deadlines(int n) {
   free(off);
 }
 
-TestSuite(timer1, .init = h_start1, .fini = h_stop, .timeout = 60);
+TestSuite(timer_one_worker, .init = h_start1, .fini = h_stop, .timeout = 60);
 
-Test(timer1, batch_wakes_in_deadline_order) { distinct_deadlines(1000); }
-Test(timer1, big_batch_wakes_in_deadline_order) { distinct_deadlines(5000); }
+Test(timer_one_worker, batch_wakes_in_deadline_order) { distinct_deadlines(1000); }
+Test(timer_one_worker, big_batch_wakes_in_deadline_order) { distinct_deadlines(5000); }
 
 /* Equal deadlines: fewer than a run queue holds, so only the tie-break
  * decides. */
-Test(timer1, equal_deadlines_wake_in_arming_order) {
+Test(timer_one_worker, equal_deadlines_wake_in_arming_order) {
   int64_t off[200] = {0};
   ord_check(200, off);
 }
 
 /* A few distinct deadlines, each shared by many sleepers. */
-Test(timer1, ties_within_a_big_batch_wake_in_arming_order) {
+Test(timer_one_worker, ties_within_a_big_batch_wake_in_arming_order) {
   enum { N = 1000 };
   static int64_t off[N];
   uint64_t rng = 4242;
@@ -629,9 +629,9 @@ static void start2_quiet(void) {
   cr_assert_eq(weft_init(&cfg), 0);
 }
 
-TestSuite(timer2busy, .init = start2_quiet, .fini = h_stop, .timeout = 60);
+TestSuite(timer_two_busy_workers, .init = start2_quiet, .fini = h_stop, .timeout = 60);
 
-Test(timer2busy, idle_worker_runs_a_busy_workers_timers_in_order) {
+Test(timer_two_busy_workers, idle_worker_runs_a_busy_workers_timers_in_order) {
   struct busy_run r = {.margin = MS(50)};
   for (int tries = 0; tries < 4; tries++, r.margin *= 4) {
     ord_setup(BUSY_N);
