@@ -760,8 +760,12 @@ WEFT_EXTERN int weft_shm_ref_check(weft_shm_ref ref);
  * A channel in the shared region: a ring of fixed-size elements (small
  * values, or pointers into the shared heap).  A blocked call spins briefly
  * (yielding, from a green thread), then sleeps: a kernel thread on a shared
- * futex, a green thread in weft_sleep steps of up to 1 ms (so its worker
- * runs other green threads meanwhile).  A call blocked on a peer that died
+ * futex, a green thread of a worker process parked on its slot's doorbell
+ * (an eventfd in its worker's netpoller, rung by whoever makes the channel
+ * ready), so its worker runs other green threads meanwhile; elsewhere a
+ * green thread polls in weft_sleep steps of up to 1 ms (counted as
+ * pchan_naps in weft_stats).  A canceled green thread gets -ECANCELED.
+ * A call blocked on a peer that died
  * returns -ECONNRESET instead of hanging: a receiver on an empty channel
  * whose every sender died, a sender on a full channel whose every receiver
  * died.  Senders and receivers are the worker slots that used the channel,
@@ -810,6 +814,10 @@ typedef struct weft_worker_stats {
   /* Of spawns: green threads spawned by threads that are not workers
    * (main, a plain pthread), counted by the worker that started them. */
   uint64_t foreign_spawns;
+  /* Naps of green threads blocked on a process channel that could not
+   * park on their slot's doorbell (outside a worker process of a pool
+   * with a shared heap): each is a timed wake to look again. */
+  uint64_t pchan_naps;
 } weft_worker_stats;
 
 /* Fills stats[0 .. min(n, workers)) and returns the number of workers,

@@ -32,17 +32,29 @@
  * processes running on two CPUs costs no system call; then it sleeps.  A
  * kernel thread sleeps on a futex word in the channel without
  * FUTEX_PRIVATE_FLAG (a private futex would never be woken from another
- * process); a green thread instead sleeps with weft_sleep() in growing
- * steps, since a futex wait would stall its worker and every green thread
- * queued there.  Sleeps are bounded (PEER_CHECK_NS), so a blocked call
- * wakes up now and then to check its deadline and its peers.
+ * process).  A green thread must not: a futex wait would stall its worker
+ * and every green thread queued there.  It parks on its slot's doorbell
+ * instead (shheap.h), an eventfd in its worker's netpoller, like any
+ * green thread waiting for an fd: it counts itself in the channel's
+ * per-slot count of green sleepers of its side, and a waker that finds
+ * sleepers rings the doorbell of every slot that has one (one write each;
+ * the green threads of that process waiting on any channel wake, look at
+ * their channel, and park again if it is not theirs).  A green thread that
+ * has no doorbell (not in a worker process of a pool) sleeps with
+ * weft_sleep() in growing steps, counted as naps in weft_stats().  Sleeps
+ * are bounded (PEER_CHECK_NS), so a blocked call wakes up now and then to
+ * check its deadline and its peers.
  *
  * The sleep/wake handshake (Dekker style, all seq_cst):
  *     sleeper: s = seq; sleepers++; fence; if (!ready) futex_wait(seq, s);
  *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
  * Either the waker sees the sleeper counted and wakes it (the futex wait
  * fails at once if seq moved), or the sleeper's check sees what was
- * published.  The fences are what make it so: without them the waker's
+ * published.  A green sleeper raises its slot's green count before the
+ * sleepers count, and the waker that sees sleepers reads the green counts
+ * after: it rings a doorbell that an eventfd keeps rung until read, so a
+ * ring that lands before the green thread parks makes its wait return at
+ * once.  The fences are what make it so: without them the waker's
  * load of the count may be satisfied before its store of the index is
  * visible (store-load reordering, which x86 does), and both sides would
  * read the other's old value, the sleeper sleeping on a ring that is
@@ -86,6 +98,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -95,6 +108,7 @@
 #include "shheap.h"
 #include "util.h"
 #include "weft.h"
+#include "worker.h"
 
 #define PCHAN_MAGIC 0x7765667470636831ULL /* "weftpch1" */
 #define ELEM_MAX 256
@@ -138,11 +152,14 @@ struct weft_pchan {
   /* Receivers: head, and the tail as last seen by a receiver. */
   _Atomic uint64_t head __attribute__((aligned(64)));
   _Atomic uint64_t tail_seen;
-  /* Receivers sleep on rseq, senders on wseq. */
+  /* Receivers sleep on rseq, senders on wseq; green sleepers (counted in
+   * rsleep and wsleep too) per worker slot in rgreen and wgreen. */
   _Atomic uint32_t rseq __attribute__((aligned(64)));
   _Atomic uint32_t rsleep;
   _Atomic uint32_t wseq __attribute__((aligned(64)));
   _Atomic uint32_t wsleep;
+  _Atomic uint32_t rgreen[WEFT__SHM_MAX_PARTS] __attribute__((aligned(64)));
+  _Atomic uint32_t wgreen[WEFT__SHM_MAX_PARTS] __attribute__((aligned(64)));
   /* Peers: slots that sent / received, and their generations. */
   _Atomic uint64_t smask __attribute__((aligned(64)));
   _Atomic uint64_t rmask;
@@ -228,9 +245,18 @@ static bool asym_sleeper(void) {
   return rc == 0;
 }
 
+/* Rings the doorbell of every slot with a green sleeper counted in green
+ * (only when the sleepers count says someone sleeps). */
+static WEFT_NOINLINE void ring_green(_Atomic uint32_t *green) {
+  int n = weft__shm->nparts;
+  for (int i = 0; i < n; i++)
+    if (ld_relaxed(&green[i]))
+      weft__shm_ring(i);
+}
+
 /* The waker's half of the handshake above; call after publishing. */
 static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
-                          int n) {
+                          _Atomic uint32_t *green, int n) {
 #if WEFT_TSAN
   /* TSan does not model fences: the same order from a seq_cst RMW. */
   if (WEFT_LIKELY(!atomic_fetch_add(sleepers, 0)))
@@ -248,6 +274,7 @@ static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
 #endif
   atomic_fetch_add(seq, 1);
   futex_wake_shared(seq, n);
+  ring_green(green);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -354,7 +381,7 @@ static int try_send(weft_pchan *ch, const void *elem) {
   copy(ch->buf + (t & ch->mask) * ch->esize, elem, ch->esize);
   st_release(&ch->tail, t + 1); /* the one store that commits */
   weft__shm_unlock(&ch->slock);
-  notify(&ch->rseq, &ch->rsleep, 1);
+  notify(&ch->rseq, &ch->rsleep, ch->rgreen, 1);
   return 1;
 }
 
@@ -380,7 +407,7 @@ static int try_recv(weft_pchan *ch, void *elem) {
   copy(elem, ch->buf + (h & ch->mask) * ch->esize, ch->esize);
   st_release(&ch->head, h + 1); /* the one store that commits */
   weft__shm_unlock(&ch->rlock);
-  notify(&ch->wseq, &ch->wsleep, 1);
+  notify(&ch->wseq, &ch->wsleep, ch->wgreen, 1);
   return 1;
 }
 
@@ -394,6 +421,40 @@ static inline bool ready(weft_pchan *ch, bool recv) {
 }
 
 /*
+ * A green thread's sleep: counted in its slot's green count and in the
+ * sleepers count, it parks on its slot's doorbell in the netpoller until a
+ * waker rings it or until (the doorbell stays readable until read, so a
+ * ring between the check and the park is not lost), then reads the
+ * doorbell empty.  Returns 0 (look again), -ECANCELED, or -1 when the
+ * doorbell cannot be waited on (the caller polls instead).
+ */
+static int park_on_doorbell(weft_pchan *ch, bool recv,
+                            _Atomic uint32_t *sleepers,
+                            _Atomic uint32_t *green, int bell, int64_t until) {
+  atomic_fetch_add(green, 1);
+  atomic_fetch_add(sleepers, 1);
+  /* The heavy half of the asymmetric fence: see the top.  Without it a
+   * registered waker may have missed both counts: look again soon. */
+  int64_t step = asym_sleeper() ? until : weft__now() + GREEN_SLEEP_MIN;
+  if (step > until)
+    step = until;
+  int r = 0;
+  if (!ready(ch, recv)) {
+    r = weft_wait_fd(bell, POLLIN, step);
+    if (r > 0) {
+      uint64_t v; /* empty it: the next ring makes a new edge */
+      ssize_t n = read(bell, &v, sizeof v);
+      (void)n;
+    }
+  }
+  atomic_fetch_sub(sleepers, 1);
+  atomic_fetch_sub(green, 1);
+  if (r == -ECANCELED)
+    return r;
+  return r >= 0 || r == -ETIMEDOUT ? 0 : -1;
+}
+
+/*
  * Waits until the channel may be ready for the caller.  Returns 0 (try
  * again), -ETIMEDOUT at the deadline, or -ECONNRESET when every known
  * peer on the other side is dead.
@@ -401,6 +462,7 @@ static inline bool ready(weft_pchan *ch, bool recv) {
 static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
   _Atomic uint32_t *seq = recv ? &ch->rseq : &ch->wseq;
   _Atomic uint32_t *sleepers = recv ? &ch->rsleep : &ch->wsleep;
+  _Atomic uint32_t *green_n = recv ? ch->rgreen : ch->wgreen;
   bool green = weft_in_gthread();
   int64_t now = weft__now();
   int64_t spin_until = deadline < now + SPIN_NS ? deadline : now + SPIN_NS;
@@ -441,14 +503,29 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
       rc = -ETIMEDOUT;
     if (rc) {
       /* A wake this caller may have consumed goes to another sleeper. */
-      notify(seq, sleepers, 1);
+      notify(seq, sleepers, green_n, 1);
       return rc;
     }
     int64_t until =
         deadline - now < PEER_CHECK_NS ? deadline : now + PEER_CHECK_NS;
     if (green) {
-      weft_sleep(nap < until - now ? nap : until - now);
-      nap = nap * 2 < GREEN_SLEEP_MAX ? nap * 2 : GREEN_SLEEP_MAX;
+      int self = weft__shm_self;
+      int bell = self >= 0 ? weft__shm->slots[self].doorbell : -1;
+      rc = bell >= 0 ? park_on_doorbell(ch, recv, sleepers, &green_n[self],
+                                        bell, until)
+                     : -1;
+      if (rc == -1) {
+        /* No doorbell (or it failed): poll in growing steps. */
+        struct weft__worker *w = weft__worker_get();
+        if (w)
+          weft__stat_inc(&w->st.pchan_naps);
+        rc = weft_sleep(nap < until - now ? nap : until - now);
+        nap = nap * 2 < GREEN_SLEEP_MAX ? nap * 2 : GREEN_SLEEP_MAX;
+      }
+      if (rc == -ECANCELED) {
+        notify(seq, sleepers, green_n, 1); /* as above */
+        return rc;
+      }
       continue;
     }
     uint32_t s = atomic_load(seq);
@@ -520,5 +597,7 @@ int weft_pchan_close(weft_pchan *ch) {
   atomic_fetch_add(&ch->wseq, 1);
   futex_wake_shared(&ch->rseq, INT_MAX);
   futex_wake_shared(&ch->wseq, INT_MAX);
+  ring_green(ch->rgreen);
+  ring_green(ch->wgreen);
   return 0;
 }

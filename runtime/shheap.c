@@ -94,6 +94,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -343,8 +344,12 @@ int weft_shm_setup(size_t size, int parts) {
   h->area_off = hdr_size;
   h->area_size = WEFT__SHM_AREA_SIZE;
   h->area_used = 0;
-  for (int i = 0; i < WEFT__SHM_MAX_PARTS; i++)
+  for (int i = 0; i < WEFT__SHM_MAX_PARTS; i++) {
     st_relaxed(&h->slots[i].gen, 1);
+    /* Without a doorbell, green threads of that slot poll (pchan.c). */
+    h->slots[i].doorbell =
+        i < parts ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+  }
   h->magic = WEFT__SHM_MAGIC;
   (void)weft__shm_pid(); /* registers the fork handler */
   /* release: a thread that sees weft__shm sees the header filled in */
@@ -569,6 +574,17 @@ bool weft__shm_slot_alive(int index, uint64_t gen) {
 }
 
 uint64_t weft__shm_self_gen(void) { return weft__shm_self >= 0 ? me.gen : 0; }
+
+void weft__shm_ring(int index) {
+  int fd = weft__shm->slots[index].doorbell;
+  if (fd < 0)
+    return;
+  uint64_t one = 1;
+  int e = weft__errno_get();
+  ssize_t r = write(fd, &one, sizeof one); /* EAGAIN: rung plenty already */
+  (void)r;
+  weft__errno_set(e);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Per-thread records: tcache and live counters                             */

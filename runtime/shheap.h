@@ -34,6 +34,11 @@
 
 struct weft__shm_slot {
   _Atomic int32_t pid;    /* the worker process owning the slot, 0: none */
+  /* The slot's doorbell: an eventfd made with the region, before any
+   * fork, so every process of the pool holds it under this number; the
+   * slot's worker waits on it in its netpoller, any process rings it
+   * (pchan.c).  -1 if it could not be made. */
+  int32_t doorbell;
   _Atomic uint32_t alive; /* 1 from attach until the supervisor reclaims */
   _Atomic uint64_t gen;   /* starts at 1, bumped when the partition is
                            * reclaimed */
@@ -106,6 +111,8 @@ void weft__shm_retire(int index);
 /* Allocates from the supervisor area (pchans), zeroed, 64-byte aligned.
  * NULL when full. */
 void *weft__shm_area_alloc(size_t size);
+/* Rings the doorbell of slot index (one eventfd write; errors ignored). */
+void weft__shm_ring(int index);
 /* True if the worker in slot index is alive with generation gen. */
 bool weft__shm_slot_alive(int index, uint64_t gen);
 

@@ -575,3 +575,109 @@ Test(pchan, blocked_green_thread_lets_others_run) {
   cr_expect_eq(g->got, 42);
   cr_expect_geq(g->ticks, 5);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Parked green receivers wake on their slot's doorbell                     */
+/* ------------------------------------------------------------------------ */
+
+#define BELL_MSGS 100
+
+struct bell {
+  weft_pchan *ch[2];
+  atomic_int ready;  /* receivers spawned */
+  uint64_t naps;     /* the receivers' worker: pchan_naps at the end */
+  int rc[2], order_ok[2];
+  int cancel_rc;
+};
+
+struct bell_arg {
+  struct bell *b;
+  int which;
+};
+
+static void *bell_receiver(void *arg) {
+  struct bell_arg *a = arg;
+  struct bell *b = a->b;
+  int ok = 1, rc = 0;
+  for (uint32_t i = 0; i < BELL_MSGS && rc == 0; i++) {
+    uint32_t v;
+    rc = weft_pchan_recv(b->ch[a->which], &v, weft_deadline(10000000000LL));
+    if (rc == 0 && v != i)
+      ok = 0;
+  }
+  b->rc[a->which] = rc;
+  b->order_ok[a->which] = ok;
+  return NULL;
+}
+
+static void *bell_canceled(void *arg) {
+  struct bell *b = arg;
+  uint32_t v;
+  /* Nobody sends on ch[1] past BELL_MSGS: only a cancel ends this. */
+  b->cancel_rc = weft_pchan_recv(b->ch[1], &v, weft_deadline(20000000000LL));
+  return NULL;
+}
+
+static int bell_receivers(int index, void *arg) {
+  (void)index;
+  struct bell *b = arg;
+  weft_config cfg = {.workers = 1};
+  SH_CHECK_EQ(weft_init(&cfg), 0);
+  struct bell_arg a0 = {b, 0}, a1 = {b, 1};
+  weft_gthread r0, r1, c;
+  SH_CHECK_EQ(weft_spawn(&r0, NULL, bell_receiver, &a0), 0);
+  SH_CHECK_EQ(weft_spawn(&r1, NULL, bell_receiver, &a1), 0);
+  atomic_store(&b->ready, 1);
+  SH_CHECK_EQ(weft_join(r0, NULL), 0);
+  SH_CHECK_EQ(weft_join(r1, NULL), 0);
+  /* One more receiver, parked for good, then canceled. */
+  SH_CHECK_EQ(weft_spawn(&c, NULL, bell_canceled, b), 0);
+  weft_sleep(20 * 1000000);
+  SH_CHECK_EQ(weft_cancel(c), 0);
+  SH_CHECK_EQ(weft_join(c, NULL), 0);
+  weft_worker_stats st;
+  SH_CHECK_EQ(weft_stats(&st, 1), 1);
+  b->naps = st.pchan_naps;
+  SH_CHECK_EQ(weft_shutdown(), 0);
+  return 0;
+}
+
+/* Sends BELL_MSGS on each channel, one at a time with a pause longer than
+ * a receiver's spin, so that every receive parks first. */
+static int bell_sender(int index, void *arg) {
+  (void)index;
+  struct bell *b = arg;
+  sh_await(&b->ready, 1);
+  for (uint32_t i = 0; i < BELL_MSGS; i++)
+    for (int k = 0; k < 2; k++) {
+      usleep(300);
+      SH_CHECK_EQ(weft_pchan_send(b->ch[k], &i, WEFT_FOREVER), 0);
+    }
+  return 0;
+}
+
+static void bell_sup(void *arg) {
+  struct bell *b = arg;
+  setup4();
+  for (int k = 0; k < 2; k++)
+    SH_CHECK_EQ(weft_pchan_open(&b->ch[k], 4, 1), 0);
+  pid_t r = sh_spawn(0, bell_receivers, b);
+  pid_t s = sh_spawn(1, bell_sender, b);
+  sh_wait_ok(s, "sender");
+  sh_wait_ok(r, "green receivers");
+}
+
+Test(pchan, parked_green_receivers_wake_on_their_doorbell) {
+  struct bell *b = sh_map(sizeof *b);
+  struct h_child res;
+  sh_run(bell_sup, b, &res, 60);
+  for (int k = 0; k < 2; k++) {
+    cr_expect_eq(b->rc[k], 0, "receiver %d: %d", k, b->rc[k]);
+    cr_expect(b->order_ok[k], "receiver %d: out of order", k);
+  }
+  cr_expect_eq(b->naps, 0,
+               "green receivers polled %llu times instead of parking on "
+               "the doorbell",
+               (unsigned long long)b->naps);
+  cr_expect_eq(b->cancel_rc, -ECANCELED);
+}
