@@ -15,6 +15,24 @@
  *   handoff.process.shm         two worker processes, weft_pchan (a ring in
  *                               the shared region; a blocked call spins
  *                               briefly, then sleeps on a shared futex)
+ *   handoff.process.shm.green   the same, between one green thread in each
+ *                               process (a runtime of one worker each): a
+ *                               blocked green thread spins, yielding, then
+ *                               parks on its slot's doorbell
+ *
+ * And one figure of lateness, not of a ping-pong:
+ *
+ *   pchan.green.wake_late.max   a kernel thread in one worker process
+ *                               sends a time stamp after a gap of 50 us to
+ *                               1.5 ms (longer than a blocked call spins,
+ *                               and long enough for a poller's naps to grow
+ *                               to their longest), to a green thread of
+ *                               another, parked at each send: the worst of
+ *                               WAKE_N wakes per sample (quick:
+ *                               WAKE_N_QUICK) of how long after the stamp
+ *                               the receive returned, in us; over the
+ *                               default 5 samples, 10,000 wakes
+ *   pchan.green.wake_late.p99   the 99th percentile of the same wakes
  *
  * Placement matters more than anything else here, so it is fixed: the
  * names above have the two units pinned to two different CPUs (the first
@@ -35,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gbench.h"
@@ -43,13 +62,19 @@
 #define WARMUP_NS (20 * 1000000LL)
 #define SHM_SIZE ((size_t)64 << 20)
 
-enum kind { KT_CHAN, KT_PIPE, PR_PIPE, PR_SHM, NKINDS };
+#define WAKE_GAP_MIN_NS (50 * 1000LL)
+#define WAKE_GAP_MAX_NS (1500 * 1000LL)
+#define WAKE_N 2000
+#define WAKE_N_QUICK 400
 
-static const char *const kind_arg[NKINDS] = {"kthread.chan", "kthread.pipe",
-                                             "process.pipe", "process.shm"};
+enum kind { KT_CHAN, KT_PIPE, PR_PIPE, PR_SHM, PR_SHM_GREEN, NKINDS };
+
+static const char *const kind_arg[NKINDS] = {
+    "kthread.chan", "kthread.pipe", "process.pipe", "process.shm",
+    "process.shm.green"};
 static const char *const kind_name[NKINDS] = {
     "handoff.kthread", "handoff.kthread.pipe", "handoff.process.pipe",
-    "handoff.process.shm"};
+    "handoff.process.shm", "handoff.process.shm.green"};
 
 /* Lives in shared memory when the units are processes. */
 struct pp {
@@ -58,11 +83,15 @@ struct pp {
   int64_t budget;
   weft_chan *ch[2];   /* KT_CHAN: 0 ping -> pong, 1 back */
   int pipe_fd[2][2];  /* *_PIPE */
-  weft_pchan *pch[2]; /* PR_SHM */
+  weft_pchan *pch[2]; /* PR_SHM, PR_SHM_GREEN */
   /* Results, written by ping. */
   int64_t ns;
   long rounds;
   int err;
+  /* The lateness run: wakes to measure, the worst and the 99th
+   * percentile, in ns. */
+  long wakes;
+  int64_t late_max, late_p99;
 };
 
 static int xsend(struct pp *p, int dir, uint64_t v) {
@@ -70,6 +99,7 @@ static int xsend(struct pp *p, int dir, uint64_t v) {
   case KT_CHAN:
     return weft_chan_send(p->ch[dir], &v);
   case PR_SHM:
+  case PR_SHM_GREEN:
     return weft_pchan_send(p->pch[dir], &v, weft_deadline(10000000000LL));
   default:
     for (;;) {
@@ -89,6 +119,7 @@ static int xrecv(struct pp *p, int dir, uint64_t *v) {
   case KT_CHAN:
     return weft_chan_recv(p->ch[dir], v);
   case PR_SHM:
+  case PR_SHM_GREEN:
     return weft_pchan_recv(p->pch[dir], v, weft_deadline(10000000000LL));
   default:
     for (;;) {
@@ -158,8 +189,93 @@ static void *ping_thread(void *p) { return (void *)(intptr_t)ping(p); }
 static void *pong_thread(void *p) { return (void *)(intptr_t)pong(p); }
 
 static int worker(int index, void *arg) {
+  struct pp *p = arg;
   gb_worker_setup();
-  return index == 0 ? ping(arg) : pong(arg);
+  if (p->kind != PR_SHM_GREEN)
+    return index == 0 ? ping(p) : pong(p);
+  /* One green thread on a runtime of one worker, which ping and pong pin
+   * (the worker thread is the one they run on). */
+  gb_init(1);
+  int rc = (int)(intptr_t)gb_join(gb_spawn(index == 0 ? ping_thread
+                                                      : pong_thread,
+                                           p));
+  gb_check(weft_shutdown(), "weft_shutdown");
+  return rc;
+}
+
+/* The lateness run: slot 0 sends stamps from its kernel thread, slot 1
+ * receives them in a green thread. */
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void *late_receiver(void *arg) {
+  struct pp *p = arg;
+  int64_t *late = calloc((size_t)p->wakes, sizeof *late);
+  long n = 0;
+  if (!late)
+    return (void *)1;
+  for (long i = 0;; i++) {
+    int64_t stamp;
+    int rc = weft_pchan_recv(p->pch[0], &stamp, weft_deadline(10000000000LL));
+    if (rc < 0) {
+      fprintf(stderr, "bench: wake_late receiver: %s\n", weft_strerror(rc));
+      p->err = rc;
+      return (void *)1;
+    }
+    if (stamp < 0)
+      break;
+    if (n < p->wakes)
+      late[n++] = weft_now() - stamp;
+  }
+  qsort(late, (size_t)n, sizeof *late, cmp_i64);
+  p->late_max = n ? late[n - 1] : 0;
+  p->late_p99 = n ? late[n * 99 / 100] : 0;
+  free(late);
+  return NULL;
+}
+
+static int late_worker(int index, void *arg) {
+  struct pp *p = arg;
+  gb_worker_setup();
+  bench_pin(index);
+  if (index == 1) {
+    gb_init(1);
+    int rc = gb_join(gb_spawn(late_receiver, p)) != NULL;
+    gb_check(weft_shutdown(), "weft_shutdown");
+    return rc;
+  }
+  uint64_t rng = 0x9E3779B97F4A7C15ULL;
+  for (long i = 0; i <= p->wakes; i++) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    struct timespec gap = {
+        0, WAKE_GAP_MIN_NS +
+               (long)(rng % (uint64_t)(WAKE_GAP_MAX_NS - WAKE_GAP_MIN_NS))};
+    while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
+      ;
+    int64_t stamp = i < p->wakes ? weft_now() : -1;
+    int rc = weft_pchan_send(p->pch[0], &stamp, weft_deadline(10000000000LL));
+    if (rc < 0) {
+      fprintf(stderr, "bench: wake_late sender: %s\n", weft_strerror(rc));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Child "late": writes the worst lateness and its 99th percentile, in
+ * us. */
+static int late_child(const struct bench_opts *o) {
+  struct pp *p = bench_shared(sizeof(*p));
+  p->wakes = o->quick ? WAKE_N_QUICK : WAKE_N;
+  gb_check(weft_shm_setup(SHM_SIZE, 2), "weft_shm_setup");
+  gb_check(weft_pchan_open(&p->pch[0], sizeof(int64_t), 1), "weft_pchan_open");
+  if (gb_procs_pair(late_worker, p) || p->err)
+    return 1;
+  bench_put(o, (double)p->late_max / 1000.0);
+  bench_put(o, (double)p->late_p99 / 1000.0);
+  return 0;
 }
 
 static void open_pipes(struct pp *p) {
@@ -176,6 +292,8 @@ static int child(const struct bench_opts *o) {
   struct pp *p = bench_shared(sizeof(*p));
   int k;
 
+  if (strcmp(o->child, "late") == 0)
+    return late_child(o);
   for (k = 0; k < NKINDS; k++)
     if (strcmp(o->child_argv[0], kind_arg[k]) == 0)
       break;
@@ -194,7 +312,7 @@ static int child(const struct bench_opts *o) {
     if (gb_kthread_pair(ping_thread, pong_thread, p))
       return 1;
   } else {
-    if (p->kind == PR_SHM) {
+    if (p->kind == PR_SHM || p->kind == PR_SHM_GREEN) {
       gb_check(weft_shm_setup(SHM_SIZE, 2), "weft_shm_setup");
       for (int d = 0; d < 2; d++)
         gb_check(weft_pchan_open(&p->pch[d], sizeof(uint64_t), 1),
@@ -217,6 +335,10 @@ int main(int argc, char **argv) {
   double ns[2][NKINDS][BENCH_MAX_REPS], rounds[2][NKINDS][BENCH_MAX_REPS];
   struct bench_tally t[2][NKINDS] = {{{.runs = 0}}};
   int got[2][NKINDS] = {{0}};
+  double late[2][BENCH_MAX_REPS];
+  struct bench_tally tl[2] = {{.name = "pchan.green.wake_late.max"},
+                              {.name = "pchan.green.wake_late.p99"}};
+  int nlate = 0;
   char budget[16], note[160];
 
   bench_init(&o, argc, argv,
@@ -241,6 +363,18 @@ int main(int argc, char **argv) {
           rounds[c][k][got[c][k]++] = out[1];
         }
       }
+  for (int r = 0; r < o.reps; r++) {
+    double out[2];
+    if (bench_child(&o, &tl[0], "late", out, 2, NULL, NULL) == 2) {
+      late[0][nlate] = out[0];
+      late[1][nlate++] = out[1];
+    }
+  }
+  /* One child gives both figures: the same tally, under the other name. */
+  char p99_name[sizeof tl[1].name];
+  memcpy(p99_name, tl[1].name, sizeof p99_name);
+  tl[1] = tl[0];
+  memcpy(tl[1].name, p99_name, sizeof p99_name);
   bench_table(&o, "Ping-pong, ns per one-way message (kernel threads and "
                   "processes)");
   for (int c = 0; c < 2; c++)
@@ -252,5 +386,13 @@ int main(int argc, char **argv) {
                bench_median(rounds[c][k], got[c][k]), budget);
       bench_row(&o, t[c][k].name, &t[c][k], ns[c][k], got[c][k], "ns", note);
     }
+  for (int k = 0; k < 2; k++) {
+    snprintf(note, sizeof(note),
+             "%s of %d wakes a sample of a parked green receiver, a send "
+             "every %lld to %lld us from another process",
+             k ? "99th percentile" : "worst", o.quick ? WAKE_N_QUICK : WAKE_N,
+             WAKE_GAP_MIN_NS / 1000, WAKE_GAP_MAX_NS / 1000);
+    bench_row(&o, tl[k].name, &tl[k], late[k], nlate, "us", note);
+  }
   return bench_status();
 }

@@ -82,6 +82,10 @@ handoff.kthread.1cpu|ns||||handoff.kthread with both threads on one CPU: a conte
 handoff.kthread.pipe.1cpu|ns||||handoff.kthread.pipe on one CPU
 handoff.process.pipe.1cpu|ns||||handoff.process.pipe on one CPU
 handoff.process.shm.1cpu|ns||||handoff.process.shm on one CPU
+handoff.process.shm.green|ns||||handoff.process.shm between one green thread in each process (a runtime of one worker each), two CPUs
+handoff.process.shm.green.1cpu|ns||||handoff.process.shm.green on one CPU
+pchan.green.wake_late.max|us|<=|100|400 wakes a sample|worst lateness of a green thread parked on a process channel, over 2,000 wakes a sample (a send after 50 us to 1.5 ms from another process)
+pchan.green.wake_late.p99|us||||its 99th percentile
 spawn_join.green|ns|<=|60||weft_spawn + weft_join from a green thread, stacks from the cache
 spawn_join.green.foreign|ns|<=|1000||weft_spawn + weft_join from main, a thread that is not a worker
 spawn_join.green.task|ns||||weft_task_start(GREEN) + weft_task_wait from a green thread
@@ -186,6 +190,7 @@ conn.10k.ok.kthread|conns|||1k connections|connections open after one request ea
 #   label|numerator|denominator|comparison|target
 # The ratio is numerator / denominator, each a median.
 ratios='handoff.process.shm <= 2x handoff.kthread|handoff.process.shm|handoff.kthread|<=|2
+handoff.process.shm.green <= 2x handoff.kthread|handoff.process.shm.green|handoff.kthread|<=|2
 msg.rate.process.shm >= 5x msg.rate.process.pipe|msg.rate.process.shm|msg.rate.process.pipe|>=|5
 shm.alloc_free <= 1.5x malloc.alloc_free|shm.alloc_free|malloc.alloc_free|<=|1.5
 spawn_join.green >= 300x faster than spawn_join.kthread|spawn_join.kthread|spawn_join.green|>=|300
