@@ -23,9 +23,9 @@
  * finds the ring empty and the channel closed reads the tail again
  * before it reports the end.  A lock-free ring was rejected: a producer
  * that dies between claiming a cell and publishing it wedges the consumer
- * behind it for good.  One lock for both sides (the first version) made
- * a sender and a receiver running at once on two CPUs take the same
- * line from each other at every call.
+ * behind it for good.  One lock for both sides would make a sender and a
+ * receiver running at once on two CPUs take the same line from each other
+ * at every call.
  *
  * Blocking.  A call that cannot proceed spins for a short while (calling
  * weft_yield() when it is a green thread), so that a handoff between two
@@ -76,21 +76,10 @@
  * becomes a peer again by using the channel: until it does, a receiver
  * whose only sender was its predecessor keeps getting -ECONNRESET.
  *
- * Measured on this machine (a 2-CPU VM; ping-pong round trip / 2, pinned
- * processes, with the single lock of the first version): about 0.5-0.75
- * us per one-way handoff on two CPUs, where a raw cache-line handoff
- * costs about 0.21 us; about 6.6 us with both on one CPU (a pipe: 7 us);
- * 70-85 us to a receiver that has gone to sleep on the futex.  Streaming
- * (bench/msg, 4 KiB payloads by pointer through a channel of 64, a
- * weft_shm_free routed back per message): the split locks, with the
- * batched remote frees of shheap.c, took it from about 0.65 to 0.75 M
- * messages/s; the asymmetric fences (no fence per call on either side)
- * and the batched remote frees' prefetching (shheap.c) took it further
- * to about 0.84 M, where an ideal ring of buffer indices between two
- * processes, with the same payload work, made 1.15 M at the same time.
- * What remains is mostly the payload crossing between the two CPUs'
- * caches: the sender's stores to a buffer the receiver read last, and
- * the receiver's reads of what the sender wrote.
+ * What each of these choices is worth is measured by bench/handoff
+ * (handoff.process.shm, .green, pchan.green.wake_late) and bench/msg
+ * (msg.rate.process.shm against the bare ring); bench/README.md has the
+ * figures.
  */
 #include "config.h"
 
