@@ -38,8 +38,9 @@ static inline uint64_t g_id(struct weft__g *g) {
 
 /* Zeroes the descriptor up to its name (and the name's first bytes) with
  * 16-byte stores.  A memset of this size compiles to REP STOSQ, whose
- * start-up cost was a tenth of a spawn + join; the asm statement hides
- * the zero, so the compiler cannot turn the loop back into one. */
+ * start-up cost is a large part of a spawn + join (spawn_join.green;
+ * bench/README.md); the asm statement hides the zero, so the compiler
+ * cannot turn the loop back into one. */
 static inline void g_zero(struct weft__g *g) {
   _Static_assert(WEFT_CACHELINE % 16 == 0, "descriptor alignment");
   _Static_assert(offsetof(struct weft__g, name) + 16 <=

@@ -24,9 +24,8 @@
  * CPUs that doubled the cost of each critical section.  The longer waits
  * also let the holder's CPU take the lock again while the line is still
  * there, which batches a stream of operations per CPU.  The cap, 64
- * pauses, is about 1.3 us on the CPUs measured (a pause there is about
- * 20 ns); with 8 the 2-worker spawn.1m bench was about 15% slower, with
- * 32 about 5%.
+ * pauses, is about a microsecond and a half; smaller caps made the
+ * 2-worker spawn.1m bench slower (bench/README.md).
  */
 void weft__spin_lock_slow(weft__spin *l) {
   unsigned spins = 0, backoff = 1;

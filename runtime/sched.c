@@ -775,10 +775,6 @@ struct weft__ctx_resume weft__exit_resume(weft__post *post) {
   return (struct weft__ctx_resume){w->sched_ctx, post};
 }
 
-/* Makes g (saved, runnable) the private successor; a previous one goes to
- * the run queue.  Only while no worker is idle: then no one would steal
- * g anyway, and the pick that takes it needs no atomic RMW.  No wake is
- * needed either: a worker that goes idle later sees the run queue. */
 /* A successor displaced by a newer one goes to the local run queue, whose
  * high-water mark the stats report. */
 static void displace_next(struct weft__worker *w, struct weft__g *old) {
@@ -788,6 +784,10 @@ static void displace_next(struct weft__worker *w, struct weft__g *old) {
     weft__stat_set(&w->st.runq_hwm, len);
 }
 
+/* Makes g (saved, runnable) the private successor; a previous one goes to
+ * the run queue.  Only while no worker is idle: then no one would steal
+ * g anyway, and the pick that takes it needs no atomic RMW.  No wake is
+ * needed either: a worker that goes idle later sees the run queue. */
 static inline void put_pnext(struct weft__worker *w, struct weft__g *g) {
   struct weft__g *old = w->pnext;
   w->pnext = g;

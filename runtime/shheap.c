@@ -55,9 +55,9 @@
  *
  * Caches.  jemalloc's own fast path is for malloc/free without flags;
  * mallocx/sdallocx with an arena and an explicit tcache cost about twice
- * a malloc+free pair on this machine (10 ns against 4.5-5), with
- * MALLOCX_TCACHE_NONE about 37 ns, and one locked instruction about 6 ns,
- * before any header work.  So each kernel thread of a worker keeps a small
+ * a malloc+free pair, MALLOCX_TCACHE_NONE several times more, and a
+ * locked instruction about as much as the pair, before any header work
+ * (bench/README.md, shm).  So each kernel thread of a worker keeps a small
  * front cache of its own freed objects per size class (up to FC_MAX
  * bytes, header included, in jemalloc's size classes), and refills and
  * flushes it through jemalloc with MALLOCX_ARENA(arena) |
@@ -65,9 +65,8 @@
  * lazily; both are emptied and destroyed by a thread-exit destructor).
  * Neither may be shared between kernel threads.  Green threads may move
  * between kernel threads, but no call here switches, so a call uses one
- * thread's caches from start to end.  Measured (alloc+free pairs in one
- * loop, medians): 64 B 5.4 ns against malloc+free 4.8 ns, 4 KiB 6.8 ns
- * against 6.0 ns.  WEFT_SHM_TCACHE=0 in a worker's environment selects
+ * thread's caches from start to end (shm.alloc_free against
+ * malloc.alloc_free).  WEFT_SHM_TCACHE=0 in a worker's environment selects
  * MALLOCX_TCACHE_NONE behind the front cache (to compare).
  *
  * Live accounting.  Each thread record counts the objects (and their

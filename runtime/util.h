@@ -83,7 +83,7 @@ WEFT_NORETURN void weft__throw(const char *fmt, ...)
   } while (0)
 
 /*
- * The internal spinlock: a test-and-test-and-set byte for the short critical
+ * The internal spinlock: a test-and-test-and-set word for the short critical
  * sections of the run queues, channels and wait queues.  After a while of
  * spinning it yields the CPU, since its holder may be a preempted kernel
  * thread.
@@ -110,7 +110,8 @@ static inline void weft__spin_unlock(weft__spin *l) { st_release(&l->v, 0); }
 void weft__unlock_spin(void *spin);
 static inline bool weft__spin_held(weft__spin *l) { return ld_relaxed(&l->v); }
 
-/* Futexes.  timeout_ns < 0: no timeout.  Returns 0 or -errno. */
+/* Futexes.  deadline: absolute, as everywhere (WEFT_FOREVER: none).
+ * Returns 0 or -errno (-ETIMEDOUT once the deadline has passed). */
 int weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline);
 void weft__futex_wake(_Atomic uint32_t *addr, int n);
 
