@@ -83,6 +83,7 @@ int weft__pd_of_error(int fd) {
 
 /* Requires pd->lk. */
 static void fresh_locked(struct weft__pd *pd, bool is_sock, bool is_stream) {
+  weft__dassert(weft__spin_held(&pd->lk));
   pd->is_sock = is_sock;
   pd->is_stream = is_stream;
   pd->drained = false;
@@ -134,6 +135,7 @@ bool weft__pd_registered(struct weft__pd *pd) {
 
 /* Requires pd->lk.  0, or -errno; sets no_epoll for files epoll refuses. */
 static int pd_register(struct weft__pd *pd, int fd) {
+  weft__dassert(weft__spin_held(&pd->lk));
   uint32_t epoch = weft__epoll_epoch();
   if (pd->reg_epoch == epoch || pd->no_epoll)
     return 0;
@@ -260,6 +262,7 @@ int weft__pd_wait(struct weft__pd *pd, int fd, int dir, uint32_t gen,
 /* Requires pd->lk.  Wakes every waiter of direction dir with result res;
  * remembers the edge if nobody took it. */
 static int pd_wake(struct weft__pd *pd, int dir, int res) {
+  weft__dassert(weft__spin_held(&pd->lk));
   int n = 0;
   struct weft__wq_entry *e;
   while ((e = weft__wq_claim(&pd->q[dir]))) {

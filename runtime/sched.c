@@ -106,12 +106,14 @@ __thread struct weft__worker *volatile weft__tls_w
 
 /* Requires weft__rt.idle_lk. */
 static void idle_push_locked(struct weft__worker *w) {
+  weft__dassert(weft__spin_held(&weft__rt.idle_lk));
   w->idle_pos = weft__rt.nidle_list;
   weft__rt.idle[weft__rt.nidle_list++] = w;
 }
 
 /* Requires weft__rt.idle_lk. */
 static void idle_remove_locked(struct weft__worker *w) {
+  weft__dassert(weft__spin_held(&weft__rt.idle_lk));
   int i = w->idle_pos;
   struct weft__worker *last = weft__rt.idle[--weft__rt.nidle_list];
   weft__rt.idle[i] = last;
@@ -820,7 +822,15 @@ static bool put_runnext(struct weft__worker *w, struct weft__g *g) {
   return weft__runq_len(&w->q) != 0;
 }
 
+/* The invariant of the file comment: what is made runnable is a thread
+ * whose context is saved (parked, its post-switch action run) or a new
+ * one. */
+static inline void dassert_saved(const struct weft__g *g) {
+  weft__dassert(g->state == WEFT__G_PARKED || (g->fresh && g->state == 0));
+}
+
 void weft__ready_entered(struct weft__g *g) {
+  dassert_saved(g);
   if (g->epoch != ld_relaxed(&weft__rt.epoch))
     return; /* abandoned by an earlier runtime */
   if (g->pin > 0) {
@@ -848,6 +858,7 @@ void weft__foreign_wake_shutdown(void) {
 }
 
 void weft__ready(struct weft__g *g) {
+  dassert_saved(g);
   struct weft__worker *w = weft__worker_get();
   if (WEFT_UNLIKELY(!w) ||
       WEFT_UNLIKELY(ld_relaxed(&weft__rt.state) != WEFT__RT_RUNNING)) {
