@@ -116,7 +116,10 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 nofile=$(ulimit -n)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-servers.XXXXXX") || exit 1
-servers=  # pids of the servers running (each leads its own session)
+# Process control (a clock, process queries, sessions), shared with the
+# soak; it keeps the pids of the servers running in $servers.
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 holder=   # pid of a conn_hold running
 loader=   # pid of a load generator running
 failed=
@@ -160,71 +163,25 @@ na_set() {
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# Sets cs to the time since boot in hundredths of a second.  Neither this
-# nor alive() forks, so that waiting loops keep time on a loaded machine.
-clock() {
-	read -r up _ </proc/uptime
-	cs=$((${up%.*} * 100 + 1${up#*.} - 100))
-}
-# Sets end to $1 hundredths of a second from now; true until then.
-until_cs() {
-	clock
-	end=$((cs + $1))
-}
-before_end() {
-	clock
-	[ "$cs" -lt "$end" ]
-}
-
-# True while pid $1 runs (a zombie does not count).
-alive() {
-	st=
-	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
-	st=${st##*) }
-	st=${st%% *}
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
 # Stops server $1 (described as $2): SIGTERM, up to 5 s to exit, then
 # SIGKILL of its session.  Returns 0 if it exited 0 and left nothing.
 stop_server() {
-	sp=$1
-	what=$2
-	ok=0
-	kill -TERM "$sp" 2>/dev/null
-	until_cs 500
-	while alive "$sp" && before_end; do
-		sleep 0.05
-	done
-	if alive "$sp"; then
-		note "$what did not exit within 5 s of SIGTERM: killed"
-		kill -KILL "-$sp" 2>/dev/null || kill -KILL "$sp" 2>/dev/null
-		ok=1
+	session_stop "$1" 500
+	if [ $stop_forced = yes ]; then
+		note "$2 did not exit within 5 s of SIGTERM: killed"
+		return 1
 	fi
-	wait "$sp" 2>/dev/null
-	rc=$?
-	if [ $ok = 0 ] && [ $rc != 0 ]; then
-		note "$what exited with status $rc after SIGTERM"
-		ok=1
+	if [ "$stop_rc" != 0 ]; then
+		note "$2 exited with status $stop_rc after SIGTERM"
+		return 1
 	fi
 	# Anything left in its session (children of a process-mode server,
-	# nginx workers) is a leak: report it and end it.
-	if [ $ok = 1 ]; then
-		kill -KILL "-$sp" 2>/dev/null
-	elif kill -0 "-$sp" 2>/dev/null; then
-		sleep 0.2
-		if kill -0 "-$sp" 2>/dev/null; then
-			note "$what left processes behind: killed"
-			kill -KILL "-$sp" 2>/dev/null
-			ok=1
-		fi
+	# nginx workers) is a leak: reported, and ended.
+	if [ $stop_left = yes ]; then
+		note "$2 left processes behind: killed"
+		return 1
 	fi
-	rest=
-	for p in $servers; do
-		[ "$p" = "$sp" ] || rest="$rest $p"
-	done
-	servers=$rest
-	return $ok
+	return 0
 }
 
 cleanup() {
@@ -388,14 +345,7 @@ restart() {
 launch() {
 	tag=$1
 	shift
-	: >"$tmp/$tag.out"
-	if have setsid; then
-		setsid "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" </dev/null &
-	else
-		"$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" </dev/null &
-	fi
-	spid=$!
-	servers="$servers $spid"
+	session_start "$tmp/$tag.out" "$tmp/$tag.err" "$@"
 }
 
 # Starts a weft demo: start_demo TAG PROGRAM ARGS...  Waits up to 10 s
@@ -416,31 +366,12 @@ start_demo() {
 		return 1
 	fi
 	launch "$tag" "$prog" "$@" --port 0 --quiet
-	line=
-	until_cs 1000
-	while before_end; do
-		read -r line <"$tmp/$tag.out"
-		case $line in
-		"listening on "*)
-			line=${line#listening on }
-			break
-			;;
-		esac
-		line=
-		alive "$spid" || break
-		sleep 0.05
-	done
-	if [ -z "$line" ]; then
+	if ! await_listening "$tmp/$tag.out" "$spid" 1000; then
 		fail "$tag" "$tag: $prog $* did not print its listening line" \
 		    "($(head -c 300 "$tmp/$tag.err" | tr '\n' ' '))"
 		stop_server "$spid" "$tag" >/dev/null 2>&1
 		return 1
 	fi
-	host=${line%:*}
-	port=${line##*:}
-	case $host in
-	'' | 0.0.0.0 | '*' | '[::]' | ::) host=127.0.0.1 ;;
-	esac
 	srv_up=yes
 	return 0
 }
