@@ -21,3 +21,12 @@ tests_test_blocking_SOURCES = tests/tsan_criterion.c tests/test_blocking.c tests
 tests_test_blocking_CPPFLAGS = $(tests_cppflags)
 tests_test_blocking_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_blocking_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# test_cancel: weft_cancel of a green thread blocked in each call that parks.
+check_PROGRAMS += tests/test_cancel
+TESTS += tests/test_cancel
+tests_test_cancel_SOURCES = tests/tsan_criterion.c tests/test_cancel.c tests/helpers.h \
+	tests/io_helpers.h
+tests_test_cancel_CPPFLAGS = $(tests_cppflags)
+tests_test_cancel_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_cancel_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

@@ -205,4 +205,32 @@ static H_UNUSED int64_t io_cpu_ns(void) {
          ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
+/* Makes the socket buffers of both ends small, so that a few hundred KiB
+ * fill them. */
+static H_UNUSED void io_small_buffers(const int sv[2]) {
+  int sz = 32 * 1024;
+  for (int i = 0; i < 2; i++) {
+    setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  }
+}
+
+/* Writes with WEFT_NOWAIT until the socket is full; returns the bytes
+ * written. */
+static H_UNUSED size_t io_fill_socket(int fd) {
+  static char junk[64 * 1024];
+  size_t total = 0;
+  for (int i = 0; i < 10000; i++) {
+    ssize_t n = weft_write(fd, junk, sizeof junk, WEFT_NOWAIT);
+    if (n == -EAGAIN)
+      return total;
+    TCHECK(n > 0);
+    if (n <= 0)
+      return total;
+    total += (size_t)n;
+  }
+  TCHECK(!"the socket never filled up");
+  return total;
+}
+
 #endif /* TESTS_IO_HELPERS_H */
