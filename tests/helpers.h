@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -54,20 +55,45 @@
 /* Failures seen off the test's thread                                      */
 /* ------------------------------------------------------------------------ */
 
-static atomic_int h_failures H_UNUSED;
-static atomic_int h_first_taken H_UNUSED;
-static char h_first[512] H_UNUSED;
+/*
+ * One recorder for checks made off the test's thread (TCHECK): how many
+ * failed, and the first, with where and in which process.  It starts
+ * private to the test's process (its threads, green or not); a test whose
+ * checks run in forked children too calls h_share_report() before it
+ * forks, which moves the recorder to a fresh MAP_SHARED page that the
+ * children inherit.
+ */
+struct h_report {
+  atomic_int failures;
+  atomic_int taken; /* first is written */
+  char first[512];
+};
+
+static struct h_report h_local_report H_UNUSED;
+static struct h_report *h_rep H_UNUSED = &h_local_report;
+
+static H_UNUSED void h_share_report(void) {
+  void *p = mmap(NULL, sizeof *h_rep, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("h_share_report: mmap");
+    abort();
+  }
+  h_rep = p; /* zeroed: no failure yet */
+}
 
 static H_UNUSED void h_fail(const char *file, int line, const char *what,
                             long long a, long long b, int with_values) {
-  atomic_fetch_add(&h_failures, 1);
-  if (atomic_exchange(&h_first_taken, 1))
+  atomic_fetch_add(&h_rep->failures, 1);
+  if (atomic_exchange(&h_rep->taken, 1))
     return;
   if (with_values)
-    snprintf(h_first, sizeof h_first, "%s:%d: %s (%lld vs %lld)", file, line,
+    snprintf(h_rep->first, sizeof h_rep->first,
+             "%s:%d (pid %d): %s (%lld vs %lld)", file, line, (int)getpid(),
              what, a, b);
   else
-    snprintf(h_first, sizeof h_first, "%s:%d: %s", file, line, what);
+    snprintf(h_rep->first, sizeof h_rep->first, "%s:%d (pid %d): %s", file,
+             line, (int)getpid(), what);
 }
 
 #define TCHECK(cond)                                                         \
@@ -85,9 +111,9 @@ static H_UNUSED void h_fail(const char *file, int line, const char *what,
 
 /* From the test's thread, after every other thread has been joined. */
 #define EXPECT_NO_THREAD_FAILURES()                                          \
-  cr_expect(atomic_load(&h_failures) == 0,                                   \
+  cr_expect(atomic_load(&h_rep->failures) == 0,                              \
             "%d check(s) failed off the test thread; first: %s",             \
-            atomic_load(&h_failures), h_first)
+            atomic_load(&h_rep->failures), h_rep->first)
 
 /* ------------------------------------------------------------------------ */
 /* Runtime lifecycle for fixtures                                           */

@@ -67,14 +67,14 @@ static H_UNUSED void *io_finish(io_thread *t) {
 /* Test thread only: runs fn(arg) where asked, waits for it, and reports
  * the failures recorded off the test's thread, naming where it ran. */
 static H_UNUSED void *io_run(enum io_where where, weft_fn fn, void *arg) {
-  int before = atomic_load(&h_failures);
-  atomic_store(&h_first_taken, 0); /* h_first: this run's first failure */
+  int before = atomic_load(&h_rep->failures);
+  atomic_store(&h_rep->taken, 0); /* first: this run's first failure */
   io_thread t = io_start(where, fn, arg);
   cr_assert(t.started, "could not start a %s", io_where_name(where));
   void *res = io_finish(&t);
-  int failed = atomic_load(&h_failures) - before;
+  int failed = atomic_load(&h_rep->failures) - before;
   cr_expect(failed == 0, "on a %s: %d check(s) failed; first: %s",
-            io_where_name(where), failed, h_first);
+            io_where_name(where), failed, h_rep->first);
   return res;
 }
 

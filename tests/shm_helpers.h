@@ -6,9 +6,10 @@
  * a supervisor in a forked child (sh_run), which calls weft_shm_setup,
  * forks worker processes that attach to their slots (sh_spawn) and reaps
  * them (sh_wait).  Nothing there may call Criterion's assertions, so the
- * supervisor and the workers record failures in a report page mapped
- * MAP_SHARED before the first fork (SH_CHECK, SH_CHECK_EQ), and the test
- * asserts on it afterwards (sh_expect_clean).  Data a test wants back goes
+ * supervisor and the workers record failures with TCHECK's recorder,
+ * which sh_run moves to a page mapped MAP_SHARED before the first fork
+ * (SH_CHECK and SH_CHECK_EQ are TCHECK's), and the test asserts on it
+ * afterwards.  Data a test wants back goes
  * in pages from sh_map, shared the same way.
  */
 #ifndef TESTS_SHM_HELPERS_H
@@ -21,14 +22,6 @@
 
 #include "shheap.h"
 
-struct sh_report {
-  atomic_int failures;
-  atomic_int taken;
-  char first[512];
-};
-
-static struct sh_report *sh_rep;
-
 /* Memory shared by the test, its supervisor and the workers. */
 static H_UNUSED void *sh_map(size_t size) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -37,32 +30,10 @@ static H_UNUSED void *sh_map(size_t size) {
   return p;
 }
 
-static H_UNUSED void sh_fail(const char *file, int line, const char *what,
-                             long long a, long long b, int with_values) {
-  atomic_fetch_add(&sh_rep->failures, 1);
-  if (atomic_exchange(&sh_rep->taken, 1))
-    return;
-  if (with_values)
-    snprintf(sh_rep->first, sizeof sh_rep->first,
-             "%s:%d (pid %d): %s (%lld vs %lld)", file, line, (int)getpid(),
-             what, a, b);
-  else
-    snprintf(sh_rep->first, sizeof sh_rep->first, "%s:%d (pid %d): %s", file,
-             line, (int)getpid(), what);
-}
-
-#define SH_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      sh_fail(__FILE__, __LINE__, #cond, 0, 0, 0);                             \
-  } while (0)
-
-#define SH_CHECK_EQ(x, y)                                                      \
-  do {                                                                         \
-    long long sh_x_ = (long long)(x), sh_y_ = (long long)(y);                  \
-    if (sh_x_ != sh_y_)                                                        \
-      sh_fail(__FILE__, __LINE__, #x " == " #y, sh_x_, sh_y_, 1);              \
-  } while (0)
+/* Checks in the supervisor and the workers: TCHECK's recorder, shared
+ * across their forks by sh_run. */
+#define SH_CHECK(cond) TCHECK(cond)
+#define SH_CHECK_EQ(x, y) TCHECK_EQ(x, y)
 
 typedef int (*sh_worker_fn)(int index, void *arg);
 
@@ -151,7 +122,7 @@ static H_UNUSED void sh_run_trampoline(void *p) {
  */
 static H_UNUSED void sh_run(void (*fn)(void *), void *arg, struct h_child *res,
                             unsigned seconds) {
-  sh_rep = sh_map(sizeof *sh_rep);
+  h_share_report();
   struct sh_run_arg a = {fn, arg, seconds};
   h_fork_capture(sh_run_trampoline, &a, res);
   cr_expect(WIFEXITED(res->status) && WEXITSTATUS(res->status) == 0,
@@ -160,10 +131,10 @@ static H_UNUSED void sh_run(void (*fn)(void *), void *arg, struct h_child *res,
             WIFEXITED(res->status) ? WEXITSTATUS(res->status)
                                    : WTERMSIG(res->status),
             res->err);
-  cr_expect_eq(atomic_load(&sh_rep->failures), 0,
+  cr_expect_eq(atomic_load(&h_rep->failures), 0,
                "%d check(s) failed in the supervisor or a worker; first: "
                "%s\nsupervisor's stderr:\n%s",
-               atomic_load(&sh_rep->failures), sh_rep->first, res->err);
+               atomic_load(&h_rep->failures), h_rep->first, res->err);
 }
 
 #endif /* TESTS_SHM_HELPERS_H */

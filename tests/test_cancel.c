@@ -186,13 +186,13 @@ static const char *const cancel_names[] = {
  * green thread; a failure names the call. */
 static void cancel_each(bool from_green) {
   for (int how = C_READ; how <= C_NONE; how++) {
-    int before = atomic_load(&h_failures);
-    atomic_store(&h_first_taken, 0); /* h_first: this case's first */
+    int before = atomic_load(&h_rep->failures);
+    atomic_store(&h_rep->taken, 0); /* first: this case's first */
     cancel_blocked((enum cancel_how)how, from_green);
-    cr_expect_eq(atomic_load(&h_failures), before,
+    cr_expect_eq(atomic_load(&h_rep->failures), before,
                  "cancel while in %s (from a %s): first failure: %s",
                  cancel_names[how], from_green ? "green thread" : "pthread",
-                 h_first);
+                 h_rep->first);
   }
 }
 

@@ -1015,9 +1015,9 @@ static void emfile_child(void *arg) {
   emfile_check(&k, "kernel thread");
   weft_close(e.l);
   CHILD_CHECK(weft_shutdown() == 0);
-  if (atomic_load(&h_failures))
-    fprintf(stderr, "thread check failed: %s\n", h_first);
-  if (emfile_failures || atomic_load(&h_failures))
+  if (atomic_load(&h_rep->failures))
+    fprintf(stderr, "thread check failed: %s\n", h_rep->first);
+  if (emfile_failures || atomic_load(&h_rep->failures))
     _exit(1);
 }
 
