@@ -5,7 +5,8 @@
 
 check_PROGRAMS += tests/test_echo
 TESTS += tests/test_echo
-tests_test_echo_SOURCES = tests/tsan_criterion.c tests/test_echo.c tests/helpers.h
+tests_test_echo_SOURCES = tests/tsan_criterion.c tests/test_echo.c tests/helpers.h \
+	tests/srv_harness.h
 tests_test_echo_CPPFLAGS = $(tests_cppflags)
 tests_test_echo_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_echo_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

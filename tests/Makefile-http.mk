@@ -15,7 +15,7 @@ tests_test_http_parse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_http
 TESTS += tests/test_http
-tests_test_http_SOURCES = tests/tsan_criterion.c tests/test_http.c tests/helpers.h \
+tests_test_http_SOURCES = tests/tsan_criterion.c tests/test_http.c tests/helpers.h tests/srv_harness.h \
 	demos/http_parse.c demos/http_parse.h
 tests_test_http_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/demos
 tests_test_http_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)

@@ -23,7 +23,7 @@ tests_test_kv_store_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_kv
 TESTS += tests/test_kv
-tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h
+tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h tests/srv_harness.h
 tests_test_kv_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/demos
 tests_test_kv_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_kv_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)

@@ -10,14 +10,7 @@
  * the whole group when it ends, whatever happened.  Waits are bounded by
  * generous timeouts that only matter when something is broken.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <time.h>
-
-#include "helpers.h"
+#include "srv_harness.h"
 
 #define ECHO_PATH "demos/echo"
 #define GUARD_MS 5000 /* how long a step may take before it counts as hung */
@@ -26,42 +19,18 @@
 /* The server under test                                                    */
 /* ------------------------------------------------------------------------ */
 
-static struct {
-  pid_t pid; /* also its process group; -1 when none */
-  int port;
-} srv = {.pid = -1};
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-    ;
-}
-
 /* Kills whatever is left of the server's process group and reaps it. */
-static void kill_server(void) {
-  if (srv.pid <= 0)
-    return;
-  kill(-srv.pid, SIGKILL);
-  while (waitpid(srv.pid, NULL, 0) < 0 && errno == EINTR)
-    ;
-  srv.pid = -1;
-}
+static void kill_server(void) { srvh_kill(); }
 
 /*
  * Starts demos/echo with the mode's arguments, then extra's (both
  * NULL-terminated; extra may be NULL).  nofile > 0: RLIMIT_NOFILE of the
- * server.  Returns once it listens, with srv.port set.
+ * server.  Returns once it listens, with srvh.port set.
  */
 static void start_server(const char *const *mode, const char *const *extra,
                          int nofile) {
   const char *argv[32];
-  int argc = 0, p[2];
+  int argc = 0;
 
   argv[argc++] = ECHO_PATH;
   argv[argc++] = "--port";
@@ -72,72 +41,12 @@ static void start_server(const char *const *mode, const char *const *extra,
     argv[argc++] = extra[i];
   argv[argc] = NULL;
   cr_assert(argc < 32);
-
-  cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* the test died: no leftovers */
-    if (dup2(p[1], STDOUT_FILENO) < 0)
-      _exit(127);
-    if (nofile > 0) {
-      struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
-      if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        _exit(126);
-    }
-    execv(ECHO_PATH, (char **)argv);
-    fprintf(stderr, "exec %s: %s\n", ECHO_PATH, strerror(errno));
-    _exit(127);
-  }
-  setpgid(pid, pid); /* also here, so that kill(-pid) works at once */
-  srv.pid = pid;
-  close(p[1]);
-
-  char line[128];
-  size_t len = 0;
-  int64_t end = now_ms() + 10000;
-  while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    int64_t left = end - now_ms();
-    cr_assert(left > 0, "no \"listening on\" line from %s within 10 s",
-              ECHO_PATH);
-    if (poll(&pfd, 1, (int)left) <= 0)
-      continue;
-    ssize_t n = read(p[0], line + len, sizeof line - 1 - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    cr_assert(n > 0, "%s exited before it listened", ECHO_PATH);
-    len += (size_t)n;
-  }
-  close(p[0]);
-  line[len] = '\0';
-  char *colon = strrchr(line, ':');
-  cr_assert(strncmp(line, "listening on 127.0.0.1:", 23) == 0 && colon,
-            "unexpected first line: '%s'", line);
-  srv.port = atoi(colon + 1);
-  cr_assert(srv.port > 0 && srv.port < 65536, "bad port in '%s'", line);
+  srvh_start(argv, nofile);
 }
 
 /* Waits up to ms for the server to exit; returns its status, or -1 if it
  * is still running. */
-static int wait_server(int ms) {
-  int64_t end = now_ms() + ms;
-  for (;;) {
-    int status;
-    pid_t r = waitpid(srv.pid, &status, WNOHANG);
-    if (r == srv.pid) {
-      kill(-srv.pid, SIGKILL); /* stray children, if any */
-      srv.pid = -1;
-      return status;
-    }
-    cr_assert(r == 0, "waitpid: %s", strerror(errno));
-    if (now_ms() >= end)
-      return -1;
-    sleep_ms(5);
-  }
-}
+static int wait_server(int ms) { return srvh_wait(ms); }
 
 /* Counts the children of process parent, and those of them that are
  * zombies. */
@@ -174,41 +83,26 @@ static int children_of(pid_t parent, int *zombies) {
   return n;
 }
 
-static bool server_alive(void) {
-  return srv.pid > 0 && waitpid(srv.pid, NULL, WNOHANG) == 0;
-}
+static bool server_alive(void) { return srvh_alive(); }
 
 /* ------------------------------------------------------------------------ */
 /* Clients                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int try_connect(void) {
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)srv.port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int err = -errno;
-    close(fd);
-    return err;
-  }
-  return fd;
-}
+static int try_connect(void) { return srvh_try_connect(); }
 
 static int client(void) {
   int fd = try_connect();
-  cr_assert(fd >= 0, "connect to port %d: %s", srv.port, strerror(-fd));
+  cr_assert(fd >= 0, "connect to port %d: %s", srvh.port, strerror(-fd));
   return fd;
 }
 
 /* Waits for events on fd; false on timeout. */
 static bool wait_for(int fd, short events, int ms) {
   struct pollfd pfd = {.fd = fd, .events = events};
-  int64_t end = now_ms() + ms;
+  int64_t end = srvh_now_ms() + ms;
   for (;;) {
-    int64_t left = end - now_ms();
+    int64_t left = end - srvh_now_ms();
     if (left < 0)
       left = 0;
     int n = poll(&pfd, 1, (int)left);
@@ -255,9 +149,9 @@ static void recv_exact(int fd, void *buf, size_t n) {
  * poll says so (a socket or pipe with a single reader). */
 static ssize_t read_to_eof(int fd, void *buf, size_t cap, int ms) {
   size_t len = 0;
-  int64_t end = now_ms() + ms;
+  int64_t end = srvh_now_ms() + ms;
   for (;;) {
-    int64_t left = end - now_ms();
+    int64_t left = end - srvh_now_ms();
     if (left <= 0 || !wait_for(fd, POLLIN, (int)left))
       return -1;
     char sink[4096];
@@ -386,12 +280,12 @@ static void concurrent(const char *const *mode) {
   for (int i = 0; mode[i]; i++)
     if (!strcmp(mode[i], "--procs"))
       want = atoi(mode[i + 1]);
-  int64_t end = now_ms() + GUARD_MS;
-  while (now_ms() < end) {
-    kids = children_of(srv.pid, &zombies);
+  int64_t end = srvh_now_ms() + GUARD_MS;
+  while (srvh_now_ms() < end) {
+    kids = children_of(srvh.pid, &zombies);
     if (kids == want && zombies == 0)
       break;
-    sleep_ms(20);
+    srvh_sleep_ms(20);
   }
   cr_assert(kids == want && zombies == 0,
             "the server has %d children (%d of them zombies), expected %d "
@@ -435,7 +329,7 @@ static void reset_mid_stream(const char *const *mode) {
     /* As much as fits without reading: the server is mid-echo. */
     ssize_t w = send(fd, out, LEN, MSG_NOSIGNAL | MSG_DONTWAIT);
     cr_assert(w > 0, "send: %s", strerror(errno));
-    sleep_ms(10);
+    srvh_sleep_ms(10);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     close(fd); /* RST */
@@ -459,13 +353,13 @@ static void sigterm_drain(const char *const *mode) {
   int fd = client();
   echo_check(fd, 100, 8);
 
-  int64_t t0 = now_ms();
-  cr_assert_eq(kill(srv.pid, SIGTERM), 0);
-  sleep_ms(50);
+  int64_t t0 = srvh_now_ms();
+  cr_assert_eq(kill(srvh.pid, SIGTERM), 0);
+  srvh_sleep_ms(50);
   echo_check(fd, 100, 9); /* still served while draining */
   char buf[16];
   ssize_t n = read_to_eof(fd, buf, sizeof buf, GUARD_MS);
-  int64_t closed = now_ms() - t0;
+  int64_t closed = srvh_now_ms() - t0;
   cr_assert_eq(n, 0, "the connection was not closed at the end of the drain");
   cr_assert(closed >= 300,
             "the connection was closed after %lld ms, before "
@@ -473,7 +367,7 @@ static void sigterm_drain(const char *const *mode) {
             (long long)closed);
 
   int status = wait_server(GUARD_MS);
-  int64_t took = now_ms() - t0;
+  int64_t took = srvh_now_ms() - t0;
   cr_assert(status != -1, "the server did not exit within %d ms of SIGTERM",
             GUARD_MS);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -491,14 +385,14 @@ static void sigterm_early(const char *const *mode) {
   start_server(mode, extra, 0);
   int fd = client();
   echo_check(fd, 100, 10);
-  int64_t t0 = now_ms();
-  cr_assert_eq(kill(srv.pid, SIGTERM), 0);
-  sleep_ms(100);
+  int64_t t0 = srvh_now_ms();
+  cr_assert_eq(kill(srvh.pid, SIGTERM), 0);
+  srvh_sleep_ms(100);
   echo_check(fd, 100, 11);
   close(fd);
 
   int status = wait_server(GUARD_MS);
-  int64_t took = now_ms() - t0;
+  int64_t took = srvh_now_ms() - t0;
   cr_assert(status != -1, "the server did not exit within %d ms of SIGTERM",
             GUARD_MS);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -521,12 +415,12 @@ static void idle_timeout(const char *const *mode) {
   int fd = client();
   for (int i = 0; i < 4; i++) {
     echo_check(fd, 10, 20 + (unsigned)i);
-    sleep_ms(100);
+    srvh_sleep_ms(100);
   }
-  int64_t t0 = now_ms();
+  int64_t t0 = srvh_now_ms();
   char buf[16];
   ssize_t n = read_to_eof(fd, buf, sizeof buf, GUARD_MS);
-  int64_t took = now_ms() - t0;
+  int64_t took = srvh_now_ms() - t0;
   cr_assert_eq(n, 0, "the idle connection was not closed");
   cr_assert(took >= 50 && took < 2000,
             "the idle connection was closed after %lld ms (idle 300 ms, "
@@ -547,23 +441,23 @@ static void out_of_fds(const char *const *mode) {
   for (int i = 0; i < N; i++)
     fd[i] = client();         /* the kernel completes them into the backlog */
   echo_check(fd[0], 100, 30); /* the first one is served */
-  sleep_ms(300);              /* the server runs into its fd limit */
+  srvh_sleep_ms(300);              /* the server runs into its fd limit */
   cr_assert(server_alive(), "the server died when it ran out of fds");
   echo_check(fd[0], 100, 31);
   for (int i = 0; i < N; i++)
     close(fd[i]);
 
-  int64_t end = now_ms() + GUARD_MS;
+  int64_t end = srvh_now_ms() + GUARD_MS;
   int fresh = client();
   /* Served once the closed connections ahead of it are accepted and
    * ended. */
   echo_check(fresh, 1000, 32);
-  cr_assert(now_ms() < end);
+  cr_assert(srvh_now_ms() < end);
   cr_assert(server_alive());
   close(fresh);
 
   /* And it still shuts down cleanly. */
-  cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+  cr_assert_eq(kill(srvh.pid, SIGTERM), 0);
   int status = wait_server(GUARD_MS);
   cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "after running out of fds, SIGTERM gave status 0x%x", status);

@@ -9,7 +9,7 @@
  * assertion fails: the fixture's fini does it, and the child gets SIGKILL
  * if the test process dies).
  */
-#include "helpers.h"
+#include "srv_harness.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,16 +28,6 @@
 
 #define TMO .timeout = 20
 
-static pid_t server_pid;
-static int server_port;
-static int server_out = -1;
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Starts demos/http with the given mode and extra arguments (NULL-ended). */
 static void start_server(const char *mode, ...) {
   const char *argv[32];
@@ -55,98 +45,19 @@ static void start_server(const char *mode, ...) {
     argv[argc++] = a;
   va_end(ap);
   argv[argc] = NULL;
-
-  int pfd[2];
-  cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    dup2(pfd[1], 1);
-    execv(argv[0], (char *const *)argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  close(pfd[1]);
-  server_pid = pid;
-  server_out = pfd[0];
-
-  char line[256];
-  size_t n = 0;
-  int64_t end = now_ms() + 10000;
-  while (n < sizeof line - 1 && memchr(line, '\n', n) == NULL) {
-    struct pollfd pf = {.fd = server_out, .events = POLLIN};
-    int left = (int)(end - now_ms());
-    cr_assert_gt(left, 0, "no \"listening on\" line from demos/http");
-    if (poll(&pf, 1, left) <= 0)
-      continue;
-    ssize_t k = read(server_out, line + n, sizeof line - 1 - n);
-    cr_assert_gt(k, 0, "demos/http ended before listening");
-    n += (size_t)k;
-  }
-  line[n] = 0;
-  char *colon = strrchr(line, ':');
-  cr_assert(strncmp(line, "listening on ", 13) == 0 && colon,
-            "unexpected first line: %s", line);
-  server_port = atoi(colon + 1);
-  cr_assert_gt(server_port, 0, "%s", line);
+  srvh_start(argv, 0);
 }
 
 /* Stops the server with SIGTERM and returns its wait status (or -1 if it
  * had to be killed). */
-static int stop_server(void) {
-  if (server_pid <= 0)
-    return -1;
-  kill(server_pid, SIGTERM);
-  int status = -1;
-  int64_t end = now_ms() + 8000;
-  for (;;) {
-    pid_t w = waitpid(server_pid, &status, WNOHANG);
-    if (w == server_pid)
-      break;
-    if (now_ms() > end) {
-      kill(server_pid, SIGKILL);
-      waitpid(server_pid, &status, 0);
-      status = -1;
-      break;
-    }
-    usleep(2000);
-  }
-  server_pid = 0;
-  if (server_out >= 0)
-    close(server_out);
-  server_out = -1;
-  return status;
-}
+static int stop_server(void) { return srvh_stop(8000); }
 
 static void fini_server(void) { stop_server(); }
 
-static int connect_server(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)server_port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s",
-               strerror(errno));
-  struct timeval tv = {.tv_sec = 5};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
+static int connect_server(void) { return srvh_connect(); }
 
 static void send_all(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-    cr_assert_gt(k, 0, "send: %s", strerror(errno));
-    s += k;
-    n -= (size_t)k;
-  }
+  srvh_send_all(fd, s, n);
 }
 
 static void send_str(int fd, const char *s) { send_all(fd, s, strlen(s)); }
@@ -576,10 +487,10 @@ Test(http_server, slowloris_idle_timeout, .fini = fini_server, TMO) {
   start_server("green", "--idle-ms", "300", NULL);
   struct conn c;
   conn_open(&c);
-  int64_t t0 = now_ms();
+  int64_t t0 = srvh_now_ms();
   send_str(c.fd, "GET / HTTP/1.1\r\nHo");
   bool closed = false;
-  while (!closed && now_ms() - t0 < 5000) {
+  while (!closed && srvh_now_ms() - t0 < 5000) {
     struct pollfd pf = {.fd = c.fd, .events = POLLIN};
     if (poll(&pf, 1, 50) > 0) {
       char b[64];
@@ -591,7 +502,7 @@ Test(http_server, slowloris_idle_timeout, .fini = fini_server, TMO) {
     /* One more byte of a header that never ends. */
     send(c.fd, "s", 1, MSG_NOSIGNAL);
   }
-  int64_t took = now_ms() - t0;
+  int64_t took = srvh_now_ms() - t0;
   cr_expect(closed, "a trickling request kept its connection");
   cr_expect(took >= 250 && took < 4000, "closed after %lld ms",
             (long long)took);
@@ -604,9 +515,9 @@ Test(http_server, slowloris_idle_timeout, .fini = fini_server, TMO) {
   read_response(&c, &r, false);
   expect_hello(&r);
   free(r.body);
-  t0 = now_ms();
+  t0 = srvh_now_ms();
   cr_expect(conn_closed(&c));
-  took = now_ms() - t0;
+  took = srvh_now_ms() - t0;
   cr_expect(took >= 200 && took < 4000, "idle close after %lld ms",
             (long long)took);
   conn_close(&c);
@@ -653,10 +564,10 @@ Test(http_server, sigterm_exits_0, .fini = fini_server, TMO) {
   expect_hello(&r);
   free(r.body);
   /* With a connection still open (and idle). */
-  int64_t t0 = now_ms();
+  int64_t t0 = srvh_now_ms();
   int st = stop_server();
   cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-  cr_expect(now_ms() - t0 < 5000);
+  cr_expect(srvh_now_ms() - t0 < 5000);
   conn_close(&c);
 }
 
@@ -672,9 +583,9 @@ static void idle_closed_at_once(const char *mode) {
   read_response(&c, &r, false);
   expect_hello(&r);
   free(r.body);
-  int64_t t0 = now_ms();
+  int64_t t0 = srvh_now_ms();
   int st = stop_server();
-  int64_t took = now_ms() - t0;
+  int64_t took = srvh_now_ms() - t0;
   cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
   cr_expect(took < 10000,
             "the server waited %lld ms for an idle keep-alive connection",

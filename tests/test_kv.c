@@ -6,7 +6,7 @@
  * modes, timeouts, and a clean exit on SIGTERM.  Its parser and store are
  * tested as units by test_resp.c and test_kv_store.c.
  */
-#include "helpers.h"
+#include "srv_harness.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,10 +22,6 @@
 /* ------------------------------------------------------------------------ */
 /* The server                                                               */
 /* ------------------------------------------------------------------------ */
-
-static pid_t srv_pid = -1;
-static int srv_out = -1;
-static int srv_port;
 
 /* Starts demos/kv in the given mode with extra arguments (NULL-ended) and
  * reads its port from the "listening on HOST:PORT" line. */
@@ -45,94 +41,18 @@ static void start_server(const char *mode, ...) {
     argv[n++] = a;
   va_end(ap);
   argv[n] = NULL;
-
-  int pfd[2];
-  cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    dup2(pfd[1], STDOUT_FILENO);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(pfd[1]);
-  srv_pid = pid;
-  srv_out = pfd[0];
-
-  char line[256];
-  size_t len = 0;
-  int64_t end = weft_now() + MS(10000);
-  while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
-    int64_t left = (end - weft_now()) / MS(1);
-    cr_assert_gt(left, 0, "no \"listening on\" line from demos/kv");
-    struct pollfd p = {.fd = srv_out, .events = POLLIN};
-    if (poll(&p, 1, (int)left) <= 0)
-      continue;
-    ssize_t r = read(srv_out, line + len, sizeof(line) - 1 - len);
-    cr_assert_gt(r, 0, "demos/kv exited before listening");
-    len += (size_t)r;
-  }
-  line[len] = '\0';
-  cr_assert(strncmp(line, "listening on ", 13) == 0, "got: %s", line);
-  char *colon = strrchr(line, ':');
-  cr_assert(colon);
-  srv_port = atoi(colon + 1);
-  cr_assert_gt(srv_port, 0);
+  srvh_start(argv, 0);
 }
 
 /* Waits up to ms for the server to exit; its wait status, or -1. */
-static int reap_server(int ms) {
-  for (int i = 0; i < ms; i++) {
-    int st;
-    pid_t r = waitpid(srv_pid, &st, WNOHANG);
-    if (r == srv_pid) {
-      srv_pid = -1;
-      return st;
-    }
-    usleep(1000);
-  }
-  return -1;
-}
+static int reap_server(int ms) { return srvh_wait(ms); }
 
-static void stop_server(void) {
-  if (srv_pid > 0) {
-    kill(srv_pid, SIGKILL);
-    waitpid(srv_pid, NULL, 0);
-    srv_pid = -1;
-  }
-  if (srv_out >= 0) {
-    close(srv_out);
-    srv_out = -1;
-  }
-}
+static void stop_server(void) { srvh_kill(); }
 
-static int connect_server(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert(fd >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)srv_port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
-               "connect: %s", strerror(errno));
-  struct timeval tv = {.tv_sec = 5};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
-}
+static int connect_server(void) { return srvh_connect(); }
 
 static void send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t r = send(fd, c, n, MSG_NOSIGNAL);
-    cr_assert_gt(r, 0, "send: %s", strerror(errno));
-    c += r;
-    n -= (size_t)r;
-  }
+  srvh_send_all(fd, p, n);
 }
 
 static void send_str(int fd, const char *s) { send_all(fd, s, strlen(s)); }
@@ -419,7 +339,7 @@ static void modes_check(const char *mode, bool shared) {
   cmd(b, shared ? want : "$-1\r\n", "GET", "mode", NULL);
   close(a);
   close(b);
-  kill(srv_pid, SIGTERM);
+  kill(srvh.pid, SIGTERM);
   int st = reap_server(10000);
   cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
             "%s: wait status %d", mode, st);
@@ -433,7 +353,7 @@ Test(server, sigterm_exits_zero_with_an_idle_client) {
   start_server("green", "--drain-ms", "100", NULL);
   int fd = connect_server();
   cmd(fd, "+PONG\r\n", "PING", NULL);
-  kill(srv_pid, SIGTERM);
+  kill(srvh.pid, SIGTERM);
   int st = reap_server(10000);
   cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status %d",
             st);
