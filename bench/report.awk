@@ -1,0 +1,874 @@
+# report.awk - turns the figures of one bench run into REPORT.md, the
+# summary latest.txt, the plots' data and the history (run by report.sh,
+# which says what it passes; POSIX awk).
+# ---- formatting --------------------------------------------------------
+function num(x) { return x + 0 }
+function has(n) { return (n in val) }
+function f1(x, d) { return sprintf("%." d "f", x) }
+# A time in ns, in the unit that reads best.
+function ftime(ns) {
+	if (ns < 10) return f1(ns, 1) " ns"
+	if (ns < 1000) return f1(ns, 0) " ns"
+	if (ns < 100000) return f1(ns / 1000, 1) " µs"
+	if (ns < 1000000) return f1(ns / 1000, 0) " µs"
+	if (ns < 100000000) return f1(ns / 1000000, 2) " ms"
+	return f1(ns / 1000000, 0) " ms"
+}
+function fkib(k) {
+	if (k < 10) return f1(k, 2) " KiB"
+	if (k < 1024) return f1(k, 1) " KiB"
+	return f1(k / 1024, 1) " MiB"
+}
+function frate(r) {
+	if (r >= 1000000) return f1(r / 1000000, 2) " M/s"
+	if (r >= 1000) return f1(r / 1000, 0) " k/s"
+	return f1(r, 0) "/s"
+}
+# Requests per second, three significant digits.
+function freq(r) {
+	if (r >= 1000000) return f1(r / 1000000, 2) " M/s"
+	if (r >= 100000) return f1(r / 1000, 0) " k/s"
+	if (r >= 1000) return f1(r / 1000, 1) " k/s"
+	return f1(r, 0) "/s"
+}
+function fx(x) {
+	if (x >= 10) return f1(x, 0) "x"
+	if (x >= 1) return f1(x, 1) "x"
+	return sprintf("%.2g", x) "x"
+}
+# A figure in its own unit, for tables.
+function fval(n) {
+	if (!has(n)) return (n in stl) ? "STALLED" : "-"
+	return fv(num(val[n]), unit[n])
+}
+# A value v in unit u.
+function fv(v, u) {
+	if (u == "ns") return ftime(v)
+	if (u == "ms") return ftime(v * 1000000)
+	if (u == "KiB") return fkib(v)
+	if (u == "MiB") return fkib(v * 1024)
+	if (u == "msg/s") return frate(v)
+	if (u == "req/s") return freq(v)
+	if (u == "conns") return f1(v, 0)
+	if (u == "bool") return v ? "yes" : "no"
+	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
+	if (u == "x") return f1(v, 1) "x"
+	return v " " u
+}
+# Plot data: "-" for a missing figure; its label, formatted.
+# What a bare shared-memory ring (bench/msg, not weft) makes of the same
+# 4 KiB messages: the ceiling the pchan and shared-heap figure sits under.
+function ringref(    r, p, m) {
+	r = "msg.rate.process.ring"; p = "msg.rate.process.pipe"
+	m = "msg.rate.process.shm"
+	if (!has(r) || !has(p) || !has(m) || num(val[p]) <= 0 || \
+	    num(val[r]) <= 0)
+		return ""
+	return sprintf("reference: a bare ring in shared memory (not weft) " \
+	    "moved %s here, %.1fx msg.rate.process.pipe; " \
+	    "msg.rate.process.shm is %.0f%% of it", fval(r), \
+	    num(val[r]) / num(val[p]), 100 * num(val[m]) / num(val[r]))
+}
+function dat(n) { return has(n) ? val[n] : "-" }
+function lbl(n) { return has(n) ? fval(n) : "" }
+function bar(f, label, n) {
+	printf "%s\t%s\t%s\n", label, dat(n), lbl(n) > f
+}
+function bar2(f, label, a, b) {
+	printf "%s\t%s\t%s\t%s\t%s\n", label, dat(a), dat(b), lbl(a), \
+	    lbl(b) > f
+}
+
+function compare(v, op, t) {
+	if (op == "<=") return v <= t
+	if (op == "<") return v < t
+	if (op == ">=") return v >= t
+	if (op == ">") return v > t
+	return 1
+}
+
+# ---- outliers ------------------------------------------------------------
+# A figure in a table, marked when flagged.
+function fvalo(n) { return fval(n) ((n in owhy) ? " (outlier)" : "") }
+# Figures no rule applies to: system-wide readings that other work on the
+# machine moves (kernel slab, KernelStack), a share set by the scheduler
+# (cross.split), a CPU share of a few hundredths of a percent (idle.cpu).
+# Their spread says nothing about weft.
+function unsteady(n) {
+	return n ~ /\.slab$|\.kstack\.meminfo$|\.split$|^idle\.cpu$/
+}
+function flag(n, why) {
+	if (!(n in owhy)) { onames[++nout] = n; owhy[n] = why }
+	else owhy[n] = owhy[n] "; " why
+}
+# The median of v[1..k] (sorts v).
+function vmedian(v, k,    i, j, t) {
+	for (i = 2; i <= k; i++)
+		for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+}
+# How far a is from b, as a factor of at least 1 ("3.2x").
+function apart(a, b) { return a >= b ? a / b : b / a }
+# Within the run: a sample more than 3 times above or below the median of
+# its figure.  The samples of a figure on a quiet machine agree within
+# about 1.5x (the tables print min and max); three times the median is no
+# longer noise of the measurement but an event in it (a preemption, a
+# migration, a stall), and with 2 or 3 samples it can move the median.
+# The median stands, but the samples are shown.  Only positive samples:
+# a ratio means nothing around zero.
+function wild_samples(n,    k, v, i, m, far, c) {
+	if (!(n in samp) || unsteady(n)) return
+	k = split(samp[n], v, ",")
+	if (k < 2) return
+	for (i = 1; i <= k; i++) {
+		v[i] += 0
+		if (v[i] <= 0) return
+		c[i] = v[i]
+	}
+	m = vmedian(c, k)
+	far = 0
+	for (i = 1; i <= k; i++)
+		if (apart(v[i], m) > far) far = apart(v[i], m)
+	if (far > 3)
+		flag(n, sprintf("a sample %.1fx away from the median of its %d " \
+		    "samples", far, k))
+}
+# Against the reference in the same run (refs above).
+function off_reference(n, ref, factor,    a, b) {
+	if (!has(n) || !has(ref)) return
+	a = num(val[n]); b = num(val[ref])
+	if (a <= 0 || b <= 0) return
+	if (unit[n] == "ms" && a > b * factor)
+		flag(n, sprintf("%.1fx %s (%s) in the same run; usual: at most " \
+		    "%dx", a / b, ref, fval(ref), factor))
+	if (unit[n] != "ms" && a < b / factor)
+		flag(n, sprintf("1/%.0f of %s (%s) in the same run; usual: at " \
+		    "least 1/%d", b / a, ref, fval(ref), factor))
+}
+# Against its history: outside [1/3, 3x] of the median of its last (up to)
+# 5 runs of the same mode, given 2 or more.  Run-to-run changes of one
+# figure on this kind of shared two-CPU machine stay within 2x (machine
+# noise, where the host places the CPUs: see bench/README.md); 3x is a
+# different machine, a regression or a stall, worth a look either way.
+# Latency percentiles are left out: those of a short load on two shared
+# CPUs jump by several times between runs (the same-run reference bound
+# covers the green ones).
+function off_history(n,    k, i, v, m, a) {
+	if (!has(n) || unsteady(n) || n ~ /\.p(50|99)\./ || hn[n] < 2) return
+	a = num(val[n])
+	if (a <= 0) return
+	k = 0
+	for (i = (hn[n] > 5 ? hn[n] - 4 : 1); i <= hn[n]; i++)
+		v[++k] = hv[n, i]
+	m = vmedian(v, k)
+	if (m <= 0) return
+	if (apart(a, m) > 3) {
+		flag(n, sprintf("%.1fx %s the median of its last %d %s runs " \
+		    "(%s)", apart(a, m), a > m ? "above" : "below", k, mode, \
+		    fv(m, unit[n])))
+	}
+}
+# The samples of a figure, for the report: "12 ns, 14 ns, 47 ns".
+function fsamples(n,    k, v, i, s) {
+	if (!(n in samp)) return has(n) ? "one run: " fval(n) : "-"
+	k = split(samp[n], v, ",")
+	s = fv(v[1] + 0, unit[n])
+	for (i = 2; i <= k; i++) s = s ", " fv(v[i] + 0, unit[n])
+	return s
+}
+
+# ---- verdicts on the explainer -----------------------------------------
+# A claimed cost of about lo..hi ns ("~" read as a factor of 2 either way).
+# kind "fast": the claim is that it is cheap; "slow": that it is costly.
+function vrange(v, lo, hi, kind) {
+	if (v >= lo / 2 && v <= hi * 2)
+		return "holds"
+	if (v < lo / 2)
+		return kind == "fast" ? \
+		    "holds (" fx(lo / v) " better than claimed)" : \
+		    "does not hold here (" fx(lo / v) " cheaper than claimed)"
+	return kind == "fast" ? \
+	    "does not hold here (" fx(v / hi) " costlier than claimed)" : \
+	    "holds (" fx(v / hi) " costlier than claimed)"
+}
+# "a is cheaper than b": b / a >= 1.25 holds.
+function vless(a, b, pre, post) {
+	if (b / a >= 1.25) return "holds (" pre " " fx(b / a) post ")"
+	if (b / a >= 0.8) return "does not hold here (within " \
+	    f1(100 * (b / a > 1 ? b / a - 1 : 1 - b / a), 0) "%)"
+	return "does not hold here (the other way round: " fx(a / b) ")"
+}
+function unmeasured(claim) {
+	printf "| %s | - | not measured: a figure is missing or stalled |\n", \
+	    claim > out
+}
+function minof(a, b) {
+	if (!has(a)) return b
+	if (!has(b)) return a
+	return num(val[a]) <= num(val[b]) ? a : b
+}
+# ---- the servers table ---------------------------------------------------
+# One row: PRE.rps.SFX, PRE.p50.SFX, PRE.p99.SFX, and the throughput as a
+# multiple of the reference REF (a rps name; "" for none).  A figure quick
+# mode does not measure leaves no row.
+function srow(load, server, how, pre, sfx, ref,    r, x) {
+	r = pre ".rps." sfx
+	if (!has(r) && quick && cquick[r] == "full only") return
+	if (r in na) {
+		printf "| %s | %s | %s | n/a: %s | | | |\n", load, server, how, \
+		    na[r] > out
+		return
+	}
+	if (r in stl) {
+		printf "| %s | %s | %s | STALLED: %s | | | |\n", load, server, \
+		    how, stl[r] > out
+		return
+	}
+	if (!has(r)) {
+		printf "| %s | %s | %s | MISSING | | | |\n", load, server, how > out
+		return
+	}
+	x = ""
+	if (ref == r) x = "reference"
+	else if (ref != "" && has(ref) && num(val[ref]) > 0)
+		x = sprintf("%.2fx", num(val[r]) / num(val[ref]))
+	else if (ref != "" && (ref in na)) x = "n/a"
+	printf "| %s | %s | %s | %s | %s | %s | %s |\n", load, server, how, \
+	    fvalo(r), fvalo(pre ".p50." sfx), fvalo(pre ".p99." sfx), x > out
+}
+# Names with a stall or a retry, in the order written.
+function sadd(n) { if (!(n in sseen)) { sseen[n] = 1; snames[++nsn] = n } }
+# What became of a stalled or retried figure, in words.
+function stallwhy(n,    s) {
+	if (n in stl) return stl[n]
+	s = (n in pstl) ? pstl[n] "; the median of the others" : ""
+	if (n in retr) s = s (s == "" ? "" : "; ") retr[n] ", then measured"
+	return s
+}
+# The counts that close the targets and the summary.
+function counts(    s) {
+	s = sprintf("%d missing, %d below target, %d stalled", missing, \
+	    misses, nstl)
+	if (npst) s = s sprintf(" (and %d with some samples stalled)", npst)
+	if (nretr) s = s sprintf(", %d with samples retried", nretr)
+	return s sprintf(", %d outlier%s", nout, nout == 1 ? "" : "s")
+}
+function sbar(label, n, group) {
+	if (has(n)) {
+		sdat = sdat sprintf("%s\t%s\t%s\t%d\n", label, val[n], fval(n), \
+		    group)
+		sbars++
+	}
+}
+
+BEGIN {
+	nc = split(cat, cl, "\n")
+	for (i = 1; i <= nc; i++) {
+		split(cl[i], w, "|")
+		cname[i] = w[1]; cunit[w[1]] = w[2]; cop[w[1]] = w[3]
+		ctgt[w[1]] = w[4]; cquick[w[1]] = w[5]; cwhat[w[1]] = w[6]
+		known[w[1]] = 1
+	}
+	nr = split(ratios, rl, "\n")
+}
+# The history first: the figures of earlier runs in this mode, oldest
+# first (not those of this run, if the report is written again).
+FILENAME == hist {
+	if ($2 == run) seen_run = 1
+	if ($0 !~ /^#/ && NF >= 5 && $3 == mode && $2 != run && $5 ~ /^[-0-9.e+]+$/)
+		hv[$4, ++hn[$4]] = $5 + 0
+	next
+}
+$1 == "#note" { rnote[++nnote] = $2; next }
+$1 == "#samples" { samp[$2] = $3; next }
+$1 == "#retried" { retr[$2] = $3 " retried: " $4; sadd($2); next }
+$1 == "#stalled" { pstl[$2] = $3 " stalled: " $4; sadd($2); next }
+/^#/ { next }
+NF >= 3 && $2 == "n/a" { na[$1] = NF >= 4 ? $4 : "not measured"; next }
+NF >= 3 && $2 == "stalled" {
+	stl[$1] = NF >= 4 ? $4 : "stalled"; sunit[$1] = $3; sadd($1); next
+}
+NF >= 3 { val[$1] = $2; unit[$1] = $3; order[++nv] = $1 }
+END {
+	quick = mode == "quick"
+	# ---- stalls ----
+	# A figure measured after all (a later line) is not stalled.
+	nstl = 0; npst = 0; nretr = 0
+	for (i = 1; i <= nsn; i++) {
+		n = snames[i]
+		if ((n in stl) && has(n)) delete stl[n]
+		if (n in stl) nstl++
+		if (n in pstl) npst++
+		if (n in retr) nretr++
+	}
+	# Figures of one sample or one load share their reason: one line each
+	# for the lists, the names together.
+	ngrp = 0
+	for (i = 1; i <= nsn; i++) {
+		n = snames[i]
+		t = ((n in stl) ? "STALLED: " : "") stallwhy(n)
+		if (ngrp && t == gtext[ngrp]) { gnames[ngrp] = gnames[ngrp] ", " n; continue }
+		gnames[++ngrp] = n; gtext[ngrp] = t
+	}
+	# ---- outliers, in the order of the catalogue ----
+	nref = split(refs, rf, "\n")
+	for (i = 1; i <= nref; i++) {
+		split(rf[i], w, "|")
+		refof[w[1]] = w[2]; reffac[w[1]] = w[3] + 0
+	}
+	nout = 0
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		wild_samples(n)
+		if (n in refof) off_reference(n, refof[n], reffac[n])
+		off_history(n)
+	}
+	# ---- targets ----
+	missing = 0; misses = 0; ntg = 0
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		skip = (n in na) || (n in stl) || (quick && cquick[n] == "full only")
+		if (!has(n) && !skip) { missing++; missname = missname " " n }
+		if (cop[n] == "") continue
+		ntg++
+		tl[ntg] = n " " cop[n] " " ctgt[n] (cunit[n] == "bool" ? "" : " " cunit[n])
+		if (!has(n)) {
+			tm[ntg] = (n in na) ? na[n] : (n in stl) ? stl[n] : "-"
+			ts[ntg] = (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
+			    skip ? "not run" : "MISSING"
+			continue
+		}
+		tm[ntg] = fval(n)
+		ts[ntg] = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
+		if (ts[ntg] == "MISS") misses++
+	}
+	for (i = 1; i <= nr; i++) {
+		split(rl[i], w, "|")
+		ntg++
+		tl[ntg] = w[1]
+		if ((w[2] in na) || (w[3] in na)) {
+			tm[ntg] = (w[3] in na) ? w[3] ": " na[w[3]] : w[2] ": " na[w[2]]
+			ts[ntg] = "n/a"; continue
+		}
+		if ((w[2] in stl) || (w[3] in stl)) {
+			tm[ntg] = (w[3] in stl) ? w[3] ": " stl[w[3]] : \
+			    w[2] ": " stl[w[2]]
+			ts[ntg] = "STALLED"; continue
+		}
+		if (!has(w[2]) || !has(w[3]) || num(val[w[3]]) == 0) {
+			tm[ntg] = "-"; ts[ntg] = "MISSING"; continue
+		}
+		r = num(val[w[2]]) / num(val[w[3]])
+		# Targets near 1 (server against reference) need the decimals.
+		tm[ntg] = (num(w[5]) == 1 ? sprintf("%.2fx", r) : fx(r)) " (" \
+		    fval(w[2]) " / " fval(w[3]) ")"
+		ts[ntg] = compare(r, w[4], num(w[5])) ? "PASS" : "MISS"
+		if (ts[ntg] == "MISS") misses++
+	}
+
+	# ---- REPORT.md ----
+	out = report
+	printf "# weft: what green threads, kernel threads and processes " \
+	    "cost\n\n" > out
+	printf "%s run, %s, %s s.  Machine: %s, %s CPUs, %s, %s.  " \
+	    "Load average before the run: %s; at the end: %s (the crowds " \
+	    "of kernel threads and processes raise it).\n\n", mode, when, \
+	    secs, cpu, ncpu, memtotal, kernel, load0, load > out
+	if (quick)
+		printf "**Quick mode**: shorter runs, 3 repetitions, smaller " \
+		    "crowds (the notes say which figures are scaled down); " \
+		    "indicative figures only.  `make bench` runs the full " \
+		    "set.\n\n" > out
+	printf "Every figure is the median of several repetitions, each in " \
+	    "a fresh process; figures that are compared were measured in " \
+	    "turns within this run.  Kernel threads and processes were " \
+	    "pinned to CPUs (\"two CPUs\": one each on the first two CPUs; " \
+	    "\"one CPU\": both on the first).  On this machine a system " \
+	    "call costs %s and a page fault %s: creating kernel threads " \
+	    "and processes, and first touches of fresh stacks, are made " \
+	    "of these.  A cache line takes %s to move from one CPU to the " \
+	    "other: every message, lock or queue that two CPUs share pays " \
+	    "it at least once (spawn.1m.green, the cross handoffs and " \
+	    "msg.rate.process.* follow it).  The numbers are only as quiet " \
+	    "as the machine.\n\n", \
+	    fval("machine.syscall"), fval("machine.fault"), \
+	    fval("machine.line") > out
+
+	printf "## Summary\n\n" > out
+	printf "| mode | create (start + wait) | switch / handoff (one way) " \
+	    "| memory per idle unit | talk (4 KiB messages) |\n" > out
+	printf "| --- | --- | --- | --- | --- |\n" > out
+	printf "| green thread | %s | %s (1 worker), %s (2 workers); " \
+	    "yield %s | %s | %s by pointer |\n", fval("spawn_join.green"), \
+	    fval("handoff.green.local"), fval("handoff.green.cross"), \
+	    fval("yield.green"), fval("mem.idle.green"), \
+	    fval("msg.rate.green") > out
+	printf "| kernel thread | %s | %s (two CPUs), %s (one CPU) | %s " \
+	    "| %s by pointer |\n", fval("spawn_join.kthread"), \
+	    fval("handoff.kthread"), fval("handoff.kthread.1cpu"), \
+	    fval("mem.idle.kthread"), fval("msg.rate.kthread") > out
+	printf "| process | %s | pchan %s, pipe %s (two CPUs); pchan %s, " \
+	    "pipe %s (one CPU) | %s | %s by pointer (shared heap), %s " \
+	    "through a pipe |\n\n", fval("spawn_join.process"), \
+	    fval("handoff.process.shm"), fval("handoff.process.pipe"), \
+	    fval("handoff.process.shm.1cpu"), \
+	    fval("handoff.process.pipe.1cpu"), fval("mem.idle.process"), \
+	    fval("msg.rate.process.shm"), fval("msg.rate.process.pipe") > out
+
+	printf "## Targets\n\n| target | measured | status |\n" > out
+	printf "| --- | --- | --- |\n" > out
+	for (i = 1; i <= ntg; i++)
+		printf "| %s | %s | %s |\n", tl[i], tm[i], \
+		    ts[i] == "PASS" || ts[i] == "n/a" ? ts[i] : "**" ts[i] "**" > out
+	printf "\n%s.\n\n", counts() > out
+	if (ringref() != "")
+		printf "%s\n\n", ringref() > out
+
+	# ---- stalls ----
+	printf "## Stalled and retried\n\n" > out
+	printf "A sample that fails (its process exits non-zero, is killed or " \
+	    "passes its alarm; a server load that fails or passes its " \
+	    "timeout) is run once more, in a fresh process or against a " \
+	    "fresh server; if it fails again it has stalled.  A figure with " \
+	    "no sample left is shown as STALLED, with the reason; one with " \
+	    "some is the median of the others.  Stalls do not fail the run " \
+	    "(unless BENCH_STRICT=1).\n\n" > out
+	if (!nsn)
+		printf "No sample failed in this run.\n\n" > out
+	else {
+		printf "| figure | reported | what happened |\n" \
+		    "| --- | ---: | --- |\n" > out
+		for (i = 1; i <= nsn; i++) {
+			n = snames[i]
+			printf "| %s | %s | %s |\n", n, fval(n), stallwhy(n) > out
+		}
+		printf "\n" > out
+	}
+
+	# ---- outliers ----
+	printf "## Outliers\n\n" > out
+	printf "Figures far from their usual range, flagged but kept: a " \
+	    "sample more than 3x away from the median of its figure; a " \
+	    "weft server below 1/5 of the reference server's throughput " \
+	    "or above 10x its p99 in the same run; or a figure outside " \
+	    "[1/3, 3x] of the median of its last (up to) 5 runs in this " \
+	    "mode, given 2 or more (history.tsv beside this report).  Each " \
+	    "is listed with its raw samples (a server figure is one " \
+	    "run).\n\n" > out
+	if (!nout)
+		printf "None in this run.\n\n" > out
+	else {
+		printf "| figure | value | why flagged | samples |\n" \
+		    "| --- | ---: | --- | --- |\n" > out
+		for (i = 1; i <= nout; i++) {
+			n = onames[i]
+			printf "| %s | %s | %s | %s |\n", n, fval(n), owhy[n], \
+			    fsamples(n) > out
+		}
+		printf "\n" > out
+	}
+
+	# ---- claims ----
+	printf "## Claims of the explainer, measured\n\n" > out
+	printf "The quantitative claims of *Threads vs Processes* " \
+	    "(the explainer weft makes runnable), against this run.\n\n" > out
+	printf "| claim | measured here | verdict |\n| --- | --- | --- |\n" > out
+	if (has("spawn_join.process"))
+		printf "| Process creation is slow, ~1-10 ms | %s per process " \
+		    "(fork, run, exit, reap: spawn_join.process) | %s |\n", \
+		    fval("spawn_join.process"), \
+		    vrange(num(val["spawn_join.process"]), 1e6, 1e7, "slow") > out
+	else
+		unmeasured("Process creation is slow, ~1-10 ms")
+	if (has("spawn_join.kthread"))
+		printf "| Thread creation is fast, ~0.1 ms | %s per kernel thread " \
+		    "(create, run, join: spawn_join.kthread); a green thread " \
+		    "%s | %s |\n", fval("spawn_join.kthread"), \
+		    fval("spawn_join.green"), \
+		    vrange(num(val["spawn_join.kthread"]), 1e5, 1e5, "fast") > out
+	else
+		unmeasured("Thread creation is fast, ~0.1 ms")
+	p = minof("handoff.process.pipe.1cpu", "handoff.process.shm.1cpu")
+	if (has(p))
+		printf "| A process context switch takes ~1-10 µs | %s per " \
+		    "one-way handoff between two processes on one CPU " \
+		    "(pipe %s, shared futex %s; each includes the wake-up and " \
+		    "its system calls) | %s |\n", fval(p), \
+		    fval("handoff.process.pipe.1cpu"), \
+		    fval("handoff.process.shm.1cpu"), \
+		    vrange(num(val[p]), 1000, 10000, "slow") > out
+	else
+		unmeasured("A process context switch takes ~1-10 µs")
+	k = minof("handoff.kthread.pipe.1cpu", "handoff.kthread.1cpu")
+	if (has(k))
+		printf "| A thread context switch takes ~0.1-1 µs | %s per " \
+		    "one-way handoff between two kernel threads on one CPU " \
+		    "(futex %s, pipe %s); for contrast a green thread switch " \
+		    "(weft_yield) %s, a raw register switch %s | %s |\n", \
+		    fval(k), fval("handoff.kthread.1cpu"), \
+		    fval("handoff.kthread.pipe.1cpu"), fval("yield.green"), \
+		    fval("switch.asm"), vrange(num(val[k]), 100, 1000, "fast") > out
+	else
+		unmeasured("A thread context switch takes ~0.1-1 µs")
+	if (has("mem.idle.kthread") && has("mem.idle.process")) {
+		kt = num(val["mem.idle.kthread"]); pr = num(val["mem.idle.process"])
+		printf "| A thread costs \"just a new stack\" in memory; a " \
+		    "process costs much more (\"high\") | kernel thread %s " \
+		    "(user pages %s, of which the stack is most, + kernel " \
+		    "stack %s + page tables %s); process %s (copied pages %s + " \
+		    "page tables %s + kernel stack %s); kernel slab, not " \
+		    "counted: %s per thread, %s per process; green thread %s " \
+		    "| %s |\n", fkib(kt), fval("mem.idle.kthread.user"), \
+		    fval("mem.idle.kthread.kstack"), fval("mem.idle.kthread.pt"), \
+		    fkib(pr), fval("mem.idle.process.user"), \
+		    fval("mem.idle.process.pt"), fval("mem.idle.process.kstack"), \
+		    fval("mem.idle.kthread.slab"), fval("mem.idle.process.slab"), \
+		    fval("mem.idle.green"), \
+		    (pr / kt >= 2 ? "holds (a process takes " fx(pr / kt) \
+		    " the memory of a kernel thread; the thread pays for a " \
+		    "kernel stack and page tables besides its stack)" : \
+		    "does not hold here (a process takes " fx(pr / kt) \
+		    " the memory of a kernel thread)") > out
+	} else
+		unmeasured("A thread costs just a new stack; a process more")
+	if (has("msg.rate.kthread") && has("msg.rate.process.pipe"))
+		printf "| Threads communicate faster by direct memory access " \
+		    "than processes through IPC (pipes, sockets) | 4 KiB " \
+		    "messages: %s between threads by pointer, %s between " \
+		    "processes through a pipe; %s between processes by " \
+		    "pointer into the shared heap | %s |\n", \
+		    fval("msg.rate.kthread"), fval("msg.rate.process.pipe"), \
+		    fval("msg.rate.process.shm"), \
+		    vless(1 / num(val["msg.rate.kthread"]), \
+		    1 / num(val["msg.rate.process.pipe"]), "threads move", \
+		    " as many") > out
+	else
+		unmeasured("Threads communicate faster by direct memory access " \
+		    "than processes through IPC")
+	if (has("handoff.kthread") && has("handoff.process.pipe"))
+		printf "| (the same for one small message) | 8 bytes one way on " \
+		    "two CPUs: %s between threads over a weft channel, %s " \
+		    "between processes through a pipe, %s through a " \
+		    "weft_pchan | %s |\n", fval("handoff.kthread"), \
+		    fval("handoff.process.pipe"), fval("handoff.process.shm"), \
+		    vless(num(val["handoff.kthread"]), \
+		    num(val["handoff.process.pipe"]), "threads", " faster") > out
+	else
+		unmeasured("(the same for one small message)")
+	if (has("handoff.kthread.pipe.1cpu") && has("handoff.process.pipe.1cpu"))
+		printf "| A thread switch is faster than a process switch, " \
+		    "because no page table is switched | on one CPU, one way: " \
+		    "kernel threads %s, processes %s (pipes); kernel threads " \
+		    "%s, processes %s (futex wake-ups); green threads %s " \
+		    "(no kernel at all) | %s |\n", \
+		    fval("handoff.kthread.pipe.1cpu"), \
+		    fval("handoff.process.pipe.1cpu"), \
+		    fval("handoff.kthread.1cpu"), \
+		    fval("handoff.process.shm.1cpu"), fval("yield.green"), \
+		    vless(num(val["handoff.kthread.pipe.1cpu"]), \
+		    num(val["handoff.process.pipe.1cpu"]), \
+		    "a process switch is", " slower") > out
+	else
+		unmeasured("A thread switch is faster than a process switch")
+	printf "\n" > out
+
+	# ---- servers ----
+	printf "## Servers\n\n" > out
+	printf "weft's server demos under load, each started on an " \
+	    "ephemeral port and stopped with SIGTERM after its runs.  The " \
+	    "load generators run on the same machine and share its %s " \
+	    "CPUs with the server, so every figure is for the pair.  " \
+	    "HTTP: wrk -t2, keep-alive GET / (a 6-byte body), %s per run.  " \
+	    "KV: redis-benchmark -t set,get -c 50 -q, %s requests per " \
+	    "test (%s with -P 16); req/s counts SET and GET together, the " \
+	    "latencies are the worse of the two.  Echo: bench/echo_load, " \
+	    "100 connections each sending 64 bytes and waiting for the " \
+	    "echo, %s.  The last column is the throughput against the " \
+	    "reference server under the same load.\n\n", ncpu, \
+	    quick ? "1 s" : "3 s (2 s at -c1000)", \
+	    quick ? "2,000" : "30,000", quick ? "50,000" : "300,000", \
+	    quick ? "1 s" : "3 s" > out
+	if (has("http.green.procs") && num(val["http.green.procs"]) > 1)
+		gcfg = "green, --procs " val["http.green.procs"] " --workers " \
+		    val["http.green.workers"]
+	else if (has("http.green.workers"))
+		gcfg = "green, --workers " val["http.green.workers"]
+	else
+		gcfg = "green"
+	printf "| load | server | mode | req/s | p50 | p99 | vs reference " \
+	    "|\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n" > out
+	split("c100 c1000", cc, " ")
+	for (k = 1; k <= 2; k++) {
+		sx = k == 1 ? "" : ".c1000"
+		ld = "HTTP, wrk -" substr(cc[k], 1)
+		ref = "http.rps.nginx" sx
+		srow(ld, "demos/http", gcfg, "http", "green" sx, ref)
+		srow(ld, "demos/http", "kthread", "http", "kthread" sx, ref)
+		srow(ld, "demos/http", "process", "http", "process" sx, ref)
+		srow(ld, "nginx", "2 worker processes", "http", "nginx" sx, ref)
+	}
+	ld = "KV, redis-benchmark -c 50"
+	srow(ld, "demos/kv", "green, --workers 2", "kv", "green", "kv.rps.redis")
+	srow(ld, "demos/kv", "kthread", "kv", "kthread", "kv.rps.redis")
+	srow(ld, "demos/kv", "process", "kv", "process", "kv.rps.redis")
+	srow(ld, "redis-server", "one thread", "kv", "redis", "kv.rps.redis")
+	ld = "KV, redis-benchmark -c 50 -P 16"
+	srow(ld, "demos/kv", "green, --workers 2", "kv", "green.p16", \
+	    "kv.rps.redis.p16")
+	srow(ld, "redis-server", "one thread", "kv", "redis.p16", \
+	    "kv.rps.redis.p16")
+	ld = "echo, echo_load -c 100 -s 64"
+	srow(ld, "demos/echo", "green, --workers 2", "echo", "green", "")
+	srow(ld, "demos/echo", "kthread", "echo", "kthread", "")
+	srow(ld, "demos/echo", "process", "echo", "process", "")
+	printf "\nIdle keep-alive connections, each open after one GET / " \
+	    "(bench/conn_hold), and the server's VmRSS with all of them " \
+	    "open%s:\n\n", quick ? " (quick mode: 1,000 connections, not " \
+	    "10,000)" : "" > out
+	printf "| server | connections open | VmRSS | per connection " \
+	    "(growth over the idle server) |\n| --- | ---: | ---: | ---: " \
+	    "|\n" > out
+	printf "| demos/http --mode green --workers 2 | %s | %s | %s |\n", \
+	    fval("conn.10k.ok"), fval("conn.10k.rss"), fval("conn.10k.per") > out
+	printf "| demos/http --mode kthread (a kernel thread each) | %s | %s " \
+	    "| %s |\n\n", fval("conn.10k.ok.kthread"), \
+	    fval("conn.10k.rss.kthread"), fval("conn.10k.per.kthread") > out
+	if (nnote) {
+		printf "Notes from the run:\n\n" > out
+		for (i = 1; i <= nnote; i++)
+			printf "- %s\n", rnote[i] > out
+		printf "\n" > out
+	}
+	if (plots == "yes") {
+		sbars = 0; sdat = ""
+		sbar("http green", "http.rps.green", 1)
+		sbar("http kthread", "http.rps.kthread", 1)
+		sbar("http process", "http.rps.process", 1)
+		sbar("nginx", "http.rps.nginx", 4)
+		sbar("kv green", "kv.rps.green", 2)
+		sbar("kv kthread", "kv.rps.kthread", 2)
+		sbar("kv process", "kv.rps.process", 2)
+		sbar("redis", "kv.rps.redis", 4)
+		sbar("kv green -P16", "kv.rps.green.p16", 2)
+		sbar("redis -P16", "kv.rps.redis.p16", 4)
+		sbar("echo green", "echo.rps.green", 3)
+		sbar("echo kthread", "echo.rps.kthread", 3)
+		sbar("echo process", "echo.rps.process", 3)
+		if (sbars) {
+			f = dir "/plot-servers.dat"
+			printf "%s", sdat > f
+			close(f)
+			printf "![Requests per second per server and mode]" \
+			    "(servers.png)\n\n" > out
+		}
+	}
+
+	# ---- plots ----
+	printf "## Plots\n\n" > out
+	if (plots == "yes") {
+		printf "![Creation cost per mode](create.png)\n\n" > out
+		printf "![Switch and handoff cost per mode](handoff.png)\n\n" > out
+		printf "![Memory per idle unit per mode](memory.png)\n\n" > out
+		printf "![4 KiB messages per second](talk.png)\n\n" > out
+		printf "![Scaling from 10 to 1,000,000 units](scaling.png)\n\n" > out
+	} else if (plots == "off") {
+		printf "Skipped: BENCH_NO_PLOTS=1.\n\n" > out
+	} else {
+		printf "Skipped: gnuplot is not installed (Debian: gnuplot-nox, " \
+		    "which setup.sh installs).  The tables hold the same " \
+		    "figures.\n\n" > out
+	}
+
+	# ---- scaling table ----
+	printf "## Scaling: N units alive at once\n\n" > out
+	printf "Start N units that each block (green threads and kernel " \
+	    "threads in a channel receive, processes in read()), until all " \
+	    "of them run; then memory is read with all N blocked.  Per " \
+	    "unit: the time to start it, and its memory (user pages + page " \
+	    "tables + kernel stack).%s\n\n", quick ? "  Quick mode stops " \
+	    "each ladder one rung lower." : "" > out
+	printf "| units | green: start | green: memory | kernel thread: " \
+	    "start | kernel thread: memory | process: start | process: " \
+	    "memory |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n" > out
+	split("green kthread process", md, " ")
+	for (e = 1; e <= 6; e++) {
+		n = 10 ^ e; line = "| " n " |"; any = 0
+		for (m = 1; m <= 3; m++) {
+			a = "scale." md[m] "." n ".ns"; b = "scale." md[m] "." n ".kib"
+			line = line " " (has(a) ? fval(a) : "") " | " \
+			    (has(b) ? fval(b) : "") " |"
+			if (has(a)) any = 1
+		}
+		if (any) print line > out
+	}
+	printf "\n" > out
+
+	# ---- memory ----
+	printf "## How memory is counted\n\n" > out
+	printf "Per idle unit, with N units blocked (green %s, kernel " \
+	    "threads %s, processes %s):\n\n", quick ? "10,000" : "100,000", \
+	    quick ? "1,000" : "10,000", quick ? "100" : "1,000" > out
+	printf "- *user pages*: green threads and kernel threads: the growth " \
+	    "of the process RSS.  Processes: the growth of the summed Pss " \
+	    "of anonymous and shared-memory pages over the parent and all " \
+	    "children (Pss splits a shared page among the processes that " \
+	    "map it, so the sum counts each physical page once: the pages " \
+	    "a child copied on write count, the ones it still shares do " \
+	    "not).  File-backed pages (library code) are left out: they " \
+	    "exist once whatever the count.\n" > out
+	printf "- *page tables*: the growth of VmPTE (/proc/PID/status) of " \
+	    "the process, or the VmPTE of the children summed.\n" > out
+	printf "- *kernel stack*: 16 KiB per kernel thread or process " \
+	    "(x86-64 THREAD_SIZE without KASAN), counted as that constant.  " \
+	    "As a check, KernelStack in /proc/meminfo (system-wide) grew " \
+	    "by %s per kernel thread and %s per process in this run.  A " \
+	    "green thread has none (%s).\n", \
+	    fval("mem.idle.kthread.kstack.meminfo"), \
+	    fval("mem.idle.process.kstack.meminfo"), \
+	    fval("mem.idle.green.kstack.meminfo") > out
+	printf "- *not counted*: kernel slab (task_struct, mm_struct, VMAs, " \
+	    "file tables...), measured as the growth of SUnreclaim in " \
+	    "/proc/meminfo, which is system-wide and so also shows other " \
+	    "work on the machine: green %s, kernel thread %s, process %s " \
+	    "per unit.\n\n", fval("mem.idle.green.slab"), \
+	    fval("mem.idle.kthread.slab"), fval("mem.idle.process.slab") > out
+
+	# ---- all figures ----
+	printf "## All figures\n\n| name | value | what |\n" > out
+	printf "| --- | ---: | --- |\n" > out
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		note = (quick && cquick[n] != "") ? " (quick: " cquick[n] ")" : ""
+		printf "| %s | %s | %s%s |\n", n, has(n) ? fvalo(n) : \
+		    (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
+		    (quick && cquick[n] == "full only") ? "not run" : "MISSING", \
+		    cwhat[n], note > out
+	}
+	for (i = 1; i <= nv; i++)
+		if (!(order[i] in known) && order[i] !~ /^scale\./ && \
+		    order[i] !~ /^http\.(rps|p50|p99)\.green\.(w2|p2)/)
+			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
+			    unit[order[i]] > out
+	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \
+	    "(name, median, unit; each figure's samples on a #samples " \
+	    "line); the programs print min and max too.\n" > out
+	close(out)
+
+	# ---- latest.txt: the terminal summary ----
+	out = summary
+	printf "\nweft bench summary: %s mode, %s, %s CPUs, %s s, load " \
+	    "average %s before, %s after\n", mode, when, ncpu, secs, load0, \
+	    load > out
+	if (quick)
+		printf "quick mode: smaller counts and 3 runs; indicative " \
+		    "figures only\n" > out
+	printf "%-34s %12s %-6s %-9s %-7s %s\n", "name", "value", "unit", \
+	    "target", "status", "note" > out
+	for (i = 1; i <= nc; i++) {
+		n = cname[i]
+		t = cop[n] == "" ? "" : cop[n] " " ctgt[n]
+		st = "-"
+		if (!has(n)) st = (n in na) ? "n/a" : (n in stl) ? "STALLED" : \
+		    (quick && cquick[n] == "full only") ? "not run" : "MISSING"
+		else if (cop[n] != "")
+			st = compare(num(val[n]), cop[n], num(ctgt[n])) ? "PASS" : "MISS"
+		note = quick ? (cquick[n] != "" ? "quick: " cquick[n] : "quick") : ""
+		if (n in owhy) note = "OUTLIER" (note == "" ? "" : "; " note)
+		if ((n in pstl) || (n in retr))
+			note = ((n in pstl) ? "samples stalled" : "retried") \
+			    (note == "" ? "" : "; " note)
+		printf "%-34s %12s %-6s %-9s %-7s %s\n", n, \
+		    has(n) ? val[n] : (n in na) ? "n/a" : (n in stl) ? "stalled" : \
+		    "-", cunit[n], t, st, note > out
+	}
+	printf "\n%-58s %s\n", "comparison", "status" > out
+	for (i = 1; i <= nr; i++) {
+		j = ntg - nr + i
+		printf "%-58s %-7s %s\n", tl[j], ts[j], tm[j] > out
+	}
+	if (ringref() != "")
+		printf "%s\n", ringref() > out
+	if (nsn) {
+		printf "\nstalled and retried (REPORT.md: Stalled and retried):\n" > out
+		for (i = 1; i <= ngrp; i++)
+			printf "  %s: %s\n", gnames[i], gtext[i] > out
+	}
+	if (nout) {
+		printf "\noutliers (REPORT.md: Outliers):\n" > out
+		for (i = 1; i <= nout; i++)
+			printf "  %s = %s: %s; samples: %s\n", onames[i], \
+			    fval(onames[i]), owhy[onames[i]], \
+			    fsamples(onames[i]) > out
+	}
+	if (missing)
+		printf "\nmissing:%s\n", missname > out
+	printf "\n%s\n", counts() > out
+	close(out)
+
+	# ---- history: this run, once ----
+	if (!seen_run) {
+		f = dir "/history.new"
+		for (i = 1; i <= nc; i++)
+			if (has(cname[i]) && val[cname[i]] ~ /^[-0-9.e+]+$/)
+				printf "%s\t%s\t%s\t%s\t%s\n", stamp, run, mode, \
+				    cname[i], val[cname[i]] > f
+		close(f)
+	}
+
+	# ---- plot data ----
+	if (plots == "yes") {
+		f = dir "/plot-create.dat"
+		bar(f, "green (weft_spawn)", "spawn_join.green")
+		bar(f, "green (weft_task)", "spawn_join.green.task")
+		bar(f, "kernel thread", "spawn_join.kthread")
+		bar(f, "process", "spawn_join.process")
+		close(f)
+		# Two bars a group: two CPUs (green: 2 workers), one CPU.
+		f = dir "/plot-handoff.dat"
+		bar2(f, "raw switch", "", "switch.asm")
+		bar2(f, "green yield", "", "yield.green")
+		bar2(f, "green chan", "handoff.green.cross", "handoff.green.local")
+		bar2(f, "kthread chan", "handoff.kthread", "handoff.kthread.1cpu")
+		bar2(f, "kthread pipe", "handoff.kthread.pipe", \
+		    "handoff.kthread.pipe.1cpu")
+		bar2(f, "process pipe", "handoff.process.pipe", \
+		    "handoff.process.pipe.1cpu")
+		bar2(f, "process pchan", "handoff.process.shm", \
+		    "handoff.process.shm.1cpu")
+		close(f)
+		f = dir "/plot-memory.dat"
+		split("green kthread process", md, " ")
+		split("green thread|kernel thread|process", mlab, "|")
+		for (m = 1; m <= 3; m++) {
+			b = "mem.idle." md[m]
+			printf "%s\t%s\t%s\t%s\t%s\t%s\n", mlab[m], dat(b ".user"), \
+			    dat(b ".pt"), dat(b ".kstack"), dat(b), lbl(b) > f
+		}
+		close(f)
+		f = dir "/plot-talk.dat"
+		bar(f, "green threads", "msg.rate.green")
+		bar(f, "kernel threads", "msg.rate.kthread")
+		bar(f, "processes: pipe", "msg.rate.process.pipe")
+		bar(f, "processes: shared heap", "msg.rate.process.shm")
+		bar(f, "processes: bare ring (not weft)", "msg.rate.process.ring")
+		close(f)
+		f = dir "/plot-scale.dat"
+		for (m = 1; m <= 3; m++) {
+			if (m > 1) printf "\n\n" > f
+			printf "# %s\n", md[m] > f
+			rows = 0
+			for (e = 1; e <= 6; e++) {
+				n = 10 ^ e; a = "scale." md[m] "." n
+				if (has(a ".ns") && has(a ".kib")) {
+					printf "%d\t%s\t%s\n", n, val[a ".ns"], val[a ".kib"] > f
+					rows++
+				}
+			}
+			if (!rows) printf "1\t-\t-\n" > f
+		}
+		close(f)
+	}
+	print (missing ? 3 : misses ? 4 : nstl + npst ? 5 : 0) > (dir "/.status")
+}
