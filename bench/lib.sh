@@ -132,9 +132,14 @@ session_stop() {
 			kill -KILL "-$sp" 2>/dev/null
 		fi
 	fi
+	forget_server "$sp"
+}
+
+# Takes pid $1 off $servers (it has been reaped).
+forget_server() {
 	rest=
 	for p in $servers; do
-		[ "$p" = "$sp" ] || rest="$rest $p"
+		[ "$p" = "$1" ] || rest="$rest $p"
 	done
 	servers=$rest
 }

@@ -46,17 +46,33 @@ stop_server() {
 	[ $stop_left = no ] || problem "$2 left processes behind: killed"
 }
 
-# Ends client $1: SIGTERM (it reports and exits), SIGKILL after 30 s.
+# Waits up to $2 hundredths of a second for client $1 to end; then, if it
+# still runs, sends it $3 (a signal name).  Reaps it, with its exit status
+# in $crc and stopped=yes if it had to be signalled, and forgets it.
+reap_client() {
+	until_cs "$2"
+	while alive "$1" && before_end; do
+		sleep 0.1
+	done
+	stopped=no
+	if alive "$1"; then
+		stopped=yes
+		kill -"$3" "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+	crc=$?
+	rest=
+	for p in $clients; do
+		[ "$p" = "$1" ] || rest="$rest $p"
+	done
+	clients=$rest
+}
+
+# Ends client $1: SIGTERM (it reports and exits), SIGKILL after 30 s; its
+# status in $crc, stopped=yes if it had to be killed.
 stop_client() {
 	kill -TERM "$1" 2>/dev/null
-	clock
-	give_up=$((cs + 3000))
-	while alive "$1" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.1
-		clock
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
+	reap_client "$1" 3000 KILL
 }
 
 
@@ -81,22 +97,16 @@ start_client() {
 # Waits for client $1 (named $2), which ends by itself; its status goes to
 # $crc.
 finish_client() {
-	clock
-	give_up=$((cs + 6000))
-	while alive "$1" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.2
-		clock
-	done
-	if alive "$1"; then
-		problem "the $2 client did not finish in time: stopped"
-		kill -TERM "$1" 2>/dev/null
+	reap_client "$1" 6000 TERM
+	[ $stopped = no ] || problem "the $2 client did not finish in time: stopped"
+}
+
+# The verdict line(s) of a summary: PASS, or FAIL with the problems.
+verdict() {
+	if [ -z "$problems" ]; then
+		echo "verdict: PASS"
+	else
+		echo "verdict: FAIL$problems"
 	fi
-	wait "$1"
-	crc=$?
-	rest=
-	for p in $clients; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	clients=$rest
 }
 

@@ -163,26 +163,11 @@ await_workers() {
 # Ends load client $1 (named $2) with SIGTERM; it must exit 0 (every
 # answer right) within 30 s.
 end_load() {
-	kill -TERM "$1" 2>/dev/null
-	clock
-	give_up=$((cs + 3000))
-	while alive "$1" && [ "$cs" -lt "$give_up" ]; do
-		sleep 0.1
-		clock
-	done
-	if alive "$1"; then
+	stop_client "$1"
+	if [ $stopped = yes ]; then
 		problem "the $2 client did not end within 30 s of SIGTERM"
-		kill -KILL "$1" 2>/dev/null
-	fi
-	wait "$1"
-	lrc=$?
-	rest=
-	for p in $clients; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	clients=$rest
-	if [ "$lrc" != 0 ]; then
-		problem "the $2 client found wrong answers (status $lrc):" \
+	elif [ "$crc" != 0 ]; then
+		problem "the $2 client found wrong answers (status $crc):" \
 		    "$(grep -v '^soak_client' "$out/$2.err" | head -3 | tr '\n' '|')"
 	fi
 	tallies=$(awk -F'\t' '$1 == "tally" && $4 != "connect" {
@@ -263,11 +248,24 @@ term_under_load() {
 		problem "$2 left processes behind after SIGTERM: killed"
 		kill -KILL "-$1" 2>/dev/null
 	fi
-	rest=
-	for p in $servers; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	servers=$rest
+	forget_server "$1"
+}
+
+# signal_worker oldest|youngest SIGNAL CS WHAT: sends SIGNAL to that
+# worker of $sup under the load $load (told with SIGUSR1), and waits up to
+# CS hundredths of a second for its replacement; waited: how long it took,
+# or empty if it did not come (a problem).
+signal_worker() {
+	pick_worker "$sup" "$1"
+	kill -"$2" "$wpid" 2>/dev/null
+	kill -USR1 "$load" 2>/dev/null
+	if await_workers "$sup" "$3" "$wpid"; then
+		note "$name: $4 to worker $wpid: replaced after ${waited}0 ms"
+	else
+		waited=
+		problem "$name: worker $wpid, sent $4, was not replaced within" \
+		    "$(($3 / 100)) s"
+	fi
 }
 
 kills=0
@@ -304,28 +302,15 @@ procs_round() {
 	load=$cpid
 	sleep 3
 
-	pick_worker "$sup" youngest
-	kill -KILL "$wpid" 2>/dev/null
-	kill -USR1 "$load" 2>/dev/null
+	signal_worker youngest KILL 1000 "kill -9"
 	kills=$((kills + 1))
-	if await_workers "$sup" 1000 "$wpid"; then
-		[ "$waited" -le "$restart_max" ] || restart_max=$waited
-		note "$name: kill -9 of worker $wpid: replaced after ${waited}0 ms"
-	else
-		problem "$name: worker $wpid, killed, was not replaced within 10 s"
-	fi
+	[ -z "$waited" ] || [ "$waited" -le "$restart_max" ] || restart_max=$waited
 	sleep 3
 
-	pick_worker "$sup" oldest
-	kill -TERM "$wpid" 2>/dev/null
-	kill -USR1 "$load" 2>/dev/null
+	signal_worker oldest TERM 2000 "SIGTERM"
 	terms=$((terms + 1))
-	if await_workers "$sup" 2000 "$wpid"; then
-		[ "$waited" -le "$drain_restart_max" ] || drain_restart_max=$waited
-		note "$name: SIGTERM to worker $wpid: replaced after ${waited}0 ms"
-	else
-		problem "$name: worker $wpid, sent SIGTERM, was not replaced within 20 s"
-	fi
+	[ -z "$waited" ] || [ "$waited" -le "$drain_restart_max" ] ||
+	    drain_restart_max=$waited
 	sleep 3
 
 	end_load "$load" "$name-load"
@@ -343,11 +328,6 @@ procs_round() {
 	sleep 3
 	term_under_load "$sup" "$name supervisor" "$hp" http
 	stop_client "$load"
-	rest=
-	for q in $clients; do
-		[ "$q" = "$load" ] || rest="$rest $q"
-	done
-	clients=$rest
 
 	n=$(grep -c 'killed by SIGKILL; restarting' "$out/$name.err")
 	[ "$n" -eq 1 ] ||
@@ -393,11 +373,6 @@ green_round() {
 	term_under_load "$hpid" "$ht" "$hport" http
 	term_under_load "$kpid" "$kt" "$kport" kv
 	stop_client "$load"
-	rest=
-	for q in $clients; do
-		[ "$q" = "$load" ] || rest="$rest $q"
-	done
-	clients=$rest
 }
 
 say "$rounds round(s); results in $out"
@@ -420,11 +395,7 @@ done
 	    "$((term_max * 10)) ms at worst)"
 	echo "  after each load, $checks server processes checked:" \
 	    "$left_conns connection(s) left open, $leaked_fds fd(s) leaked"
-	if [ -z "$problems" ]; then
-		echo "verdict: PASS"
-	else
-		echo "verdict: FAIL$problems"
-	fi
+	verdict
 } | tee "$out/summary.txt"
 
 [ -z "$problems" ]

@@ -540,11 +540,7 @@ rm -f "$out/.flat"
 		printf "%-20s %7d %7.1f->%-7.1f %6s->%-6s %12s %9s  %s\n", $1, $2,
 		    $3, $4, $5, $6, $7, $8, $9 }'
 	echo
-	if [ -z "$problems" ]; then
-		echo "verdict: PASS"
-	else
-		echo "verdict: FAIL$problems"
-	fi
+	verdict
 } | tee "$out/summary.txt"
 
 [ -z "$problems" ]

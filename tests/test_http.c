@@ -204,6 +204,17 @@ static void expect_error(const char *req, int status) {
   conn_close(&c);
 }
 
+/* Reads the interim "100 Continue" response, which must come first, and
+ * drops it from what c received. */
+static void expect_continue_100(struct conn *c) {
+  while (memmem(c->buf, c->len, "\r\n\r\n", 4) == NULL)
+    cr_assert_gt(conn_fill(c), 0);
+  cr_assert(c->len >= 25 &&
+            memcmp(c->buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+  memmove(c->buf, c->buf + 25, c->len - 25);
+  c->len -= 25;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Server tests                                                             */
 /* ------------------------------------------------------------------------ */
@@ -330,12 +341,7 @@ Test(http_server, keep_alive_and_body, .fini = fini_server, TMO) {
   /* Expect: 100-continue gets its interim response. */
   send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
                  "Expect: 100-continue\r\n\r\n");
-  while (memmem(c.buf, c.len, "\r\n\r\n", 4) == NULL)
-    cr_assert_gt(conn_fill(&c), 0);
-  cr_assert(c.len >= 25 &&
-            memcmp(c.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
-  memmove(c.buf, c.buf + 25, c.len - 25);
-  c.len -= 25;
+  expect_continue_100(&c);
   send_str(c.fd, "abc");
   read_response(&c, &r, false);
   expect_hello(&r);
@@ -385,12 +391,7 @@ static void chunked_bodies(const char *mode) {
   /* Expect: 100-continue gets its interim response first. */
   send_str(c.fd, "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                  "Expect: 100-continue\r\n\r\n");
-  while (memmem(c.buf, c.len, "\r\n\r\n", 4) == NULL)
-    cr_assert_gt(conn_fill(&c), 0);
-  cr_assert(c.len >= 25 &&
-            memcmp(c.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
-  memmove(c.buf, c.buf + 25, c.len - 25);
-  c.len -= 25;
+  expect_continue_100(&c);
   send_str(c.fd, "2\r\nab\r\n0\r\n\r\n");
   read_response(&c, &r, false);
   expect_hello(&r);
