@@ -101,6 +101,17 @@ finish_client() {
 	[ $stopped = no ] || problem "the $2 client did not finish in time: stopped"
 }
 
+# Stops every client and server still running (the scripts' exit trap).
+stop_everything() {
+	for p in $clients; do
+		stop_client "$p"
+	done
+	clients=
+	for p in $servers; do
+		stop_server "$p" "server $p" >/dev/null 2>&1
+	done
+}
+
 # The verdict line(s) of a summary: PASS, or FAIL with the problems.
 verdict() {
 	if [ -z "$problems" ]; then

@@ -74,13 +74,7 @@ soak_tag=operator
 
 cleanup() {
 	trap - EXIT INT TERM
-	for p in $clients; do
-		stop_client "$p"
-	done
-	clients=
-	for p in $servers; do
-		stop_server "$p" "server $p" >/dev/null 2>&1
-	done
+	stop_everything
 }
 trap cleanup EXIT
 trap 'say interrupted; cleanup; exit 130' INT TERM

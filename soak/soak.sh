@@ -115,13 +115,7 @@ cleanup() {
 		wait "$reset_pid" 2>/dev/null
 		reset_pid=
 	fi
-	for p in $clients; do
-		stop_client "$p"
-	done
-	clients=
-	for p in $servers; do
-		stop_server "$p" "server $p" >/dev/null 2>&1
-	done
+	stop_everything
 	rm -f "$out/.est"
 }
 trap cleanup EXIT
