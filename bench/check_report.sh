@@ -142,7 +142,7 @@ status "$rc" 4 # and kv.rps.green misses its target
 has "$tmp/reference/outliers.md" '^\| kv\.rps\.green \| 164/s \| 1/457 of kv\.rps\.redis \(75\.0 k/s\) in the same run; usual: at least 1/5 \| one run: 164/s \|$'
 has "$tmp/reference/outliers.md" '^\| kv\.p99\.green \| .* \| 4166\.7x kv\.p99\.redis'
 hasnt "$tmp/reference/outliers.md" 'http\.p99\.green'
-has "$md" '^\| KV, redis-benchmark -c 50 \| demos/kv \| green, --workers 2 \| 164/s \(outlier\) \|'
+has "$md" '^\| KV, redis-benchmark -c 50 \| servers/kv \| green, --workers 2 \| 164/s \(outlier\) \|'
 has "$txt" '^kv\.rps\.green +164 req/s .*OUTLIER'
 has "$txt" ', 2 outliers$'
 

@@ -604,25 +604,25 @@ END {
 		sx = k == 1 ? "" : ".c1000"
 		ld = "HTTP, wrk -" substr(cc[k], 1)
 		ref = "http.rps.nginx" sx
-		srow(ld, "demos/http", gcfg, "http", "green" sx, ref)
-		srow(ld, "demos/http", "kthread", "http", "kthread" sx, ref)
-		srow(ld, "demos/http", "process", "http", "process" sx, ref)
+		srow(ld, "servers/http", gcfg, "http", "green" sx, ref)
+		srow(ld, "servers/http", "kthread", "http", "kthread" sx, ref)
+		srow(ld, "servers/http", "process", "http", "process" sx, ref)
 		srow(ld, "nginx", "2 worker processes", "http", "nginx" sx, ref)
 	}
 	ld = "KV, redis-benchmark -c 50"
-	srow(ld, "demos/kv", "green, --workers 2", "kv", "green", "kv.rps.redis")
-	srow(ld, "demos/kv", "kthread", "kv", "kthread", "kv.rps.redis")
-	srow(ld, "demos/kv", "process", "kv", "process", "kv.rps.redis")
+	srow(ld, "servers/kv", "green, --workers 2", "kv", "green", "kv.rps.redis")
+	srow(ld, "servers/kv", "kthread", "kv", "kthread", "kv.rps.redis")
+	srow(ld, "servers/kv", "process", "kv", "process", "kv.rps.redis")
 	srow(ld, "redis-server", "one thread", "kv", "redis", "kv.rps.redis")
 	ld = "KV, redis-benchmark -c 50 -P 16"
-	srow(ld, "demos/kv", "green, --workers 2", "kv", "green.p16", \
+	srow(ld, "servers/kv", "green, --workers 2", "kv", "green.p16", \
 	    "kv.rps.redis.p16")
 	srow(ld, "redis-server", "one thread", "kv", "redis.p16", \
 	    "kv.rps.redis.p16")
 	ld = "echo, echo_load -c 100 -s 64"
-	srow(ld, "demos/echo", "green, --workers 2", "echo", "green", "")
-	srow(ld, "demos/echo", "kthread", "echo", "kthread", "")
-	srow(ld, "demos/echo", "process", "echo", "process", "")
+	srow(ld, "servers/echo", "green, --workers 2", "echo", "green", "")
+	srow(ld, "servers/echo", "kthread", "echo", "kthread", "")
+	srow(ld, "servers/echo", "process", "echo", "process", "")
 	printf "\nIdle keep-alive connections, each open after one GET / " \
 	    "(bench/conn_hold), and the server's VmRSS with all of them " \
 	    "open%s:\n\n", quick ? " (quick mode: 1,000 connections, not " \
@@ -630,9 +630,9 @@ END {
 	printf "| server | connections open | VmRSS | per connection " \
 	    "(growth over the idle server) |\n| --- | ---: | ---: | ---: " \
 	    "|\n" > out
-	printf "| demos/http --mode green --workers 2 | %s | %s | %s |\n", \
+	printf "| servers/http --mode green --workers 2 | %s | %s | %s |\n", \
 	    fval("conn.10k.ok"), fval("conn.10k.rss"), fval("conn.10k.per") > out
-	printf "| demos/http --mode kthread (a kernel thread each) | %s | %s " \
+	printf "| servers/http --mode kthread (a kernel thread each) | %s | %s " \
 	    "| %s |\n\n", fval("conn.10k.ok.kthread"), \
 	    fval("conn.10k.rss.kthread"), fval("conn.10k.per.kthread") > out
 	if (nnote) {

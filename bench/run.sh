@@ -13,7 +13,7 @@
 # made with gnuplot) and the summary printed at the end, also kept in
 # BUILDDIR/bench/results/latest.txt.
 #
-# Last comes the server bench, bench/servers.sh: weft's server demos under
+# Last comes the server bench, bench/servers.sh: weft's servers under
 # wrk, redis-benchmark and bench/echo_load, against nginx and redis-server
 # when installed (about 90 s in full mode, 15 s in quick mode).
 #
@@ -99,7 +99,7 @@ END_OF_LIST
 
 # The server bench appends its figures to the same file.
 i=$((i + 1))
-echo "bench: [$i/$nprog] servers: http, kv and echo demos under load," \
+echo "bench: [$i/$nprog] servers: http, kv and echo under load," \
     "against nginx and redis-server ($(($(date +%s) - start)) s so far)" >&2
 t0=$(date +%s)
 if ! sh "$here/servers.sh" "$mode" "$builddir" "$tsv" </dev/null; then

@@ -1,6 +1,6 @@
 #!/bin/sh
-# servers.sh - the server bench: weft's server demos (demos/http, demos/kv,
-# demos/echo) under load in each mode, with nginx and redis-server as
+# servers.sh - the server bench: weft's servers (servers/http, servers/kv,
+# servers/echo) under load in each mode, with nginx and redis-server as
 # references when they are installed.
 #
 #   sh bench/servers.sh full|quick [BUILDDIR [TSV]]
@@ -13,16 +13,16 @@
 # whatever is still running, so an interrupted run leaves nothing behind.
 #
 #   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /:
-#          demos/http --mode green (--workers 2, and --procs 2 --workers 1
+#          servers/http --mode green (--workers 2, and --procs 2 --workers 1
 #          in full mode; the faster is reported as http.*.green and named by
 #          http.green.procs and http.green.workers), kthread, process; and
 #          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
 #   KV     redis-benchmark -t set,get -c 50 -q --csv, without and with -P 16:
-#          demos/kv --mode green --workers 2 (kthread and process without
+#          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no.
-#   Echo   bench/echo_load -c 100 -s 64 against demos/echo in each mode.
+#   Echo   bench/echo_load -c 100 -s 64 against servers/echo in each mode.
 #   Conns  bench/conn_hold opens 10,000 keep-alive connections to
-#          demos/http --mode green --workers 2, each after one request, and
+#          servers/http --mode green --workers 2, each after one request, and
 #          the server's VmRSS is read with all of them open; the same for
 #          --mode kthread (one kernel thread per connection).
 #
@@ -538,7 +538,7 @@ kv_run() {
 	    "kv $name" "$1" "$2" "$3"
 }
 
-# echo_run MODE: bench/echo_load against demos/echo on $host:$port;
+# echo_run MODE: bench/echo_load against servers/echo on $host:$port;
 # records echo.rps.MODE, echo.p50.MODE and echo.p99.MODE.  Its figures go
 # to a file of their own first: a failed run may have written some.
 echo_run() {
@@ -626,16 +626,16 @@ run_redis() {
 	    --appendonly no --dir "$tmp/redis" --daemonize no
 }
 
-http=$builddir/demos/http
-kv=$builddir/demos/kv
-echo_bin=$builddir/demos/echo
+http=$builddir/servers/http
+kv=$builddir/servers/kv
+echo_bin=$builddir/servers/echo
 
 say "$mode run, figures to $tsv (fds per process: $nofile)"
 note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 
 # ---- HTTP --------------------------------------------------------------
 if have wrk; then
-	say "http: demos/http and nginx under wrk"
+	say "http: servers/http and nginx under wrk"
 	# Green threads: --workers 2 in one process, and in full mode also
 	# --procs 2 --workers 1; the faster at -c100 becomes http.*.green.
 	configs='w2:--workers 2'
@@ -676,7 +676,7 @@ EOF
 		w2) fig http.green.procs 1 procs; fig http.green.workers 2 workers ;;
 		p2) fig http.green.procs 2 procs; fig http.green.workers 1 workers ;;
 		esac
-		note "http.rps.green is demos/http --mode green" \
+		note "http.rps.green is servers/http --mode green" \
 		    "$(printf '%s\n' "$configs" | sed -n "s/^$best://p")" \
 		    "(the faster configuration measured)"
 	elif [ -n "$gstalled" ]; then
@@ -746,12 +746,12 @@ fi
 
 # ---- KV ----------------------------------------------------------------
 if have redis-benchmark; then
-	say "kv: demos/kv and redis-server under redis-benchmark"
+	say "kv: servers/kv and redis-server under redis-benchmark"
 	if start_demo kv.green "$kv" --mode green --workers 2; then
 		try kv.green kv_run green
 		try kv.green.p16 kv_run green.p16 -P 16
 		stop_demo kv.green
-		note "kv.rps.green is demos/kv --mode green --workers 2"
+		note "kv.rps.green is servers/kv --mode green --workers 2"
 	fi
 	kmodes='kthread process'
 	[ "$mode" = quick ] && kmodes=
@@ -784,7 +784,7 @@ else
 fi
 
 # ---- Echo --------------------------------------------------------------
-say "echo: demos/echo under bench/echo_load"
+say "echo: servers/echo under bench/echo_load"
 emodes='green kthread process'
 [ "$mode" = quick ] && emodes=green
 for m in $emodes; do
@@ -800,10 +800,10 @@ for m in $emodes; do
 		stop_demo "echo.$m"
 	fi
 done
-[ "$mode" = full ] && note "echo: bench/echo_load -c 100 -s 64 -d $echo_s (2 workers); demos/echo --mode green --workers 2"
+[ "$mode" = full ] && note "echo: bench/echo_load -c 100 -s 64 -d $echo_s (2 workers); servers/echo --mode green --workers 2"
 
 # ---- Idle connections --------------------------------------------------
-say "conns: idle keep-alive connections held against demos/http"
+say "conns: idle keep-alive connections held against servers/http"
 if [ ! -x "$builddir/bench/conn_hold" ]; then
 	fail conn "bench/conn_hold is not built"
 else
@@ -816,7 +816,7 @@ else
 		stop_demo conn.kthread
 	fi
 	note "conn.10k: $hold_n connections (kernel threads: $hold_kn), each" \
-	    "after one GET /, VmRSS of demos/http --mode green --workers 2" \
+	    "after one GET /, VmRSS of servers/http --mode green --workers 2" \
 	    "(and --mode kthread)"
 fi
 

@@ -27,11 +27,11 @@
     abort();                                                                   \
   } while (0)
 
-/* demos/http_parse.c: whole input against split and byte-by-byte feeding,
+/* servers/http_parse.c: whole input against split and byte-by-byte feeding,
  * every reported offset and length inside the input. */
 void fuzz_http_parse_check(const uint8_t *data, size_t size);
 
-/* demos/resp.c: the input as a pipeline of commands, parsed whole and in
+/* servers/resp.c: the input as a pipeline of commands, parsed whole and in
  * pieces; argv slices inside the buffer; replies built from the arguments
  * and parsed back. */
 void fuzz_resp_check(const uint8_t *data, size_t size);

@@ -1,6 +1,6 @@
 /*
  * http_parse_fuzz.c - fuzz target for the incremental HTTP/1.1 request-head
- * parser (demos/http_parse.c).
+ * parser (servers/http_parse.c).
  *
  * Each input is one request head (or garbage).  It is parsed:
  *  - whole, in one call;

@@ -1,6 +1,6 @@
 /*
  * resp_fuzz.c - fuzz target for the RESP2 request parser and the reply
- * helpers (demos/resp.c).
+ * helpers (servers/resp.c).
  *
  * The input is a stream of pipelined commands, parsed one command after
  * another:

@@ -90,12 +90,12 @@ fi
 # ---------------------------------------------------------------------------
 cflags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -pthread -D_GNU_SOURCE
   -Wall -Wextra -Wno-unused-parameter "${extra[@]}")
-inc=(-I"$src/include" -I"$src/demos" -I"$src/fuzz")
+inc=(-I"$src/include" -I"$src/servers" -I"$src/fuzz")
 
 build_parser() { # name, parser source
   echo "fuzz/run.sh: building $1_fuzz"
   "$cc" "${cflags[@]}" "${san[@]}" "${inc[@]}" "$src/fuzz/$1_fuzz.c" \
-    "$src/demos/$2" -o "$build/$1_fuzz"
+    "$src/servers/$2" -o "$build/$1_fuzz"
 }
 
 build_sync() {

@@ -1,5 +1,5 @@
 # soak/Makefile.mk - the soak test of the HTTP and KV servers, included from
-# the top-level Makefile.am after the demos and bench fragments.  Its load
+# the top-level Makefile.am after the servers and bench fragments.  Its load
 # client, soak/soak_client (weft green threads), is built by `make` like the
 # bench programs, so it always compiles; `make soak` runs soak/soak.sh for
 # SOAK_SECONDS seconds (default 600; `make soak SOAK_SECONDS=60` for a short

@@ -9,7 +9,7 @@
 #
 # A round is:
 #
-#  1. demos/http --mode green --procs 2 --workers 1, loaded by
+#  1. servers/http --mode green --procs 2 --workers 1, loaded by
 #     soak/soak_client (32 connections, every answer checked):
 #       - kill -9 of the youngest worker: the supervisor must fork a new
 #         one within 10 s and log "killed by SIGKILL; restarting";
@@ -26,7 +26,7 @@
 #       - the load starts again, and the supervisor gets SIGTERM: within
 #         2 s new clients must be refused, and within 20 s it must exit 0
 #         with nothing left in its session.
-#  2. demos/http and demos/kv, --mode green --workers 2, loaded together:
+#  2. servers/http and servers/kv, --mode green --workers 2, loaded together:
 #     the same check of connections and fds after the load, then SIGTERM
 #     to each under a new load: refused at once, exit 0.
 #
@@ -47,8 +47,8 @@ case $rounds in
 	;;
 esac
 
-http_bin=$builddir/demos/http
-kv_bin=$builddir/demos/kv
+http_bin=$builddir/servers/http
+kv_bin=$builddir/servers/kv
 client_bin=$builddir/soak/soak_client
 for b in "$http_bin" "$kv_bin" "$client_bin"; do
 	if [ ! -x "$b" ]; then

@@ -3,7 +3,7 @@
 #
 #   sh soak/soak.sh [BUILDDIR]
 #
-# Starts demos/http --mode green --procs 2 --workers 1 and demos/kv --mode
+# Starts servers/http --mode green --procs 2 --workers 1 and servers/kv --mode
 # green on ephemeral ports (--port 0; the port is read back from the
 # "listening on HOST:PORT" line), and loads both for SOAK_SECONDS with
 # soak/soak_client, which checks every answer (see soak_client.c).  Meanwhile:
@@ -28,7 +28,7 @@
 # worker, the median of the last third of the samples (after a warm-up of a
 # tenth of the run) must not exceed the median of the first third by more
 # than 20% of RSS (and at least 1 MiB), 10 idle fds or 2 threads.  The
-# demos do not expose how many green threads are alive, so that is not
+# servers do not expose how many green threads are alive, so that is not
 # sampled.  Server output other than the restart lines fails the run; the
 # hog detector's lines ("ran N ms without yielding") are only counted, as a
 # machine shared with other work can stall a worker thread.
@@ -81,8 +81,8 @@ done
 [ "$sample_every" -ge 1 ] || sample_every=1
 [ "$kt_share" -le 50 ] || kt_share=50
 
-http_bin=$builddir/demos/http
-kv_bin=$builddir/demos/kv
+http_bin=$builddir/servers/http
+kv_bin=$builddir/servers/kv
 client_bin=$builddir/soak/soak_client
 reset_bin=$builddir/tests/test_reset
 for b in "$http_bin" "$kv_bin" "$client_bin" "$reset_bin"; do
@@ -521,7 +521,7 @@ rm -f "$out/.flat"
 	echo "workers killed: $kills; replaced: $restarts (slowest after" \
 	    "$((restart_max * 10)) ms); restart lines: $restart_lines;" \
 	    "hog-detector lines: $hogs"
-	echo "live green threads: not exposed by the demos; not sampled"
+	echo "live green threads: not exposed by the servers; not sampled"
 	sed -n '/^weft operator checks/,/^verdict/p' \
 	    "$out/operator/summary.txt" 2>/dev/null | sed '$d'
 	echo "reset storm: $storms storms, $resets connections reset at" \

@@ -1,7 +1,7 @@
 /*
  * soak_client.c - the load client of the soak test (soak/soak.sh), built on
  * weft: one green thread per client slot, each opening connection after
- * connection to demos/http or demos/kv and checking every answer.
+ * connection to servers/http or servers/kv and checking every answer.
  *
  *   soak/soak_client [--http-port P] [--kv-port Q] [--host ADDR]
  *                    [--seconds S] [--http-conns N] [--kv-conns N]

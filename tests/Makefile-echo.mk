@@ -1,7 +1,7 @@
 # tests/Makefile-echo.mk - the echo demo, end to end (tests).
 #
-# test_echo starts demos/echo in each of its modes and talks to it over
-# TCP (make check builds the demos first, with everything else).
+# test_echo starts servers/echo in each of its modes and talks to it over
+# TCP (make check builds the servers first, with everything else).
 
 check_PROGRAMS += tests/test_echo
 TESTS += tests/test_echo

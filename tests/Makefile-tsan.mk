@@ -2,10 +2,10 @@
 # --enable-tsan: every green thread is a ThreadSanitizer fiber and every
 # switch is announced to it, so TSan follows green threads across workers.
 # It runs the whole test suite (tests/tsan_criterion.c is what lets
-# Criterion start under TSan), then demos that spawn, switch and block on
+# Criterion start under TSan), then examples that spawn, switch and block on
 # channels and mutexes, and the green echo server under load from the
 # green echo client.  Any report fails the target: halt_on_error makes the
-# reporting process exit with status 66.  (demos/counter is left out: it
+# reporting process exit with status 66.  (examples/counter is left out: it
 # shows a data race on purpose.)
 #
 # Two tests of tests/test_task are disabled in TSan builds: they fork from
@@ -15,7 +15,7 @@
 # guard-page and crash tests expect weft's own report and signal, not
 # TSan's.
 
-TSAN_DEMOS = demos/channel demos/vector
+TSAN_DEMOS = examples/channel examples/vector
 TSAN_OPTIONS_CHECK = halt_on_error=1 exitcode=66 die_after_fork=0 handle_segv=0
 
 # What it needs is built one make after another: as prerequisites, `all`
@@ -32,9 +32,9 @@ check-tsan:
 	for p in $(TSAN_DEMOS); do \
 	  echo "tsan: $$p"; ./$$p >/dev/null; \
 	done; \
-	echo "tsan: demos/echo under bench/echo_load"; \
+	echo "tsan: servers/echo under bench/echo_load"; \
 	out=$$(mktemp); \
-	./demos/echo --mode green --workers 2 --port 0 --quiet >$$out & \
+	./servers/echo --mode green --workers 2 --port 0 --quiet >$$out & \
 	pid=$$!; \
 	for i in 1 2 3 4 5 6 7 8 9 10; do \
 	  test -s $$out && break; sleep 1; \

@@ -3,12 +3,12 @@
 # (which registers every green-thread stack with valgrind, so that a switch
 # is known to be a stack switch).  Any memcheck error fails the target.
 #
-# The programs: demos that spawn, switch, block on channels and mutexes and
+# The programs: examples that spawn, switch, block on channels and mutexes and
 # migrate between workers, and the Criterion programs of the sync
 # primitives.  Criterion runs each test in
 # a child process, hence --trace-children.
 
-VG_DEMOS = demos/channel demos/counter demos/vector
+VG_DEMOS = examples/channel examples/counter examples/vector
 VG_TESTS = tests/test_sync
 VG_FLAGS = --error-exitcode=9 --trace-children=yes -q \
 	--child-silent-after-fork=no

@@ -1,6 +1,6 @@
 /*
  * srv_harness.h - the server under test, for the tests that run a server
- * demo (demos/echo, demos/http, demos/kv) as a child and talk to it over
+ * demo (servers/echo, servers/http, servers/kv) as a child and talk to it over
  * TCP: start it, read its port from its "listening on HOST:PORT" line,
  * connect, stop it, and never leave it behind.
  *

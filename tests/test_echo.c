@@ -1,10 +1,10 @@
 /*
- * test_echo.c - the echo demo (demos/echo on demos/srv.c), end to end, in
+ * test_echo.c - the echo demo (servers/echo on servers/srv.c), end to end, in
  * each way it runs connections: green threads, kernel threads, a process
  * per connection, and green threads in two worker processes (sharing one
  * listening socket, or with a SO_REUSEPORT socket each).
  *
- * Each test starts demos/echo (the tests run in the build directory) with
+ * Each test starts servers/echo (the tests run in the build directory) with
  * --port 0 in a process group of its own, learns the port from its
  * "listening on HOST:PORT" line, talks to it over TCP, and kills and reaps
  * the whole group when it ends, whatever happened.  Waits are bounded by
@@ -12,7 +12,7 @@
  */
 #include "srv_harness.h"
 
-#define ECHO_PATH "demos/echo"
+#define ECHO_PATH "servers/echo"
 #define GUARD_MS 5000 /* how long a step may take before it counts as hung */
 
 /* ------------------------------------------------------------------------ */
@@ -23,7 +23,7 @@
 static void kill_server(void) { srvh_kill(); }
 
 /*
- * Starts demos/echo with the mode's arguments, then extra's (both
+ * Starts servers/echo with the mode's arguments, then extra's (both
  * NULL-terminated; extra may be NULL).  nofile > 0: RLIMIT_NOFILE of the
  * server.  Returns once it listens, with srvh.port set.
  */
@@ -467,7 +467,7 @@ static void out_of_fds(const char *const *mode) {
 /* Options                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Runs demos/echo with args; returns its exit status and what it wrote to
+/* Runs servers/echo with args; returns its exit status and what it wrote to
  * stderr. */
 static int run_echo(const char *const *args, char *err, size_t cap) {
   const char *argv[16];

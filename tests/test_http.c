@@ -1,9 +1,9 @@
 /*
- * test_http.c - the HTTP demo's server, demos/http, run as a child process
+ * test_http.c - the HTTP demo's server, servers/http, run as a child process
  * and spoken to over TCP, in each mode.  Its parser is tested as a unit by
  * test_http_parse.c.
  *
- * Server tests run "demos/http --port 0 --mode MODE --quiet" from the build
+ * Server tests run "servers/http --port 0 --mode MODE --quiet" from the build
  * directory (the tests' working directory), read "listening on HOST:PORT"
  * from its standard output, and always kill and reap it (also when an
  * assertion fails: the fixture's fini does it, and the child gets SIGKILL
@@ -28,11 +28,11 @@
 
 #define TMO .timeout = 20
 
-/* Starts demos/http with the given mode and extra arguments (NULL-ended). */
+/* Starts servers/http with the given mode and extra arguments (NULL-ended). */
 static void start_server(const char *mode, ...) {
   const char *argv[32];
   int argc = 0;
-  argv[argc++] = "demos/http";
+  argv[argc++] = "servers/http";
   argv[argc++] = "--port";
   argv[argc++] = "0";
   argv[argc++] = "--mode";
@@ -625,7 +625,7 @@ Test(http_server, no_listening_line_when_the_runtime_cannot_start, TMO) {
     dup2(devnull, 2);
     /* The runtime's first worker thread cannot be created. */
     setenv("WEFT_FAIL", "pthread_create:0:1", 1);
-    execl("demos/http", "demos/http", "--port", "0", "--mode", "green",
+    execl("servers/http", "servers/http", "--port", "0", "--mode", "green",
           "--workers", "2", (char *)NULL);
     _exit(127);
   }
@@ -670,7 +670,7 @@ Test(http_server, address_space_limit_gives_a_clean_exit, .timeout = 120,
         setrlimit(RLIMIT_AS, &as);
         struct rlimit nocore = {0, 0};
         setrlimit(RLIMIT_CORE, &nocore);
-        execl("demos/http", "demos/http", "--port", "0", "--workers", "8",
+        execl("servers/http", "servers/http", "--port", "0", "--workers", "8",
               (char *)NULL);
         _exit(127);
       }

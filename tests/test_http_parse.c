@@ -1,12 +1,12 @@
 /*
  * test_http_parse.c - the HTTP demo's request parser and chunked-body
- * decoder (demos/http_parse.c, compiled into this program), as units.
+ * decoder (servers/http_parse.c, compiled into this program), as units.
  *
  * Each request is checked twice: given at once, and given one byte more
  * per call, each time in a fresh buffer of exactly that size (so that a
  * sanitizer catches a read past the end), which must give the same result.
  * Chunked bodies are fed in pieces of several sizes, each a fresh heap copy.
- * The server, demos/http, is tested end to end by test_http.c.
+ * The server, servers/http, is tested end to end by test_http.c.
  */
 #include "helpers.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_kv.c - the kv demo, demos/kv, started as a child ("demos/kv --port
+ * test_kv.c - the kv demo, servers/kv, started as a child ("servers/kv --port
  * 0 --mode MODE --quiet", run from the build directory) and spoken to over
  * TCP: every command, errors, a malformed frame that closes only its own
  * connection, a pipeline answered in order, large values, the three
@@ -23,12 +23,12 @@
 /* The server                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Starts demos/kv in the given mode with extra arguments (NULL-ended) and
+/* Starts servers/kv in the given mode with extra arguments (NULL-ended) and
  * reads its port from the "listening on HOST:PORT" line. */
 static void start_server(const char *mode, ...) {
   const char *argv[32];
   int n = 0;
-  argv[n++] = "demos/kv";
+  argv[n++] = "servers/kv";
   argv[n++] = "--port";
   argv[n++] = "0";
   argv[n++] = "--mode";

@@ -1,5 +1,5 @@
 /*
- * test_kv_store.c - the kv demo's store (demos/kv_store.c, compiled into
+ * test_kv_store.c - the kv demo's store (servers/kv_store.c, compiled into
  * this program), as a unit, with the time passed in so that expiry needs
  * no sleeping; and one store shared by kernel threads and green threads.
  */

@@ -1,6 +1,6 @@
 /*
  * test_resp.c - the kv demo's RESP parser and reply helpers
- * (demos/resp.c, compiled into this program), as units: valid frames, the
+ * (servers/resp.c, compiled into this program), as units: valid frames, the
  * same result a byte at a time, pipelines, inline commands, each protocol
  * error, random input.
  */

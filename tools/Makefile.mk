@@ -12,7 +12,7 @@
 # installed.
 #
 # make check-install runs tools/install-check.sh: it installs into a
-# scratch directory (DESTDIR), builds demos/channel.c against the installed
+# scratch directory (DESTDIR), builds examples/channel.c against the installed
 # library with pkg-config, runs it, and checks what the shared library
 # exports.
 

@@ -4,7 +4,7 @@
 # Runs "make install DESTDIR=SCRATCH/dest" in BUILD-DIR (a configured and
 # built weft tree), checks that the library (shared and static), weft.h,
 # weft.pc, the manual page and the gdb extension are installed, builds
-# demos/channel.c out of tree with "pkg-config --cflags --libs weft"
+# examples/channel.c out of tree with "pkg-config --cflags --libs weft"
 # against the installed copy (PKG_CONFIG_SYSROOT_DIR maps the configured
 # prefix into the staging directory), once against the shared library and
 # once against the static one, runs both, checks that the shared library
@@ -132,11 +132,11 @@ fi
 
 # An out-of-tree program, built as a user would.
 mkdir -p "$scratch/prog"
-cp "$srcdir/demos/channel.c" "$scratch/prog/channel.c"
+cp "$srcdir/examples/channel.c" "$scratch/prog/channel.c"
 cd "$scratch/prog" || exit 1
 if $CC -std=gnu11 -Wall -Wextra -Werror -g -o channel channel.c $cflags \
      $libs -Wl,-rpath,"$dlibdir" 2>"$scratch/cc.log"; then
-  ok "built demos/channel.c with pkg-config (shared)"
+  ok "built examples/channel.c with pkg-config (shared)"
   if ./channel >"$scratch/run.log" 2>&1 && grep -q 'received 42' "$scratch/run.log"
   then
     ok "it runs"
@@ -148,29 +148,29 @@ if $CC -std=gnu11 -Wall -Wextra -Werror -g -o channel channel.c $cflags \
     fail "the program is not linked with the installed libweft.so"
 else
   cat "$scratch/cc.log"
-  fail "cannot build demos/channel.c against the installed library"
+  fail "cannot build examples/channel.c against the installed library"
 fi
 slibs=$(pkg-config --static --libs weft | sed 's/-lweft\b//')
 if $CC -std=gnu11 -Wall -Wextra -Werror -g -o channel-static channel.c \
      $cflags "$dlibdir/libweft.a" $slibs 2>"$scratch/cc.log"; then
-  ok "built demos/channel.c against libweft.a"
+  ok "built examples/channel.c against libweft.a"
   ./channel-static 2>&1 | grep -q 'received 42' && ok "it runs" ||
     fail "the program linked with libweft.a does not run"
 else
   cat "$scratch/cc.log"
-  fail "cannot link demos/channel.c with libweft.a"
+  fail "cannot link examples/channel.c with libweft.a"
 fi
 # A fully static program (libc, jemalloc and weft all linked in): the
 # static libraries' own needs (jemalloc's -lm) must come from
 # pkg-config --static.
 if $CC -static -std=gnu11 -Wall -Wextra -Werror -g -o channel-full-static \
      channel.c $cflags "$dlibdir/libweft.a" $slibs 2>"$scratch/cc.log"; then
-  ok "built a fully static demos/channel.c with pkg-config --static --libs"
+  ok "built a fully static examples/channel.c with pkg-config --static --libs"
   ./channel-full-static 2>&1 | grep -q 'received 42' && ok "it runs" ||
     fail "the fully static program does not run"
 else
   cat "$scratch/cc.log"
-  fail "cannot link demos/channel.c fully static with pkg-config --static"
+  fail "cannot link examples/channel.c fully static with pkg-config --static"
 fi
 
 # gdb derives the auto-load script's name from the real path of the

@@ -14,7 +14,7 @@
  * value; for more, the shared heap or a process channel).
  *
  * The table is followed by the explainer's advice, with the numbers that
- * back it.  demos/crash shows the other half of the trade: what a crash
+ * back it.  examples/crash shows the other half of the trade: what a crash
  * takes down in each case.
  */
 #include <errno.h>
@@ -179,7 +179,7 @@ static void *driver(void *arg) {
   printf("Processes, when isolation matters:\n"
          "  - a crash (or a leak, or a stray write) stays in one process: "
          "a supervisor\n    restarts it while the rest work on (run "
-         "demos/crash);\n"
+         "examples/crash);\n"
          "  - security: separate address spaces, separate privileges;\n"
          "  - parallel work that shares little: every task above got a "
          "copy of the 32 MiB\n    for free at the fork, but none of its "
@@ -192,7 +192,7 @@ static void *driver(void *arg) {
          "  - every write above landed in the parent's own array: no "
          "copying, no IPC,\n    but a lock or a channel wherever two "
          "threads touch the same data;\n"
-         "  - one crash ends every thread of the process (demos/crash, part "
+         "  - one crash ends every thread of the process (examples/crash, part "
          "1).\n"
          "  Kernel threads (1:1) suit a few long jobs, or calls that block "
          "in the kernel:\n    the kernel schedules each one on its own.\n"

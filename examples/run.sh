@@ -1,23 +1,23 @@
 #!/bin/sh
-# run.sh - runs every demo, shows its output, and checks it did what it
-# shows.  `make run-demos` calls it with the build directory.
+# run.sh - runs every example, shows its output, and checks it did what
+# it shows.  `make run-examples` calls it with the build directory.
 #
-#   sh demos/run.sh [BUILDDIR]
+#   sh examples/run.sh [BUILDDIR]
 #
-# Exit status: the number of demos that did not behave (0: all did).
+# Exit status: the number of examples that did not behave (0: all did).
 
 set -u
 
 builddir=${1:-.}
-bin=$builddir/demos
+bin=$builddir/examples
 out=${TMPDIR:-/tmp}/weft-demo.$$
 trap 'rm -f "$out"' EXIT
 bad=0
 
-# demo  expected-exit-status  text-its-output-must-contain
+# example  expected-exit-status  text-its-output-must-contain
 check() {
 	name=$1 want_status=$2 want_text=$3
-	echo "==> demos/$name"
+	echo "==> examples/$name"
 	if [ ! -x "$bin/$name" ]; then
 		echo "    not built (run make first)"
 		bad=$((bad + 1))
@@ -49,8 +49,8 @@ check crash 0 'killed by SIGSEGV; restarting'
 check when 0 'When to use which'
 
 if [ "$bad" -eq 0 ]; then
-	echo "all demos behaved"
+	echo "all examples behaved"
 else
-	echo "$bad demo(s) did not behave"
+	echo "$bad example(s) did not behave"
 fi
 exit "$bad"

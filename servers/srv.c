@@ -1,5 +1,5 @@
 /*
- * srv.c - the frame the server demos share (see srv.h): options, the
+ * srv.c - the frame the servers share (see srv.h): options, the
  * listening socket, one of three ways of running connections, and a clean
  * shutdown.
  *

@@ -1,6 +1,6 @@
 /*
  * kv.c - a key-value server that speaks the Redis protocol (RESP2), on the
- * server frame of demos/srv.h: try it with redis-cli or redis-benchmark.
+ * server frame of servers/srv.h: try it with redis-cli or redis-benchmark.
  *
  * Commands: PING [msg], ECHO msg, GET k, SET k v [EX s|PX ms] [NX|XX],
  * DEL k..., EXISTS k..., INCR k, DECR k, MGET k..., MSET k v [k v ...],

@@ -1,5 +1,5 @@
 /*
- * srv.h - what the server demos (echo, http, kv) share: option parsing,
+ * srv.h - what the servers (echo, http, kv) share: option parsing,
  * the listening socket, the three ways of running connections, and a clean
  * shutdown.
  *

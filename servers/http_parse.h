@@ -1,7 +1,7 @@
 /*
  * http_parse.h - an incremental parser for the head of an HTTP/1.1 request
  * (request line and header section), and a decoder for chunked request
- * bodies, used by demos/http.
+ * bodies, used by servers/http.
  *
  * Pure: no I/O, no allocation, no global state.  It reads only bytes
  * [0, len) of the buffer it is given, on any input, and is meant to be
@@ -55,7 +55,7 @@
  *   - 417 for an Expect other than "100-continue" in an HTTP/1.1 request
  *     (HTTP/1.0 requests' Expect fields are ignored, as RFC 9110 says).
  * Whether a known method is allowed on a resource is the server's business
- * (demos/http answers 405).
+ * (servers/http answers 405).
  * A request line whose method can no longer be valid (a byte that is not
  * a token character, as the first bytes of a TLS ClientHello) gives 400
  * before its line feed arrives.

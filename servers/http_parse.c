@@ -1,6 +1,6 @@
 /*
  * http_parse.c - the incremental HTTP/1.1 request-head parser of
- * demos/http (see http_parse.h for the contract, limits and errors).
+ * servers/http (see http_parse.h for the contract, limits and errors).
  *
  * The head is cut into lines at LF, one line at a time, and each complete
  * line is checked and recorded as soon as it is there; the parser keeps

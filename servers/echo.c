@@ -5,7 +5,7 @@
  * calls; srv.c runs it as a green thread, a kernel thread or a forked
  * process per connection (--mode), see srv.h for the options.
  *
- *   demos/echo --port 7000 --mode green --workers 4
+ *   servers/echo --port 7000 --mode green --workers 4
  *
  * Each connection holds one 16 KiB heap buffer while it lives, and no large
  * stack frame, so an idle connection costs little memory.
