@@ -2,12 +2,16 @@
  * frame_x86_64.h - the frames of the x86-64 context switch, by offset.
  *
  * One list of offsets for everything that reads or writes a suspended
- * context of the assembly back end: switch_x86_64_sysv_elf.S saves,
- * restores and builds the frames with them.
+ * context of the assembly back end: switch_x86_64_sysv_elf.S, which saves,
+ * restores and builds the frames, and the gdb extension, whose "weft bt"
+ * reads a parked green thread's registers out of its frame.  The build
+ * makes tools/weft-gdb.py from tools/weft-gdb.py.in, where each @NAME@
+ * becomes the value of NAME here (tools/Makefile.mk).
  *
  * Preprocessor only, so that the .S file can include it, and every value
- * is a plain hexadecimal number.  The .S file checks, as it assembles,
- * that the offsets agree with the order of its pushes.
+ * is a plain hexadecimal number on its #define line, which is how the
+ * build of the gdb extension reads it.  The .S file checks, as it
+ * assembles, that the offsets agree with the order of its pushes.
  */
 #ifndef WEFT_FRAME_X86_64_H
 #define WEFT_FRAME_X86_64_H
