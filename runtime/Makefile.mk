@@ -4,7 +4,7 @@ lib_LTLIBRARIES += libweft.la
 include_HEADERS += include/weft.h include/weft_testing.h
 
 libweft_la_SOURCES = \
-	runtime/arch/switch_x86_64_sysv_elf.S \
+	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/frame_x86_64.h \
 	runtime/arch/switch_ucontext.c \
 	runtime/ctx.h \
 	runtime/util.h \

@@ -8,7 +8,10 @@
 
 noinst_PROGRAMS += soak/soak_client
 
-soak_soak_client_SOURCES = soak/soak_client.c
+# soak_client.c: the connection layer, the slots, the report and main;
+# http_check.c and kv_check.c: each server's requests and checks.
+soak_soak_client_SOURCES = soak/soak_client.c soak/soak_client.h \
+	soak/http_check.c soak/kv_check.c
 soak_soak_client_CPPFLAGS = $(bench_cppflags)
 soak_soak_client_LDADD = $(bench_ldadd)
 

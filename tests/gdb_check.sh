@@ -6,13 +6,13 @@
 # they were (the program then runs to its end), and "weft bt" of the
 # running thread must name the kernel thread to select instead.
 #
-# Run by "make check" from the top of the build tree (srcdir set by
-# automake); or by hand: srcdir=SRC sh SRC/tests/gdb_check.sh from a build
-# tree.  Exit status: 0 passed, 77 skipped (no gdb, or the system does not
-# let gdb trace), 1 failed.
+# Run by "make check" from the top of the build tree; or by hand:
+# sh SRC/tests/gdb_check.sh from the top of a build tree.  The extension is
+# the one the build made there (from tools/weft-gdb.py.in).  Exit status:
+# 0 passed, 77 skipped (no gdb, or the system does not let gdb trace), 1
+# failed.
 
-srcdir=${srcdir:-.}
-script=$srcdir/tools/weft-gdb.py
+script=tools/weft-gdb.py
 
 if ! command -v gdb >/dev/null 2>&1; then
   echo "gdb_check: SKIP: gdb is not installed"

@@ -11,18 +11,39 @@
 # linked statically): source $(datadir)/weft/weft-gdb.py, which is also
 # installed.
 #
+# tools/weft-gdb.py is made in the build tree from tools/weft-gdb.py.in:
+# each @WEFT_NAME@ there becomes the value of "#define WEFT_NAME 0x..." in
+# runtime/arch/frame_x86_64.h, the offsets of the saved frame that the
+# assembly switch uses too.  A name the header does not define stops the
+# build.
+#
 # make check-install runs tools/install-check.sh: it installs into a
 # scratch directory (DESTDIR), builds examples/channel.c against the installed
 # library with pkg-config, runs it, and checks what the shared library
 # exports.
 
 weft_gdb_autoloaddir = $(datadir)/gdb/auto-load$(libdir)
-weft_gdb_script = $(srcdir)/tools/weft-gdb.py
+weft_gdb_script = tools/weft-gdb.py
+weft_frame_h = $(srcdir)/runtime/arch/frame_x86_64.h
 
 dist_man3_MANS = docs/weft.3
 weftdatadir = $(datadir)/weft
-dist_weftdata_DATA = tools/weft-gdb.py
-EXTRA_DIST += tools/install-check.sh
+weftdata_DATA = tools/weft-gdb.py
+EXTRA_DIST += tools/weft-gdb.py.in tools/install-check.sh
+CLEANFILES += tools/weft-gdb.py
+
+# The header's #define lines become a sed script of s|@NAME@|VALUE|g.
+tools/weft-gdb.py: $(srcdir)/tools/weft-gdb.py.in $(weft_frame_h)
+	$(AM_V_GEN)$(MKDIR_P) tools && \
+	sed -n 's/^#define[ 	]\{1,\}\(WEFT_[A-Z0-9_]\{1,\}\)[ 	]\{1,\}\(0x[0-9a-fA-F]\{1,\}\).*/s|@\1@|\2|g/p' \
+	  $(weft_frame_h) >$@.sed && \
+	sed -f $@.sed $(srcdir)/tools/weft-gdb.py.in >$@.tmp && \
+	rm -f $@.sed && \
+	if grep -n '@WEFT_[A-Z0-9_]*@' $@.tmp >&2; then \
+	  echo "$@: $(weft_frame_h) defines no such name" >&2; \
+	  rm -f $@.tmp; exit 1; \
+	fi && \
+	mv -f $@.tmp $@
 
 # The file name libtool gives the installed shared library, e.g.
 # libweft.so.0.0.0; empty without a shared library.
@@ -32,7 +53,7 @@ weft_gdb_libfile = \
 install-data-local: install-weft-gdb
 uninstall-local: uninstall-weft-gdb
 
-install-weft-gdb: libweft.la
+install-weft-gdb: libweft.la $(weft_gdb_script)
 	@f=$(weft_gdb_libfile); \
 	if test -n "$$f"; then \
 	  echo " $(MKDIR_P) '$(DESTDIR)$(weft_gdb_autoloaddir)'"; \

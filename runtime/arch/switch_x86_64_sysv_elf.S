@@ -3,20 +3,10 @@
  *
  * A suspended context is a stack pointer.  Below the return address of the
  * call that suspended it, the switch pushes exactly what the SysV ABI says a
- * callee must preserve.  The saved frame, at the saved stack pointer:
- *
- *   offset  contents
- *   ------  -----------------------------------------------------------
- *    0x00   MXCSR (32 bits: control and status; the status flags ride
- *           along, harmlessly)
- *    0x04   x87 FPU control word (16 bits), 2 bytes of padding (ignored)
- *    0x08   R15
- *    0x10   R14
- *    0x18   R13
- *    0x20   R12
- *    0x28   RBX
- *    0x30   RBP
- *    0x38   return address (RIP to resume at)
+ * callee must preserve: RBP, RBX, R12-R15, then a slot for the FP control
+ * state (MXCSR and the x87 control word).  frame_x86_64.h gives the layout
+ * of that saved frame, and of the first frame of a new stack, by offset;
+ * the code below names every offset it uses from there.
  *
  * The layout is the same whether the frame was made by a switch or by
  * weft__ctx_make_asm, so the CFI below is right on either stack, and gdb
@@ -25,6 +15,34 @@
  * switch that resumes (RDX -> RAX), or as the first argument of a new
  * context's entry function.
  */
+
+#include "frame_x86_64.h"
+
+/*
+ * The pushes and pops below, and make_asm's stores, lay the frame out in
+ * one order: stop the build if frame_x86_64.h says otherwise.
+ */
+	.if WEFT_FRAME_FPCTL != 0 || WEFT_FRAME_MXCSR != WEFT_FRAME_FPCTL || \
+	    WEFT_FRAME_X87CW != WEFT_FRAME_FPCTL + 4 || \
+	    WEFT_FRAME_R15 != WEFT_FRAME_FPCTL + 8 || \
+	    WEFT_FRAME_R14 != WEFT_FRAME_R15 + 8 || \
+	    WEFT_FRAME_R13 != WEFT_FRAME_R14 + 8 || \
+	    WEFT_FRAME_R12 != WEFT_FRAME_R13 + 8 || \
+	    WEFT_FRAME_RBX != WEFT_FRAME_R12 + 8 || \
+	    WEFT_FRAME_RBP != WEFT_FRAME_RBX + 8 || \
+	    WEFT_FRAME_RET != WEFT_FRAME_RBP + 8 || \
+	    WEFT_FRAME_SIZE != WEFT_FRAME_RET + 8
+	.error "frame_x86_64.h: the saved frame is not in the order of the pushes"
+	.endif
+	.if WEFT_FRAME_SIZE % 16 != 0 || WEFT_NEW_END != 8 || \
+	    WEFT_NEW_ALIGN != WEFT_NEW_END + 8 || \
+	    WEFT_NEW_FRAME != WEFT_NEW_ALIGN + WEFT_FRAME_SIZE
+	.error "frame_x86_64.h: the first frame of a new stack is misplaced"
+	.endif
+	/* The FP control slot is stored before the pushes, in the red zone. */
+	.if WEFT_FRAME_RET - WEFT_FRAME_FPCTL > 128
+	.error "frame_x86_64.h: the FP control slot is below the red zone"
+	.endif
 
 	.text
 
@@ -54,8 +72,8 @@
 	/* Store the FP control state first, into the red zone where the
 	 * slot will be once the registers are pushed, so that these slow
 	 * stores overlap the pushes.  Bytes 6-7 of the slot are padding. */
-	stmxcsr	-0x38(%rsp)		/* save MXCSR */
-	fnstcw	-0x34(%rsp)		/* save x87 control word */
+	stmxcsr	WEFT_FRAME_MXCSR - WEFT_FRAME_RET(%rsp)	/* save MXCSR */
+	fnstcw	WEFT_FRAME_X87CW - WEFT_FRAME_RET(%rsp)	/* save x87 CW */
 	pushq	%rbp			/* save RBP */
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset rbp, 0
@@ -74,8 +92,9 @@
 	pushq	%r15			/* save R15 */
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset r15, 0
-	leaq	-8(%rsp), %rsp		/* the FP control slot, filled above */
-	.cfi_adjust_cfa_offset 8
+	/* the FP control slot, filled above */
+	leaq	WEFT_FRAME_FPCTL - WEFT_FRAME_R15(%rsp), %rsp
+	.cfi_adjust_cfa_offset WEFT_FRAME_R15 - WEFT_FRAME_FPCTL
 	movq	%rsp, (%rdi)		/* *from = RSP */
 	movq	%rsi, %rsp		/* RSP = to: now on the other stack */
 	/*
@@ -85,10 +104,10 @@
 	 * waits for it to commit, and measured on x86-64 (bench/switch) the
 	 * skip costs more than the loads it saves.
 	 */
-	ldmxcsr	(%rsp)			/* restore MXCSR */
-	fldcw	4(%rsp)			/* restore x87 control word */
-	leaq	8(%rsp), %rsp
-	.cfi_adjust_cfa_offset -8
+	ldmxcsr	WEFT_FRAME_MXCSR(%rsp)	/* restore MXCSR */
+	fldcw	WEFT_FRAME_X87CW(%rsp)	/* restore x87 control word */
+	leaq	WEFT_FRAME_R15(%rsp), %rsp	/* past the FP control slot */
+	.cfi_adjust_cfa_offset WEFT_FRAME_FPCTL - WEFT_FRAME_R15
 	popq	%r15			/* restore R15 */
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore r15
@@ -130,18 +149,11 @@
  *                              void *data)
  *
  * Builds, below hi (rounded down to 16), a frame that the switch above
- * restores into the trampoline, with R12 = entry and R13 = data:
- *
- *   hi-0x08  0            (end of the frame chain)
- *   hi-0x10  0
- *   hi-0x18  trampoline   (popped by RET: RSP = hi-0x10, 16-byte aligned)
- *   hi-0x20  RBP = 0
- *   hi-0x28  RBX = 0
- *   hi-0x30  R12 = entry
- *   hi-0x38  R13 = data
- *   hi-0x40  R14 = 0
- *   hi-0x48  R15 = 0
- *   hi-0x50  MXCSR = 0x1f80, x87 CW = 0x037f   <- returned context
+ * restores into the trampoline, with R12 = entry and R13 = data: the first
+ * frame of a new stack in frame_x86_64.h.  Its saved frame starts at
+ * hi - WEFT_NEW_FRAME, so a slot at offset WEFT_FRAME_X in it is at
+ * WEFT_FRAME_X - WEFT_NEW_FRAME from hi.  The RET that resumes it pops
+ * the trampoline and leaves RSP = hi - WEFT_NEW_ALIGN, 16-byte aligned.
  */
 	.globl	weft__ctx_make_asm
 	.hidden	weft__ctx_make_asm
@@ -158,18 +170,23 @@ weft__ctx_make_asm:
 	leaq	weft__ctx_trampoline(%rip), %r8
 1:	movq	%rsi, %rax
 	andq	$-16, %rax
-	movq	$0, -0x08(%rax)
-	movq	$0, -0x10(%rax)
-	movq	%r8, -0x18(%rax)
-	movq	$0, -0x20(%rax)
-	movq	$0, -0x28(%rax)
-	movq	%rdx, -0x30(%rax)
-	movq	%rcx, -0x38(%rax)
-	movq	$0, -0x40(%rax)
-	movq	$0, -0x48(%rax)
-	movl	$0x1f80, -0x50(%rax)	/* default MXCSR: all masked, nearest */
-	movl	$0x037f, -0x4c(%rax)	/* default x87 CW: 64-bit, nearest */
-	leaq	-0x50(%rax), %rax
+	/* RAX = hi, rounded down to 16 */
+	movq	$0, -WEFT_NEW_END(%rax)		/* 0: end of the frame chain */
+	movq	$0, -WEFT_NEW_ALIGN(%rax)	/* 0: RSP in the trampoline */
+	/* return address = trampoline */
+	movq	%r8, WEFT_FRAME_RET - WEFT_NEW_FRAME(%rax)
+	movq	$0, WEFT_FRAME_RBP - WEFT_NEW_FRAME(%rax)	/* RBP = 0 */
+	movq	$0, WEFT_FRAME_RBX - WEFT_NEW_FRAME(%rax)	/* RBX = 0 */
+	movq	%rdx, WEFT_FRAME_R12 - WEFT_NEW_FRAME(%rax)	/* R12 = entry */
+	movq	%rcx, WEFT_FRAME_R13 - WEFT_NEW_FRAME(%rax)	/* R13 = data */
+	movq	$0, WEFT_FRAME_R14 - WEFT_NEW_FRAME(%rax)	/* R14 = 0 */
+	movq	$0, WEFT_FRAME_R15 - WEFT_NEW_FRAME(%rax)	/* R15 = 0 */
+	/* default MXCSR: all masked, round to nearest */
+	movl	$WEFT_NEW_MXCSR, WEFT_FRAME_MXCSR - WEFT_NEW_FRAME(%rax)
+	/* default x87 CW: all masked, 64-bit, nearest (the 32-bit store
+	 * also zeroes the 2 bytes of padding) */
+	movl	$WEFT_NEW_X87CW, WEFT_FRAME_X87CW - WEFT_NEW_FRAME(%rax)
+	leaq	-WEFT_NEW_FRAME(%rax), %rax	/* the context returned */
 	ret
 	.cfi_endproc
 	.size	weft__ctx_make_asm, .-weft__ctx_make_asm
@@ -217,18 +234,19 @@ weft__ctx_trampoline_ret:
 	CALL_ENTRY
 	testq	%rax, %rax
 	jz	1f
-	movq	%rax, %rsp		/* to the resumed stack */
-	ldmxcsr	(%rsp)			/* restore as the switch does */
-	fldcw	4(%rsp)
-	leaq	8(%rsp), %rsp
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbx
-	popq	%rbp
+	/* Restore as the switch does. */
+	movq	%rax, %rsp		/* RSP = to: now on the resumed stack */
+	ldmxcsr	WEFT_FRAME_MXCSR(%rsp)	/* restore MXCSR */
+	fldcw	WEFT_FRAME_X87CW(%rsp)	/* restore x87 control word */
+	leaq	WEFT_FRAME_R15(%rsp), %rsp	/* past the FP control slot */
+	popq	%r15			/* restore R15 */
+	popq	%r14			/* restore R14 */
+	popq	%r13			/* restore R13 */
+	popq	%r12			/* restore R12 */
+	popq	%rbx			/* restore RBX */
+	popq	%rbp			/* restore RBP */
 	movq	%rdx, %rax		/* hand arg to the resumed side */
-	ret
+	ret				/* to the return address */
 1:	ud2
 	.cfi_endproc
 	.size	weft__ctx_trampoline_ret, .-weft__ctx_trampoline_ret
