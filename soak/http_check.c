@@ -1,5 +1,5 @@
 /*
- * http_check.c - the soak client's HTTP side: requests to demos/http of
+ * http_check.c - the soak client's HTTP side: requests to servers/http of
  * each slot kind (long keep-alive connections with pipelined batches,
  * short ones that end in "Connection: close", HTTP/1.0 or abruptly, slow
  * writers and readers), and the checks of every response (see "Checks" atop

@@ -1,5 +1,5 @@
 /*
- * kv_check.c - the soak client's KV side: RESP commands to demos/kv of
+ * kv_check.c - the soak client's KV side: RESP commands to servers/kv of
  * each slot kind (long connections of single commands and pipelined
  * batches, short ones, some cut in the middle or closed with replies
  * unread, slow writers and readers of big values), the checks of every
