@@ -78,7 +78,8 @@ static int prepare_arenas(int workers) {
     return 0;
   int err = 0;
   for (unsigned i = 0; i < n && !err; i++)
-    if (mallctl("thread.arena", NULL, NULL, &i, sizeof i) != 0)
+    if (weft__inject(WEFT__F_ALLOC) ||
+        mallctl("thread.arena", NULL, NULL, &i, sizeof i) != 0)
       err = -ENOMEM;
   mallctl("thread.arena", NULL, NULL, &cur, sizeof cur);
   if (err)

@@ -155,6 +155,19 @@ Test(inject, epoll_ctl_of_a_wait, .init = h_start1, .fini = h_stop) {
   weft_close(sv[1]);
 }
 
+/* weft_init's first allocation makes the workers' allocator arenas, where
+ * an address-space limit (ulimit -v) strikes first: a clean -ENOMEM with a
+ * message, nothing left running, and the next weft_init works. */
+Test(inject, alloc_of_the_arenas_in_init) {
+  cr_assert_eq(weft_fail_inject("alloc:0:1"), 0);
+  weft_config cfg = {.workers = 2};
+  cr_assert_eq(weft_init(&cfg), -ENOMEM);
+  cr_assert_not(weft_running());
+  cr_assert_eq(weft_init(&cfg), 0);
+  cr_assert_eq(weft_shutdown(), 0);
+  weft_fail_inject(NULL);
+}
+
 Test(inject, allocations, .init = h_start1, .fini = h_stop) {
   weft_chan *ch;
   cr_assert_eq(weft_fail_inject("alloc:0:1"), 0);
