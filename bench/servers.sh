@@ -20,6 +20,9 @@
 #   KV     redis-benchmark -t set,get -c 50 -q --csv, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no.
+#   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
+#          quick mode) on servers/kv --mode green --workers 1 (kthread in
+#          full mode) and redis-server.
 #   Echo   bench/echo_load -c 100 -s 64 against servers/echo in each mode.
 #   Conns  bench/conn_hold opens 10,000 keep-alive connections to
 #          servers/http --mode green --workers 2, each after one request, and
@@ -87,6 +90,7 @@ if [ "$mode" = full ]; then
 	echo_s=3       # seconds of echo load
 	hold_n=10000   # idle connections
 	hold_kn=10000  # the same, kernel-thread mode
+	stall_v=160    # 1 MiB values in the large MGET
 else
 	wrk_s=1
 	wrk_big_s=
@@ -95,6 +99,7 @@ else
 	echo_s=1
 	hold_n=1000
 	hold_kn=1000
+	stall_v=40
 fi
 
 # Timeouts.  wrk and echo_load run for a fixed time: their bound is twice
@@ -257,6 +262,9 @@ tail_why() {
 # The figures of load $1, "name unit" a line.
 figs() {
 	case $1 in
+	stall.*)
+		printf '%s\n' "kv.mget_stall.${1#stall.} ms"
+		;;
 	conn.green)
 		printf '%s\n' "conn.10k.rss MiB" "conn.10k.per KiB" "conn.10k.ok conns"
 		;;
@@ -781,6 +789,49 @@ else
 	    redis.p16
 	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
 	    kthread process
+fi
+
+# A large reply beside small requests: bench/mget_stall stores $stall_v
+# values of 1 MiB, asks for all of them with one MGET (3 times) and, on
+# another connection, times a PING every half millisecond meanwhile.  The
+# green server runs on one worker, where the reply and the PINGs must
+# share it.
+stall_run() {
+	name=$1
+	out=$tmp/stall.$name
+	bound "stall.$name" $((30 + stall_v / 4))
+	say "  mget_stall: $stall_v x 1 MiB, 3 MGETs beside PINGs ($name," \
+	    "timeout ${lt} s)"
+	if ! load mget_stall "$builddir/bench/mget_stall" "$host" "$port" \
+	    "$stall_v" 1048576 3 >"$out" 2>&1; then
+		tail_why "$out"
+		return 1
+	fi
+	# shellcheck disable=SC2046
+	set -- $(cat "$out")
+	if [ $# -ne 2 ]; then
+		why="mget_stall gave no figures: $(tail -n 3 "$out" | tr '\n' ' ')"
+		return 1
+	fi
+	fig "kv.mget_stall.$name" "$1" ms
+	printf '%-22s worst PING %8.2f ms beside an MGET of %d MiB (%.1f ms)\n' \
+	    "kv $name" "$1" "$stall_v" "$2"
+}
+
+say "kv: the worst PING beside a large MGET"
+if start_demo stall.green "$kv" --mode green --workers 1; then
+	try stall.green stall_run green
+	stop_demo stall.green
+fi
+if [ "$mode" = full ] && start_demo stall.kthread "$kv" --mode kthread; then
+	try stall.kthread stall_run kthread
+	stop_demo stall.kthread
+fi
+if have redis-server && start_ref redis run_redis; then
+	try stall.redis stall_run redis
+	stop_ref redis
+else
+	na kv.mget_stall.redis ms "redis-server is not installed or did not start"
 fi
 
 # ---- Echo --------------------------------------------------------------
