@@ -3,7 +3,7 @@
 # targets with clang (whatever CC is) into fuzz/build of the build tree and
 # runs them (see fuzz/README.md).  It exits 77 when clang or libFuzzer is
 # missing.  The saved inputs are replayed by make check
-# (tests/Makefile-fuzz.mk).
+# (tests/Makefile.mk).
 #
 #   make fuzz          each target for FUZZ_SECONDS (600)
 #   make fuzz-short    each target for FUZZ_SHORT_SECONDS (20), for CI

@@ -121,3 +121,287 @@ TESTS += tests/headers_check.sh
 EXTRA_DIST += tests/headers_check.sh
 AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
 	export CC WEFT_HDR_CFLAGS;
+
+# ---- proc --------------------------------------------------------------
+# Worker processes and modes.
+#
+# test_task: weft_task_start/weft_task_wait in the three modes.
+# test_proc: the supervisor of worker processes; each test runs it in a
+# child of its own, so that Criterion's process never supervises.
+
+check_PROGRAMS += tests/test_task
+TESTS += tests/test_task
+tests_test_task_SOURCES = tests/tsan_criterion.c tests/test_task.c tests/helpers.h
+tests_test_task_CPPFLAGS = $(tests_cppflags)
+tests_test_task_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_task_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_proc
+TESTS += tests/test_proc
+tests_test_proc_SOURCES = tests/tsan_criterion.c tests/test_proc.c tests/helpers.h
+tests_test_proc_CPPFLAGS = $(tests_cppflags)
+tests_test_proc_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- shm ---------------------------------------------------------------
+# The shared heap and process channels.
+#
+# These tests drive the shared heap's internal calls (runtime/shheap.h:
+# weft__shm_attach, weft__shm_reclaim, ...), playing the supervisor
+# themselves, so they link libweft statically: its internal symbols are
+# hidden in the shared library.  (-static here is libtool's: only libweft
+# is linked statically.)
+
+check_PROGRAMS += tests/test_shheap
+TESTS += tests/test_shheap
+tests_test_shheap_SOURCES = tests/tsan_criterion.c tests/test_shheap.c tests/shm_helpers.h \
+	tests/helpers.h
+tests_test_shheap_CPPFLAGS = $(tests_cppflags)
+tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JEMALLOC_CFLAGS)
+tests_test_shheap_LDFLAGS = $(AM_LDFLAGS) -static
+tests_test_shheap_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_pchan
+TESTS += tests/test_pchan
+tests_test_pchan_SOURCES = tests/tsan_criterion.c tests/test_pchan.c tests/shm_helpers.h \
+	tests/helpers.h
+tests_test_pchan_CPPFLAGS = $(tests_cppflags)
+tests_test_pchan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_pchan_LDFLAGS = $(AM_LDFLAGS) -static
+tests_test_pchan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- io ----------------------------------------------------------------
+# I/O that parks green threads, cancellation and the
+# blocking-call pool (tests).
+#
+# test_io: weft_read/write/readv/writev/recv/send/accept/connect/wait_fd,
+# weft_close, weft_fd_adopt/forget and weft_cancel, from green threads and
+# from plain kernel threads.
+# test_blocking: weft_blocking and the calls built on it (weft_open,
+# weft_pread, weft_pwrite, weft_fsync, weft_getaddrinfo).
+
+check_PROGRAMS += tests/test_io
+TESTS += tests/test_io
+tests_test_io_SOURCES = tests/tsan_criterion.c tests/test_io.c tests/helpers.h tests/io_helpers.h
+tests_test_io_CPPFLAGS = $(tests_cppflags)
+tests_test_io_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_io_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_blocking
+TESTS += tests/test_blocking
+tests_test_blocking_SOURCES = tests/tsan_criterion.c tests/test_blocking.c tests/helpers.h \
+	tests/io_helpers.h
+tests_test_blocking_CPPFLAGS = $(tests_cppflags)
+tests_test_blocking_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_blocking_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# test_cancel: weft_cancel of a green thread blocked in each call that parks.
+check_PROGRAMS += tests/test_cancel
+TESTS += tests/test_cancel
+tests_test_cancel_SOURCES = tests/tsan_criterion.c tests/test_cancel.c tests/helpers.h \
+	tests/io_helpers.h
+tests_test_cancel_CPPFLAGS = $(tests_cppflags)
+tests_test_cancel_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_cancel_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- echo --------------------------------------------------------------
+# The echo server, end to end.
+#
+# test_echo starts servers/echo in each of its modes and talks to it over
+# TCP (make check builds the servers first, with everything else).
+
+check_PROGRAMS += tests/test_echo
+TESTS += tests/test_echo
+tests_test_echo_SOURCES = tests/tsan_criterion.c tests/test_echo.c tests/helpers.h \
+	tests/srv_harness.h
+tests_test_echo_CPPFLAGS = $(tests_cppflags)
+tests_test_echo_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_echo_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- http --------------------------------------------------------------
+# The HTTP server and its parser.
+#
+# test_http_parse: unit tests of the request parser and the chunked-body
+# decoder (compiled in from servers/http_parse.c).  test_http: tests that
+# run servers/http as a child process in each mode and talk to it over TCP
+# (make check builds servers/http first).
+
+check_PROGRAMS += tests/test_http_parse
+TESTS += tests/test_http_parse
+tests_test_http_parse_SOURCES = tests/tsan_criterion.c tests/test_http_parse.c \
+	tests/helpers.h servers/http_parse.c servers/http_parse.h
+tests_test_http_parse_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
+tests_test_http_parse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_http_parse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_http
+TESTS += tests/test_http
+tests_test_http_SOURCES = tests/tsan_criterion.c tests/test_http.c tests/helpers.h tests/srv_harness.h \
+	servers/http_parse.c servers/http_parse.h
+tests_test_http_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
+tests_test_http_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_http_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- kv ----------------------------------------------------------------
+# The kv server, its RESP parser and its store.
+#
+# test_resp and test_kv_store: the RESP parser and the store as units
+# (their sources are built into the tests; the store formats integers
+# with resp.c).  test_kv: servers/kv as a child
+# process spoken to over TCP in each mode.
+
+check_PROGRAMS += tests/test_resp
+TESTS += tests/test_resp
+tests_test_resp_SOURCES = tests/tsan_criterion.c tests/test_resp.c tests/helpers.h \
+	servers/resp.c servers/resp.h
+tests_test_resp_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
+tests_test_resp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_resp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_kv_store
+TESTS += tests/test_kv_store
+tests_test_kv_store_SOURCES = tests/tsan_criterion.c tests/test_kv_store.c \
+	tests/helpers.h servers/kv_store.c servers/kv_store.h servers/resp.c servers/resp.h
+tests_test_kv_store_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
+tests_test_kv_store_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_kv_store_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+check_PROGRAMS += tests/test_kv
+TESTS += tests/test_kv
+tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h tests/srv_harness.h
+tests_test_kv_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
+tests_test_kv_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_kv_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# ---- valgrind ----------------------------------------------------------
+# Memcheck over a representative part of the
+# suite: `make check-valgrind`, in a build configured with --enable-valgrind
+# (which registers every green-thread stack with valgrind, so that a switch
+# is known to be a stack switch).  Any memcheck error fails the target.
+#
+# The programs: examples that spawn, switch, block on channels and mutexes and
+# migrate between workers, and the Criterion programs of the sync
+# primitives.  Criterion runs each test in
+# a child process, hence --trace-children.
+
+VG_DEMOS = examples/channel examples/counter examples/vector
+VG_TESTS = tests/test_sync
+VG_FLAGS = --error-exitcode=9 --trace-children=yes -q \
+	--child-silent-after-fork=no
+
+check-valgrind: all
+	@if test "$(WEFT_VALGRIND)" != 1; then \
+	  echo "check-valgrind: configure with --enable-valgrind first" >&2; \
+	  exit 1; \
+	fi
+	$(MAKE) $(AM_MAKEFLAGS) $(VG_TESTS)
+	@set -e; for p in $(VG_DEMOS) $(VG_TESTS); do \
+	  echo "valgrind: $$p"; \
+	  CRITERION_JOBS=1 WEFT_HOG_MS=0 $(LIBTOOL) --mode=execute \
+	    valgrind $(VG_FLAGS) ./$$p >/dev/null; \
+	done; echo "valgrind: no errors"
+
+.PHONY: check-valgrind
+
+# ---- tsan --------------------------------------------------------------
+# `make check-tsan`, in a build configured with
+# --enable-tsan: every green thread is a ThreadSanitizer fiber and every
+# switch is announced to it, so TSan follows green threads across workers.
+# It runs the whole test suite (tests/tsan_criterion.c is what lets
+# Criterion start under TSan), then examples that spawn, switch and block on
+# channels and mutexes, and the green echo server under load from the
+# green echo client.  Any report fails the target: halt_on_error makes the
+# reporting process exit with status 66.  (examples/counter is left out: it
+# shows a data race on purpose.)
+#
+# Two tests of tests/test_task are disabled in TSan builds: they fork from
+# green threads while other threads run and start threads in the child,
+# which TSan does not support (the child can hang inside TSan);
+# die_after_fork=0 lets the other tests' children run.  handle_segv=0: the
+# guard-page and crash tests expect weft's own report and signal, not
+# TSan's.
+
+TSAN_DEMOS = examples/channel examples/vector
+TSAN_OPTIONS_CHECK = halt_on_error=1 exitcode=66 die_after_fork=0 handle_segv=0
+
+# What it needs is built one make after another: as prerequisites, `all`
+# (a recursive make) and bench/echo_load would both link libweft.la at once.
+check-tsan:
+	@if test "$(WEFT_TSAN)" != 1; then \
+	  echo "check-tsan: configure with --enable-tsan first" >&2; \
+	  exit 1; \
+	fi
+	$(MAKE) $(AM_MAKEFLAGS) all
+	$(MAKE) $(AM_MAKEFLAGS) bench/echo_load
+	TSAN_OPTIONS="$(TSAN_OPTIONS_CHECK)" $(MAKE) $(AM_MAKEFLAGS) check
+	@set -e; export TSAN_OPTIONS="$(TSAN_OPTIONS_CHECK)"; \
+	for p in $(TSAN_DEMOS); do \
+	  echo "tsan: $$p"; ./$$p >/dev/null; \
+	done; \
+	echo "tsan: servers/echo under bench/echo_load"; \
+	out=$$(mktemp); \
+	./servers/echo --mode green --workers 2 --port 0 --quiet >$$out & \
+	pid=$$!; \
+	for i in 1 2 3 4 5 6 7 8 9 10; do \
+	  test -s $$out && break; sleep 1; \
+	done; \
+	port=$$(sed -n 's/.*:\([0-9]*\)$$/\1/p' $$out); rm -f $$out; \
+	./bench/echo_load --port $$port -c 20 -d 2 >/dev/null || \
+	  { kill $$pid; exit 1; }; \
+	kill -TERM $$pid; wait $$pid; \
+	echo "tsan: no reports"
+
+.PHONY: check-tsan
+
+# ---- gdb ---------------------------------------------------------------
+# The check of the gdb extension (tools/weft-gdb.py),
+# included from the top-level Makefile.am.
+#
+# tests/gdb_check.sh debugs tests/gdb_target twice: linked with libweft.la
+# as the other programs are (libtool may link it shared: the script runs gdb
+# through "libtool --mode=execute", which debugs the real binary rather
+# than libtool's wrapper) and linked statically (tests/gdb_target_static).
+# It is a plain shell test, not TAP: the Criterion wrapper in LOG_COMPILER
+# does not apply to it.  Tests ending in .sh go through automake's default
+# driver (SH_LOG_DRIVER is left to automake: build-aux/test-driver, which
+# automake then also puts in the tarball): exit 0 passes, 77 skips (no gdb,
+# or ptrace not allowed), anything else fails; the output is in
+# tests/gdb_check.log.  Tests without an extension keep LOG_DRIVER and
+# LOG_COMPILER.
+
+TEST_EXTENSIONS = .sh
+SH_LOG_COMPILER = $(SHELL)
+
+check_PROGRAMS += tests/gdb_target tests/gdb_target_static
+TESTS += tests/gdb_check.sh
+EXTRA_DIST += tests/gdb_check.sh
+
+tests_gdb_target_SOURCES = tests/gdb_target.c
+tests_gdb_target_CPPFLAGS = -D_GNU_SOURCE -I$(top_srcdir)/include
+tests_gdb_target_LDADD = libweft.la $(JEMALLOC_LIBS)
+
+tests_gdb_target_static_SOURCES = tests/gdb_target.c
+tests_gdb_target_static_CPPFLAGS = -D_GNU_SOURCE -I$(top_srcdir)/include
+tests_gdb_target_static_LDADD = libweft.la $(JEMALLOC_LIBS)
+# libtool's -static: link the uninstalled libweft.la statically.
+tests_gdb_target_static_LDFLAGS = $(AM_LDFLAGS) -static
+
+# ---- fuzz --------------------------------------------------------------
+# The fuzz targets' saved inputs, replayed.
+#
+# test_fuzz_regress runs every file of fuzz/corpus/<target>/ and
+# fuzz/regress/<target>/ through the checking functions of the fuzz targets
+# (fuzz/*_fuzz.c, built here with the ordinary compiler and -DFUZZ_NO_MAIN,
+# so without libFuzzer).  It reads them from the source tree, found through
+# FUZZ_DIR, so out-of-tree builds and distcheck work.  Fuzzing itself is
+# make fuzz / make fuzz-short (fuzz/Makefile.mk).
+
+check_PROGRAMS += tests/test_fuzz_regress
+TESTS += tests/test_fuzz_regress
+tests_test_fuzz_regress_SOURCES = tests/tsan_criterion.c tests/test_fuzz_regress.c fuzz/fuzz.h \
+	fuzz/http_parse_fuzz.c fuzz/resp_fuzz.c fuzz/sync_fuzz.c \
+	servers/http_parse.c servers/http_parse.h servers/resp.c servers/resp.h
+tests_test_fuzz_regress_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers \
+	-I$(top_srcdir)/fuzz -DFUZZ_NO_MAIN -DFUZZ_DIR='"$(abs_top_srcdir)/fuzz"'
+tests_test_fuzz_regress_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_test_fuzz_regress_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
