@@ -73,7 +73,8 @@ bench_shm_LDADD = $(bench_ldadd)
 TESTS += bench/check_report.sh
 
 EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \
-	bench/ratios.txt bench/refs.txt bench/servers.gp bench/README.md bench/lib.sh \
+	bench/ratios.txt bench/refs.txt bench/claims.txt bench/servers.gp \
+	bench/README.md bench/lib.sh \
 	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
 	bench/scale.gp bench/results/.gitkeep

@@ -209,6 +209,42 @@ function minof(a, b) {
 	if (!has(b)) return a
 	return num(val[a]) <= num(val[b]) ? a : b
 }
+# The claims of claims.txt (passed in claims), one row each.
+function claim_rows(   n, L, i, f, a, b, mm, text, name, av, bv, verdict) {
+	n = split(claims, L, "\n")
+	for (i = 1; i <= n; i++) {
+		if (L[i] == "") continue
+		split(L[i], f, "|")
+		a = f[3]; b = f[4]
+		if (a ~ /^min:/) {
+			split(substr(a, 5), mm, ",")
+			a = minof(mm[1], mm[2])
+		}
+		if (!has(a) || (b != "" && !has(b))) {
+			unmeasured(f[1])
+			continue
+		}
+		text = f[9]
+		while (match(text, /\{[^}]*\}/)) {
+			name = substr(text, RSTART + 1, RLENGTH - 2)
+			text = substr(text, 1, RSTART - 1) \
+			    fval(name == "A" ? a : name) \
+			    substr(text, RSTART + RLENGTH)
+		}
+		av = num(val[a]); bv = b != "" ? num(val[b]) : 0
+		if (f[2] == "slow" || f[2] == "fast")
+			verdict = vrange(av, f[5] + 0, f[6] + 0, f[2])
+		else if (f[2] == "less")
+			verdict = vless(av, bv, f[7], f[8])
+		else if (f[2] == "less-rate")
+			verdict = vless(1 / av, 1 / bv, f[7], f[8])
+		else if (bv / av >= 2)
+			verdict = "holds (" f[7] " " fx(bv / av) f[8] f[10] ")"
+		else
+			verdict = "does not hold here (" f[7] " " fx(bv / av) f[8] ")"
+		printf "| %s | %s | %s |\n", f[1], text, verdict > out
+	}
+}
 # ---- the servers table ---------------------------------------------------
 # One row: PRE.rps.SFX, PRE.p50.SFX, PRE.p99.SFX, and the throughput as a
 # multiple of the reference REF (a rps name; "" for none).  A figure quick
@@ -475,103 +511,7 @@ END {
 	printf "The quantitative claims of *Threads vs Processes* " \
 	    "(the explainer weft makes runnable), against this run.\n\n" > out
 	printf "| claim | measured here | verdict |\n| --- | --- | --- |\n" > out
-	if (has("spawn_join.process"))
-		printf "| Process creation is slow, ~1-10 ms | %s per process " \
-		    "(fork, run, exit, reap: spawn_join.process) | %s |\n", \
-		    fval("spawn_join.process"), \
-		    vrange(num(val["spawn_join.process"]), 1e6, 1e7, "slow") > out
-	else
-		unmeasured("Process creation is slow, ~1-10 ms")
-	if (has("spawn_join.kthread"))
-		printf "| Thread creation is fast, ~0.1 ms | %s per kernel thread " \
-		    "(create, run, join: spawn_join.kthread); a green thread " \
-		    "%s | %s |\n", fval("spawn_join.kthread"), \
-		    fval("spawn_join.green"), \
-		    vrange(num(val["spawn_join.kthread"]), 1e5, 1e5, "fast") > out
-	else
-		unmeasured("Thread creation is fast, ~0.1 ms")
-	p = minof("handoff.process.pipe.1cpu", "handoff.process.shm.1cpu")
-	if (has(p))
-		printf "| A process context switch takes ~1-10 µs | %s per " \
-		    "one-way handoff between two processes on one CPU " \
-		    "(pipe %s, shared futex %s; each includes the wake-up and " \
-		    "its system calls) | %s |\n", fval(p), \
-		    fval("handoff.process.pipe.1cpu"), \
-		    fval("handoff.process.shm.1cpu"), \
-		    vrange(num(val[p]), 1000, 10000, "slow") > out
-	else
-		unmeasured("A process context switch takes ~1-10 µs")
-	k = minof("handoff.kthread.pipe.1cpu", "handoff.kthread.1cpu")
-	if (has(k))
-		printf "| A thread context switch takes ~0.1-1 µs | %s per " \
-		    "one-way handoff between two kernel threads on one CPU " \
-		    "(futex %s, pipe %s); for contrast a green thread switch " \
-		    "(weft_yield) %s, a raw register switch %s | %s |\n", \
-		    fval(k), fval("handoff.kthread.1cpu"), \
-		    fval("handoff.kthread.pipe.1cpu"), fval("yield.green"), \
-		    fval("switch.asm"), vrange(num(val[k]), 100, 1000, "fast") > out
-	else
-		unmeasured("A thread context switch takes ~0.1-1 µs")
-	if (has("mem.idle.kthread") && has("mem.idle.process")) {
-		kt = num(val["mem.idle.kthread"]); pr = num(val["mem.idle.process"])
-		printf "| A thread costs \"just a new stack\" in memory; a " \
-		    "process costs much more (\"high\") | kernel thread %s " \
-		    "(user pages %s, of which the stack is most, + kernel " \
-		    "stack %s + page tables %s); process %s (copied pages %s + " \
-		    "page tables %s + kernel stack %s); kernel slab, not " \
-		    "counted: %s per thread, %s per process; green thread %s " \
-		    "| %s |\n", fkib(kt), fval("mem.idle.kthread.user"), \
-		    fval("mem.idle.kthread.kstack"), fval("mem.idle.kthread.pt"), \
-		    fkib(pr), fval("mem.idle.process.user"), \
-		    fval("mem.idle.process.pt"), fval("mem.idle.process.kstack"), \
-		    fval("mem.idle.kthread.slab"), fval("mem.idle.process.slab"), \
-		    fval("mem.idle.green"), \
-		    (pr / kt >= 2 ? "holds (a process takes " fx(pr / kt) \
-		    " the memory of a kernel thread; the thread pays for a " \
-		    "kernel stack and page tables besides its stack)" : \
-		    "does not hold here (a process takes " fx(pr / kt) \
-		    " the memory of a kernel thread)") > out
-	} else
-		unmeasured("A thread costs just a new stack; a process more")
-	if (has("msg.rate.kthread") && has("msg.rate.process.pipe"))
-		printf "| Threads communicate faster by direct memory access " \
-		    "than processes through IPC (pipes, sockets) | 4 KiB " \
-		    "messages: %s between threads by pointer, %s between " \
-		    "processes through a pipe; %s between processes by " \
-		    "pointer into the shared heap | %s |\n", \
-		    fval("msg.rate.kthread"), fval("msg.rate.process.pipe"), \
-		    fval("msg.rate.process.shm"), \
-		    vless(1 / num(val["msg.rate.kthread"]), \
-		    1 / num(val["msg.rate.process.pipe"]), "threads move", \
-		    " as many") > out
-	else
-		unmeasured("Threads communicate faster by direct memory access " \
-		    "than processes through IPC")
-	if (has("handoff.kthread") && has("handoff.process.pipe"))
-		printf "| (the same for one small message) | 8 bytes one way on " \
-		    "two CPUs: %s between threads over a weft channel, %s " \
-		    "between processes through a pipe, %s through a " \
-		    "weft_pchan | %s |\n", fval("handoff.kthread"), \
-		    fval("handoff.process.pipe"), fval("handoff.process.shm"), \
-		    vless(num(val["handoff.kthread"]), \
-		    num(val["handoff.process.pipe"]), "threads", " faster") > out
-	else
-		unmeasured("(the same for one small message)")
-	if (has("handoff.kthread.pipe.1cpu") && has("handoff.process.pipe.1cpu"))
-		printf "| A thread switch is faster than a process switch, " \
-		    "because no page table is switched | on one CPU, one way: " \
-		    "kernel threads %s, processes %s (pipes); kernel threads " \
-		    "%s, processes %s (futex wake-ups); green threads %s " \
-		    "(no kernel at all) | %s |\n", \
-		    fval("handoff.kthread.pipe.1cpu"), \
-		    fval("handoff.process.pipe.1cpu"), \
-		    fval("handoff.kthread.1cpu"), \
-		    fval("handoff.process.shm.1cpu"), fval("yield.green"), \
-		    vless(num(val["handoff.kthread.pipe.1cpu"]), \
-		    num(val["handoff.process.pipe.1cpu"]), \
-		    "a process switch is", " slower") > out
-	else
-		unmeasured("A thread switch is faster than a process switch")
+	claim_rows()
 	printf "\n" > out
 
 	# ---- servers ----

@@ -59,13 +59,14 @@ if [ ! -r "$tsv" ]; then
 fi
 
 # The catalogue of figures (every figure a run must produce), the targets
-# that compare two figures, and the usual ranges of the servers' figures
-# are data: bench/figures.txt, ratios.txt and refs.txt, each of which says
-# its format.
+# that compare two figures, the usual ranges of the servers' figures and
+# the explainer's claims are data: bench/figures.txt, ratios.txt, refs.txt
+# and claims.txt, each of which says its format.
 data() { grep -v '^#' "$here/$1"; }
 catalogue=$(data figures.txt) || exit 1
 ratios=$(data ratios.txt) || exit 1
 refs=$(data refs.txt) || exit 1
+claims=$(data claims.txt) || exit 1
 
 # The machine, for the report's first lines.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
@@ -101,7 +102,8 @@ stamp=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
 [ -f "$history" ] || : >"$history" || exit 1
 
 awk -F'\t' -v mode="$mode" -v secs="$secs" -v cat="$catalogue" \
-    -v ratios="$ratios" -v refs="$refs" -v cpu="$cpu" -v ncpu="$ncpu" \
+    -v ratios="$ratios" -v refs="$refs" -v claims="$claims" \
+    -v cpu="$cpu" -v ncpu="$ncpu" \
     -v memtotal="$memtotal" -v kernel="$kernel" -v load="$load" \
     -v load0="$load0" -v when="$when" -v plots="$plots" -v hist="$history" \
     -v run="$run" -v stamp="$stamp" \
