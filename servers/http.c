@@ -357,6 +357,16 @@ static int skip_body(struct hconn *c, uint64_t n) {
   return 0;
 }
 
+/* Queues the interim "100 Continue" for a body that has not arrived.  0 or
+ * -1. */
+static int put_continue(struct hconn *c) {
+  if (reserve(c, sizeof continue_100) < 0)
+    return -1;
+  memcpy(WBUF(c) + c->wlen, LIT(continue_100));
+  c->wlen += sizeof continue_100 - 1;
+  return 0;
+}
+
 /*
  * Reads and drops a chunked body: what is buffered, then what arrives.
  * Bytes after the body stay in the buffer.  "100 Continue" is sent first
@@ -380,10 +390,8 @@ static int skip_chunked(struct hconn *c, bool expect_continue) {
     if (http_chunked_done(&d))
       return 0;
     if (expect_continue) {
-      if (reserve(c, sizeof continue_100) < 0)
+      if (put_continue(c) < 0)
         return -1;
-      memcpy(WBUF(c) + c->wlen, LIT(continue_100));
-      c->wlen += sizeof continue_100 - 1;
       expect_continue = false;
     }
     /* The decoder keeps no bytes: the buffer starts over. */
@@ -423,12 +431,8 @@ static int answer(struct hconn *c, const http_request *req) {
   } else if (body <= have) {
     c->rpos += (size_t)body;
   } else {
-    if (req->expect_continue) {
-      if (reserve(c, sizeof continue_100) < 0)
-        return -1;
-      memcpy(WBUF(c) + c->wlen, LIT(continue_100));
-      c->wlen += sizeof continue_100 - 1;
-    }
+    if (req->expect_continue && put_continue(c) < 0)
+      return -1;
     if (flush(c) < 0 || skip_body(c, body - have) < 0)
       return -1;
   }
