@@ -216,7 +216,6 @@ static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
     iov++;
     cnt--;
   }
-  struct weft__g *self = weft__g_cur();
   while (cnt > 0) {
     if (canceled())
       return done ? done : -ECANCELED;
@@ -259,7 +258,7 @@ static ssize_t write_all(int fd, struct iovec *iov, int cnt, int flags,
     if (cnt > 0) {
       iov->iov_base = (char *)iov->iov_base + n;
       iov->iov_len -= (size_t)n;
-      if (self)
+      if (weft__g_cur())
         weft_yield(); /* between slices: see IO_SLICE */
     }
   }
