@@ -78,29 +78,31 @@ int weft__epoll_add(int fd, uint64_t key); /* 0, or -errno (-EPERM: a file) */
 void weft__epoll_del(int fd);
 void weft__epoll_fork_child(void);
 
-/* Non-blocking poll from a busy worker, at most every so often: before it
- * steals, and from the scheduler's slow path.  Returns the number of
- * green threads made runnable.  defer: the caller may hold a lock that a
- * wake takes (the slow path runs in the middle of a park): keep the
- * events in w->np_nev for weft__post_run to deliver after the switch. */
-int weft__netpoll_poll_now(struct weft__worker *w, bool defer);
-void weft__netpoll_deliver_deferred(struct weft__worker *w);
-
 /*
- * An idle worker that becomes the poller blocks in epoll_wait until an fd
- * is ready, deadline passes (its next timer), or another thread wakes it
- * with weft__netpoll_break.  Returns -1 if it did not poll (another worker
- * is the poller, or nothing waits on the netpoller: park as usual), else
- * the number of events it received, which the caller hands to
- * weft__netpoll_deliver once it has left the idle list.
+ * The scheduler's two calls (sched.c; the rest of this header serves the
+ * I/O calls).
+ *
+ * weft__netpoll(w, until) polls for ready fds and makes the green threads
+ * waiting on them runnable on w, as one batch (weft__batch_begin/end).
+ * Returns how many it woke, or -1 when it did not poll.  until is:
+ *  - WEFT__NP_DUE: a busy worker's periodic poll, at most every so often
+ *    across the workers; the scheduler makes it after a switch, never in
+ *    the middle of one (a parking thread may hold a lock a wake takes);
+ *  - WEFT_NOWAIT: a poll at once, without blocking, from a worker out of
+ *    work;
+ *  - a deadline or WEFT_FOREVER, from an idle worker on the idle list: w
+ *    becomes the one poller and blocks in epoll_wait until an fd is ready,
+ *    the deadline passes, or weft__netpoll_break(w).  Returns -1 if
+ *    another worker is the poller or nothing waits on the netpoller (park
+ *    as usual); otherwise the number of events received, which are not
+ *    delivered yet: the next call delivers them (and polls no more), made
+ *    once w has left the idle list.
+ *
+ * weft__netpoll_break(w): if w is the worker blocked in epoll_wait, wakes
+ * it and returns true; otherwise false (the caller wakes w its own way).
  */
-int weft__netpoll_block(struct weft__worker *w, int64_t deadline);
-/* Makes the green threads waiting on the events received runnable. */
-int weft__netpoll_deliver(struct weft__worker *w, int nev);
-/* True while w is the worker blocked in epoll_wait. */
-bool weft__netpoll_is_poller(struct weft__worker *w);
-
-/* Wakes the worker blocked in epoll_wait (if any). */
-void weft__netpoll_break(void);
+#define WEFT__NP_DUE INT64_MIN
+int weft__netpoll(struct weft__worker *w, int64_t until);
+bool weft__netpoll_break(struct weft__worker *w);
 
 #endif /* WEFT_NETPOLL_H */

@@ -114,7 +114,9 @@ static struct epoll_event *events_of(struct weft__worker *w) {
   return w->np_ev;
 }
 
-int weft__netpoll_deliver(struct weft__worker *w, int nev) {
+/* Makes the green threads waiting on the nev events in w's buffer
+ * runnable, as one batch; returns how many. */
+static int deliver(struct weft__worker *w, int nev) {
   struct epoll_event *ev = w->np_ev;
   int woken = 0;
   weft__stat_inc(&w->st.polls);
@@ -156,63 +158,41 @@ static int epoll_until(int ep, struct epoll_event *ev, int64_t deadline) {
   return n;
 }
 
-int weft__netpoll_poll_now(struct weft__worker *w, bool defer) {
-  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting) || ld_relaxed(&np.poller) ||
-      w->np_nev)
-    return 0;
-  /* From the slow path, at most every POLL_GAP_NS across all workers; a
-   * worker about to go idle polls at once. */
+/* A poll without blocking, from a busy worker (due: at most every
+ * POLL_GAP_NS across the workers) or one out of work (at once). */
+static int poll_now(struct weft__worker *w, int ep, bool due) {
+  if (!ld_relaxed(&weft__netpoll_waiting) || ld_relaxed(&np.poller))
+    return -1;
   int64_t now = weft__now();
   int64_t last = ld_relaxed(&np.last_poll);
-  if (defer && (now - last < POLL_GAP_NS ||
-                !atomic_compare_exchange_strong(&np.last_poll, &last, now)))
-    return 0;
-  if (!defer)
+  if (due && (now - last < POLL_GAP_NS ||
+              !atomic_compare_exchange_strong(&np.last_poll, &last, now)))
+    return -1;
+  if (!due)
     st_relaxed(&np.last_poll, now);
   struct epoll_event *ev = events_of(w);
   if (!ev)
-    return 0;
+    return -1;
   int n = epoll_until(ep, ev, WEFT_NOWAIT);
   if (n <= 0)
     return 0;
-  if (defer) {
-    w->np_nev = n;
-    return 0;
-  }
-  int woken = weft__netpoll_deliver(w, n);
+  int woken = deliver(w, n);
   /* For race tests: a worker about to go idle that the kernel stops right
    * after it made threads runnable, while other workers take them. */
-  if (weft__inject(WEFT__F_POLL_STALL))
+  if (!due && weft__inject(WEFT__F_POLL_STALL))
     usleep(1000);
   return woken;
 }
 
-void weft__netpoll_deliver_deferred(struct weft__worker *w) {
-  int n = w->np_nev;
-  w->np_nev = 0;
-  weft__netpoll_deliver(w, n);
-}
-
-bool weft__netpoll_is_poller(struct weft__worker *w) {
-  return atomic_load(&np.poller) == w; /* seq_cst: see unpark in sched.c */
-}
-
-int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
-  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
-  if (ep < 0 || !ld_relaxed(&weft__netpoll_waiting))
+/* An idle worker's poll: w becomes the one poller and blocks.  The events
+ * stay in its buffer (w->np_nev) until its next call, which delivers them
+ * once it has left the idle list (sched.c). */
+static int poll_block(struct weft__worker *w, int ep, int64_t until) {
+  if (!ld_relaxed(&weft__netpoll_waiting))
     return -1;
   struct epoll_event *ev = events_of(w);
   if (!ev)
     return -1;
-  /* Events polled earlier and not yet delivered (the caller delivers
-   * them before it parks, sched.c) would be overwritten by this poll. */
-  weft__dassert(!w->np_nev);
-  if (WEFT_UNLIKELY(w->np_nev)) {
-    int n = w->np_nev;
-    w->np_nev = 0;
-    return n; /* received: the caller delivers them from the buffer */
-  }
   struct weft__worker *none = NULL;
   if (!atomic_compare_exchange_strong(&np.poller, &none, w))
     return -1;
@@ -221,21 +201,39 @@ int weft__netpoll_block(struct weft__worker *w, int64_t deadline) {
    * either it sees us as the poller and breaks the wait, or we see that
    * it already unparked us. */
   if (atomic_load(&w->parked)) {
-    n = epoll_until(ep, ev, deadline);
+    n = epoll_until(ep, ev, until);
     if (n < 0)
       n = 0;
   }
   st_relaxed(&np.last_poll, weft__now());
   atomic_store(&np.poller, NULL);
+  w->np_nev = n;
   return n;
 }
 
-void weft__netpoll_break(void) {
+int weft__netpoll(struct weft__worker *w, int64_t until) {
+  if (WEFT_UNLIKELY(w->np_nev)) { /* received by poll_block */
+    int n = w->np_nev;
+    w->np_nev = 0;
+    return deliver(w, n);
+  }
+  int ep = ld_acquire(&np.epfd); /* pairs with epoll_get */
+  if (ep < 0)
+    return -1;
+  if (until == WEFT__NP_DUE || until == WEFT_NOWAIT)
+    return poll_now(w, ep, until == WEFT__NP_DUE);
+  return poll_block(w, ep, until);
+}
+
+bool weft__netpoll_break(struct weft__worker *w) {
+  if (atomic_load(&np.poller) != w) /* seq_cst: see unpark in sched.c */
+    return false;
   if (atomic_exchange(&np.breaking, 1))
-    return; /* a wake is on its way already */
+    return true; /* a wake is on its way already */
   uint64_t one = 1;
   ssize_t r = write(np.evfd, &one, sizeof one);
   (void)r;
+  return true;
 }
 
 void weft__epoll_fork_child(void) {

@@ -125,9 +125,7 @@ void weft__sched_unpark(struct weft__worker *w) {
   /* seq_cst: pairs with the load-acquire in the park loop, and with the
    * poller, which publishes itself and then reads parked (netpoll.c). */
   atomic_store(&w->parked, 0);
-  if (weft__netpoll_is_poller(w))
-    weft__netpoll_break();
-  else
+  if (!weft__netpoll_break(w))
     weft__futex_wake(&w->parked, 1);
 }
 
@@ -421,7 +419,7 @@ static struct weft__g *yq_take_publish(struct weft__worker *w) {
 WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
   w->tick = SLOW_EVERY;
   run_timers(w);
-  weft__netpoll_poll_now(w, true);
+  w->poll_due = true; /* after the switch: see weft__post_run */
   struct weft__g *g = pin_take(w);
   if (g)
     return g;
@@ -431,6 +429,11 @@ WEFT_NOINLINE static struct weft__g *pick_slow(struct weft__worker *w) {
   if (++w->slow_rounds % GLOBAL_EVERY == 0)
     return weft__globq_get(&weft__rt.gq, NULL, 1);
   return NULL;
+}
+
+void weft__sched_poll_due(struct weft__worker *w) {
+  w->poll_due = false;
+  weft__netpoll(w, WEFT__NP_DUE);
 }
 
 /* Local choice, cheap enough for every switch. */
@@ -534,10 +537,6 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
     struct weft__g *g = pin_take(w);
     if (!g)
       g = pick_local(w);
-    if (!g && w->np_nev) { /* polled by pick_local's slow path */
-      weft__netpoll_deliver_deferred(w);
-      g = pick_local(w);
-    }
     if (g) {
       if (w->spinning)
         reset_spinning(w);
@@ -546,7 +545,8 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
 
     /* Fds that became ready and other workers' due timers, before
      * taking other workers' threads. */
-    if ((weft__netpoll_poll_now(w, false) || steal_timers(w)) &&
+    w->poll_due = false;
+    if ((weft__netpoll(w, WEFT_NOWAIT) > 0 || steal_timers(w)) &&
         (g = pick_local(w))) {
       if (w->spinning)
         reset_spinning(w);
@@ -574,14 +574,6 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
         reset_spinning(w);
         return g;
       }
-    }
-
-    /* Events the slow path polled (pick_local above, while the threads
-     * it woke were stolen) are delivered before this worker may block in
-     * epoll_wait, which reuses their buffer. */
-    if (WEFT_UNLIKELY(w->np_nev)) {
-      weft__netpoll_deliver_deferred(w);
-      continue;
     }
 
     if (watch_globq(w))
@@ -614,7 +606,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       int64_t dl = park_deadline(w);
       /* With green threads waiting on fds, one idle worker waits in
        * epoll_wait instead of on its futex (netpoll.c). */
-      int nev = weft__netpoll_block(w, dl);
+      int nev = weft__netpoll(w, dl);
       bool self_wake;
       if (nev < 0)
         self_wake = weft__futex_wait(&w->parked, 1, dl) == -ETIMEDOUT;
@@ -629,8 +621,8 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
         }
         weft__spin_unlock(&weft__rt.idle_lk);
       }
-      if (nev > 0)
-        weft__netpoll_deliver(w, nev);
+      if (nev > 0) /* received: delivered off the idle list */
+        weft__netpoll(w, WEFT_NOWAIT);
       if (ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING)
         break;
     }
@@ -959,12 +951,12 @@ int weft_yield(void) {
     return 0;
   }
   struct weft__g *next = pick_or_stop(w);
-  if (!next && WEFT_UNLIKELY(w->np_nev)) {
-    /* The slow pick polled the netpoller, but with no switch to run them
-     * after, its events would wait for this thread to block: a lone
-     * yielder (a long write's slices) would keep the connections they
-     * wake waiting.  Deliver them here, and look again. */
-    weft__netpoll_deliver_deferred(w);
+  if (!next && WEFT_UNLIKELY(w->poll_due)) {
+    /* The slow pick left a netpoll due, but with no switch to make it
+     * after, it would wait for this thread to block: a lone yielder (a
+     * long write's slices) would keep the connections it would wake
+     * waiting.  Make it here, and look again. */
+    weft__sched_poll_due(w);
     next = pick_or_stop(w);
   }
   if (!next) {

@@ -63,18 +63,20 @@ void weft__sched_unpark(struct weft__worker *w);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */
 void weft__stats_print(void);
 
-void weft__netpoll_deliver_deferred(struct weft__worker *w);
+/* The netpoll that the slow checks of a switch left due (sched.c). */
+void weft__sched_poll_due(struct weft__worker *w);
 
 /* Runs a post-switch action handed over by a switch (may be NULL), then
- * the netpoller events polled during the switch, if any. */
+ * the netpoll the switch left due, if any: made here, once the parked
+ * thread's locks are released, since its wakes may take them. */
 static inline void weft__post_run(void *p) {
   if (p) {
     weft__post *post = p;
     post->fn(post);
   }
   struct weft__worker *w = weft__tls_w;
-  if (WEFT_UNLIKELY(w->np_nev))
-    weft__netpoll_deliver_deferred(w);
+  if (WEFT_UNLIKELY(w->poll_due))
+    weft__sched_poll_due(w);
 }
 
 #endif /* WEFT_SCHED_H */

@@ -42,6 +42,7 @@ struct weft__worker {
    * it goes to the run queue when a worker idles (see weft_yield). */
   struct weft__g *yq_head, *yq_tail;
   uint32_t tick;                       /* counts down to the slow checks */
+  bool poll_due; /* the slow checks want a netpoll after this switch */
   uint32_t slow_rounds;
   int *errnop;                         /* this worker thread's errno */
   bool in_timers;   /* waking a batch (timers, netpoller): see weft__ready */
@@ -59,10 +60,9 @@ struct weft__worker {
   /* Its timer heap (timer.c) and stack cache (stack.c). */
   struct weft__timers timers;
   struct weft__stack_cache stacks;
-  /* The netpoller (netpoll.c): events polled but not delivered yet, read
-   * after every switch (weft__post_run). */
+  /* The netpoller (netpoll_epoll.c). */
   void *np_ev; /* event buffer (not on green thread stacks) */
-  int np_nev;  /* events in np_ev not delivered yet */
+  int np_nev;  /* received by a blocking poll, delivered by the next one */
   /* The fault handler (fault.c): this thread's signal stack. */
   void *altstack;
   size_t altstack_size;
