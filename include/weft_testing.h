@@ -20,11 +20,14 @@ extern "C" {
  * "mmap" (stacks, the shared heap: -ENOMEM), "pthread_create" (workers,
  * kernel-thread tasks, the blocking pool: -EAGAIN), "fork" (process tasks,
  * worker processes: -EAGAIN), "epoll_ctl" (netpoller registration:
- * -ENOMEM), "alloc" (weft's own allocations: -ENOMEM).  One site makes
- * nothing fail but widens a race window, as a loaded machine would:
+ * -ENOMEM), "alloc" (weft's own allocations: -ENOMEM).  Two sites make
+ * nothing fail but widen a race window, as a loaded machine would:
  * "poll_stall" (a worker about to go idle stops for 1 ms right after it
  * has made the green threads of ready fds runnable, while other workers
- * may take them).  NULL or "" turns it off.  The WEFT_FAIL environment
+ * may take them) and "pchan_stall" (a green thread about to sleep on a
+ * process channel stops its worker for 5 ms after it has counted itself
+ * as a sleeper and found the channel not ready, before it parks).  NULL
+ * or "" turns it off.  The WEFT_FAIL environment
  * variable sets a spec at startup, without this header.
  * Returns 0, or -EINVAL for a malformed spec (nothing changes then).
  */

@@ -21,6 +21,7 @@ static const char *const names[WEFT__F_NSITES] = {
     [WEFT__F_MMAP] = "mmap",           [WEFT__F_PTHREAD] = "pthread_create",
     [WEFT__F_FORK] = "fork",           [WEFT__F_EPOLL_CTL] = "epoll_ctl",
     [WEFT__F_ALLOC] = "alloc",         [WEFT__F_POLL_STALL] = "poll_stall",
+    [WEFT__F_PCHAN_STALL] = "pchan_stall",
 };
 
 static struct rule {
@@ -97,5 +98,6 @@ __attribute__((constructor)) static void inject_from_env(void) {
   if (e && *e && weft_fail_inject(e) < 0)
     fprintf(stderr, "weft: WEFT_FAIL=\"%s\": bad spec (expected "
                     "site[:skip[:count]],... with sites mmap, pthread_create, "
-                    "fork, epoll_ctl, alloc, poll_stall)\n", e);
+                    "fork, epoll_ctl, alloc, poll_stall, pchan_stall)\n",
+            e);
 }

@@ -25,6 +25,7 @@ enum weft__site {
   WEFT__F_EPOLL_CTL,
   WEFT__F_ALLOC,
   WEFT__F_POLL_STALL, /* not a failure: a stop where a preemption hurts */
+  WEFT__F_PCHAN_STALL, /* the same, in a process channel's sleep */
   WEFT__F_NSITES
 };
 

@@ -37,9 +37,11 @@
  * instead (shheap.h), an eventfd in its worker's netpoller, like any
  * green thread waiting for an fd: it counts itself in the channel's
  * per-slot count of green sleepers of its side, and a waker that finds
- * sleepers rings the doorbell of every slot that has one (one write each;
- * the green threads of that process waiting on any channel wake, look at
- * their channel, and park again if it is not theirs).  A green thread that
+ * sleepers rings the doorbell of every slot that has one (one write each).
+ * In each process one green thread at a time waits on the doorbell and
+ * reads it; the others wait in a room it empties when it wakes (see
+ * room), and every one of them looks at its channel again and sleeps
+ * again if it is not ready.  A green thread that
  * has no doorbell (not in a worker process of a pool) sleeps with
  * weft_sleep() in growing steps, counted as naps in weft_stats().  Sleeps
  * are bounded (PEER_CHECK_NS), so a blocked call wakes up now and then to
@@ -50,11 +52,12 @@
  *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
  * Either the waker sees the sleeper counted and wakes it (the futex wait
  * fails at once if seq moved), or the sleeper's check sees what was
- * published.  A green sleeper raises its slot's green count before the
- * sleepers count, and the waker that sees sleepers reads the green counts
- * after: it rings a doorbell that an eventfd keeps rung until read, so a
- * ring that lands before the green thread parks makes its wait return at
- * once.  The fences are what make it so: without them the waker's
+ * published.  A sleeper raises the count of its kind (kernel threads,
+ * or its slot's green count) before the sleepers count, and the waker
+ * that sees sleepers reads the counts of each kind after: it bumps seq
+ * and makes the futex call only if a kernel thread sleeps, and rings a
+ * doorbell that an eventfd keeps rung until read, so a ring that lands
+ * before the green thread parks makes its wait return at once.  The fences are what make it so: without them the waker's
  * load of the count may be satisfied before its store of the index is
  * visible (store-load reordering, which x86 does), and both sides would
  * read the other's old value, the sleeper sleeping on a ring that is
@@ -64,7 +67,8 @@
  * bump of seq by a waker that saw the count makes the wait return at
  * once.  A waker that finds no sleepers makes no system call.  (A
  * process killed while asleep leaves its count behind; wakers then make a
- * futex call that wakes nobody, which costs time, not correctness.)
+ * futex call, or ring a doorbell, that wakes nobody, which costs time,
+ * not correctness.)
  *
  * Dead peers.  Each channel records which worker slots have sent on it
  * and which have received (bitmasks), with the generation each slot had
@@ -94,8 +98,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inject.h"
+#include "rt.h"
 #include "shheap.h"
 #include "util.h"
+#include "wait.h"
 #include "weft.h"
 #include "worker.h"
 
@@ -113,8 +120,10 @@
  * just before the slot came. */
 #define SPIN_NS ((int64_t)30 * 1000)
 #define SPIN_PURE_NS ((int64_t)4 * 1000)
-/* The longest sleep between two checks of the deadline and the peers. */
-#define PEER_CHECK_NS ((int64_t)20 * 1000000)
+/* The longest sleep between two checks of the deadline and the peers (a
+ * variable so that a test can make it long: shheap.h). */
+int64_t weft__pchan_peer_check_ns = (int64_t)20 * 1000000;
+#define PEER_CHECK_NS weft__pchan_peer_check_ns
 /* Green threads poll with weft_sleep between these bounds. */
 #define GREEN_SLEEP_MIN ((int64_t)20 * 1000)
 #define GREEN_SLEEP_MAX ((int64_t)1000 * 1000)
@@ -141,12 +150,15 @@ struct weft_pchan {
   /* Receivers: head, and the tail as last seen by a receiver. */
   _Atomic uint64_t head __attribute__((aligned(64)));
   _Atomic uint64_t tail_seen;
-  /* Receivers sleep on rseq, senders on wseq; green sleepers (counted in
-   * rsleep and wsleep too) per worker slot in rgreen and wgreen. */
+  /* Sleepers of each side, counted in rsleep and wsleep: kernel threads
+   * on rseq and wseq (counted in rkern and wkern too), green threads per
+   * worker slot (in rgreen and wgreen). */
   _Atomic uint32_t rseq __attribute__((aligned(64)));
   _Atomic uint32_t rsleep;
+  _Atomic uint32_t rkern;
   _Atomic uint32_t wseq __attribute__((aligned(64)));
   _Atomic uint32_t wsleep;
+  _Atomic uint32_t wkern;
   _Atomic uint32_t rgreen[WEFT__SHM_MAX_PARTS] __attribute__((aligned(64)));
   _Atomic uint32_t wgreen[WEFT__SHM_MAX_PARTS] __attribute__((aligned(64)));
   /* Peers: slots that sent / received, and their generations. */
@@ -243,9 +255,13 @@ static WEFT_NOINLINE void ring_green(_Atomic uint32_t *green) {
       weft__shm_ring(i);
 }
 
-/* The waker's half of the handshake above; call after publishing. */
+/* The waker's half of the handshake above; call after publishing.  The
+ * counts of each kind are read after the sleepers count (acquire), which
+ * a sleeper raises after its kind's: a sleeper seen there is seen in its
+ * kind too.  No futex call when only green threads sleep. */
 static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
-                          _Atomic uint32_t *green, int n) {
+                          _Atomic uint32_t *kern, _Atomic uint32_t *green,
+                          int n) {
 #if WEFT_TSAN
   /* TSan does not model fences: the same order from a seq_cst RMW. */
   if (WEFT_LIKELY(!atomic_fetch_add(sleepers, 0)))
@@ -258,11 +274,13 @@ static inline void notify(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
   } else {
     atomic_thread_fence(memory_order_seq_cst);
   }
-  if (WEFT_LIKELY(!ld_relaxed(sleepers)))
+  if (WEFT_LIKELY(!ld_acquire(sleepers)))
     return;
 #endif
-  atomic_fetch_add(seq, 1);
-  futex_wake_shared(seq, n);
+  if (ld_relaxed(kern)) {
+    atomic_fetch_add(seq, 1);
+    futex_wake_shared(seq, n);
+  }
   ring_green(green);
 }
 
@@ -370,7 +388,7 @@ static int try_send(weft_pchan *ch, const void *elem) {
   copy(ch->buf + (t & ch->mask) * ch->esize, elem, ch->esize);
   st_release(&ch->tail, t + 1); /* the one store that commits */
   weft__shm_unlock(&ch->slock);
-  notify(&ch->rseq, &ch->rsleep, ch->rgreen, 1);
+  notify(&ch->rseq, &ch->rsleep, &ch->rkern, ch->rgreen, 1);
   return 1;
 }
 
@@ -396,7 +414,7 @@ static int try_recv(weft_pchan *ch, void *elem) {
   copy(elem, ch->buf + (h & ch->mask) * ch->esize, ch->esize);
   st_release(&ch->head, h + 1); /* the one store that commits */
   weft__shm_unlock(&ch->rlock);
-  notify(&ch->wseq, &ch->wsleep, ch->wgreen, 1);
+  notify(&ch->wseq, &ch->wsleep, &ch->wkern, ch->wgreen, 1);
   return 1;
 }
 
@@ -410,16 +428,93 @@ static inline bool ready(weft_pchan *ch, bool recv) {
 }
 
 /*
+ * The doorbell's waiting room (one per process).  Every green thread of a
+ * process that sleeps on any channel shares its slot's doorbell, and a
+ * ring is one eventfd count: if each of them waited on the doorbell and
+ * read it, the first to wake would swallow a ring meant for another that
+ * had counted itself but not parked yet, which would then sleep until its
+ * next peer check.  So one of them at a time, the watcher, waits on the
+ * doorbell and reads it; the others park in the room.  When the watcher
+ * returns, for whatever reason, it bumps gen and wakes the room: each
+ * looks at its channel again, and one becomes the next watcher.  A thread
+ * reads gen before it looks at its channel, and does not park if gen has
+ * moved since: a ring that the watcher read meanwhile may have been for
+ * it.
+ */
+static struct {
+  weft__spin lk;
+  struct weft__wq q;  /* the green threads parked in the room */
+  bool watching;      /* a watcher waits on the doorbell */
+  _Atomic uint32_t gen; /* the watcher's returns */
+} room;
+
+/* Waits in the room or on the doorbell bell until something may have
+ * rung since gen, or until.  Returns 0, -ETIMEDOUT, -ECANCELED, or
+ * another -errno when the doorbell cannot be waited on. */
+static int room_wait(int bell, uint32_t gen, int64_t until) {
+  weft__spin_lock(&room.lk);
+  if (ld_relaxed(&room.gen) != gen) {
+    weft__spin_unlock(&room.lk);
+    return 0;
+  }
+  if (room.watching) {
+    struct weft__waiter w;
+    struct weft__wq_entry e = {.sel = 0};
+    weft__waiter_init(&w);
+    w.reason = "pchan";
+    if (weft__cancel_arm(&w) < 0) {
+      weft__spin_unlock(&room.lk);
+      return -ECANCELED;
+    }
+    e.w = &w;
+    weft__wq_push(&room.q, &e);
+    int sel = weft__waiter_park(&w, weft__unlock_spin, &room.lk, until);
+    weft__cancel_disarm(&w);
+    if (sel == 0)
+      return 0;
+    weft__spin_lock(&room.lk);
+    if (e.linked)
+      weft__wq_remove(&room.q, &e);
+    weft__spin_unlock(&room.lk);
+    return sel == WEFT__WAIT_CANCEL ? -ECANCELED : -ETIMEDOUT;
+  }
+  room.watching = true;
+  weft__spin_unlock(&room.lk);
+  int r = weft_wait_fd(bell, POLLIN, until);
+  if (r > 0) {
+    uint64_t v; /* empty it: the next ring makes a new edge */
+    ssize_t n = read(bell, &v, sizeof v);
+    (void)n;
+  }
+  weft__spin_lock(&room.lk);
+  room.watching = false;
+  atomic_fetch_add(&room.gen, 1);
+  struct weft__wq_entry *list = weft__wq_claim_all(&room.q);
+  weft__spin_unlock(&room.lk);
+  weft__wq_wake_list(list);
+  return r > 0 ? 0 : r;
+}
+
+void weft__pchan_fork_child(void) {
+  /* The room's threads are the parent's, and its lock may have been held
+   * by one of its workers at the fork. */
+  atomic_store(&room.lk.v, 0);
+  room.q.head = room.q.tail = NULL;
+  room.watching = false;
+}
+
+/*
  * A green thread's sleep: counted in its slot's green count and in the
- * sleepers count, it parks on its slot's doorbell in the netpoller until a
- * waker rings it or until (the doorbell stays readable until read, so a
- * ring between the check and the park is not lost), then reads the
- * doorbell empty.  Returns 0 (look again), -ECANCELED, or -1 when the
- * doorbell cannot be waited on (the caller polls instead).
+ * sleepers count, it waits in the room (above) until a waker may have
+ * rung its slot's doorbell, or until (the doorbell stays readable until
+ * read, so a ring between the check and the park is not lost).  Returns 0
+ * (look again), -ECANCELED, or -1 when the doorbell cannot be waited on
+ * (the caller polls instead).
  */
 static int park_on_doorbell(weft_pchan *ch, bool recv,
                             _Atomic uint32_t *sleepers,
                             _Atomic uint32_t *green, int bell, int64_t until) {
+  uint32_t gen = ld_acquire(&room.gen);
   atomic_fetch_add(green, 1);
   atomic_fetch_add(sleepers, 1);
   /* The heavy half of the asymmetric fence: see the top.  Without it a
@@ -429,12 +524,9 @@ static int park_on_doorbell(weft_pchan *ch, bool recv,
     step = until;
   int r = 0;
   if (!ready(ch, recv)) {
-    r = weft_wait_fd(bell, POLLIN, step);
-    if (r > 0) {
-      uint64_t v; /* empty it: the next ring makes a new edge */
-      ssize_t n = read(bell, &v, sizeof v);
-      (void)n;
-    }
+    if (weft__inject(WEFT__F_PCHAN_STALL))
+      usleep(5000); /* for race tests: see weft_testing.h */
+    r = room_wait(bell, gen, step);
   }
   atomic_fetch_sub(sleepers, 1);
   atomic_fetch_sub(green, 1);
@@ -451,6 +543,7 @@ static int park_on_doorbell(weft_pchan *ch, bool recv,
 static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
   _Atomic uint32_t *seq = recv ? &ch->rseq : &ch->wseq;
   _Atomic uint32_t *sleepers = recv ? &ch->rsleep : &ch->wsleep;
+  _Atomic uint32_t *kern = recv ? &ch->rkern : &ch->wkern;
   _Atomic uint32_t *green_n = recv ? ch->rgreen : ch->wgreen;
   bool green = weft_in_gthread();
   int64_t now = weft__now();
@@ -492,7 +585,7 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
       rc = -ETIMEDOUT;
     if (rc) {
       /* A wake this caller may have consumed goes to another sleeper. */
-      notify(seq, sleepers, green_n, 1);
+      notify(seq, sleepers, kern, green_n, 1);
       return rc;
     }
     int64_t until =
@@ -512,12 +605,13 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
         nap = nap * 2 < GREEN_SLEEP_MAX ? nap * 2 : GREEN_SLEEP_MAX;
       }
       if (rc == -ECANCELED) {
-        notify(seq, sleepers, green_n, 1); /* as above */
+        notify(seq, sleepers, kern, green_n, 1); /* as above */
         return rc;
       }
       continue;
     }
     uint32_t s = atomic_load(seq);
+    atomic_fetch_add(kern, 1);
     atomic_fetch_add(sleepers, 1);
     /* The heavy half of the asymmetric fence, between raising the count
      * and checking the ring.  Without it a registered waker may have
@@ -530,6 +624,7 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
     if (!ready(ch, recv))
       futex_wait_shared(seq, s, until);
     atomic_fetch_sub(sleepers, 1);
+    atomic_fetch_sub(kern, 1);
   }
 }
 

@@ -141,5 +141,8 @@ void weft__shm_unlock(_Atomic uint32_t *l);
 /* Tests only: the file read for vm.overcommit_memory (NULL: the real
  * /proc/sys/vm/overcommit_memory). */
 extern const char *weft__shm_overcommit_file;
+/* Tests only: the longest sleep of a blocked process-channel call between
+ * two checks of its deadline and its peers (20 ms), in ns. */
+extern int64_t weft__pchan_peer_check_ns;
 
 #endif /* WEFT_SHHEAP_H */

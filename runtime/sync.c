@@ -277,12 +277,8 @@ int weft_cond_signal(weft_cond *c) {
 
 /* Claims every waiter of q under lk, then wakes them outside it. */
 static void wake_all(weft__spin *lk, struct weft__wq *q) {
-  struct weft__wq_entry *list = NULL, *e;
   weft__spin_lock(lk);
-  while ((e = weft__wq_claim(q))) {
-    e->next = list;
-    list = e;
-  }
+  struct weft__wq_entry *list = weft__wq_claim_all(q);
   weft__spin_unlock(lk);
   weft__wq_wake_list(list);
 }

@@ -223,6 +223,17 @@ static inline struct weft__wq_entry *weft__wq_claim(struct weft__wq *q) {
   return NULL;
 }
 
+/* Claims every waiter of q, for weft__wq_wake_list once q's lock is
+ * released: returns them linked through next, the last queued first. */
+static inline struct weft__wq_entry *weft__wq_claim_all(struct weft__wq *q) {
+  struct weft__wq_entry *list = NULL, *e;
+  while ((e = weft__wq_claim(q))) {
+    e->next = list;
+    list = e;
+  }
+  return list;
+}
+
 /*
  * The exclusive fast path, for the waits of one queue without deadline or
  * cancel (a plain channel send or receive): only a holder of the queue's

@@ -22,9 +22,13 @@
  *    killed; a receiver with no known sender, or with a live supervisor as
  *    a sender, waits until its deadline instead;
  *  - a green thread blocked on a channel lets the other green threads of
- *    its worker run.
+ *    its worker run;
+ *  - parked green receivers wake on their slot's doorbell, and a ring is
+ *    not lost to another green thread of the same process that read the
+ *    doorbell first.
  */
 #include "shm_helpers.h"
+#include <weft_testing.h>
 
 #define MIB ((size_t)1 << 20)
 
@@ -680,4 +684,97 @@ Test(pchan, parked_green_receivers_wake_on_their_doorbell) {
                "the doorbell",
                (unsigned long long)b->naps);
   cr_expect_eq(b->cancel_rc, -ECANCELED);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A ring is not lost to another green thread of the process                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Two green receivers in one process share its doorbell.  B waits on a
+ * channel nobody sends on, parked on the doorbell.  A counts itself as a
+ * sleeper on another channel, finds it empty, and is stopped before it
+ * parks (the "pchan_stall" site: 5 ms).  Meanwhile a sender sends to A:
+ * it rings the doorbell, which wakes B.  If B's read of the doorbell
+ * swallowed the ring, A would park on a silent doorbell and find its
+ * message only at its next check of its deadline and peers, which this
+ * test moves from 20 ms to 10 s: it must get it as soon as it is let go.
+ */
+struct lost {
+  weft_pchan *idle, *hot;
+  atomic_int go; /* A is stopped: send */
+  int64_t sent_at, got_at;
+  int rc_hot, rc_idle;
+};
+
+static void *lost_idle(void *arg) {
+  struct lost *l = arg;
+  uint32_t v;
+  l->rc_idle = weft_pchan_recv(l->idle, &v, weft_deadline(60000000000LL));
+  return NULL;
+}
+
+static void *lost_hot(void *arg) {
+  struct lost *l = arg;
+  uint32_t v;
+  l->rc_hot = weft_pchan_recv(l->hot, &v, weft_deadline(60000000000LL));
+  l->got_at = weft_now();
+  return NULL;
+}
+
+static int lost_receivers(int index, void *arg) {
+  (void)index;
+  struct lost *l = arg;
+  weft__pchan_peer_check_ns = 10000000000LL;
+  weft_config cfg = {.workers = 2};
+  SH_CHECK_EQ(weft_init(&cfg), 0);
+  weft_gthread a, b;
+  SH_CHECK_EQ(weft_spawn(&b, NULL, lost_idle, l), 0);
+  weft_sleep(20 * 1000000); /* B spins, then parks on the doorbell */
+  SH_CHECK_EQ(weft_fail_inject("pchan_stall:0:1"), 0);
+  SH_CHECK_EQ(weft_spawn(&a, NULL, lost_hot, l), 0);
+  weft_sleep(1000000); /* A spins 30 us, then stops for 5 ms */
+  atomic_store(&l->go, 1);
+  SH_CHECK_EQ(weft_join(a, NULL), 0);
+  SH_CHECK_EQ(weft_fail_inject(NULL), 0);
+  SH_CHECK_EQ(weft_cancel(b), 0);
+  SH_CHECK_EQ(weft_join(b, NULL), 0);
+  SH_CHECK_EQ(weft_shutdown(), 0);
+  return 0;
+}
+
+static int lost_sender(int index, void *arg) {
+  (void)index;
+  struct lost *l = arg;
+  uint32_t v = 7;
+  sh_await(&l->go, 1);
+  l->sent_at = weft_now();
+  SH_CHECK_EQ(weft_pchan_send(l->hot, &v, WEFT_FOREVER), 0);
+  return 0;
+}
+
+static void lost_sup(void *arg) {
+  struct lost *l = arg;
+  setup4();
+  SH_CHECK_EQ(weft_pchan_open(&l->idle, 4, 1), 0);
+  SH_CHECK_EQ(weft_pchan_open(&l->hot, 4, 1), 0);
+  pid_t r = sh_spawn(0, lost_receivers, l);
+  pid_t s = sh_spawn(1, lost_sender, l);
+  sh_wait_ok(s, "sender");
+  sh_wait_ok(r, "green receivers");
+}
+
+Test(pchan, a_ring_is_not_lost_to_another_green_receiver) {
+  struct lost *l = sh_map(sizeof *l);
+  struct h_child res;
+  sh_run(lost_sup, l, &res, 60);
+  cr_assert_eq(l->rc_hot, 0, "receive: %d", l->rc_hot);
+  cr_expect_eq(l->rc_idle, -ECANCELED);
+  /* A is let go 5 ms after it stopped, about 4 ms after the send; a lost
+   * ring would keep it until its next check, 10 s after it began. */
+  int64_t late = l->got_at - l->sent_at;
+  cr_expect_lt(late, 2000000000LL,
+               "the message waited %.1f s after its send: the doorbell's "
+               "ring went to the other receiver",
+               late / 1e9);
 }
