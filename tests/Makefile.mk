@@ -12,6 +12,16 @@
 tests_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include \
 	-iquote $(top_srcdir)/runtime -I$(top_builddir)
 
+# The helpers, a convenience library: each program that links it gets its
+# own copy of what it uses, including TCHECK's recorder (h_rep) and the
+# server under test (srvh).
+check_LTLIBRARIES += tests/libcheck.la
+tests_libcheck_la_SOURCES = tests/helpers.c tests/helpers.h \
+	tests/io_helpers.c tests/io_helpers.h \
+	tests/srv_harness.c tests/srv_harness.h
+tests_libcheck_la_CPPFLAGS = $(tests_cppflags)
+tests_libcheck_la_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+
 check_PROGRAMS += tests/test_switch
 TESTS += tests/test_switch
 tests_test_switch_SOURCES = tests/tsan_criterion.c tests/test_switch.c \
@@ -25,7 +35,7 @@ TESTS += tests/test_stack
 tests_test_stack_SOURCES = tests/tsan_criterion.c tests/test_stack.c tests/helpers.h
 tests_test_stack_CPPFLAGS = $(tests_cppflags)
 tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_stack_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_stack_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # One source, two programs: with and without stack clash protection.
 check_PROGRAMS += tests/test_guard_scp tests/test_guard_noscp
@@ -33,88 +43,88 @@ TESTS += tests/test_guard_scp tests/test_guard_noscp
 tests_test_guard_scp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
 tests_test_guard_scp_CPPFLAGS = $(tests_cppflags)
 tests_test_guard_scp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_SCP_CFLAGS)
-tests_test_guard_scp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_guard_scp_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 tests_test_guard_noscp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
 tests_test_guard_noscp_CPPFLAGS = $(tests_cppflags)
 tests_test_guard_noscp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_NO_SCP_CFLAGS)
-tests_test_guard_noscp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_guard_noscp_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_gthread
 TESTS += tests/test_gthread
 tests_test_gthread_SOURCES = tests/tsan_criterion.c tests/test_gthread.c tests/helpers.h
 tests_test_gthread_CPPFLAGS = $(tests_cppflags)
 tests_test_gthread_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_gthread_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_gthread_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_migrate
 TESTS += tests/test_migrate
 tests_test_migrate_SOURCES = tests/tsan_criterion.c tests/test_migrate.c tests/helpers.h
 tests_test_migrate_CPPFLAGS = $(tests_cppflags)
 tests_test_migrate_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_migrate_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_migrate_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_sync
 TESTS += tests/test_sync
 tests_test_sync_SOURCES = tests/tsan_criterion.c tests/test_sync.c tests/helpers.h
 tests_test_sync_CPPFLAGS = $(tests_cppflags)
 tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_sync_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_sync_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_rwlock
 TESTS += tests/test_rwlock
 tests_test_rwlock_SOURCES = tests/tsan_criterion.c tests/test_rwlock.c tests/helpers.h
 tests_test_rwlock_CPPFLAGS = $(tests_cppflags)
 tests_test_rwlock_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_rwlock_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_rwlock_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_chan
 TESTS += tests/test_chan
 tests_test_chan_SOURCES = tests/tsan_criterion.c tests/test_chan.c tests/helpers.h
 tests_test_chan_CPPFLAGS = $(tests_cppflags)
 tests_test_chan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_chan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_chan_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_timer
 TESTS += tests/test_timer
 tests_test_timer_SOURCES = tests/tsan_criterion.c tests/test_timer.c tests/helpers.h
 tests_test_timer_CPPFLAGS = $(tests_cppflags)
 tests_test_timer_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_timer_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_timer_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_monitor
 TESTS += tests/test_monitor
 tests_test_monitor_SOURCES = tests/tsan_criterion.c tests/test_monitor.c tests/helpers.h
 tests_test_monitor_CPPFLAGS = $(tests_cppflags)
 tests_test_monitor_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_monitor_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_monitor_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_inject
 TESTS += tests/test_inject
 tests_test_inject_SOURCES = tests/tsan_criterion.c tests/test_inject.c tests/helpers.h
 tests_test_inject_CPPFLAGS = $(tests_cppflags)
 tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_inject_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_shutdown
 TESTS += tests/test_shutdown
 tests_test_shutdown_SOURCES = tests/tsan_criterion.c tests/test_shutdown.c tests/helpers.h
 tests_test_shutdown_CPPFLAGS = $(tests_cppflags)
 tests_test_shutdown_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_shutdown_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_shutdown_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_misuse
 TESTS += tests/test_misuse
 tests_test_misuse_SOURCES = tests/tsan_criterion.c tests/test_misuse.c tests/helpers.h
 tests_test_misuse_CPPFLAGS = $(tests_cppflags)
 tests_test_misuse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_misuse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_misuse_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_reset
 TESTS += tests/test_reset
 tests_test_reset_SOURCES = tests/tsan_criterion.c tests/test_reset.c tests/helpers.h
 tests_test_reset_CPPFLAGS = $(tests_cppflags)
 tests_test_reset_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_reset_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_reset_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # tests/headers_check.sh: every header of runtime/ compiles on its own.
 TESTS += tests/headers_check.sh
@@ -134,14 +144,14 @@ TESTS += tests/test_task
 tests_test_task_SOURCES = tests/tsan_criterion.c tests/test_task.c tests/helpers.h
 tests_test_task_CPPFLAGS = $(tests_cppflags)
 tests_test_task_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_task_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_task_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_proc
 TESTS += tests/test_proc
 tests_test_proc_SOURCES = tests/tsan_criterion.c tests/test_proc.c tests/helpers.h
 tests_test_proc_CPPFLAGS = $(tests_cppflags)
 tests_test_proc_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_proc_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- shm ---------------------------------------------------------------
 # The shared heap and process channels.
@@ -152,23 +162,29 @@ tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # hidden in the shared library.  (-static here is libtool's: only libweft
 # is linked statically.)
 
+# Their supervisor helpers (shm_helpers.h) call those internal symbols
+# too, so they are a library of their own, linked by these two programs
+# only.
+check_LTLIBRARIES += tests/libcheck_shm.la
+tests_libcheck_shm_la_SOURCES = tests/shm_helpers.c tests/shm_helpers.h
+tests_libcheck_shm_la_CPPFLAGS = $(tests_cppflags)
+tests_libcheck_shm_la_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+
 check_PROGRAMS += tests/test_shheap
 TESTS += tests/test_shheap
-tests_test_shheap_SOURCES = tests/tsan_criterion.c tests/test_shheap.c tests/shm_helpers.h \
-	tests/helpers.h
+tests_test_shheap_SOURCES = tests/tsan_criterion.c tests/test_shheap.c tests/shm_helpers.h
 tests_test_shheap_CPPFLAGS = $(tests_cppflags)
 tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JEMALLOC_CFLAGS)
 tests_test_shheap_LDFLAGS = $(AM_LDFLAGS) -static
-tests_test_shheap_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_shheap_LDADD = tests/libcheck_shm.la tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_pchan
 TESTS += tests/test_pchan
-tests_test_pchan_SOURCES = tests/tsan_criterion.c tests/test_pchan.c tests/shm_helpers.h \
-	tests/helpers.h
+tests_test_pchan_SOURCES = tests/tsan_criterion.c tests/test_pchan.c tests/shm_helpers.h
 tests_test_pchan_CPPFLAGS = $(tests_cppflags)
 tests_test_pchan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 tests_test_pchan_LDFLAGS = $(AM_LDFLAGS) -static
-tests_test_pchan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_pchan_LDADD = tests/libcheck_shm.la tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- io ----------------------------------------------------------------
 # I/O that parks green threads, cancellation and the
@@ -185,7 +201,7 @@ TESTS += tests/test_io
 tests_test_io_SOURCES = tests/tsan_criterion.c tests/test_io.c tests/helpers.h tests/io_helpers.h
 tests_test_io_CPPFLAGS = $(tests_cppflags)
 tests_test_io_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_io_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_io_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_blocking
 TESTS += tests/test_blocking
@@ -193,7 +209,7 @@ tests_test_blocking_SOURCES = tests/tsan_criterion.c tests/test_blocking.c tests
 	tests/io_helpers.h
 tests_test_blocking_CPPFLAGS = $(tests_cppflags)
 tests_test_blocking_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_blocking_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_blocking_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # test_cancel: weft_cancel of a green thread blocked in each call that parks.
 check_PROGRAMS += tests/test_cancel
@@ -202,7 +218,7 @@ tests_test_cancel_SOURCES = tests/tsan_criterion.c tests/test_cancel.c tests/hel
 	tests/io_helpers.h
 tests_test_cancel_CPPFLAGS = $(tests_cppflags)
 tests_test_cancel_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_cancel_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_cancel_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- echo --------------------------------------------------------------
 # The echo server, end to end.
@@ -216,7 +232,7 @@ tests_test_echo_SOURCES = tests/tsan_criterion.c tests/test_echo.c tests/helpers
 	tests/srv_harness.h
 tests_test_echo_CPPFLAGS = $(tests_cppflags)
 tests_test_echo_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_echo_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_echo_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- http --------------------------------------------------------------
 # The HTTP server and its parser.
@@ -232,7 +248,7 @@ tests_test_http_parse_SOURCES = tests/tsan_criterion.c tests/test_http_parse.c \
 	tests/helpers.h servers/http_parse.c servers/http_parse.h
 tests_test_http_parse_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
 tests_test_http_parse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_http_parse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_http_parse_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_http
 TESTS += tests/test_http
@@ -240,7 +256,7 @@ tests_test_http_SOURCES = tests/tsan_criterion.c tests/test_http.c tests/helpers
 	servers/http_parse.c servers/http_parse.h
 tests_test_http_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
 tests_test_http_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_http_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_http_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- kv ----------------------------------------------------------------
 # The kv server, its RESP parser and its store.
@@ -256,7 +272,7 @@ tests_test_resp_SOURCES = tests/tsan_criterion.c tests/test_resp.c tests/helpers
 	servers/resp.c servers/resp.h
 tests_test_resp_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
 tests_test_resp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_resp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_resp_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_kv_store
 TESTS += tests/test_kv_store
@@ -264,14 +280,14 @@ tests_test_kv_store_SOURCES = tests/tsan_criterion.c tests/test_kv_store.c \
 	tests/helpers.h servers/kv_store.c servers/kv_store.h servers/resp.c servers/resp.h
 tests_test_kv_store_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
 tests_test_kv_store_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_kv_store_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_kv_store_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 check_PROGRAMS += tests/test_kv
 TESTS += tests/test_kv
 tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h tests/srv_harness.h
 tests_test_kv_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
 tests_test_kv_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_kv_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_kv_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 
 # ---- valgrind ----------------------------------------------------------
 # Memcheck over a representative part of the
@@ -404,4 +420,4 @@ tests_test_fuzz_regress_SOURCES = tests/tsan_criterion.c tests/test_fuzz_regress
 tests_test_fuzz_regress_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers \
 	-I$(top_srcdir)/fuzz -DFUZZ_NO_MAIN -DFUZZ_DIR='"$(abs_top_srcdir)/fuzz"'
 tests_test_fuzz_regress_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_fuzz_regress_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_fuzz_regress_LDADD = tests/libcheck.la libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
