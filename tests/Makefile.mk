@@ -46,12 +46,14 @@ tests_libcheck_la_SOURCES = tests/helpers.c tests/helpers.h \
 	tests/io_helpers.c tests/io_helpers.h \
 	tests/srv_harness.c tests/srv_harness.h
 
-# tests/tsan_criterion.c replaces libc's mmap and mincore in TSan builds,
-# so it is linked into each program as an object, tests/tsan_criterion.lo,
-# and not taken from the library: the linker takes a member of an archive
-# only for a symbol still undefined, and no test calls mincore, while mmap
-# is already defined by TSan's interceptor.  Listed here so that automake
-# compiles it (and puts it in the tarball); it is not part of libcheck.la.
+# tests/tsan_criterion.c defines mmap and mincore for the program in TSan
+# builds, in place of libc's and TSan's, so it is linked into each program
+# as an object, tests/tsan_criterion.lo, and not taken from the library:
+# the linker takes a member of an archive only for a symbol still
+# undefined, and in a TSan build both are defined already, weakly, by
+# TSan's interceptors (which the member would not replace).  Listed here so
+# that automake compiles it (and puts it in the tarball); it is not part of
+# libcheck.la.
 EXTRA_tests_libcheck_la_SOURCES = tests/tsan_criterion.c
 
 tests_ldadd = tests/tsan_criterion.lo tests/libcheck.la libweft.la \
