@@ -2,119 +2,117 @@
 # top-level Makefile.am.  One program per concern; each runs through the TAP
 # driver set up there.
 #
-# test_switch checks the raw context switch of both back ends, so it builds
-# them into itself and does not need libweft.
+# A plain test, tests/test_x.c, is two lines:
 #
-# The tests use their own preprocessor flags instead of AM_CPPFLAGS: the
-# runtime's internal headers are reachable only with #include "..."
-# (-iquote), so that runtime/sched.h cannot stand in for the system's
-# <sched.h>, which <pthread.h> and Criterion's headers include.
-tests_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include \
-	-iquote $(top_srcdir)/runtime -I$(top_builddir)
+#   tests_criterion += tests/test_x
+#   tests_test_x_LDADD = $(tests_ldadd)
+#
+# tests_criterion lists the Criterion programs: make check builds each
+# (check_PROGRAMS) and runs it (TESTS).  Everything else comes from
+# defaults:
+#
+#  - the source: a program without _SOURCES is built from its name plus
+#    .c (automake's default source), tests/test_x.c;
+#  - the preprocessor and compiler flags: a program without _CPPFLAGS or
+#    _CFLAGS gets Makefile.am's AM_CPPFLAGS and AM_CFLAGS, which are what the
+#    tests need: runtime/ is reached with -iquote only, so that the
+#    runtime's internal headers are found by #include "..." but
+#    runtime/sched.h cannot stand in for the system's <sched.h> (which
+#    <pthread.h> and Criterion's headers include), and AM_CFLAGS carries
+#    $(CRITERION_CFLAGS);
+#  - the helpers: helpers.h, io_helpers.h and srv_harness.h declare what
+#    tests/libcheck.la defines, so a test compiles only its own file.
+#
+# The libraries take the second line.  Automake has no default per folder
+# in a non-recursive build, only the global LDADD, and that one would also
+# reach the programs of the other folders that name no LDADD of their own
+# (bench/switch, bench/machine and bench/conn_hold link no library at all).
+#
+# Programs that differ keep their own lines below: test_switch (the switch
+# sources built in, no libweft), test_guard_scp/noscp (one source, two sets
+# of flags), test_shheap and test_pchan (libweft linked statically, and
+# tests/libcheck_shm.la), and the tests that build servers/ or fuzz/ sources
+# into themselves.
 
-check_PROGRAMS += tests/test_switch
-TESTS += tests/test_switch
-tests_test_switch_SOURCES = tests/tsan_criterion.c tests/test_switch.c \
+tests_criterion =
+check_PROGRAMS += $(tests_criterion)
+TESTS += $(tests_criterion)
+
+# The helpers, a convenience library: each program that links it gets its
+# own copy of what it uses, including TCHECK's recorder (h_rep) and the
+# server under test (srvh).
+check_LTLIBRARIES += tests/libcheck.la
+tests_libcheck_la_SOURCES = tests/helpers.c tests/helpers.h \
+	tests/io_helpers.c tests/io_helpers.h \
+	tests/srv_harness.c tests/srv_harness.h
+
+# tests/tsan_criterion.c defines mmap and mincore for the program in TSan
+# builds, in place of libc's and TSan's, so it is linked into each program
+# as an object, tests/tsan_criterion.lo, and not taken from the library:
+# the linker takes a member of an archive only for a symbol still
+# undefined, and in a TSan build both are defined already, weakly, by
+# TSan's interceptors (which the member would not replace).  Listed here so
+# that automake compiles it (and puts it in the tarball); it is not part of
+# libcheck.la.
+EXTRA_tests_libcheck_la_SOURCES = tests/tsan_criterion.c
+
+tests_ldadd = tests/tsan_criterion.lo tests/libcheck.la libweft.la \
+	$(CRITERION_LIBS) $(JEMALLOC_LIBS)
+
+# Servers' sources built into a test are found with -I (http_parse.h, ...).
+tests_servers_cppflags = $(AM_CPPFLAGS) -I$(top_srcdir)/servers
+
+# test_switch checks the raw context switch of both back ends, so it builds
+# them into itself and does not need libweft (nor the helpers).
+tests_criterion += tests/test_switch
+tests_test_switch_SOURCES = tests/test_switch.c \
 	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
-tests_test_switch_CPPFLAGS = $(tests_cppflags)
-tests_test_switch_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_switch_LDADD = $(CRITERION_LIBS) -lm
+tests_test_switch_LDADD = tests/tsan_criterion.lo $(CRITERION_LIBS) -lm
 
-check_PROGRAMS += tests/test_stack
-TESTS += tests/test_stack
-tests_test_stack_SOURCES = tests/tsan_criterion.c tests/test_stack.c tests/helpers.h
-tests_test_stack_CPPFLAGS = $(tests_cppflags)
-tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_stack_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_stack
+tests_test_stack_LDADD = $(tests_ldadd)
 
 # One source, two programs: with and without stack clash protection.
-check_PROGRAMS += tests/test_guard_scp tests/test_guard_noscp
-TESTS += tests/test_guard_scp tests/test_guard_noscp
-tests_test_guard_scp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
-tests_test_guard_scp_CPPFLAGS = $(tests_cppflags)
-tests_test_guard_scp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_SCP_CFLAGS)
-tests_test_guard_scp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
-tests_test_guard_noscp_SOURCES = tests/tsan_criterion.c tests/test_guard.c tests/helpers.h
-tests_test_guard_noscp_CPPFLAGS = $(tests_cppflags)
-tests_test_guard_noscp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(WEFT_NO_SCP_CFLAGS)
-tests_test_guard_noscp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_guard_scp tests/test_guard_noscp
+tests_test_guard_scp_SOURCES = tests/test_guard.c
+tests_test_guard_scp_CFLAGS = $(AM_CFLAGS) $(WEFT_SCP_CFLAGS)
+tests_test_guard_scp_LDADD = $(tests_ldadd)
+tests_test_guard_noscp_SOURCES = tests/test_guard.c
+tests_test_guard_noscp_CFLAGS = $(AM_CFLAGS) $(WEFT_NO_SCP_CFLAGS)
+tests_test_guard_noscp_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_gthread
-TESTS += tests/test_gthread
-tests_test_gthread_SOURCES = tests/tsan_criterion.c tests/test_gthread.c tests/helpers.h
-tests_test_gthread_CPPFLAGS = $(tests_cppflags)
-tests_test_gthread_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_gthread_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_gthread
+tests_test_gthread_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_migrate
-TESTS += tests/test_migrate
-tests_test_migrate_SOURCES = tests/tsan_criterion.c tests/test_migrate.c tests/helpers.h
-tests_test_migrate_CPPFLAGS = $(tests_cppflags)
-tests_test_migrate_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_migrate_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_migrate
+tests_test_migrate_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_sync
-TESTS += tests/test_sync
-tests_test_sync_SOURCES = tests/tsan_criterion.c tests/test_sync.c tests/helpers.h
-tests_test_sync_CPPFLAGS = $(tests_cppflags)
-tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_sync_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_sync
+tests_test_sync_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_rwlock
-TESTS += tests/test_rwlock
-tests_test_rwlock_SOURCES = tests/tsan_criterion.c tests/test_rwlock.c tests/helpers.h
-tests_test_rwlock_CPPFLAGS = $(tests_cppflags)
-tests_test_rwlock_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_rwlock_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_rwlock
+tests_test_rwlock_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_chan
-TESTS += tests/test_chan
-tests_test_chan_SOURCES = tests/tsan_criterion.c tests/test_chan.c tests/helpers.h
-tests_test_chan_CPPFLAGS = $(tests_cppflags)
-tests_test_chan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_chan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_chan
+tests_test_chan_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_timer
-TESTS += tests/test_timer
-tests_test_timer_SOURCES = tests/tsan_criterion.c tests/test_timer.c tests/helpers.h
-tests_test_timer_CPPFLAGS = $(tests_cppflags)
-tests_test_timer_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_timer_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_timer
+tests_test_timer_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_monitor
-TESTS += tests/test_monitor
-tests_test_monitor_SOURCES = tests/tsan_criterion.c tests/test_monitor.c tests/helpers.h
-tests_test_monitor_CPPFLAGS = $(tests_cppflags)
-tests_test_monitor_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_monitor_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_monitor
+tests_test_monitor_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_inject
-TESTS += tests/test_inject
-tests_test_inject_SOURCES = tests/tsan_criterion.c tests/test_inject.c tests/helpers.h
-tests_test_inject_CPPFLAGS = $(tests_cppflags)
-tests_test_inject_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_inject_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_inject
+tests_test_inject_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_shutdown
-TESTS += tests/test_shutdown
-tests_test_shutdown_SOURCES = tests/tsan_criterion.c tests/test_shutdown.c tests/helpers.h
-tests_test_shutdown_CPPFLAGS = $(tests_cppflags)
-tests_test_shutdown_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_shutdown_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_shutdown
+tests_test_shutdown_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_misuse
-TESTS += tests/test_misuse
-tests_test_misuse_SOURCES = tests/tsan_criterion.c tests/test_misuse.c tests/helpers.h
-tests_test_misuse_CPPFLAGS = $(tests_cppflags)
-tests_test_misuse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_misuse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_misuse
+tests_test_misuse_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_reset
-TESTS += tests/test_reset
-tests_test_reset_SOURCES = tests/tsan_criterion.c tests/test_reset.c tests/helpers.h
-tests_test_reset_CPPFLAGS = $(tests_cppflags)
-tests_test_reset_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_reset_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_reset
+tests_test_reset_LDADD = $(tests_ldadd)
 
 # tests/headers_check.sh: every header of runtime/ compiles on its own.
 TESTS += tests/headers_check.sh
@@ -129,19 +127,11 @@ AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
 # test_proc: the supervisor of worker processes; each test runs it in a
 # child of its own, so that Criterion's process never supervises.
 
-check_PROGRAMS += tests/test_task
-TESTS += tests/test_task
-tests_test_task_SOURCES = tests/tsan_criterion.c tests/test_task.c tests/helpers.h
-tests_test_task_CPPFLAGS = $(tests_cppflags)
-tests_test_task_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_task_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_task
+tests_test_task_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_proc
-TESTS += tests/test_proc
-tests_test_proc_SOURCES = tests/tsan_criterion.c tests/test_proc.c tests/helpers.h
-tests_test_proc_CPPFLAGS = $(tests_cppflags)
-tests_test_proc_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_proc
+tests_test_proc_LDADD = $(tests_ldadd)
 
 # ---- shm ---------------------------------------------------------------
 # The shared heap and process channels.
@@ -150,25 +140,21 @@ tests_test_proc_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # weft__shm_attach, weft__shm_reclaim, ...), playing the supervisor
 # themselves, so they link libweft statically: its internal symbols are
 # hidden in the shared library.  (-static here is libtool's: only libweft
-# is linked statically.)
+# is linked statically.)  Their supervisor helpers (shm_helpers.h) call
+# those internal symbols too, so they are a library of their own, linked
+# by these two programs only.
 
-check_PROGRAMS += tests/test_shheap
-TESTS += tests/test_shheap
-tests_test_shheap_SOURCES = tests/tsan_criterion.c tests/test_shheap.c tests/shm_helpers.h \
-	tests/helpers.h
-tests_test_shheap_CPPFLAGS = $(tests_cppflags)
-tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JEMALLOC_CFLAGS)
+check_LTLIBRARIES += tests/libcheck_shm.la
+tests_libcheck_shm_la_SOURCES = tests/shm_helpers.c tests/shm_helpers.h
+
+tests_criterion += tests/test_shheap
+tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(JEMALLOC_CFLAGS)
 tests_test_shheap_LDFLAGS = $(AM_LDFLAGS) -static
-tests_test_shheap_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_shheap_LDADD = tests/libcheck_shm.la $(tests_ldadd)
 
-check_PROGRAMS += tests/test_pchan
-TESTS += tests/test_pchan
-tests_test_pchan_SOURCES = tests/tsan_criterion.c tests/test_pchan.c tests/shm_helpers.h \
-	tests/helpers.h
-tests_test_pchan_CPPFLAGS = $(tests_cppflags)
-tests_test_pchan_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+tests_criterion += tests/test_pchan
 tests_test_pchan_LDFLAGS = $(AM_LDFLAGS) -static
-tests_test_pchan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_pchan_LDADD = tests/libcheck_shm.la $(tests_ldadd)
 
 # ---- io ----------------------------------------------------------------
 # I/O that parks green threads, cancellation and the
@@ -180,29 +166,15 @@ tests_test_pchan_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # test_blocking: weft_blocking and the calls built on it (weft_open,
 # weft_pread, weft_pwrite, weft_fsync, weft_getaddrinfo).
 
-check_PROGRAMS += tests/test_io
-TESTS += tests/test_io
-tests_test_io_SOURCES = tests/tsan_criterion.c tests/test_io.c tests/helpers.h tests/io_helpers.h
-tests_test_io_CPPFLAGS = $(tests_cppflags)
-tests_test_io_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_io_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_io
+tests_test_io_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_blocking
-TESTS += tests/test_blocking
-tests_test_blocking_SOURCES = tests/tsan_criterion.c tests/test_blocking.c tests/helpers.h \
-	tests/io_helpers.h
-tests_test_blocking_CPPFLAGS = $(tests_cppflags)
-tests_test_blocking_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_blocking_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_blocking
+tests_test_blocking_LDADD = $(tests_ldadd)
 
 # test_cancel: weft_cancel of a green thread blocked in each call that parks.
-check_PROGRAMS += tests/test_cancel
-TESTS += tests/test_cancel
-tests_test_cancel_SOURCES = tests/tsan_criterion.c tests/test_cancel.c tests/helpers.h \
-	tests/io_helpers.h
-tests_test_cancel_CPPFLAGS = $(tests_cppflags)
-tests_test_cancel_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_cancel_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_cancel
+tests_test_cancel_LDADD = $(tests_ldadd)
 
 # ---- echo --------------------------------------------------------------
 # The echo server, end to end.
@@ -210,13 +182,8 @@ tests_test_cancel_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # test_echo starts servers/echo in each of its modes and talks to it over
 # TCP (make check builds the servers first, with everything else).
 
-check_PROGRAMS += tests/test_echo
-TESTS += tests/test_echo
-tests_test_echo_SOURCES = tests/tsan_criterion.c tests/test_echo.c tests/helpers.h \
-	tests/srv_harness.h
-tests_test_echo_CPPFLAGS = $(tests_cppflags)
-tests_test_echo_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_echo_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_echo
+tests_test_echo_LDADD = $(tests_ldadd)
 
 # ---- http --------------------------------------------------------------
 # The HTTP server and its parser.
@@ -226,21 +193,17 @@ tests_test_echo_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # run servers/http as a child process in each mode and talk to it over TCP
 # (make check builds servers/http first).
 
-check_PROGRAMS += tests/test_http_parse
-TESTS += tests/test_http_parse
-tests_test_http_parse_SOURCES = tests/tsan_criterion.c tests/test_http_parse.c \
-	tests/helpers.h servers/http_parse.c servers/http_parse.h
-tests_test_http_parse_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
-tests_test_http_parse_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_http_parse_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
-
-check_PROGRAMS += tests/test_http
-TESTS += tests/test_http
-tests_test_http_SOURCES = tests/tsan_criterion.c tests/test_http.c tests/helpers.h tests/srv_harness.h \
+tests_criterion += tests/test_http_parse
+tests_test_http_parse_SOURCES = tests/test_http_parse.c \
 	servers/http_parse.c servers/http_parse.h
-tests_test_http_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
-tests_test_http_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_http_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_http_parse_CPPFLAGS = $(tests_servers_cppflags)
+tests_test_http_parse_LDADD = $(tests_ldadd)
+
+tests_criterion += tests/test_http
+tests_test_http_SOURCES = tests/test_http.c \
+	servers/http_parse.c servers/http_parse.h
+tests_test_http_CPPFLAGS = $(tests_servers_cppflags)
+tests_test_http_LDADD = $(tests_ldadd)
 
 # ---- kv ----------------------------------------------------------------
 # The kv server, its RESP parser and its store.
@@ -250,28 +213,19 @@ tests_test_http_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
 # with resp.c).  test_kv: servers/kv as a child
 # process spoken to over TCP in each mode.
 
-check_PROGRAMS += tests/test_resp
-TESTS += tests/test_resp
-tests_test_resp_SOURCES = tests/tsan_criterion.c tests/test_resp.c tests/helpers.h \
-	servers/resp.c servers/resp.h
-tests_test_resp_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
-tests_test_resp_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_resp_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_resp
+tests_test_resp_SOURCES = tests/test_resp.c servers/resp.c servers/resp.h
+tests_test_resp_CPPFLAGS = $(tests_servers_cppflags)
+tests_test_resp_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_kv_store
-TESTS += tests/test_kv_store
-tests_test_kv_store_SOURCES = tests/tsan_criterion.c tests/test_kv_store.c \
-	tests/helpers.h servers/kv_store.c servers/kv_store.h servers/resp.c servers/resp.h
-tests_test_kv_store_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
-tests_test_kv_store_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_kv_store_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_kv_store
+tests_test_kv_store_SOURCES = tests/test_kv_store.c \
+	servers/kv_store.c servers/kv_store.h servers/resp.c servers/resp.h
+tests_test_kv_store_CPPFLAGS = $(tests_servers_cppflags)
+tests_test_kv_store_LDADD = $(tests_ldadd)
 
-check_PROGRAMS += tests/test_kv
-TESTS += tests/test_kv
-tests_test_kv_SOURCES = tests/tsan_criterion.c tests/test_kv.c tests/helpers.h tests/srv_harness.h
-tests_test_kv_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers
-tests_test_kv_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_kv_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_criterion += tests/test_kv
+tests_test_kv_LDADD = $(tests_ldadd)
 
 # ---- valgrind ----------------------------------------------------------
 # Memcheck over a representative part of the
@@ -396,12 +350,10 @@ tests_gdb_target_static_LDFLAGS = $(AM_LDFLAGS) -static
 # FUZZ_DIR, so out-of-tree builds and distcheck work.  Fuzzing itself is
 # make fuzz / make fuzz-short (fuzz/Makefile.mk).
 
-check_PROGRAMS += tests/test_fuzz_regress
-TESTS += tests/test_fuzz_regress
-tests_test_fuzz_regress_SOURCES = tests/tsan_criterion.c tests/test_fuzz_regress.c fuzz/fuzz.h \
+tests_criterion += tests/test_fuzz_regress
+tests_test_fuzz_regress_SOURCES = tests/test_fuzz_regress.c fuzz/fuzz.h \
 	fuzz/http_parse_fuzz.c fuzz/resp_fuzz.c fuzz/sync_fuzz.c \
 	servers/http_parse.c servers/http_parse.h servers/resp.c servers/resp.h
-tests_test_fuzz_regress_CPPFLAGS = $(tests_cppflags) -I$(top_srcdir)/servers \
+tests_test_fuzz_regress_CPPFLAGS = $(tests_servers_cppflags) \
 	-I$(top_srcdir)/fuzz -DFUZZ_NO_MAIN -DFUZZ_DIR='"$(abs_top_srcdir)/fuzz"'
-tests_test_fuzz_regress_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-tests_test_fuzz_regress_LDADD = libweft.la $(CRITERION_LIBS) $(JEMALLOC_LIBS)
+tests_test_fuzz_regress_LDADD = $(tests_ldadd)

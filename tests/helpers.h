@@ -1,5 +1,6 @@
 /*
- * helpers.h - shared by the tests/test_*.c files.
+ * helpers.h - shared by the tests/test_*.c files; the functions are in
+ * tests/helpers.c (tests/libcheck.la).
  *
  * Criterion's assertions must only be called from the test's own thread:
  * a failing cr_assert() unwinds with longjmp(), which is undefined from a
@@ -36,6 +37,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +50,6 @@
 
 #include "weft.h"
 
-#define H_UNUSED __attribute__((unused))
 #define MS(n) ((int64_t)(n) * 1000000)
 
 /* ------------------------------------------------------------------------ */
@@ -69,32 +70,15 @@ struct h_report {
   char first[512];
 };
 
-static struct h_report h_local_report H_UNUSED;
-static struct h_report *h_rep H_UNUSED = &h_local_report;
+/* The recorder in use: one per program, private until h_share_report(). */
+extern struct h_report *h_rep;
 
-static H_UNUSED void h_share_report(void) {
-  void *p = mmap(NULL, sizeof *h_rep, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    perror("h_share_report: mmap");
-    abort();
-  }
-  h_rep = p; /* zeroed: no failure yet */
-}
+void h_share_report(void);
 
-static H_UNUSED void h_fail(const char *file, int line, const char *what,
-                            long long a, long long b, int with_values) {
-  atomic_fetch_add(&h_rep->failures, 1);
-  if (atomic_exchange(&h_rep->taken, 1))
-    return;
-  if (with_values)
-    snprintf(h_rep->first, sizeof h_rep->first,
-             "%s:%d (pid %d): %s (%lld vs %lld)", file, line, (int)getpid(),
-             what, a, b);
-  else
-    snprintf(h_rep->first, sizeof h_rep->first, "%s:%d (pid %d): %s", file,
-             line, (int)getpid(), what);
-}
+/* Records a failed check at file:line (with its two values if with_values);
+ * TCHECK and TCHECK_EQ call it. */
+void h_fail(const char *file, int line, const char *what, long long a,
+            long long b, int with_values);
 
 #define TCHECK(cond)                                                         \
   do {                                                                       \
@@ -119,74 +103,28 @@ static H_UNUSED void h_fail(const char *file, int line, const char *what,
 /* Runtime lifecycle for fixtures                                           */
 /* ------------------------------------------------------------------------ */
 
-static H_UNUSED void h_start(int workers) {
-  weft_config cfg = {.workers = workers};
-  int rc = weft_init(&cfg);
-  cr_assert_eq(rc, 0, "weft_init(workers=%d): %s", workers,
-               weft_strerror(rc));
-  cr_assert_eq(weft_workers(), workers);
-}
-
-static H_UNUSED void h_start1(void) { h_start(1); }
-static H_UNUSED void h_start2(void) { h_start(2); }
-static H_UNUSED void h_start4(void) { h_start(4); }
-
-static H_UNUSED void h_stop(void) {
-  if (weft_running()) {
-    int rc = weft_shutdown();
-    cr_expect_eq(rc, 0, "weft_shutdown: %s", weft_strerror(rc));
-  }
-}
+void h_start(int workers);
+void h_start1(void);
+void h_start2(void);
+void h_start4(void);
+void h_stop(void);
 
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                  */
 /* ------------------------------------------------------------------------ */
 
 /* Test thread only. */
-static H_UNUSED weft_gthread h_spawn(weft_fn fn, void *arg) {
-  weft_gthread t;
-  int rc = weft_spawn(&t, NULL, fn, arg);
-  cr_assert_eq(rc, 0, "weft_spawn: %s", weft_strerror(rc));
-  return t;
-}
-
+weft_gthread h_spawn(weft_fn fn, void *arg);
 /* Test thread only. */
-static H_UNUSED void *h_join(weft_gthread t) {
-  void *res = NULL;
-  int rc = weft_join(t, &res);
-  cr_assert_eq(rc, 0, "weft_join: %s", weft_strerror(rc));
-  return res;
-}
+void *h_join(weft_gthread t);
 
 /* Any thread: failures are recorded with TCHECK. */
-static H_UNUSED weft_gthread h_tspawn(weft_fn fn, void *arg) {
-  weft_gthread t = {0};
-  int rc = weft_spawn(&t, NULL, fn, arg);
-  TCHECK_EQ(rc, 0);
-  return t;
-}
-
-static H_UNUSED void *h_tjoin(weft_gthread t) {
-  void *res = NULL;
-  int rc = weft_join(t, &res);
-  TCHECK_EQ(rc, 0);
-  return res;
-}
+weft_gthread h_tspawn(weft_fn fn, void *arg);
+void *h_tjoin(weft_gthread t);
 
 /* Test thread only. */
-static H_UNUSED pthread_t h_pthread(void *(*fn)(void *), void *arg) {
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, fn, arg);
-  cr_assert_eq(rc, 0, "pthread_create: %s", strerror(rc));
-  return t;
-}
-
-static H_UNUSED void *h_pjoin(pthread_t t) {
-  void *res = NULL;
-  int rc = pthread_join(t, &res);
-  cr_assert_eq(rc, 0, "pthread_join: %s", strerror(rc));
-  return res;
-}
+pthread_t h_pthread(void *(*fn)(void *), void *arg);
+void *h_pjoin(pthread_t t);
 
 /* ------------------------------------------------------------------------ */
 /* errno without caching                                                    */
@@ -201,21 +139,14 @@ static H_UNUSED void *h_pjoin(pthread_t t) {
 #else
 #define H_OPAQUE __attribute__((noipa))
 #endif
-H_OPAQUE static H_UNUSED int h_errno_get(void) { return errno; }
-H_OPAQUE static H_UNUSED void h_errno_set(int v) { errno = v; }
+H_OPAQUE int h_errno_get(void);
+H_OPAQUE void h_errno_set(int v);
 
 /* ------------------------------------------------------------------------ */
 /* Small deterministic random numbers (xorshift64*)                         */
 /* ------------------------------------------------------------------------ */
 
-static H_UNUSED uint64_t h_rand(uint64_t *state) {
-  uint64_t x = *state ? *state : 0x9E3779B97F4A7C15ull;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *state = x;
-  return x * 0x2545F4914F6CDD1Dull;
-}
+uint64_t h_rand(uint64_t *state);
 
 /* ------------------------------------------------------------------------ */
 /* Fork and capture stderr                                                  */
@@ -234,83 +165,12 @@ struct h_child {
  * Criterion's assertions.  Call it before weft_init() in the parent, so the
  * child starts with a single thread and no runtime.
  */
-static H_UNUSED void h_fork_capture(void (*fn)(void *), void *arg,
-                                    struct h_child *res) {
-  int p[2];
-  cr_assert_eq(pipe(p), 0, "pipe: %s", strerror(errno));
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    struct rlimit nocore = {0, 0};
-    close(p[0]);
-    if (dup2(p[1], STDERR_FILENO) < 0)
-      _exit(100);
-    close(p[1]);
-    setvbuf(stderr, NULL, _IONBF, 0);
-    setrlimit(RLIMIT_CORE, &nocore);
-    alarm(30);
-    fn(arg);
-    fflush(NULL);
-    _exit(0);
-  }
-  close(p[1]);
-  res->len = 0;
-  for (;;) {
-    ssize_t n = read(p[0], res->err + res->len, sizeof res->err - 1 - res->len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    res->len += (size_t)n;
-    if (res->len == sizeof res->err - 1) {
-      char sink[512]; /* keep draining so the child never blocks */
-      while (read(p[0], sink, sizeof sink) > 0)
-        ;
-      break;
-    }
-  }
-  res->err[res->len] = '\0';
-  close(p[0]);
-  while (waitpid(pid, &res->status, 0) < 0)
-    cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
-}
+void h_fork_capture(void (*fn)(void *), void *arg, struct h_child *res);
 
 /* Turns off core dumps for a test that is expected to crash. */
-static H_UNUSED void h_no_core(void) {
-  struct rlimit nocore = {0, 0};
-  setrlimit(RLIMIT_CORE, &nocore);
-}
+void h_no_core(void);
 
 /* True if process `parent` has a child in state Z (a zombie). */
-static inline bool h_has_zombie_child(pid_t parent) {
-  DIR *d = opendir("/proc");
-  if (!d)
-    return false;
-  bool found = false;
-  struct dirent *e;
-  while (!found && (e = readdir(d))) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    char state;
-    int ppid;
-    if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
-        ppid == (int)parent && state == 'Z')
-      found = true;
-  }
-  closedir(d);
-  return found;
-}
+bool h_has_zombie_child(pid_t parent);
 
 #endif /* TESTS_HELPERS_H */

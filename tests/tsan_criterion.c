@@ -1,6 +1,7 @@
 /*
  * tsan_criterion.c - lets Criterion's test processes start under
- * ThreadSanitizer.  Linked into every Criterion program; it is empty
+ * ThreadSanitizer.  Linked into every Criterion program, as an object
+ * rather than from tests/libcheck.la (see tests/Makefile.mk); it is empty
  * unless weft is configured with --enable-tsan.
  *
  * Criterion 2.4 keeps its bookkeeping in an arena that each test process
