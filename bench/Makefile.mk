@@ -33,14 +33,18 @@ noinst_PROGRAMS += \
 	bench/msg \
 	bench/shm
 
-# The raw switch: both back ends compiled in directly, no scheduler.
+# The raw switch: both back ends compiled in directly, no scheduler.  It,
+# machine and conn_hold link no library: their empty LDADD keeps them from
+# the global default, which is the tests' (tests/Makefile.mk).
 bench_switch_SOURCES = bench/switch.c $(bench_common) runtime/ctx.h \
 	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
 bench_switch_CPPFLAGS = $(bench_cppflags)
+bench_switch_LDADD =
 
 # The machine's own costs: no runtime.
 bench_machine_SOURCES = bench/machine.c $(bench_common)
 bench_machine_CPPFLAGS = $(bench_cppflags)
+bench_machine_LDADD =
 
 bench_yield_SOURCES = bench/yield.c $(bench_gcommon)
 bench_yield_CPPFLAGS = $(bench_cppflags)
@@ -103,6 +107,7 @@ bench_echo_load_LDADD = $(bench_ldadd)
 # The connection holder uses plain non-blocking sockets and epoll.
 bench_conn_hold_SOURCES = bench/conn_hold.c
 bench_conn_hold_CPPFLAGS = $(bench_cppflags)
+bench_conn_hold_LDADD =
 
 # The large-reply probe: blocking sockets and one pthread, no weft.
 bench_mget_stall_SOURCES = bench/mget_stall.c

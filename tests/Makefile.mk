@@ -2,10 +2,9 @@
 # top-level Makefile.am.  One program per concern; each runs through the TAP
 # driver set up there.
 #
-# A plain test, tests/test_x.c, is two lines:
+# A plain test, tests/test_x.c, is one line:
 #
 #   tests_criterion += tests/test_x
-#   tests_test_x_LDADD = $(tests_ldadd)
 #
 # tests_criterion lists the Criterion programs: make check builds each
 # (check_PROGRAMS) and runs it (TESTS).  Everything else comes from
@@ -20,13 +19,11 @@
 #    runtime/sched.h cannot stand in for the system's <sched.h> (which
 #    <pthread.h> and Criterion's headers include), and AM_CFLAGS carries
 #    $(CRITERION_CFLAGS);
+#  - the libraries: a program without _LDADD gets the global LDADD, which
+#    is the tests' ($(tests_ldadd), below): every program of the other
+#    folders names its own (bench/'s that link nothing, an empty one);
 #  - the helpers: helpers.h, io_helpers.h and srv_harness.h declare what
 #    tests/libcheck.la defines, so a test compiles only its own file.
-#
-# The libraries take the second line.  Automake has no default per folder
-# in a non-recursive build, only the global LDADD, and that one would also
-# reach the programs of the other folders that name no LDADD of their own
-# (bench/switch, bench/machine and bench/conn_hold link no library at all).
 #
 # Programs that differ keep their own lines below: test_switch (the switch
 # sources built in, no libweft), test_guard_scp/noscp (one source, two sets
@@ -58,6 +55,7 @@ EXTRA_tests_libcheck_la_SOURCES = tests/tsan_criterion.c
 
 tests_ldadd = tests/tsan_criterion.lo tests/libcheck.la libweft.la \
 	$(CRITERION_LIBS) $(JEMALLOC_LIBS)
+LDADD = $(tests_ldadd)
 
 # Servers' sources built into a test are found with -I (http_parse.h, ...).
 tests_servers_cppflags = $(AM_CPPFLAGS) -I$(top_srcdir)/servers
@@ -70,49 +68,35 @@ tests_test_switch_SOURCES = tests/test_switch.c \
 tests_test_switch_LDADD = tests/tsan_criterion.lo $(CRITERION_LIBS) -lm
 
 tests_criterion += tests/test_stack
-tests_test_stack_LDADD = $(tests_ldadd)
 
 # One source, two programs: with and without stack clash protection.
 tests_criterion += tests/test_guard_scp tests/test_guard_noscp
 tests_test_guard_scp_SOURCES = tests/test_guard.c
 tests_test_guard_scp_CFLAGS = $(AM_CFLAGS) $(WEFT_SCP_CFLAGS)
-tests_test_guard_scp_LDADD = $(tests_ldadd)
 tests_test_guard_noscp_SOURCES = tests/test_guard.c
 tests_test_guard_noscp_CFLAGS = $(AM_CFLAGS) $(WEFT_NO_SCP_CFLAGS)
-tests_test_guard_noscp_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_gthread
-tests_test_gthread_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_migrate
-tests_test_migrate_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_sync
-tests_test_sync_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_rwlock
-tests_test_rwlock_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_chan
-tests_test_chan_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_timer
-tests_test_timer_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_monitor
-tests_test_monitor_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_inject
-tests_test_inject_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_shutdown
-tests_test_shutdown_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_misuse
-tests_test_misuse_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_reset
-tests_test_reset_LDADD = $(tests_ldadd)
 
 # tests/headers_check.sh: every header of runtime/ compiles on its own.
 TESTS += tests/headers_check.sh
@@ -128,10 +112,8 @@ AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
 # child of its own, so that Criterion's process never supervises.
 
 tests_criterion += tests/test_task
-tests_test_task_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_proc
-tests_test_proc_LDADD = $(tests_ldadd)
 
 # ---- shm ---------------------------------------------------------------
 # The shared heap and process channels.
@@ -167,14 +149,11 @@ tests_test_pchan_LDADD = tests/libcheck_shm.la $(tests_ldadd)
 # weft_pread, weft_pwrite, weft_fsync, weft_getaddrinfo).
 
 tests_criterion += tests/test_io
-tests_test_io_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_blocking
-tests_test_blocking_LDADD = $(tests_ldadd)
 
 # test_cancel: weft_cancel of a green thread blocked in each call that parks.
 tests_criterion += tests/test_cancel
-tests_test_cancel_LDADD = $(tests_ldadd)
 
 # ---- echo --------------------------------------------------------------
 # The echo server, end to end.
@@ -183,7 +162,6 @@ tests_test_cancel_LDADD = $(tests_ldadd)
 # TCP (make check builds the servers first, with everything else).
 
 tests_criterion += tests/test_echo
-tests_test_echo_LDADD = $(tests_ldadd)
 
 # ---- http --------------------------------------------------------------
 # The HTTP server and its parser.
@@ -197,13 +175,11 @@ tests_criterion += tests/test_http_parse
 tests_test_http_parse_SOURCES = tests/test_http_parse.c \
 	servers/http_parse.c servers/http_parse.h
 tests_test_http_parse_CPPFLAGS = $(tests_servers_cppflags)
-tests_test_http_parse_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_http
 tests_test_http_SOURCES = tests/test_http.c \
 	servers/http_parse.c servers/http_parse.h
 tests_test_http_CPPFLAGS = $(tests_servers_cppflags)
-tests_test_http_LDADD = $(tests_ldadd)
 
 # ---- kv ----------------------------------------------------------------
 # The kv server, its RESP parser and its store.
@@ -216,16 +192,13 @@ tests_test_http_LDADD = $(tests_ldadd)
 tests_criterion += tests/test_resp
 tests_test_resp_SOURCES = tests/test_resp.c servers/resp.c servers/resp.h
 tests_test_resp_CPPFLAGS = $(tests_servers_cppflags)
-tests_test_resp_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_kv_store
 tests_test_kv_store_SOURCES = tests/test_kv_store.c \
 	servers/kv_store.c servers/kv_store.h servers/resp.c servers/resp.h
 tests_test_kv_store_CPPFLAGS = $(tests_servers_cppflags)
-tests_test_kv_store_LDADD = $(tests_ldadd)
 
 tests_criterion += tests/test_kv
-tests_test_kv_LDADD = $(tests_ldadd)
 
 # ---- valgrind ----------------------------------------------------------
 # Memcheck over a representative part of the
@@ -356,4 +329,3 @@ tests_test_fuzz_regress_SOURCES = tests/test_fuzz_regress.c fuzz/fuzz.h \
 	servers/http_parse.c servers/http_parse.h servers/resp.c servers/resp.h
 tests_test_fuzz_regress_CPPFLAGS = $(tests_servers_cppflags) \
 	-I$(top_srcdir)/fuzz -DFUZZ_NO_MAIN -DFUZZ_DIR='"$(abs_top_srcdir)/fuzz"'
-tests_test_fuzz_regress_LDADD = $(tests_ldadd)
