@@ -60,6 +60,14 @@ void sh_wait_ok(pid_t pid, const char *what) {
   }
 }
 
+void sh_pair(sh_worker_fn fn0, const char *what0, sh_worker_fn fn1,
+             const char *what1, void *arg) {
+  pid_t a = sh_spawn(0, fn0, arg);
+  pid_t b = sh_spawn(1, fn1, arg);
+  sh_wait_ok(a, what0);
+  sh_wait_ok(b, what1);
+}
+
 bool sh_await(atomic_int *flag, int value) {
   for (long i = 0; i < 20 * 1000 * 10; i++) {
     if (atomic_load(flag) >= value)

@@ -42,6 +42,10 @@ int sh_wait(pid_t pid);
 
 /* Supervisor: reaps pid and checks that it exited with status 0. */
 void sh_wait_ok(pid_t pid, const char *what);
+/* Runs fn0 in worker 0 and fn1 in worker 1, both with arg, and waits for
+ * both to exit 0 (named what0 and what1 if not). */
+void sh_pair(sh_worker_fn fn0, const char *what0, sh_worker_fn fn1,
+             const char *what1, void *arg);
 
 /* Spins (yielding) until *flag reaches value, or fails after ~20 s. */
 bool sh_await(atomic_int *flag, int value);

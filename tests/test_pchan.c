@@ -273,10 +273,7 @@ static void order_sup(void *arg) {
   setup4();
   SH_CHECK_EQ(weft_pchan_open(&o->spsc, sizeof(struct omsg), 16), 0);
   SH_CHECK_EQ(weft_pchan_open(&o->mpmc, sizeof(struct omsg), 64), 0);
-  pid_t a = sh_spawn(0, spsc_sender, o);
-  pid_t b = sh_spawn(1, spsc_receiver, o);
-  sh_wait_ok(a, "spsc sender");
-  sh_wait_ok(b, "spsc receiver");
+  sh_pair(spsc_sender, "spsc sender", spsc_receiver, "spsc receiver", o);
   weft__shm_reclaim(0);
   weft__shm_reclaim(1);
 
@@ -345,10 +342,7 @@ static void elem_sup(void *arg) {
   setup4();
   SH_CHECK_EQ(weft_pchan_open(&e->small, 1, 3), 0);
   SH_CHECK_EQ(weft_pchan_open(&e->big, 256, 5), 0);
-  pid_t a = sh_spawn(0, elem_sender, e);
-  pid_t b = sh_spawn(1, elem_receiver, e);
-  sh_wait_ok(a, "sender");
-  sh_wait_ok(b, "receiver");
+  sh_pair(elem_sender, "sender", elem_receiver, "receiver", e);
 }
 
 Test(pchan, element_sizes) {
@@ -565,10 +559,7 @@ static void green_sup(void *arg) {
   struct gstate *g = arg;
   setup4();
   SH_CHECK_EQ(weft_pchan_open(&g->ch, 4, 2), 0);
-  pid_t r = sh_spawn(0, green_receiver, g);
-  pid_t s = sh_spawn(1, late_sender, g);
-  sh_wait_ok(r, "green receiver");
-  sh_wait_ok(s, "sender");
+  sh_pair(green_receiver, "green receiver", late_sender, "sender", g);
 }
 
 Test(pchan, blocked_green_thread_lets_others_run) {
@@ -665,10 +656,7 @@ static void bell_sup(void *arg) {
   setup4();
   for (int k = 0; k < 2; k++)
     SH_CHECK_EQ(weft_pchan_open(&b->ch[k], 4, 1), 0);
-  pid_t r = sh_spawn(0, bell_receivers, b);
-  pid_t s = sh_spawn(1, bell_sender, b);
-  sh_wait_ok(s, "sender");
-  sh_wait_ok(r, "green receivers");
+  sh_pair(bell_receivers, "green receivers", bell_sender, "sender", b);
 }
 
 Test(pchan, parked_green_receivers_wake_on_their_doorbell) {
@@ -758,10 +746,7 @@ static void lost_sup(void *arg) {
   setup4();
   SH_CHECK_EQ(weft_pchan_open(&l->idle, 4, 1), 0);
   SH_CHECK_EQ(weft_pchan_open(&l->hot, 4, 1), 0);
-  pid_t r = sh_spawn(0, lost_receivers, l);
-  pid_t s = sh_spawn(1, lost_sender, l);
-  sh_wait_ok(s, "sender");
-  sh_wait_ok(r, "green receivers");
+  sh_pair(lost_receivers, "green receivers", lost_sender, "sender", l);
 }
 
 Test(pchan, a_ring_is_not_lost_to_another_green_receiver) {

@@ -375,10 +375,8 @@ static int green_worker(int index, void *arg) {
 static void threads_sup(void *arg) {
   (void)arg;
   SH_CHECK_EQ(weft_shm_setup(2 * 256 * MIB, 2), 0);
-  pid_t a = sh_spawn(0, threads_worker, NULL);
-  pid_t b = sh_spawn(1, green_worker, NULL);
-  sh_wait_ok(a, "worker 0 (threads)");
-  sh_wait_ok(b, "worker 1 (green threads)");
+  sh_pair(threads_worker, "worker 0 (threads)", green_worker,
+          "worker 1 (green threads)", NULL);
 }
 
 Test(shheap, threads_and_green_threads) {
@@ -462,10 +460,7 @@ static void foreign_sup(void *arg) {
   SH_CHECK_EQ(weft_shm_setup(2 * 64 * MIB, 2), 0);
   SH_CHECK_EQ(weft_pchan_open(&f->to1, sizeof(struct fmsg), 64), 0);
   SH_CHECK_EQ(weft_pchan_open(&f->ack, sizeof(int), 1), 0);
-  pid_t a = sh_spawn(0, foreign_owner, f);
-  pid_t b = sh_spawn(1, foreign_freer, f);
-  sh_wait_ok(a, "worker 0");
-  sh_wait_ok(b, "worker 1");
+  sh_pair(foreign_owner, "worker 0", foreign_freer, "worker 1", f);
 }
 
 Test(shheap, foreign_frees_go_to_the_owner) {
