@@ -2,8 +2,10 @@
  * test_task.c - weft_task_start / weft_task_wait in the three modes:
  * results come back, the same function runs in every mode, kernel-thread
  * tasks share weft primitives with green threads, a process task works on
- * a copy of memory and may crash without harming its parent, and waiting
- * from a green thread parks it instead of blocking its worker.
+ * a copy of memory and may crash without harming its parent, waiting
+ * from a green thread parks it instead of blocking its worker, and
+ * detached tasks release what they hold (a process child is reaped, and
+ * other children are left alone), with weft_task_pid and weft_task_pidfd.
  */
 #include "helpers.h"
 
