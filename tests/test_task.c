@@ -671,12 +671,12 @@ static int count_fds(void) {
 }
 
 /* Polls cond every millisecond for up to 10 s; true once it holds. */
-#define EVENTUALLY(cond)                                                      \
-  ({                                                                         \
-    bool ok_ = false;                                                        \
-    for (int i_ = 0; i_ < 10000 && !(ok_ = (cond)); i_++)                    \
-      usleep(1000);                                                          \
-    ok_;                                                                     \
+#define EVENTUALLY(cond)                                                       \
+  ({                                                                           \
+    bool ok_ = false;                                                          \
+    for (int i_ = 0; i_ < 10000 && !(ok_ = (cond)); i_++)                      \
+      usleep(1000);                                                            \
+    ok_;                                                                       \
   })
 
 /* True once the child behind pidfd has been reaped: it is no longer a
@@ -777,8 +777,8 @@ Test(task_detach, kthread_runs_and_ends, TMO) {
   long vm0 = status_field("VmSize"); /* KiB */
 
   for (int i = 0; i < DETACH_KT_N; i++) {
-    cr_assert_eq(
-        weft_task_start(&t, WEFT_MODE_KTHREAD, post_and_return, NULL), 0);
+    cr_assert_eq(weft_task_start(&t, WEFT_MODE_KTHREAD, post_and_return, NULL),
+                 0);
     if (i & 1) { /* detached while it may still run */
       cr_assert_eq(weft_task_detach(&t), 0);
       cr_assert_eq(weft_sem_wait(&kt_sem), 0);
@@ -996,8 +996,7 @@ Test(task_detach, misuse, .init = h_start2, .fini = h_stop, TMO) {
     pid_t pid = weft_task_pid(&t);
     cr_expect_eq(weft_task_wait(&t, &res), 0, "%s", name);
     cr_expect_eq((intptr_t)res, 4);
-    cr_expect_eq(weft_task_detach(&t), -EINVAL, "%s: detach after wait",
-                 name);
+    cr_expect_eq(weft_task_detach(&t), -EINVAL, "%s: detach after wait", name);
     if (proc) {
       cr_expect_gt(pid, 0);
       cr_expect_eq(weft_task_pid(&t), pid, "the pid outlives the wait");
