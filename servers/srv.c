@@ -6,7 +6,8 @@
  *   srv_green.c    green threads on weft's M:N scheduler, one per
  *                  connection; with --procs, that server in each of N
  *                  worker processes under weft_procs_run.
- *   srv_kthread.c  a kernel thread per connection.
+ *   srv_kthread.c  a kernel thread per connection: a detached
+ *                  WEFT_MODE_KTHREAD task.
  *   srv_process.c  a process per connection.
  *
  * Signals: SIGPIPE is ignored in every mode; the SIGINT/SIGTERM handler

@@ -2,10 +2,15 @@
  * srv_kthread.c - a kernel thread per connection (--mode kthread).
  *
  * No weft runtime: weft's I/O calls block in poll(2) on plain threads.
- * The main thread accepts; each connection gets a detached pthread with a
- * 256 KiB stack.  Shutdown closes the listener, waits up to --drain-ms,
- * then shutdown(2)s the sockets still open so that their blocked reads
- * return, and waits for the threads.
+ * The main thread accepts; each connection runs as a WEFT_MODE_KTHREAD
+ * task, detached at once (weft_task_detach), so that nobody joins it: the
+ * thread and its task are released when the connection's function
+ * returns, and a list of live connections with a count under a pthread
+ * mutex is what shutdown waits on.  The stacks are 256 KiB (the default
+ * thread attributes of this process).  Shutdown closes the listener, shuts
+ * down the read side of idle connections, waits up to --drain-ms, then
+ * shutdown(2)s the sockets still open so that their blocked reads and
+ * writes return, and waits for the threads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,10 +65,10 @@ static void *kthread_conn_main(void *arg) {
   return NULL;
 }
 
-static void kthread_start_conn(int fd, uint64_t id,
-                               const pthread_attr_t *attr) {
+/* Starts a detached kernel-thread task for fd; on failure closes fd. */
+static void kthread_start_conn(int fd, uint64_t id) {
   struct conn *c = calloc(1, sizeof *c);
-  pthread_t t;
+  weft_task t;
   int rc;
 
   if (!c) {
@@ -78,10 +83,14 @@ static void kthread_start_conn(int fd, uint64_t id,
   conn_link(&kt.head, c);
   kt.live++;
   pthread_mutex_unlock(&kt.lock);
-  rc = pthread_create(&t, attr, kthread_conn_main, c);
-  if (rc) {
+  rc = weft_task_start(&t, WEFT_MODE_KTHREAD, kthread_conn_main, c);
+  if (rc == 0) {
+    /* Nobody waits for it: the list and kt.live track it, and the thread
+     * and its task release themselves when it returns. */
+    weft_task_detach(&t);
+  } else {
     srv_say("cannot start a thread for connection %" PRIu64 ": %s; closing it",
-            id, strerror(rc));
+            id, weft_strerror(rc));
     pthread_mutex_lock(&kt.lock);
     conn_unlink(&kt.head, c);
     kt.live--;
@@ -119,9 +128,19 @@ int srv_run_kthread(int lfd) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&kt.idle, &ca);
   pthread_condattr_destroy(&ca);
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, KTHREAD_STACK);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  /* Threads started without attributes, as weft_task_start starts them,
+   * get KTHREAD_STACK.  This process runs no other threads of weft's. */
+  int err = pthread_getattr_default_np(&attr);
+  if (err == 0) {
+    err = pthread_attr_setstacksize(&attr, KTHREAD_STACK);
+    if (err == 0)
+      err = pthread_setattr_default_np(&attr);
+    pthread_attr_destroy(&attr);
+  }
+  if (err)
+    srv_say("cannot make connection threads' stacks %zu KiB: %s; they get "
+            "the default",
+            KTHREAD_STACK / 1024, strerror(err));
 
   if (srv_run_setup() < 0) {
     close(lfd);
@@ -142,9 +161,8 @@ int srv_run_kthread(int lfd) {
       continue;
     }
     srv_set_nodelay(fd);
-    kthread_start_conn(fd, next_id++, &attr);
+    kthread_start_conn(fd, next_id++);
   }
-  pthread_attr_destroy(&attr);
 
   /* Shutdown: no new connections, some time for the open ones, then their
    * sockets are shut down so that blocked reads and writes return. */
