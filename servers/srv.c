@@ -8,7 +8,8 @@
  *                  worker processes under weft_procs_run.
  *   srv_kthread.c  a kernel thread per connection: a detached
  *                  WEFT_MODE_KTHREAD task.
- *   srv_process.c  a process per connection.
+ *   srv_process.c  a process per connection: a detached
+ *                  WEFT_MODE_PROCESS task.
  *
  * Signals: SIGPIPE is ignored in every mode; the SIGINT/SIGTERM handler
  * only sets an atomic flag, which srv_stopping() reads.

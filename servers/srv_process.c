@@ -1,13 +1,30 @@
 /*
  * srv_process.c - a process per connection (--mode process).
  *
- * No weft runtime.  The main thread accepts and forks a child per
- * connection; it reaps them as it goes (no zombies).  Shutdown waits up to
- * --drain-ms for the children, then sends SIGTERM to the rest and reaps
- * them all.
+ * No weft runtime.  The main thread accepts; each connection runs as a
+ * WEFT_MODE_PROCESS task, in a child forked by weft_task_start, and is
+ * detached at once (weft_task_detach): weft's reaper collects each child
+ * as it exits, so none is left a zombie and nothing here calls waitpid.
+ * Before the detach the server takes a pidfd for the child
+ * (weft_task_pidfd), which is how it signals the child and sees it end
+ * afterwards.  Not by pid: the reaper frees a child's pid the moment the
+ * child exits, and a kill(pid) after that could reach another process.
+ *
+ * Shutdown closes the listener, tells every child to stop (SIGUSR1:
+ * process_child_stop; an idle one ends at once, a busy one finishes its
+ * request), waits up to --drain-ms for them, then sends SIGTERM to the
+ * rest and waits until they have all exited.
+ *
+ * Descriptors: the parent holds two per live child, weft's pidfd (until
+ * the reaper collects the child) and its own.  Its own is taken after the
+ * parent has closed its copy of the connection, in the slot that frees,
+ * so that running out of descriptors makes accept or weft_task_start
+ * fail (and the server back off) rather than leave a child it cannot
+ * watch.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -15,49 +32,61 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "srv.h"
 #include "srv_internal.h"
 #include "weft.h"
 
+/* The children still running: a pidfd each, as poll(2) wants them. */
 static struct {
-  pid_t *pid;
+  struct pollfd *pfd;
   size_t n, cap;
 } kids;
-
-static void kid_remove(pid_t pid) {
-  for (size_t i = 0; i < kids.n; i++)
-    if (kids.pid[i] == pid) {
-      kids.pid[i] = kids.pid[--kids.n];
-      return;
-    }
-}
 
 /* Makes room for one more child. */
 static bool kid_reserve(void) {
   if (kids.n < kids.cap)
     return true;
   size_t cap = kids.cap ? kids.cap * 2 : 64;
-  pid_t *p = realloc(kids.pid, cap * sizeof *p);
+  struct pollfd *p = realloc(kids.pfd, cap * sizeof *p);
   if (!p)
     return false;
-  kids.pid = p;
+  kids.pfd = p;
   kids.cap = cap;
   return true;
 }
 
-/* Reaps the children that have ended, without waiting. */
-static void reap_kids(void) {
-  for (;;) {
-    pid_t pid = waitpid(-1, NULL, WNOHANG);
-    if (pid <= 0)
-      return;
-    kid_remove(pid);
+/* Waits up to timeout_ms (0: not at all; -1: for ever) until at least one
+ * child has exited, then forgets every child that has (closes its pidfd).
+ * Returns how many are left. */
+static size_t kids_forget_ended(int timeout_ms) {
+  if (!kids.n)
+    return 0;
+  int r = poll(kids.pfd, kids.n, timeout_ms);
+  if (r <= 0)
+    return kids.n; /* none yet, or EINTR: the caller comes back */
+  for (size_t i = 0; i < kids.n;) {
+    if (kids.pfd[i].revents) { /* POLLIN: it exited */
+      close(kids.pfd[i].fd);
+      kids.pfd[i] = kids.pfd[--kids.n];
+    } else {
+      i++;
+    }
   }
+  return kids.n;
 }
+
+static void kids_signal(int sig) {
+  for (size_t i = 0; i < kids.n; i++)
+    /* ESRCH: it has just exited; kids_forget_ended will see it. */
+    (void)syscall(SYS_pidfd_send_signal, kids.pfd[i].fd, sig, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The child                                                                */
+/* ------------------------------------------------------------------------ */
 
 /* The one connection of a child: its fd, and whether it is idle (read by
  * the stop handler). */
@@ -81,8 +110,17 @@ static void process_child_stop(int sig) {
     shutdown(proc_conn_fd, SHUT_RD);
 }
 
-__attribute__((noreturn)) static void process_child(int lfd, int fd,
-                                                    uint64_t id) {
+struct child_arg {
+  int lfd;
+  int fd;
+  uint64_t id;
+};
+
+/* The task's function, in the child (a copy of the parent's memory at the
+ * fork); weft_task_start's child flushes stdio and _exits when it
+ * returns. */
+static void *process_child(void *arg) {
+  const struct child_arg *a = arg;
   struct sigaction sa;
 
   memset(&sa, 0, sizeof sa);
@@ -91,22 +129,62 @@ __attribute__((noreturn)) static void process_child(int lfd, int fd,
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGCHLD, &sa, NULL);
-  proc_conn_fd = fd;
+  proc_conn_fd = a->fd;
   sa.sa_handler = process_child_stop;
   sigaction(SIGUSR1, &sa, NULL);
-  /* Blocked in the parent since before the fork (run_process): a stop
+  /* Blocked in the parent since before the fork (srv_run_process): a stop
    * sent meanwhile waits for the handler, and lands now. */
   sigset_t usr1;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   sigprocmask(SIG_UNBLOCK, &usr1, NULL);
-  free(kids.pid);
-  weft_fd_forget(lfd);
-  close(lfd);
-  srv_opt.app->serve(fd, id);
-  weft_close(fd);
-  fflush(NULL);
-  _exit(0);
+  /* The parent's pidfds of the other children are not ours to hold. */
+  for (size_t i = 0; i < kids.n; i++)
+    close(kids.pfd[i].fd);
+  free(kids.pfd);
+  kids.pfd = NULL;
+  kids.n = kids.cap = 0;
+  weft_fd_forget(a->lfd);
+  close(a->lfd);
+  srv_opt.app->serve(a->fd, a->id);
+  weft_close(a->fd);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The parent                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Starts a detached process task for fd and closes the parent's copy. */
+static void process_start_conn(int lfd, int fd, uint64_t id) {
+  if (!kid_reserve()) {
+    srv_say("out of memory for connection %" PRIu64 "; closing it", id);
+    weft_close(fd);
+    weft_sleep(BACKOFF_NS);
+    return;
+  }
+  struct child_arg a = {.lfd = lfd, .fd = fd, .id = id};
+  weft_task t;
+  int rc = weft_task_start(&t, WEFT_MODE_PROCESS, process_child, &a);
+  weft_fd_forget(fd);
+  close(fd); /* the child has its own */
+  if (rc < 0) {
+    srv_say("fork for connection %" PRIu64 ": %s; closing it", id,
+            weft_strerror(rc));
+    weft_sleep(BACKOFF_NS);
+    return;
+  }
+  int pidfd = weft_task_pidfd(&t);
+  (void)weft_task_detach(&t); /* cannot fail: started, not yet waited for */
+  if (pidfd < 0) {
+    /* Only when the system as a whole is out of descriptors (ENFILE) or
+     * memory: this child is left to end with its connection, unwatched,
+     * and a drain will not wait for it.  weft still reaps it. */
+    srv_say("cannot watch the process of connection %" PRIu64 ": %s", id,
+            weft_strerror(pidfd));
+    return;
+  }
+  kids.pfd[kids.n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 }
 
 int srv_run_process(int lfd) {
@@ -128,7 +206,7 @@ int srv_run_process(int lfd) {
   }
   srv_announce(srv_listen_port);
   while (!srv_stopping()) {
-    reap_kids();
+    kids_forget_ended(0);
     int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
                          weft_deadline(ACCEPT_SLICE_NS));
     if (fd < 0) {
@@ -142,59 +220,36 @@ int srv_run_process(int lfd) {
       continue;
     }
     srv_set_nodelay(fd);
-    uint64_t id = next_id++;
-    if (!kid_reserve()) {
-      srv_say("out of memory for connection %" PRIu64 "; closing it", id);
-      weft_close(fd);
-      weft_sleep(BACKOFF_NS);
-      continue;
-    }
-    fflush(NULL); /* nothing buffered may be written twice */
-    pid_t pid = fork();
-    if (pid == 0)
-      process_child(lfd, fd, id);
-    if (pid < 0) {
-      srv_say("fork for connection %" PRIu64 ": %s; closing it", id,
-              strerror(errno));
-      weft_sleep(BACKOFF_NS);
-    } else {
-      kids.pid[kids.n++] = pid;
-    }
-    weft_fd_forget(fd);
-    close(fd);
+    process_start_conn(lfd, fd, next_id++);
   }
 
   weft_fd_forget(lfd);
   close(lfd);
-  reap_kids();
+  kids_forget_ended(0);
   /* Tell each connection's process: idle ones end at once, busy ones
    * finish their request (process_child_stop). */
-  for (size_t i = 0; i < kids.n; i++)
-    kill(kids.pid[i], SIGUSR1);
+  kids_signal(SIGUSR1);
   if (kids.n)
     LOG("stopping: %zu connection%s open, letting %s finish for up to %d ms",
         kids.n, kids.n == 1 ? "" : "s", kids.n == 1 ? "it" : "them",
         srv_opt.drain_ms);
   int64_t deadline = weft_deadline(srv_opt.drain_ms * MS_NS);
-  while (kids.n && weft_now() < deadline) {
-    weft_sleep(5 * MS_NS);
-    reap_kids();
+  while (kids.n) {
+    int64_t left = deadline - weft_now();
+    if (left <= 0)
+      break;
+    kids_forget_ended((int)((left + MS_NS - 1) / MS_NS));
   }
   if (kids.n) {
     LOG("sending SIGTERM to %zu connection process%s still running after "
         "%d ms",
         kids.n, kids.n == 1 ? "" : "es", srv_opt.drain_ms);
-    for (size_t i = 0; i < kids.n; i++)
-      kill(kids.pid[i], SIGTERM);
-    while (kids.n) {
-      pid_t pid = kids.pid[kids.n - 1];
-      if (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        continue;
-      kids.n--; /* reaped, or not our child after all (ECHILD) */
-    }
+    kids_signal(SIGTERM);
+    while (kids.n)
+      kids_forget_ended(-1);
   }
-  free(kids.pid);
-  kids.pid = NULL;
+  free(kids.pfd);
+  kids.pfd = NULL;
   kids.cap = 0;
   return status;
 }
