@@ -13,7 +13,10 @@
  * Shutdown closes the listener, tells every child to stop (SIGUSR1:
  * process_child_stop; an idle one ends at once, a busy one finishes its
  * request), waits up to --drain-ms for them, then sends SIGTERM to the
- * rest and waits until they have all exited.
+ * rest and waits until they have all exited.  (Under ThreadSanitizer the
+ * children never run their SIGUSR1 handler: TSan turns its interceptors
+ * off in the child of a multi-threaded fork, and the parent runs weft's
+ * reaper thread.  They end at the SIGTERM instead.)
  *
  * Descriptors: the parent holds two per live child, weft's pidfd (until
  * the reaper collects the child) and its own.  Its own is taken after the
