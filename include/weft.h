@@ -526,8 +526,8 @@ typedef struct weft_task {
  * reaps with waitpid(-1), or sets SIGCHLD to SIG_IGN, takes the status of
  * process tasks too (their wait then gives -ECHILD).  Each started task is
  * either waited for (weft_task_wait) or detached (weft_task_detach): one
- * that is neither keeps its record (and a descriptor, PROCESS; a kernel
- * thread's stack, KTHREAD).  Errors: -EINVAL, -ENOMEM, -EAGAIN.
+ * that is neither keeps its record (KTHREAD: also the thread's stack).
+ * Errors: -EINVAL, -ENOMEM, -EAGAIN.
  */
 WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
                                 void *arg);
@@ -573,10 +573,11 @@ WEFT_EXTERN pid_t weft_task_pid(const weft_task *t);
  * keep working after the task is waited for or detached, so a program can
  * take one, detach the task, and still signal the child and see it end.
  * Call it while the task is live: after the start, before
- * weft_task_wait or weft_task_detach (not at the same time as either;
- * once the child has exited is fine).  -EINVAL for NULL, a task never
- * started, waited for or detached, or a GREEN or KTHREAD task; -EMFILE or
- * -ENFILE when out of descriptors.
+ * weft_task_wait or weft_task_detach (not at the same time as either).
+ * -ESRCH when the child has exited and weft has reaped it already (it
+ * does so at once): there is nothing left to signal or to watch.
+ * -EINVAL for NULL, a task never started, waited for or detached, or a
+ * GREEN or KTHREAD task; -EMFILE or -ENFILE when out of descriptors.
  */
 WEFT_EXTERN int weft_task_pidfd(const weft_task *t);
 

@@ -40,18 +40,21 @@
  * exited without writing its result (a signal, or exit() inside fn) gives
  * -ECHILD and a line on stderr.
  *
- * The record keeps its pidfd open until it is freed (wait, or the end of a
- * detached task), not only until the reap, so that weft_task_pidfd can
- * always hand out a duplicate while the task is live.  Why a pidfd for the
- * caller and not only the pid (weft_task_pid): the reaper collects a child
- * as soon as it exits, whether or not anyone waits, so its number is free
- * for the kernel to give to another process from then on; a caller that
- * signals or watches a child by number (a server draining its
- * per-connection processes) could hit a stranger.  A pidfd refers to that
- * one process for as long as it is open.  The alternative, leaving the
- * child a zombie until weft_task_wait (waitid with WNOWAIT), would keep
- * the number reserved, but would leave zombies behind tasks nobody waits
- * for, and would not help a detached task at all.
+ * weft_task_pidfd duplicates the record's pidfd under the record's lock,
+ * and the reaper clears it under that lock before it closes it, so a
+ * caller gets either a pidfd of the child or -ESRCH once it was reaped.
+ * (The record does not keep its pidfd until the wait: a program that
+ * starts many tasks and waits for them later would hold a descriptor per
+ * finished child.)  Why a pidfd for the caller and not only the pid
+ * (weft_task_pid): the reaper collects a child as soon as it exits,
+ * whether or not anyone waits, so its number is free for the kernel to
+ * give to another process from then on; a caller that signals or watches
+ * a child by number (a server draining its per-connection processes)
+ * could hit a stranger.  A pidfd refers to that one process for as long
+ * as it is open.  The alternative, leaving the child a zombie until
+ * weft_task_wait (waitid with WNOWAIT), would keep the number reserved,
+ * but would leave zombies behind tasks nobody waits for, and would not
+ * help a detached task at all.
  *
  * Cost per process task, besides fork itself: pidfd_open and one
  * epoll_ctl in the caller; epoll_wait, waitid, epoll_ctl and close in the
@@ -309,9 +312,6 @@ static struct prec *prec_alloc(void) {
 }
 
 static void prec_free(struct prec *r) {
-  if (r->pidfd >= 0)
-    close(r->pidfd);
-  r->pidfd = -1;
   weft__spin_lock(&R.lk);
   r->next_free = R.free;
   R.free = r;
@@ -344,9 +344,13 @@ static void reap(int epfd, struct prec *r) {
     rc = waitid(P_PIDFD, (id_t)fd, &si, WEXITED);
   while (rc < 0 && errno == EINTR);
   /* Deregister explicitly: a child forked meanwhile may hold a copy of
-   * the pidfd, which would keep it registered after our close.  The
-   * record keeps the pidfd until it is freed (for weft_task_pidfd). */
+   * the pidfd, which would keep it registered after our close. */
   epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+  /* Under the lock, for weft_task_pidfd, which duplicates it. */
+  weft__spin_lock(&r->c.lk);
+  r->pidfd = -1;
+  weft__spin_unlock(&r->c.lk);
+  close(fd);
   /* rc < 0 (ECHILD): somebody else reaped it (SIGCHLD set to SIG_IGN, or
    * a waitpid(-1) in the application); the status is lost. */
   r->code = rc == 0 ? si.si_code : 0;
@@ -618,8 +622,15 @@ int weft_task_pidfd(const weft_task *task) {
   const struct task *t = (const struct task *)task;
   if (!t || !task_is_process(t) || ld_acquire(&t->state) != TASK_LIVE)
     return -EINVAL;
-  /* Live: the record and its pidfd stay until a wait or a detach, which
-   * the caller does not run at the same time (weft.h). */
-  int fd = fcntl(t->u.pr->pidfd, F_DUPFD_CLOEXEC, 0);
-  return fd < 0 ? -errno : fd;
+  /* Live: the record stays until a wait or a detach, which the caller
+   * does not run at the same time (weft.h); its pidfd until the reap. */
+  struct prec *r = t->u.pr;
+  int fd;
+  weft__spin_lock(&r->c.lk);
+  if (r->pidfd < 0)
+    fd = -ESRCH; /* reaped */
+  else if ((fd = fcntl(r->pidfd, F_DUPFD_CLOEXEC, 0)) < 0)
+    fd = -errno;
+  weft__spin_unlock(&r->c.lk);
+  return fd;
 }
