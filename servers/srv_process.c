@@ -179,6 +179,8 @@ static void process_start_conn(int lfd, int fd, uint64_t id) {
   }
   int pidfd = weft_task_pidfd(&t);
   (void)weft_task_detach(&t); /* cannot fail: started, not yet waited for */
+  if (pidfd == -ESRCH)
+    return; /* it has ended already, and weft has reaped it */
   if (pidfd < 0) {
     /* Only when the system as a whole is out of descriptors (ENFILE) or
      * memory: this child is left to end with its connection, unwatched,
