@@ -505,7 +505,8 @@ typedef enum weft_mode {
   WEFT_MODE_PROCESS = 3, /* a forked child process */
 } weft_mode;
 
-/* A running task; opaque, one per weft_task_start, waited for once. */
+/* A running task; opaque, one per weft_task_start, then either waited
+ * for once or detached once. */
 typedef struct weft_task {
   uint64_t opaque[6];
 } weft_task;
@@ -518,7 +519,15 @@ typedef struct weft_task {
  * (it may call weft_init for its own), and exits; fn's result comes back as
  * a pointer-sized value, so it should be an integer or a pointer into the
  * shared heap.  The child gets a copy of the parent's memory at the fork:
- * changes it makes are its own.  Errors: -EINVAL, -ENOMEM, -EAGAIN.
+ * changes it makes are its own.  weft reaps the child as soon as it exits,
+ * whether or not anyone waits (a reaper thread, one per process, waits on
+ * a pidfd per child): it never waits with waitpid(-1), so the program's
+ * own children are left for the program to wait for; but a program that
+ * reaps with waitpid(-1), or sets SIGCHLD to SIG_IGN, takes the status of
+ * process tasks too (their wait then gives -ECHILD).  Each started task is
+ * either waited for (weft_task_wait) or detached (weft_task_detach): one
+ * that is neither keeps its record (KTHREAD: also the thread's stack).
+ * Errors: -EINVAL, -ENOMEM, -EAGAIN.
  */
 WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
                                 void *arg);
@@ -526,12 +535,51 @@ WEFT_EXTERN int weft_task_start(weft_task *t, weft_mode mode, weft_fn fn,
  * Waits for the task and stores fn's result.  Parks a green thread, sleeps
  * a kernel thread.  A PROCESS task whose child died without returning
  * (a signal, or exit() inside fn) gives -ECHILD, and a line on stderr
- * naming the signal or status.  -EINVAL for a task already waited for,
- * -EDEADLK for a green task waiting for itself.  A PROCESS task's fn runs
- * on the caller's stack (64 KiB by default when the caller is a green
- * thread).
+ * naming the signal or status.  -EINVAL for a task already waited for or
+ * detached (or never started), -EDEADLK for a green task waiting for
+ * itself.  A PROCESS task's fn runs on the caller's stack (64 KiB by
+ * default when the caller is a green thread).
  */
 WEFT_EXTERN int weft_task_wait(weft_task *t, void **result);
+/*
+ * Detaches a started task: nobody will wait for it, and what it holds is
+ * released when it ends (a green thread's stack, a kernel thread, the
+ * task's record; a PROCESS task's child is reaped as always, so it leaves
+ * no zombie).  Its result, and a child's exit status, are discarded.  Any
+ * thread may detach it once weft_task_start has returned, also after the
+ * task ended (it is released at once then) and, GREEN or KTHREAD, from
+ * inside fn.  The handle is then free for another start; until one,
+ * weft_task_pid still answers.
+ * -EINVAL for NULL, a task never started, or one waited for or detached
+ * already (and weft_task_wait gives -EINVAL for a detached task); -ESRCH
+ * for a GREEN task abandoned by weft_shutdown (it stays as it was).
+ */
+WEFT_EXTERN int weft_task_detach(weft_task *t);
+/*
+ * The process id of a PROCESS task's child, for log lines and tools: from
+ * the start on, also after weft_task_wait and weft_task_detach.  -EINVAL
+ * for NULL, a task never started, or a GREEN or KTHREAD task.  Do not
+ * signal the child by this number: the child is reaped as soon as it
+ * exits, and its number may then be given to any new process.  Use
+ * weft_task_pidfd for that.
+ */
+WEFT_EXTERN pid_t weft_task_pid(const weft_task *t);
+/*
+ * A new pidfd (close-on-exec) for a PROCESS task's child, owned by the
+ * caller, who closes it.  It refers to that child and no other process for
+ * as long as it is open: pidfd_send_signal(2) on it signals the child
+ * (ESRCH once the child is gone, never a process that got its number), and
+ * poll(2) or epoll report it readable once the child has exited.  Both
+ * keep working after the task is waited for or detached, so a program can
+ * take one, detach the task, and still signal the child and see it end.
+ * Call it while the task is live: after the start, before
+ * weft_task_wait or weft_task_detach (not at the same time as either).
+ * -ESRCH when the child has exited and weft has reaped it already (it
+ * does so at once): there is nothing left to signal or to watch.
+ * -EINVAL for NULL, a task never started, waited for or detached, or a
+ * GREEN or KTHREAD task; -EMFILE or -ENFILE when out of descriptors.
+ */
+WEFT_EXTERN int weft_task_pidfd(const weft_task *t);
 
 /* ------------------------------------------------------------------------ */
 /* I/O that parks green threads                                             */

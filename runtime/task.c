@@ -13,6 +13,15 @@
  * done and wakes the waiter; the waiter then joins the thread, which by
  * then has nothing left to do but return.
  *
+ * Detached tasks (weft_task_detach).  GREEN is weft_detach.  KTHREAD and
+ * PROCESS records carry a detached flag beside done, under the same
+ * spinlock, and exactly one side frees the record: the detacher if the
+ * task was done already, else whoever finishes it (the kernel thread
+ * itself, after fn; the reaper, after collecting the child).  A detached
+ * kernel thread is pthread_detach'ed before its flag is set, so nobody
+ * joins it; a detached process is reaped like any other (below), its
+ * status discarded.
+ *
  * PROCESS.  The caller forks.  The child drops every trace of the parent's
  * runtime (the fork handler of rt.h, which also drops its worker slot, if
  * the caller is a worker process), runs fn(arg) on
@@ -24,9 +33,28 @@
  * the first process task, waits in epoll on a pidfd per child; when one
  * turns readable the child has exited, and the reaper collects its status
  * with waitid(P_PIDFD) (so no zombie is left, even for a task nobody waits
- * for), marks the record done and wakes the waiter.  A record whose child
+ * for), marks the record done and wakes the waiter, or, for a detached
+ * task, frees the record.  The reaper waits for its own children by pidfd
+ * only, never with waitpid(-1) or P_ALL: children the application forked
+ * itself are left to it, whoever waits for them.  A record whose child
  * exited without writing its result (a signal, or exit() inside fn) gives
  * -ECHILD and a line on stderr.
+ *
+ * weft_task_pidfd duplicates the record's pidfd under the record's lock,
+ * and the reaper clears it under that lock before it closes it, so a
+ * caller gets either a pidfd of the child or -ESRCH once it was reaped.
+ * (The record does not keep its pidfd until the wait: a program that
+ * starts many tasks and waits for them later would hold a descriptor per
+ * finished child.)  Why a pidfd for the caller and not only the pid
+ * (weft_task_pid): the reaper collects a child as soon as it exits,
+ * whether or not anyone waits, so its number is free for the kernel to
+ * give to another process from then on; a caller that signals or watches
+ * a child by number (a server draining its per-connection processes)
+ * could hit a stranger.  A pidfd refers to that one process for as long
+ * as it is open.  The alternative, leaving the child a zombie until
+ * weft_task_wait (waitid with WNOWAIT), would keep the number reserved,
+ * but would leave zombies behind tasks nobody waits for, and would not
+ * help a detached task at all.
  *
  * Cost per process task, besides fork itself: pidfd_open and one
  * epoll_ctl in the caller; epoll_wait, waitid, epoll_ctl and close in the
@@ -52,6 +80,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,15 +105,17 @@
 /* The public handle                                                  */
 /* ------------------------------------------------------------------ */
 
-#define TASK_LIVE 0x7461736bu   /* "task": started, not waited for yet */
-#define TASK_WAITED 0x646f6e65u /* "done" */
+#define TASK_LIVE 0x7461736bu     /* "task": started, not waited for yet */
+#define TASK_WAITED 0x646f6e65u   /* "done" */
+#define TASK_DETACHED 0x64746368u /* "dtch" */
 
 struct kt;
 struct prec;
 
 struct task {
-  /* TASK_LIVE until weft_task_wait claims it with an exchange, so that
-   * a second wait (even a concurrent one) sees -EINVAL. */
+  /* TASK_LIVE until weft_task_wait or weft_task_detach claims it with a
+   * compare-and-swap (to TASK_WAITED or TASK_DETACHED), so that a second
+   * wait or detach (even a concurrent one) sees -EINVAL. */
   _Atomic uint32_t state;
   uint32_t mode;
   union {
@@ -92,28 +123,46 @@ struct task {
     struct kt *kt;
     struct prec *pr;
   } u;
+  pid_t pid; /* PROCESS: the child's, kept after wait and detach */
 };
 
 _Static_assert(sizeof(struct task) <= sizeof(weft_task), "task size");
 _Static_assert(_Alignof(struct task) <= _Alignof(weft_task), "task align");
 
 /* The common completion protocol of KTHREAD and PROCESS records: lk
- * guards done and joiner. */
+ * guards done, detached and joiner. */
 struct completion {
   weft__spin lk;
   bool done;
+  bool detached; /* nobody will wait: the finisher frees the record */
   struct weft__waiter *joiner;
 };
 
 /* The finishing side: marks c done and wakes its waiter, if one is
- * parked.  After this returns the record may be freed by the waiter. */
-static void completion_finish(struct completion *c) {
+ * parked.  Returns true when the task was detached: the caller then frees
+ * the record (nobody else will).  Otherwise, after this returns, the
+ * record may be freed by the waiter or the detacher at any time. */
+static bool completion_finish(struct completion *c) {
   weft__spin_lock(&c->lk);
   c->done = true;
+  bool detached = c->detached;
   struct weft__waiter *joiner = c->joiner;
   weft__spin_unlock(&c->lk);
   if (joiner && weft__waiter_claim(joiner, 0))
     weft__waiter_wake(joiner);
+  return detached;
+}
+
+/* The detaching side: returns true when the task is done already, and the
+ * caller frees the record; otherwise marks it detached, and the finisher
+ * will. */
+static bool completion_detach(struct completion *c) {
+  weft__spin_lock(&c->lk);
+  bool done = c->done;
+  if (!done)
+    c->detached = true;
+  weft__spin_unlock(&c->lk);
+  return done;
 }
 
 /* The waiting side: returns once c is done (parks if it is not). */
@@ -152,7 +201,8 @@ struct kt {
 static void *kt_main(void *p) {
   struct kt *kt = p;
   kt->result = kt->fn(kt->arg);
-  completion_finish(&kt->c);
+  if (completion_finish(&kt->c))
+    free(kt); /* detached: the thread is too, nobody joins it */
   return NULL;
 }
 
@@ -180,6 +230,17 @@ static int kt_wait(struct kt *kt, void **result) {
     *result = kt->result;
   free(kt);
   return 0;
+}
+
+static void kt_detach(struct kt *kt) {
+  /* First, while kt is certainly ours: once the flag is set, the thread
+   * frees kt as soon as fn returns.  A thread that has ended already is
+   * released here; a running one releases itself when it returns. */
+  int r = pthread_detach(kt->thread);
+  weft__assert(r == 0);
+  (void)r;
+  if (completion_detach(&kt->c))
+    free(kt); /* done: the thread has nothing left to do with kt */
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,13 +346,17 @@ static void reap(int epfd, struct prec *r) {
   /* Deregister explicitly: a child forked meanwhile may hold a copy of
    * the pidfd, which would keep it registered after our close. */
   epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+  /* Under the lock, for weft_task_pidfd, which duplicates it. */
+  weft__spin_lock(&r->c.lk);
   r->pidfd = -1;
+  weft__spin_unlock(&r->c.lk);
   close(fd);
   /* rc < 0 (ECHILD): somebody else reaped it (SIGCHLD set to SIG_IGN, or
    * a waitpid(-1) in the application); the status is lost. */
   r->code = rc == 0 ? si.si_code : 0;
   r->status = rc == 0 ? si.si_status : 0;
-  completion_finish(&r->c);
+  if (completion_finish(&r->c))
+    prec_free(r); /* detached: its status goes unread */
 }
 
 static void *reaper_main(void *arg) {
@@ -392,6 +457,7 @@ static int proc_start(struct task *t, weft_fn fn, void *arg) {
     err = -errno;
     goto error2;
   }
+  /* Before the registration: the reaper may reap at once. */
   r->pidfd = fd;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = r};
   if (weft__epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -399,11 +465,13 @@ static int proc_start(struct task *t, weft_fn fn, void *arg) {
     goto error3;
   }
   t->u.pr = r;
+  t->pid = pid;
   return 0;
 
   /* The child is running and nothing would collect it: stop it, reap it,
    * and report the shortage. */
 error3:
+  r->pidfd = -1;
   close(fd);
 error2:
   kill(pid, SIGKILL);
@@ -479,12 +547,20 @@ int weft_task_start(weft_task *task, weft_mode mode, weft_fn fn, void *arg) {
   return 0;
 }
 
+/* Moves t from TASK_LIVE to state; false if it was not live (never
+ * started, waited for or detached already, or claimed by a concurrent
+ * call).  A handle that is not live is left as it is. */
+static bool task_claim(struct task *t, uint32_t state) {
+  uint32_t live = TASK_LIVE;
+  return atomic_compare_exchange_strong_explicit(
+      &t->state, &live, state, memory_order_acq_rel, memory_order_acquire);
+}
+
 int weft_task_wait(weft_task *task, void **result) {
   struct task *t = (struct task *)task;
   if (!t)
     return -EINVAL;
-  if (atomic_exchange_explicit(&t->state, TASK_WAITED, memory_order_acq_rel) !=
-      TASK_LIVE)
+  if (!task_claim(t, TASK_WAITED))
     return -EINVAL;
   switch (t->mode) {
   case WEFT_MODE_GREEN: {
@@ -500,4 +576,61 @@ int weft_task_wait(weft_task *task, void **result) {
   default:
     weft__throw("weft_task_wait: a live task with mode %u", t->mode);
   }
+}
+
+int weft_task_detach(weft_task *task) {
+  struct task *t = (struct task *)task;
+  if (!t)
+    return -EINVAL;
+  if (!task_claim(t, TASK_DETACHED))
+    return -EINVAL;
+  switch (t->mode) {
+  case WEFT_MODE_GREEN: {
+    int err = weft_detach(t->u.g);
+    if (err) /* -ESRCH: abandoned by weft_shutdown; it stays as it was */
+      st_release(&t->state, TASK_LIVE);
+    return err;
+  }
+  case WEFT_MODE_KTHREAD:
+    kt_detach(t->u.kt);
+    return 0;
+  case WEFT_MODE_PROCESS:
+    if (completion_detach(&t->u.pr->c))
+      prec_free(t->u.pr); /* reaped already: its status goes unread */
+    return 0;
+  default:
+    weft__throw("weft_task_detach: a live task with mode %u", t->mode);
+  }
+}
+
+/* Whether t was started (live, waited for or detached) as a PROCESS
+ * task. */
+static bool task_is_process(const struct task *t) {
+  uint32_t s = ld_acquire(&t->state);
+  return (s == TASK_LIVE || s == TASK_WAITED || s == TASK_DETACHED) &&
+         t->mode == WEFT_MODE_PROCESS;
+}
+
+pid_t weft_task_pid(const weft_task *task) {
+  const struct task *t = (const struct task *)task;
+  if (!t || !task_is_process(t))
+    return -EINVAL;
+  return t->pid;
+}
+
+int weft_task_pidfd(const weft_task *task) {
+  const struct task *t = (const struct task *)task;
+  if (!t || !task_is_process(t) || ld_acquire(&t->state) != TASK_LIVE)
+    return -EINVAL;
+  /* Live: the record stays until a wait or a detach, which the caller
+   * does not run at the same time (weft.h); its pidfd until the reap. */
+  struct prec *r = t->u.pr;
+  int fd;
+  weft__spin_lock(&r->c.lk);
+  if (r->pidfd < 0)
+    fd = -ESRCH; /* reaped */
+  else if ((fd = fcntl(r->pidfd, F_DUPFD_CLOEXEC, 0)) < 0)
+    fd = -errno;
+  weft__spin_unlock(&r->c.lk);
+  return fd;
 }

@@ -3,7 +3,9 @@
 #
 # libsrv.la  option parsing, the listening socket, green / kthread /
 #            process connections and a clean shutdown (servers/srv.h);
-#            the three servers link it.
+#            the three servers link it.  srv.c is the frame, with one
+#            file per mode: srv_green.c (and --procs), srv_kthread.c,
+#            srv_process.c; srv_internal.h is what they share.
 # echo       a TCP echo server.
 # http       an HTTP/1.1 server (GET|HEAD / and /bytes/N, keep-alive,
 #            pipelining, chunked request bodies); its request parser,
@@ -17,7 +19,9 @@ servers_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include
 servers_ldadd = servers/libsrv.la libweft.la $(JEMALLOC_LIBS)
 
 noinst_LTLIBRARIES += servers/libsrv.la
-servers_libsrv_la_SOURCES = servers/srv.c servers/srv.h
+servers_libsrv_la_SOURCES = servers/srv.c servers/srv.h \
+	servers/srv_internal.h servers/srv_green.c servers/srv_kthread.c \
+	servers/srv_process.c
 servers_libsrv_la_CPPFLAGS = $(servers_cppflags)
 
 noinst_PROGRAMS += servers/echo servers/http servers/kv

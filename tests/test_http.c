@@ -606,8 +606,13 @@ Test(http_server, sigterm_closes_idle_kthread_connections_at_once,
   idle_closed_at_once("kthread");
 }
 
+/* Not under ThreadSanitizer: the server forks each connection's process
+ * from a parent that runs weft's process-task reaper thread, and TSan runs
+ * the child of a multi-threaded fork with its interceptors turned off, so
+ * the child's SIGUSR1 handler (its stop) is never called and the idle
+ * connection waits out the drain. */
 Test(http_server, sigterm_closes_idle_process_connections_at_once,
-     .fini = fini_server, .timeout = 40) {
+     .fini = fini_server, .timeout = 40, .disabled = WEFT_TSAN) {
   idle_closed_at_once("process");
 }
 

@@ -2,8 +2,10 @@
  * test_task.c - weft_task_start / weft_task_wait in the three modes:
  * results come back, the same function runs in every mode, kernel-thread
  * tasks share weft primitives with green threads, a process task works on
- * a copy of memory and may crash without harming its parent, and waiting
- * from a green thread parks it instead of blocking its worker.
+ * a copy of memory and may crash without harming its parent, waiting
+ * from a green thread parks it instead of blocking its worker, and
+ * detached tasks release what they hold (a process child is reaped, and
+ * other children are left alone), with weft_task_pid and weft_task_pidfd.
  */
 #include "helpers.h"
 
@@ -18,6 +20,8 @@ const char *__asan_default_options(void) {
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
 
 #define TMO .timeout = 20
 /* Process tasks started from several green threads at once fork while
@@ -630,4 +634,427 @@ Test(task, process_task_output_is_flushed_once, TMO) {
   cr_assert_eq(rw, 0);
   cr_assert(n > 0);
   cr_expect_str_eq(buf, "parent line\nchild line 1\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Detached tasks                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A number from /proc/self/status ("Threads", "VmSize"), or -1. */
+static long status_field(const char *name) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return -1;
+  char line[256];
+  size_t n = strlen(name);
+  long v = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, name, n) && line[n] == ':') {
+      v = strtol(line + n + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+/* Open descriptors of this process. */
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n - 1; /* the directory's own */
+}
+
+/* Polls cond every millisecond for up to 10 s; true once it holds. */
+#define EVENTUALLY(cond)                                                       \
+  ({                                                                           \
+    bool ok_ = false;                                                          \
+    for (int i_ = 0; i_ < 10000 && !(ok_ = (cond)); i_++)                      \
+      usleep(1000);                                                            \
+    ok_;                                                                       \
+  })
+
+/* True once the child behind pidfd has been reaped: it is no longer a
+ * child of ours, not even a zombie (waitid without reaping says so). */
+static bool reaped(int pidfd) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  return waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+         errno == ECHILD;
+}
+
+static bool has_exited(int pidfd) {
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  return poll(&p, 1, 0) == 1;
+}
+
+/* Green: a detached task's stack goes back to its worker's cache, so a
+ * loop of detached tasks maps (almost) no new stacks; leaked, each would
+ * map one. */
+#define DETACH_N 200
+
+static atomic_int detached_ran;
+
+static void *count_and_yield(void *arg) {
+  for (intptr_t i = 0; i < (intptr_t)arg; i++)
+    weft_yield();
+  atomic_fetch_add(&detached_ran, 1);
+  return (void *)1;
+}
+
+static void *detach_green_loop(void *arg) {
+  (void)arg;
+  for (int i = 0; i < DETACH_N; i++) {
+    weft_task t;
+    /* Odd: detached while it runs; even: it has ended (it runs first, at
+     * once, on this worker) before the detach. */
+    TCHECK_EQ(weft_task_start(&t, WEFT_MODE_GREEN, count_and_yield,
+                              (void *)(intptr_t)(i & 1 ? 3 : 0)),
+              0);
+    TCHECK_EQ(weft_task_detach(&t), 0);
+    TCHECK_EQ(weft_task_wait(&t, NULL), -EINVAL);
+    while (atomic_load(&detached_ran) < i + 1)
+      weft_yield();
+  }
+  return NULL;
+}
+
+static uint64_t stack_maps(void) {
+  weft_worker_stats st[1];
+  cr_assert_eq(weft_stats(st, 1), 1);
+  return st[0].stack_maps;
+}
+
+Test(task_detach, green_runs_and_frees_its_stack, .init = h_start1,
+     .fini = h_stop, TMO) {
+  atomic_store(&detached_ran, 0);
+  uint64_t maps0 = stack_maps();
+  h_join(h_spawn(detach_green_loop, NULL));
+  EXPECT_NO_THREAD_FAILURES();
+  cr_expect_eq(atomic_load(&detached_ran), DETACH_N);
+  uint64_t maps = stack_maps() - maps0;
+  cr_expect_lt(maps, 10,
+               "%llu stacks mapped for %d detached green tasks: theirs were "
+               "not released",
+               (unsigned long long)maps, DETACH_N);
+}
+
+/* Kernel threads: each detached thread ends and releases its stack, which
+ * the next reuses, so the address space does not grow by a stack per
+ * task; leaked (ended but never joined), each would keep its stack.  The
+ * bound is half of what leaked stacks would take: the C library may map
+ * an arena of its own (64 MiB) for a new thread meanwhile. */
+#define DETACH_KT_N 64
+
+static weft_sem kt_sem;
+
+static void *post_and_return(void *arg) {
+  TCHECK_EQ(weft_sem_post(&kt_sem), 0);
+  return arg;
+}
+
+Test(task_detach, kthread_runs_and_ends, TMO) {
+  size_t stack = 0;
+  pthread_attr_t a;
+  cr_assert_eq(pthread_getattr_default_np(&a), 0);
+  pthread_attr_getstacksize(&a, &stack);
+  pthread_attr_destroy(&a);
+  if (stack < ((size_t)1 << 20))
+    stack = (size_t)1 << 20; /* glibc's floor for the default, roughly */
+  cr_assert_eq(weft_sem_init(&kt_sem, 0), 0);
+  long threads0 = status_field("Threads");
+
+  /* One to warm up whatever a first thread sets up. */
+  weft_task t;
+  cr_assert_eq(weft_task_start(&t, WEFT_MODE_KTHREAD, post_and_return, NULL),
+               0);
+  cr_assert_eq(weft_task_detach(&t), 0);
+  cr_assert_eq(weft_sem_wait(&kt_sem), 0);
+  cr_assert(EVENTUALLY(status_field("Threads") == threads0));
+  long vm0 = status_field("VmSize"); /* KiB */
+
+  for (int i = 0; i < DETACH_KT_N; i++) {
+    cr_assert_eq(weft_task_start(&t, WEFT_MODE_KTHREAD, post_and_return, NULL),
+                 0);
+    if (i & 1) { /* detached while it may still run */
+      cr_assert_eq(weft_task_detach(&t), 0);
+      cr_assert_eq(weft_sem_wait(&kt_sem), 0);
+    } else { /* detached once it has ended */
+      cr_assert_eq(weft_sem_wait(&kt_sem), 0);
+      cr_assert(EVENTUALLY(status_field("Threads") == threads0));
+      cr_assert_eq(weft_task_detach(&t), 0);
+    }
+    cr_expect_eq(weft_task_wait(&t, NULL), -EINVAL);
+    cr_assert(EVENTUALLY(status_field("Threads") == threads0),
+              "a detached kernel-thread task did not end");
+  }
+  long grown = status_field("VmSize") - vm0;
+  cr_expect_lt(grown, (long)(DETACH_KT_N / 2 * stack / 1024),
+               "the address space grew by %ld KiB over %d detached "
+               "kernel-thread tasks (stacks of %zu KiB): stacks not released",
+               grown, DETACH_KT_N, stack / 1024);
+  weft_sem_destroy(&kt_sem);
+}
+
+/* A kernel-thread task may detach itself. */
+struct self_detach {
+  weft_task t;
+  atomic_int started; /* weft_task_start has returned */
+  int rc;
+};
+
+static void *detach_myself(void *arg) {
+  struct self_detach *s = arg;
+  while (!atomic_load(&s->started))
+    usleep(100);
+  s->rc = weft_task_detach(&s->t);
+  TCHECK_EQ(weft_sem_post(&kt_sem), 0);
+  return NULL;
+}
+
+Test(task_detach, kthread_detaches_itself, TMO) {
+  static struct self_detach s;
+  cr_assert_eq(weft_sem_init(&kt_sem, 0), 0);
+  long threads0 = status_field("Threads");
+  cr_assert_eq(weft_task_start(&s.t, WEFT_MODE_KTHREAD, detach_myself, &s), 0);
+  atomic_store(&s.started, 1);
+  cr_assert_eq(weft_sem_wait(&kt_sem), 0);
+  cr_expect_eq(s.rc, 0);
+  cr_expect_eq(weft_task_wait(&s.t, NULL), -EINVAL);
+  cr_expect(EVENTUALLY(status_field("Threads") == threads0));
+  EXPECT_NO_THREAD_FAILURES();
+  weft_sem_destroy(&kt_sem);
+}
+
+/* Processes: the child is reaped with nobody waiting (no zombie), and the
+ * task's descriptor is closed. */
+static void *block_on_read(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  char c;
+  alarm(15); /* a broken test must not leave it behind for long */
+  return (void *)(intptr_t)read(fd, &c, 1);
+}
+
+Test(task_detach, process_is_reaped_and_released, TMO) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  /* The first process task starts the reaper (an epoll descriptor). */
+  weft_task t;
+  cr_assert_eq(weft_task_start(&t, WEFT_MODE_PROCESS, square, NULL), 0);
+  cr_assert_eq(weft_task_wait(&t, NULL), 0);
+  int fds0 = count_fds();
+
+  for (int i = 0; i < 8; i++) {
+    /* The child waits for a byte.  Even: it gets it, ends and is reaped
+     * before the detach; odd: it is detached while it waits. */
+    bool end_first = i % 2 == 0;
+    cr_assert_eq(weft_task_start(&t, WEFT_MODE_PROCESS, block_on_read,
+                                 (void *)(intptr_t)p[0]),
+                 0);
+    pid_t pid = weft_task_pid(&t);
+    cr_assert_gt(pid, 0);
+    int pidfd = weft_task_pidfd(&t);
+    cr_assert_geq(pidfd, 0, "weft_task_pidfd: %s", weft_strerror(pidfd));
+    if (end_first) {
+      cr_assert_eq(write(p[1], "x", 1), 1);
+      cr_assert(EVENTUALLY(reaped(pidfd)), "not reaped before the detach");
+      cr_assert_eq(weft_task_detach(&t), 0);
+    } else {
+      cr_assert_eq(weft_task_detach(&t), 0);
+      usleep(1000);
+      cr_expect(!has_exited(pidfd));
+      cr_assert_eq(write(p[1], "y", 1), 1);
+    }
+    cr_expect_eq(weft_task_pid(&t), pid, "the pid outlives the detach");
+    cr_expect_eq(weft_task_wait(&t, NULL), -EINVAL);
+    cr_expect(EVENTUALLY(reaped(pidfd)), "detached child %d left a zombie",
+              (int)pid);
+    close(pidfd);
+    cr_expect(EVENTUALLY(count_fds() == fds0),
+              "%d descriptors open, %d before: the task's was not closed",
+              count_fds(), fds0);
+  }
+  close(p[0]);
+  close(p[1]);
+}
+
+/* A pidfd taken before the detach still signals that child and sees it
+ * end; the pid names it (as /proc/self/fdinfo says). */
+Test(task_detach, pidfd_signals_the_detached_child, TMO) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  weft_task t;
+  cr_assert_eq(weft_task_start(&t, WEFT_MODE_PROCESS, block_on_read,
+                               (void *)(intptr_t)p[0]),
+               0);
+  int pidfd = weft_task_pidfd(&t);
+  cr_assert_geq(pidfd, 0);
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  FILE *f = fopen(path, "r");
+  cr_assert(f);
+  long fdpid = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "Pid:", 4))
+      fdpid = strtol(line + 4, NULL, 10);
+  fclose(f);
+  cr_expect_eq(fdpid, (long)weft_task_pid(&t));
+  cr_expect_eq(fcntl(pidfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+
+  cr_assert_eq(weft_task_detach(&t), 0);
+  cr_expect_eq(weft_task_pidfd(&t), -EINVAL, "no pidfd after the detach");
+  cr_expect(!has_exited(pidfd));
+  cr_assert_eq(syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0), 0);
+  cr_expect(EVENTUALLY(has_exited(pidfd)));
+  cr_expect(EVENTUALLY(reaped(pidfd)));
+  /* Gone: the pidfd refuses, rather than reach another process. */
+  errno = 0;
+  cr_expect_eq(syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0), -1);
+  cr_expect_eq(errno, ESRCH);
+  close(pidfd);
+  close(p[0]);
+  close(p[1]);
+}
+
+/* Once the child has been reaped (at once, with nobody waiting), there is
+ * no pidfd to take (-ESRCH), and the task holds no descriptor until its
+ * wait: a program may start many and wait for them later. */
+static int pidfd_or_error(weft_task *t) {
+  int fd = weft_task_pidfd(t);
+  if (fd >= 0)
+    close(fd);
+  return fd;
+}
+
+Test(task_detach, pidfd_after_the_reap_gives_esrch, TMO) {
+  enum { N = 16 };
+  weft_task t[N];
+  /* The first process task starts the reaper (an epoll descriptor). */
+  cr_assert_eq(weft_task_start(&t[0], WEFT_MODE_PROCESS, square, NULL), 0);
+  cr_assert_eq(weft_task_wait(&t[0], NULL), 0);
+  int fds0 = count_fds();
+  for (intptr_t i = 0; i < N; i++)
+    cr_assert_eq(weft_task_start(&t[i], WEFT_MODE_PROCESS, square, (void *)i),
+                 0);
+  for (int i = 0; i < N; i++)
+    cr_expect(EVENTUALLY(pidfd_or_error(&t[i]) == -ESRCH),
+              "task %d: weft_task_pidfd did not turn -ESRCH", i);
+  cr_expect_eq(count_fds(), fds0, "finished tasks still hold descriptors");
+  for (intptr_t i = 0; i < N; i++) {
+    void *res = NULL;
+    cr_expect_eq(weft_task_wait(&t[i], &res), 0);
+    cr_expect_eq((intptr_t)res, i * i);
+  }
+}
+
+/* The reaper waits for its own children only: a child the program forked
+ * itself is left for the program's waitpid, status and all, while
+ * detached process tasks come and go. */
+Test(task_detach, reaper_leaves_other_children_alone, TMO) {
+  pid_t own = fork();
+  cr_assert_geq(own, 0);
+  if (own == 0) {
+    usleep(200 * 1000);
+    _exit(7);
+  }
+  int pidfds[6];
+  for (int i = 0; i < 6; i++) {
+    weft_task t;
+    cr_assert_eq(weft_task_start(&t, WEFT_MODE_PROCESS, square, NULL), 0);
+    pidfds[i] = weft_task_pidfd(&t); /* -ESRCH: reaped already */
+    cr_assert(pidfds[i] >= 0 || pidfds[i] == -ESRCH);
+    cr_assert_eq(weft_task_detach(&t), 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    if (pidfds[i] < 0)
+      continue;
+    cr_expect(EVENTUALLY(reaped(pidfds[i])));
+    close(pidfds[i]);
+  }
+  int st = 0;
+  cr_assert_eq(waitpid(own, &st, 0), own, "waitpid: %s", strerror(errno));
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status 0x%x", st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Detach, pid and pidfd: misuse                                            */
+/* ------------------------------------------------------------------------ */
+
+Test(task_detach, misuse, .init = h_start2, .fini = h_stop, TMO) {
+  cr_expect_eq(weft_task_detach(NULL), -EINVAL);
+  cr_expect_eq(weft_task_pid(NULL), -EINVAL);
+  cr_expect_eq(weft_task_pidfd(NULL), -EINVAL);
+
+  weft_task zero;
+  memset(&zero, 0, sizeof zero);
+  cr_expect_eq(weft_task_detach(&zero), -EINVAL, "never started");
+  cr_expect_eq(weft_task_pid(&zero), -EINVAL);
+  cr_expect_eq(weft_task_pidfd(&zero), -EINVAL);
+
+  weft_task t;
+  cr_assert_eq(weft_task_start(&t, (weft_mode)0, square, NULL), -EINVAL);
+  cr_expect_eq(weft_task_detach(&t), -EINVAL, "a failed start");
+
+  for (int m = 0; m < 3; m++) {
+    const char *name = mode_names[modes[m]];
+    bool proc = modes[m] == WEFT_MODE_PROCESS;
+
+    /* Detached twice; waited for after the detach. */
+    cr_assert_eq(weft_task_start(&t, modes[m], square, (void *)2), 0);
+    if (!proc) {
+      cr_expect_eq(weft_task_pid(&t), -EINVAL, "%s has no pid", name);
+      cr_expect_eq(weft_task_pidfd(&t), -EINVAL, "%s has no pidfd", name);
+    }
+    cr_expect_eq(weft_task_detach(&t), 0, "%s", name);
+    cr_expect_eq(weft_task_detach(&t), -EINVAL, "%s: detached twice", name);
+    void *res = (void *)1;
+    cr_expect_eq(weft_task_wait(&t, &res), -EINVAL, "%s: wait after detach",
+                 name);
+    cr_expect_eq((intptr_t)res, 1, "a refused wait leaves *result alone");
+    if (proc)
+      cr_expect_eq(weft_task_pidfd(&t), -EINVAL, "pidfd after detach");
+
+    /* Detached after the wait. */
+    cr_assert_eq(weft_task_start(&t, modes[m], square, (void *)2), 0);
+    pid_t pid = weft_task_pid(&t);
+    cr_expect_eq(weft_task_wait(&t, &res), 0, "%s", name);
+    cr_expect_eq((intptr_t)res, 4);
+    cr_expect_eq(weft_task_detach(&t), -EINVAL, "%s: detach after wait", name);
+    if (proc) {
+      cr_expect_gt(pid, 0);
+      cr_expect_eq(weft_task_pid(&t), pid, "the pid outlives the wait");
+      cr_expect_eq(weft_task_pidfd(&t), -EINVAL, "pidfd after the wait");
+    }
+  }
+}
+
+/* A GREEN task may detach itself; its stack is released at its end. */
+static void *green_detach_myself(void *arg) {
+  weft_task *t = arg;
+  weft_yield(); /* let the start return */
+  TCHECK_EQ(weft_task_detach(t), 0);
+  atomic_fetch_add(&detached_ran, 1);
+  return NULL;
+}
+
+static void *start_self_detaching(void *arg) {
+  weft_task *t = arg;
+  TCHECK_EQ(weft_task_start(t, WEFT_MODE_GREEN, green_detach_myself, t), 0);
+  while (!atomic_load(&detached_ran))
+    weft_yield();
+  TCHECK_EQ(weft_task_wait(t, NULL), -EINVAL);
+  return NULL;
+}
+
+Test(task_detach, green_detaches_itself, .init = h_start1, .fini = h_stop,
+     TMO) {
+  static weft_task t;
+  atomic_store(&detached_ran, 0);
+  h_join(h_spawn(start_self_detaching, &t));
+  EXPECT_NO_THREAD_FAILURES();
 }
