@@ -23,7 +23,7 @@ libweft_la_SOURCES = \
 	runtime/rwlock.c \
 	runtime/chan.c \
 	runtime/shheap.c runtime/shheap.h \
-	runtime/pchan.c \
+	runtime/shm_chan.c \
 	runtime/proc.c \
 	runtime/task.c \
 	runtime/netpoll.c runtime/netpoll.h \
