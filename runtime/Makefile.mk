@@ -22,7 +22,8 @@ libweft_la_SOURCES = \
 	runtime/sync.c \
 	runtime/rwlock.c \
 	runtime/chan.c \
-	runtime/shheap.c runtime/shheap.h \
+	runtime/shm.h runtime/shm_test.h \
+	runtime/shheap.c \
 	runtime/shm_chan.c \
 	runtime/proc.c \
 	runtime/task.c \

@@ -18,7 +18,7 @@
  *  - jemalloc has no cross-process free (its pointer-to-extent map is per
  *    process, and sdallocx of a foreign pointer silently corrupts the
  *    caller's cache): only the owner calls jemalloc's free.  Any other
- *    process pushes the pointer to the owner's mailbox (shheap.h), which
+ *    process pushes the pointer to the owner's mailbox (shm.h), which
  *    the owner drains from its alloc and free calls (at most DRAIN_EVERY
  *    calls of a thread apart, in batches) and at once in
  *    weft_shm_free(NULL); pchan waits drain too, so a blocked owner never
@@ -99,7 +99,8 @@
 
 #include "inject.h"
 #include "rt.h"
-#include "shheap.h"
+#include "shm.h"
+#include "shm_test.h"
 #include "util.h"
 #include "weft.h"
 

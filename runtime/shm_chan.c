@@ -94,7 +94,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shheap.h"
+#include "shm.h"
 #include "util.h"
 #include "weft.h"
 #include "worker.h"

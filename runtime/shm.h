@@ -1,7 +1,7 @@
 /*
- * shheap.h - the shared region between worker processes: its layout and
- * the calls the supervisor (proc.c) and the shared heap (shheap.c) and
- * process channels (pchan.c) share.
+ * shm.h - the shared region between worker processes: its layout and
+ * the calls the supervisor (proc.c), the object heap (shheap.c) and
+ * process channels (shm_chan.c) share.
  *
  * Layout of the region (mapped MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE
  * by the supervisor before it forks, so it is at the same address in every
@@ -17,8 +17,8 @@
  * such a lock commits with a single store, so a holder killed in the
  * middle leaves the protected data consistent.
  */
-#ifndef WEFT_SHHEAP_H
-#define WEFT_SHHEAP_H
+#ifndef WEFT_SHM_H
+#define WEFT_SHM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +37,7 @@ struct weft__shm_slot {
   /* The slot's doorbell: an eventfd made with the region, before any
    * fork, so every process of the pool holds it under this number; the
    * slot's worker waits on it in its netpoller, any process rings it
-   * (pchan.c).  -1 if it could not be made. */
+   * (shm_chan.c).  -1 if it could not be made. */
   int32_t doorbell;
   _Atomic uint32_t alive; /* 1 from attach until the supervisor reclaims */
   _Atomic uint64_t gen;   /* starts at 1, bumped when the partition is
@@ -45,12 +45,12 @@ struct weft__shm_slot {
   /* Bytes of the partition handed to jemalloc so far (the owner's bump
    * pointer, moved by its extent hooks); reset by a reclaim. */
   _Atomic size_t used;
-  /* Published by the owner in weft__shm_live(): its live objects and their
-   * requested bytes, and how many remote frees it has completed.  On a
-   * line of their own: the owner writes remote_frees at every drain, and
-   * the fields above are read by every process that frees one of the
-   * owner's objects (sharing a line, each drain would steal it from them
-   * and each of their frees steal it back). */
+  /* Published by the owner in weft__shm_live() (shm_test.h): its live
+   * objects and their requested bytes, and how many remote frees it has
+   * completed.  On a line of their own: the owner writes remote_frees at
+   * every drain, and the fields above are read by every process that
+   * frees one of the owner's objects (sharing a line, each drain would
+   * steal it from them and each of their frees steal it back). */
   _Atomic int64_t live_objs __attribute__((aligned(64)));
   _Atomic int64_t live_bytes;
   _Atomic uint64_t remote_frees;
@@ -121,13 +121,6 @@ bool weft__shm_slot_alive(int index, uint64_t gen);
  * Blocking calls (pchan waits) call it so that a process blocked on a
  * channel never holds up the processes that free its objects. */
 void weft__shm_drain(void);
-/* In a worker: its live objects and their requested bytes (summed over
- * its threads), also published in its slot.  -EPERM outside workers. */
-int weft__shm_live(int64_t *objs, int64_t *bytes);
-/* In a worker: flushes the calling thread's cache and purges the arena's
- * unused pages (MADV_REMOVE through the hooks).  For tests and for a
- * worker going idle.  -EPERM outside workers. */
-int weft__shm_purge(void);
 /* The generation of the calling worker's slot (0 outside workers). */
 uint64_t weft__shm_self_gen(void);
 
@@ -138,8 +131,4 @@ int32_t weft__shm_pid(void);
 void weft__shm_lock(_Atomic uint32_t *l);
 void weft__shm_unlock(_Atomic uint32_t *l);
 
-/* Tests only: the file read for vm.overcommit_memory (NULL: the real
- * /proc/sys/vm/overcommit_memory). */
-extern const char *weft__shm_overcommit_file;
-
-#endif /* WEFT_SHHEAP_H */
+#endif /* WEFT_SHM_H */

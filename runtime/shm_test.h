@@ -1,0 +1,26 @@
+/*
+ * shm_test.h - what the tests of the shared-memory wing reach beyond
+ * shm.h (tests/shm_helpers.h includes it): a worker's live counts, a purge
+ * of its arena, and where setup reads vm.overcommit_memory.  Nothing in
+ * weft calls these.
+ */
+#ifndef WEFT_SHM_TEST_H
+#define WEFT_SHM_TEST_H
+
+#include <stdint.h>
+
+#include "shm.h"
+
+/* In a worker: its live objects and their requested bytes (summed over
+ * its threads), also published in its slot.  -EPERM outside workers. */
+int weft__shm_live(int64_t *objs, int64_t *bytes);
+/* In a worker: flushes the calling thread's cache and purges the arena's
+ * unused pages (MADV_REMOVE through the hooks).  For tests and for a
+ * worker going idle.  -EPERM outside workers. */
+int weft__shm_purge(void);
+
+/* The file read for vm.overcommit_memory (NULL: the real
+ * /proc/sys/vm/overcommit_memory). */
+extern const char *weft__shm_overcommit_file;
+
+#endif /* WEFT_SHM_TEST_H */
