@@ -22,8 +22,8 @@ libweft_la_SOURCES = \
 	runtime/sync.c \
 	runtime/rwlock.c \
 	runtime/chan.c \
-	runtime/shm.h runtime/shm_test.h \
-	runtime/shheap.c \
+	runtime/shm.c runtime/shm.h runtime/shm_internal.h runtime/shm_test.h \
+	runtime/shm_heap.c \
 	runtime/shm_chan.c \
 	runtime/proc.c \
 	runtime/task.c \

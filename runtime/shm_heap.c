@@ -100,24 +100,10 @@
 #include "inject.h"
 #include "rt.h"
 #include "shm.h"
+#include "shm_internal.h"
 #include "shm_test.h"
 #include "util.h"
 #include "weft.h"
-
-#define OBJ_LIVE 0x4556494cu   /* "LIVE" */
-#define OBJ_FREE 0x45455246u   /* "FREE" */
-#define OBJ_QUEUED 0x44455551u /* "QUED" */
-#define OBJ_MAX ((size_t)1 << 30)
-#define GEN_MASK ((UINT64_C(1) << 56) - 1)
-#define TAG(slot, gen) ((uint64_t)(slot) << 56 | ((gen)&GEN_MASK))
-
-struct obj {
-  _Atomic uint32_t state;
-  uint32_t size;
-  uint64_t tag;
-};
-_Static_assert(sizeof(struct obj) == 16, "the object header keeps 16-byte "
-                                         "alignment of what follows");
 
 #define MB_MASK (WEFT__SHM_MAILBOX - 1)
 /*
@@ -147,46 +133,9 @@ _Static_assert((WEFT__SHM_MAILBOX & MB_MASK) == 0,
 _Static_assert((DRAIN_EVERY & (DRAIN_EVERY - 1)) == 0,
                "DRAIN_EVERY is a power of two");
 
-struct weft__shm_hdr *weft__shm;
-int weft__shm_self = -1;
-const char *weft__shm_overcommit_file;
-
-/* The calling worker's own partition and arena (private to the process). */
-static struct {
-  struct weft__shm_slot *slot;
-  uintptr_t lo;      /* partition base */
-  size_t size;       /* partition size */
-  uint64_t gen, tag; /* generation at attach, and the objects' tag */
-  unsigned arena;
-  bool tcache; /* one explicit tcache per thread (else none) */
-} me;
-
-static size_t page_size;
-static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
-
-static inline size_t round_up(size_t v, size_t a) {
-  return (v + a - 1) & ~(a - 1);
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  if ((size_t)n > sizeof buf - 2)
-    n = sizeof buf - 2;
-  buf[n] = '\n';
-  buf[n + 1] = '\0';
-  weft__write_err(buf);
-}
 
 /* Spins a little, then yields (a green thread to its worker's others, a
  * kernel thread to the kernel). */
@@ -198,181 +147,20 @@ static void backoff(unsigned *spins) {
   weft_yield();
 }
 
-/* ------------------------------------------------------------------------ */
-/* Pid cache, fork handling, pid locks                                      */
-/* ------------------------------------------------------------------------ */
-
-static _Atomic int32_t pid_cache;
-
-/* In a child forked by any process that knows the region: the child is
- * not the worker (if its parent was one) and has another pid. */
-void weft__shm_fork_child(void) {
-  st_relaxed(&pid_cache, 0);
-  weft__shm_self = -1;
-}
-
-int32_t weft__shm_pid(void) {
-  int32_t p = ld_relaxed(&pid_cache);
-  if (WEFT_LIKELY(p))
-    return p;
-  /* Register the handler before caching, so that every process with a
-   * cached pid resets it in its children. */
-  weft__fork_watch();
-  p = (int32_t)getpid();
-  st_relaxed(&pid_cache, p);
-  return p;
-}
-
-static bool pid_dead(uint32_t pid) {
-  if (pid == 0)
-    return false;
-  int e = weft__errno_get();
-  bool dead = kill((pid_t)pid, 0) < 0 && weft__errno_get() == ESRCH;
-  weft__errno_set(e);
-  return dead;
-}
-
-static WEFT_NOINLINE void lock_slow(_Atomic uint32_t *l, uint32_t self) {
-  unsigned spins = 0;
-  int64_t next_check = 0;
-
-  for (;;) {
-    uint32_t v = ld_relaxed(l);
-    if (v == 0) {
-      /* acquire, synchronizes with the release in weft__shm_unlock */
-      if (atomic_compare_exchange_weak_explicit(
-              l, &v, self, memory_order_acquire, memory_order_relaxed))
-        return;
-      continue;
-    }
-    if (++spins < 128) {
-      weft__cpu_relax();
-      continue;
-    }
-    spins = 0;
-    weft_yield();
-    int64_t now = weft__now();
-    if (now < next_check)
-      continue;
-    next_check = now + 10 * 1000000;
-    /* The holder died inside its critical section, which commits with a
-     * single store: what it protects is consistent, take the lock over. */
-    if (pid_dead(v) &&
-        atomic_compare_exchange_strong_explicit(
-            l, &v, self, memory_order_acquire, memory_order_relaxed))
-      return;
-  }
-}
-
-void weft__shm_lock(_Atomic uint32_t *l) {
-  uint32_t self = (uint32_t)weft__shm_pid();
-  uint32_t v = 0;
-  /* acquire, synchronizes with the release in weft__shm_unlock */
-  if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
-          l, &v, self, memory_order_acquire, memory_order_relaxed)))
-    return;
-  lock_slow(l, self);
-}
-
-void weft__shm_unlock(_Atomic uint32_t *l) { st_release(l, 0); }
-
-/* ------------------------------------------------------------------------ */
-/* Setup, attach, reclaim (supervisor and worker lifecycle)                 */
-/* ------------------------------------------------------------------------ */
-
-/* vm.overcommit_memory, or -1 if it cannot be read. */
-static int overcommit_mode(void) {
-  const char *path = weft__shm_overcommit_file
-                         ? weft__shm_overcommit_file
-                         : "/proc/sys/vm/overcommit_memory";
-  FILE *f = fopen(path, "re");
-  if (!f)
-    return -1;
-  int mode = -1;
-  if (fscanf(f, "%d", &mode) != 1)
-    mode = -1;
-  fclose(f);
-  return mode;
-}
-
-int weft_shm_setup(size_t size, int parts) {
-  if (parts < 1 || parts > WEFT__SHM_MAX_PARTS || size == 0 ||
-      size > WEFT__SHM_SIZE_MAX)
-    return -EINVAL;
-  pthread_mutex_lock(&setup_lock);
-  if (weft__shm) {
-    pthread_mutex_unlock(&setup_lock);
-    return -EALREADY;
-  }
-  if (!page_size)
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-  size_t part = (size / (size_t)parts) & ~(page_size - 1);
-  if (part < WEFT__SHM_PART_MIN) {
-    pthread_mutex_unlock(&setup_lock);
-    return -EINVAL;
-  }
-  size_t hdr_size = round_up(sizeof(struct weft__shm_hdr), page_size);
-  size_t total = hdr_size + WEFT__SHM_AREA_SIZE + part * (size_t)parts;
-
-  /* Under strict accounting MAP_NORESERVE is ignored and the whole
-   * reservation is charged against the commit limit at once: a shared
-   * heap sized as address space would eat the machine's commit budget. */
-  if (overcommit_mode() == 2) {
-    say("weft: shared heap: vm.overcommit_memory=2 (strict accounting) "
-        "ignores MAP_NORESERVE and would charge the whole %zu MiB "
-        "reservation against the commit limit; refusing.  Set "
-        "vm.overcommit_memory to 0 or 1, or run without a shared heap",
-        total >> 20);
-    pthread_mutex_unlock(&setup_lock);
-    return -ENOMEM;
-  }
-  void *r = weft__mmap(NULL, total, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (r == MAP_FAILED) {
-    int e = weft__errno_get();
-    say("weft: shared heap: cannot reserve %zu MiB of address space (mmap: "
-        "%s); check ulimit -v and vm.overcommit_memory",
-        total >> 20, strerror(e));
-    pthread_mutex_unlock(&setup_lock);
-    return -ENOMEM;
-  }
-  struct weft__shm_hdr *h = r;
-  h->size = total;
-  h->nparts = parts;
-  h->part_size = part;
-  h->parts = (char *)r + hdr_size + WEFT__SHM_AREA_SIZE;
-  h->area_off = hdr_size;
-  h->area_size = WEFT__SHM_AREA_SIZE;
-  h->area_used = 0;
-  for (int i = 0; i < WEFT__SHM_MAX_PARTS; i++) {
-    st_relaxed(&h->slots[i].gen, 1);
-    /* Without a doorbell, green threads of that slot poll (pchan.c). */
-    h->slots[i].doorbell =
-        i < parts ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
-  }
-  h->magic = WEFT__SHM_MAGIC;
-  (void)weft__shm_pid(); /* registers the fork handler */
-  /* release: a thread that sees weft__shm sees the header filled in */
-  atomic_store_explicit((_Atomic(struct weft__shm_hdr *) *)&weft__shm, h,
-                        memory_order_release);
-  pthread_mutex_unlock(&setup_lock);
-  return 0;
-}
-
 /* Extent hooks over the calling worker's partition ------------------------ */
 
 static void *hook_alloc(extent_hooks_t *eh, void *new_addr, size_t size,
                         size_t align, bool *zero, bool *commit, unsigned ind) {
-  struct weft__shm_slot *s = me.slot;
-  uintptr_t hi = me.lo + me.size, start;
-  if (align < page_size)
-    align = page_size;
+  struct weft__shm_slot *s = weft__shm_me.slot;
+  uintptr_t hi = weft__shm_me.lo + weft__shm_me.size, start;
+  if (align < weft__shm_page_size)
+    align = weft__shm_page_size;
   if (align & (align - 1))
     return NULL;
   /* Several threads of the worker may grow the arena at once. */
   size_t u = ld_relaxed(&s->used);
   for (;;) {
-    uintptr_t top = me.lo + u;
+    uintptr_t top = weft__shm_me.lo + u;
     if (new_addr) {
       /* An extension in place: only the top of the partition can grow. */
       start = (uintptr_t)new_addr;
@@ -384,7 +172,7 @@ static void *hook_alloc(extent_hooks_t *eh, void *new_addr, size_t size,
     if (start < top || start > hi || size > hi - start)
       return NULL;
     if (atomic_compare_exchange_weak_explicit(
-            &s->used, &u, start + size - me.lo, memory_order_relaxed,
+            &s->used, &u, start + size - weft__shm_me.lo, memory_order_relaxed,
             memory_order_relaxed))
       break;
   }
@@ -453,32 +241,9 @@ struct arena_config {
   bool metadata_use_hooks;
 };
 
-int weft__shm_attach(int index) {
-  struct weft__shm_hdr *h = weft__shm;
-  if (!h)
-    return -EPERM;
-  if (index < 0 || index >= h->nparts)
-    return -EINVAL;
-  if (weft__shm_self >= 0)
-    return -EALREADY;
-  struct weft__shm_slot *s = &h->slots[index];
-  if (ld_acquire(&s->used) != 0) {
-    say("weft: shared heap: slot %d still holds its previous worker's "
-        "partition; the supervisor must reclaim it before forking a "
-        "replacement",
-        index);
-    return -EBUSY;
-  }
-  if (!page_size)
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-  me.slot = s;
-  me.lo = (uintptr_t)h->parts + (uintptr_t)index * h->part_size;
-  me.size = h->part_size;
-  me.gen = ld_acquire(&s->gen);
-  me.tag = TAG(index, me.gen);
-  const char *env = getenv("WEFT_SHM_TCACHE");
-  me.tcache = !(env && env[0] == '0');
-
+/* Creates the calling worker's arena over its partition (weft__shm_attach,
+ * shm.c, has filled in weft__shm_me) and records it in weft__shm_me. */
+int weft__shm_arena_create(int index) {
   struct arena_config cfg = {.extent_hooks = &hooks,
                              .metadata_use_hooks = false};
   unsigned ind;
@@ -486,104 +251,14 @@ int weft__shm_attach(int index) {
   int rc =
       mallctl("experimental.arenas_create_ext", &ind, &sz, &cfg, sizeof cfg);
   if (rc) {
-    say("weft: shared heap: jemalloc cannot create the arena of worker %d "
+    weft__shm_say(
+        "weft: shared heap: jemalloc cannot create the arena of worker %d "
         "(experimental.arenas_create_ext: %s)",
         index, strerror(rc));
     return rc == ENOENT ? -ENOSYS : -rc;
   }
-  me.arena = ind;
-  st_relaxed(&s->live_objs, 0);
-  st_relaxed(&s->live_bytes, 0);
-  st_relaxed(&s->remote_frees, 0);
-  st_relaxed(&pid_cache, 0);
-  st_release(&s->pid, weft__shm_pid());
-  st_release(&s->alive, 1);
-  weft__shm_self = index;
+  weft__shm_me.arena = ind;
   return 0;
-}
-
-void weft__shm_reclaim(int index) {
-  struct weft__shm_hdr *h = weft__shm;
-  if (!h || index < 0 || index >= h->nparts)
-    return;
-  struct weft__shm_slot *s = &h->slots[index];
-  st_release(&s->alive, 0);
-  st_release(&s->pid, 0);
-  /* seq_cst, before the pages go: a free that checks the generation after
-   * this sees the object as stale instead of reading discarded memory. */
-  atomic_fetch_add(&s->gen, 1);
-  char *lo = h->parts + (size_t)index * h->part_size;
-  if (!page_size)
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-  size_t used = round_up(ld_acquire(&s->used), page_size);
-  if (used > h->part_size)
-    used = h->part_size;
-  if (used && madvise(lo, used, MADV_REMOVE) != 0) {
-    /* The next owner's hooks promise zeroed memory: keep the promise. */
-    say("weft: shared heap: MADV_REMOVE of worker %d's partition failed "
-        "(%s); zeroing it instead",
-        index, strerror(weft__errno_get()));
-    memset(lo, 0, used);
-  }
-  st_release(&s->used, 0);
-  /* Empty the mailbox: entries still in flight carry the old generation
-   * and are dropped by the next owner. */
-  for (size_t i = 0; i < WEFT__SHM_MAILBOX; i++)
-    atomic_exchange_explicit(&s->mb[i], 0, memory_order_relaxed);
-  atomic_store(&s->mb_head, ld_acquire(&s->mb_tail));
-  st_relaxed(&s->live_objs, 0);
-  st_relaxed(&s->live_bytes, 0);
-  st_relaxed(&s->remote_frees, 0);
-}
-
-void weft__shm_retire(int index) {
-  struct weft__shm_hdr *h = weft__shm;
-  if (!h || index < 0 || index >= h->nparts)
-    return;
-  struct weft__shm_slot *s = &h->slots[index];
-  /* The partition and its generation stay: objects the worker handed out
-   * remain readable, and frees of them are dropped (nobody drains the
-   * mailbox any more) until the slot is reclaimed. */
-  st_release(&s->alive, 0);
-  st_release(&s->pid, 0);
-}
-
-void *weft__shm_area_alloc(size_t size) {
-  struct weft__shm_hdr *h = weft__shm;
-  if (!h || size == 0 || size > h->area_size)
-    return NULL;
-  size = round_up(size, WEFT_CACHELINE);
-  weft__shm_lock(&h->area_lock);
-  size_t used = h->area_used;
-  if (size > h->area_size - used) {
-    weft__shm_unlock(&h->area_lock);
-    return NULL;
-  }
-  h->area_used = used + size; /* the one store that commits */
-  weft__shm_unlock(&h->area_lock);
-  /* Never handed out before, hence zero. */
-  return (char *)h + h->area_off + used;
-}
-
-bool weft__shm_slot_alive(int index, uint64_t gen) {
-  struct weft__shm_hdr *h = weft__shm;
-  if (!h || index < 0 || index >= h->nparts)
-    return false;
-  struct weft__shm_slot *s = &h->slots[index];
-  return ld_acquire(&s->alive) && ld_acquire(&s->gen) == gen;
-}
-
-uint64_t weft__shm_self_gen(void) { return weft__shm_self >= 0 ? me.gen : 0; }
-
-void weft__shm_ring(int index) {
-  int fd = weft__shm->slots[index].doorbell;
-  if (fd < 0)
-    return;
-  uint64_t one = 1;
-  int e = weft__errno_get();
-  ssize_t r = write(fd, &one, sizeof one); /* EAGAIN: rung plenty already */
-  (void)r;
-  weft__errno_set(e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -619,7 +294,7 @@ static inline size_t fc_size(unsigned c) {
 struct fc_bin {
   uint32_t n, cap;
   size_t size; /* the class size, as allocated from jemalloc */
-  struct obj **v;
+  struct weft__shm_obj **v;
 };
 
 struct tl {
@@ -630,7 +305,7 @@ struct tl {
   _Atomic int64_t objs, bytes; /* written by the owning thread only */
   struct tl *prev, *next;
   struct fc_bin bins[FC_CLASSES];
-  struct obj *store[]; /* the bins' arrays */
+  struct weft__shm_obj *store[]; /* the bins' arrays */
 };
 
 /* volatile: read afresh at every use, so that code which may yield (and
@@ -689,24 +364,24 @@ static WEFT_NOINLINE struct tl *tl_make(void) {
                                  : (uint32_t)cap;
     total += caps[c];
   }
-  struct tl *t = calloc(1, sizeof *t + total * sizeof(struct obj *));
+  struct tl *t = calloc(1, sizeof *t + total * sizeof(struct weft__shm_obj *));
   if (!t)
     return NULL;
-  struct obj **v = t->store;
+  struct weft__shm_obj **v = t->store;
   for (unsigned c = 0; c < FC_CLASSES; c++) {
     t->bins[c].cap = caps[c];
     t->bins[c].size = fc_size(c);
     t->bins[c].v = v;
     v += caps[c];
   }
-  t->flags = MALLOCX_ARENA(me.arena) | MALLOCX_TCACHE_NONE;
-  if (me.tcache) {
+  t->flags = MALLOCX_ARENA(weft__shm_me.arena) | MALLOCX_TCACHE_NONE;
+  if (weft__shm_me.tcache) {
     unsigned tc;
     size_t sz = sizeof tc;
     if (mallctl("tcache.create", &tc, &sz, NULL, 0) == 0) {
       t->tc = tc;
       t->has_tc = true;
-      t->flags = MALLOCX_ARENA(me.arena) | MALLOCX_TCACHE(tc);
+      t->flags = MALLOCX_ARENA(weft__shm_me.arena) | MALLOCX_TCACHE(tc);
     }
   }
   pthread_mutex_lock(&tl_lock);
@@ -732,7 +407,7 @@ static inline void count(struct tl *t, int64_t objs, int64_t bytes) {
 
 /* Owner only, state already FREE: keeps o in the front cache, or returns
  * it to jemalloc. */
-static inline void own_put(struct tl *t, struct obj *o) {
+static inline void own_put(struct tl *t, struct weft__shm_obj *o) {
   uint32_t size = o->size;
   size_t total = (size_t)size + sizeof *o;
   if (WEFT_LIKELY(total <= FC_MAX)) {
@@ -756,8 +431,8 @@ int weft__shm_live(int64_t *objs, int64_t *bytes) {
     b += ld_relaxed(&t->bytes);
   }
   pthread_mutex_unlock(&tl_lock);
-  st_relaxed(&me.slot->live_objs, o);
-  st_relaxed(&me.slot->live_bytes, b);
+  st_relaxed(&weft__shm_me.slot->live_objs, o);
+  st_relaxed(&weft__shm_me.slot->live_bytes, b);
   if (objs)
     *objs = o;
   if (bytes)
@@ -775,7 +450,7 @@ int weft__shm_purge(void) {
       mallctl("tcache.flush", NULL, NULL, &t->tc, sizeof t->tc);
   }
   char name[64];
-  snprintf(name, sizeof name, "arena.%u.purge", me.arena);
+  snprintf(name, sizeof name, "arena.%u.purge", weft__shm_me.arena);
   int rc = mallctl(name, NULL, NULL, NULL, 0);
   return -rc;
 }
@@ -793,22 +468,23 @@ static inline void *mb_ptr(uint64_t e) {
 }
 
 static inline bool in_mine(uintptr_t a) {
-  uintptr_t off = a - me.lo;
-  return off >= sizeof(struct obj) && off < ld_relaxed(&me.slot->used) &&
-         !(a & 15);
+  uintptr_t off = a - weft__shm_me.lo;
+  return off >= sizeof(struct weft__shm_obj) &&
+         off < ld_relaxed(&weft__shm_me.slot->used) && !(a & 15);
 }
 
 static void release_entry(struct tl *t, uint64_t e) {
-  if ((e & 0xffff) != (me.gen & 0xffff))
+  if ((e & 0xffff) != (weft__shm_me.gen & 0xffff))
     return; /* queued to this slot's previous owner */
   void *p = mb_ptr(e);
-  struct obj *o = (struct obj *)p - 1;
+  struct weft__shm_obj *o = (struct weft__shm_obj *)p - 1;
   uint32_t st = OBJ_QUEUED;
-  if (!in_mine((uintptr_t)p) || o->tag != me.tag ||
+  if (!in_mine((uintptr_t)p) || o->tag != weft__shm_me.tag ||
       !atomic_compare_exchange_strong_explicit(&o->state, &st, OBJ_FREE,
                                                memory_order_acquire,
                                                memory_order_relaxed)) {
-    say("weft: shared heap: worker %d dropped a queued free of %p: not an "
+    weft__shm_say(
+        "weft: shared heap: worker %d dropped a queued free of %p: not an "
         "object of its own waiting to be freed (freed twice?)",
         weft__shm_self, p);
     return;
@@ -835,7 +511,7 @@ static bool stuck_skip(struct weft__shm_slot *s, uint64_t pos) {
 }
 
 static WEFT_NOINLINE void drain_slow(bool all) {
-  struct weft__shm_slot *s = me.slot;
+  struct weft__shm_slot *s = weft__shm_me.slot;
   struct tl *t = tl_get();
   uint64_t n = 0;
   uint64_t got[MB_BATCH];
@@ -899,8 +575,9 @@ static WEFT_NOINLINE void drain_slow(bool all) {
        * the batch, rather than one at a time in release_entry's CAS.  The
        * owner writes that line anyway when it hands the object out again.
        * Only a hint: an entry may be bogus, release_entry checks it. */
-      if ((e & 0xffff) == (me.gen & 0xffff) && in_mine((uintptr_t)mb_ptr(e)))
-        __builtin_prefetch((struct obj *)mb_ptr(e) - 1, 1);
+      if ((e & 0xffff) == (weft__shm_me.gen & 0xffff) &&
+          in_mine((uintptr_t)mb_ptr(e)))
+        __builtin_prefetch((struct weft__shm_obj *)mb_ptr(e) - 1, 1);
     }
     for (unsigned j = 0; j < m; j++)
       release_entry(t, got[j]);
@@ -913,7 +590,7 @@ static WEFT_NOINLINE void drain_slow(bool all) {
 }
 
 static inline bool mb_pending(void) {
-  struct weft__shm_slot *s = me.slot;
+  struct weft__shm_slot *s = weft__shm_me.slot;
   return ld_relaxed(&s->mb_tail) != ld_relaxed(&s->mb_head);
 }
 
@@ -1005,8 +682,8 @@ int weft_shm_alloc(size_t size, void **out) {
     return alloc_slow(size, out);
   if (WEFT_UNLIKELY(due(t)) && mb_pending())
     drain_slow(false);
-  size_t total = size + sizeof(struct obj);
-  struct obj *o;
+  size_t total = size + sizeof(struct weft__shm_obj);
+  struct weft__shm_obj *o;
   if (WEFT_LIKELY(total <= FC_MAX)) {
     struct fc_bin *b = &t->bins[fc_class(total)];
     if (WEFT_LIKELY(b->n))
@@ -1017,7 +694,7 @@ int weft_shm_alloc(size_t size, void **out) {
     return -ENOMEM;
   }
   o->size = (uint32_t)size;
-  o->tag = me.tag;
+  o->tag = weft__shm_me.tag;
   /* release: pairs with the acquire loads of a checking free (the
    * pointer itself travels through something that synchronizes) */
   st_release(&o->state, OBJ_LIVE);
@@ -1049,7 +726,7 @@ static int locate(const void *p, const char **why, int *part) {
            "allocated)";
     return -1;
   }
-  if ((a & 15) || off < sizeof(struct obj)) {
+  if ((a & 15) || off < sizeof(struct weft__shm_obj)) {
     *why = "not the start of a shared-heap object";
     return -1;
   }
@@ -1063,20 +740,21 @@ static WEFT_NOINLINE int free_slow(void *p) {
   if (i < 0) {
     uint64_t gen = part >= 0 ? ld_acquire(&weft__shm->slots[part].gen) : 0;
     if (gen > 1)
-      say("weft: weft_shm_free(%p): %s; worker %d's partition was "
+      weft__shm_say("weft: weft_shm_free(%p): %s; worker %d's partition was "
           "reclaimed (generation now %llu)",
           p, why, part, (unsigned long long)gen);
     else
-      say("weft: weft_shm_free(%p): %s", p, why);
+      weft__shm_say("weft: weft_shm_free(%p): %s", p, why);
     return -EINVAL;
   }
   struct weft__shm_slot *s = &weft__shm->slots[i];
-  struct obj *o = (struct obj *)p - 1;
+  struct weft__shm_obj *o = (struct weft__shm_obj *)p - 1;
   uint64_t gen = ld_acquire(&s->gen);
   uint32_t st = ld_acquire(&o->state);
   uint64_t tag = o->tag;
   if (st == OBJ_LIVE && tag != TAG(i, gen)) {
-    say("weft: weft_shm_free(%p): object of worker %d's generation %llu, "
+    weft__shm_say(
+        "weft: weft_shm_free(%p): object of worker %d's generation %llu, "
         "whose partition was reclaimed since (now generation %llu)",
         p, i, (unsigned long long)(tag & GEN_MASK), (unsigned long long)gen);
     return -EINVAL;
@@ -1094,16 +772,18 @@ static WEFT_NOINLINE int free_slow(void *p) {
                             memory_order_acquire))
     return remote_free(i, s, p, gen);
   if (st == OBJ_FREE || st == OBJ_QUEUED)
-    say("weft: weft_shm_free(%p): double free (worker %d's object was "
+    weft__shm_say(
+        "weft: weft_shm_free(%p): double free (worker %d's object was "
         "already freed)",
         p, i);
   else if (gen > 1)
-    say("weft: weft_shm_free(%p): not a live shared-heap object (never "
+    weft__shm_say(
+        "weft: weft_shm_free(%p): not a live shared-heap object (never "
         "allocated, or worker %d's partition was reclaimed: generation "
         "now %llu)",
         p, i, (unsigned long long)gen);
   else
-    say("weft: weft_shm_free(%p): not a live shared-heap object", p);
+    weft__shm_say("weft: weft_shm_free(%p): not a live shared-heap object", p);
   return -EINVAL;
 }
 
@@ -1115,8 +795,9 @@ int weft_shm_free(void *p) {
   /* The owner's fast path: its own live object, into its front cache. */
   struct tl *t = tlp;
   if (WEFT_LIKELY(t && weft__shm_self >= 0 && in_mine((uintptr_t)p))) {
-    struct obj *o = (struct obj *)p - 1;
-    if (WEFT_LIKELY(ld_relaxed(&o->state) == OBJ_LIVE && o->tag == me.tag)) {
+    struct weft__shm_obj *o = (struct weft__shm_obj *)p - 1;
+    if (WEFT_LIKELY(ld_relaxed(&o->state) == OBJ_LIVE &&
+                    o->tag == weft__shm_me.tag)) {
       st_relaxed(&o->state, OBJ_FREE);
       own_put(t, o);
       if (WEFT_UNLIKELY(due(t)) && mb_pending())
@@ -1154,7 +835,7 @@ weft_shm_ref weft_shm_ref_of(void *p) {
   int i = locate(p, &why, &part);
   if (i < 0)
     return ref;
-  struct obj *o = (struct obj *)p - 1;
+  struct weft__shm_obj *o = (struct weft__shm_obj *)p - 1;
   uint64_t gen = ld_acquire(&weft__shm->slots[i].gen);
   if (ld_acquire(&o->state) == OBJ_LIVE && o->tag == TAG(i, gen))
     ref.gen = gen;
@@ -1178,7 +859,7 @@ int weft_shm_ref_check(weft_shm_ref ref) {
   int part;
   if (locate(ref.p, &why, &part) != i)
     return -ESTALE;
-  struct obj *o = (struct obj *)ref.p - 1;
+  struct weft__shm_obj *o = (struct weft__shm_obj *)ref.p - 1;
   uint32_t st = ld_acquire(&o->state);
   if (st == OBJ_LIVE && o->tag == TAG(i, ref.gen))
     return 0;
