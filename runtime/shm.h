@@ -25,6 +25,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Hidden, as their definitions are (libweft is built with
+ * -fvisibility=hidden, which leaves declarations alone): the wing's files
+ * then reach weft__shm_self and the other globals directly, not through
+ * the GOT, on their fast paths. */
+#pragma GCC visibility push(hidden)
+
 #define WEFT__SHM_MAX_PARTS 64
 #define WEFT__SHM_MAGIC 0x7765667473686d31ULL /* "weftshm1" */
 #define WEFT__SHM_MAILBOX 4096 /* remote frees in flight; a power of two */
@@ -130,5 +136,7 @@ int32_t weft__shm_pid(void);
  * free).  A waiter that finds the holder dead takes the lock over. */
 void weft__shm_lock(_Atomic uint32_t *l);
 void weft__shm_unlock(_Atomic uint32_t *l);
+
+#pragma GCC visibility pop
 
 #endif /* WEFT_SHM_H */

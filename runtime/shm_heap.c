@@ -26,28 +26,6 @@
  * memory is reused, and two frees racing each other in two threads of the
  * owner are not caught.
  *
- * Caches.  jemalloc's own fast path is for malloc/free without flags;
- * mallocx/sdallocx with an arena and an explicit tcache cost about twice
- * a malloc+free pair, MALLOCX_TCACHE_NONE several times more, and a
- * locked instruction about as much as the pair, before any header work
- * (bench/README.md, shm).  So each kernel thread of a worker keeps a small
- * front cache of its own freed objects per size class (up to FC_MAX
- * bytes, header included, in jemalloc's size classes), and refills and
- * flushes it through jemalloc with MALLOCX_ARENA(arena) |
- * MALLOCX_TCACHE(tc), tc an explicit tcache of that thread (tcache.create,
- * lazily; both are emptied and destroyed by a thread-exit destructor).
- * Neither may be shared between kernel threads.  Green threads may move
- * between kernel threads, but no call here switches, so a call uses one
- * thread's caches from start to end (shm.alloc_free against
- * malloc.alloc_free).  WEFT_SHM_TCACHE=0 in a worker's environment selects
- * MALLOCX_TCACHE_NONE behind the front cache (to compare).
- *
- * Live accounting.  Each thread record counts the objects (and their
- * requested bytes) its thread allocated minus those it took back (into a
- * cache or jemalloc), with plain stores, one writer each; weft__shm_live
- * sums them.  An object queued in a mailbox still counts as live until
- * its owner drains it.
- *
  * Rejected designs: a lock-free stack of freed objects linked through
  * their own memory as the mailbox (unbounded, but a late push can write
  * into an object of the partition's next generation); a fetch_add ticket
@@ -121,200 +99,6 @@ static void backoff(unsigned *spins) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Per-thread records: tcache and live counters                             */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Front cache size classes: the total size (request + header, 17 to
- * FC_MAX) rounded up to jemalloc's classes: multiples of 16 up to 128,
- * then four classes per doubling.
- */
-#define FC_MAX 8192
-#define FC_CLASSES 32
-#define FC_BIN_BYTES (16 * 1024) /* what a full bin may hold */
-#define FC_BIN_MIN 4
-#define FC_BIN_MAX 64
-
-static inline unsigned fc_class(size_t total) {
-  if (total <= 128)
-    return (unsigned)((total + 15) >> 4) - 1;
-  unsigned lg = 63 - (unsigned)__builtin_clzll(total - 1);
-  return 8 + (lg - 7) * 4 +
-         (unsigned)((total - 1 - ((size_t)1 << lg)) >> (lg - 2));
-}
-
-static inline size_t fc_size(unsigned c) {
-  if (c < 8)
-    return (c + 1) * 16;
-  unsigned lg = 7 + (c - 8) / 4, k = (c - 8) % 4;
-  return ((size_t)1 << lg) + (k + 1) * ((size_t)1 << (lg - 2));
-}
-
-struct fc_bin {
-  uint32_t n, cap;
-  size_t size; /* the class size, as allocated from jemalloc */
-  struct weft__shm_obj **v;
-};
-
-struct tl {
-  int flags; /* MALLOCX_ARENA | MALLOCX_TCACHE(tc) or TCACHE_NONE */
-  unsigned tc;
-  bool has_tc;
-  uint32_t calls; /* fast-path calls, for DRAIN_EVERY */
-  _Atomic int64_t objs, bytes; /* written by the owning thread only */
-  struct tl *prev, *next;
-  struct fc_bin bins[FC_CLASSES];
-  struct weft__shm_obj *store[]; /* the bins' arrays */
-};
-
-/* volatile: read afresh at every use, so that code which may yield (and
- * resume on another kernel thread) never keeps another thread's record. */
-static __thread struct tl *volatile tlp
-    __attribute__((tls_model("initial-exec")));
-static pthread_key_t tl_key;
-static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t tl_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tl *tl_list;
-static _Atomic int64_t gone_objs, gone_bytes; /* of exited threads */
-
-/* Returns the n oldest objects of bin b to jemalloc. */
-static void fc_flush(struct tl *t, struct fc_bin *b, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++)
-    sdallocx(b->v[i], b->size, t->flags);
-  memmove(b->v, b->v + n, (b->n - n) * sizeof *b->v);
-  b->n -= n;
-}
-
-static void fc_flush_all(struct tl *t) {
-  for (unsigned c = 0; c < FC_CLASSES; c++)
-    fc_flush(t, &t->bins[c], t->bins[c].n);
-}
-
-static void tl_dtor(void *v) {
-  struct tl *t = v;
-  pthread_mutex_lock(&tl_lock);
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    tl_list = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  atomic_fetch_add(&gone_objs, ld_relaxed(&t->objs));
-  atomic_fetch_add(&gone_bytes, ld_relaxed(&t->bytes));
-  pthread_mutex_unlock(&tl_lock);
-  if (weft__shm_self >= 0) {
-    fc_flush_all(t);
-    if (t->has_tc)
-      mallctl("tcache.destroy", NULL, NULL, &t->tc, sizeof t->tc);
-  }
-  tlp = NULL;
-  free(t);
-}
-
-static void tl_key_init(void) { pthread_key_create(&tl_key, tl_dtor); }
-
-static WEFT_NOINLINE struct tl *tl_make(void) {
-  pthread_once(&tl_once, tl_key_init);
-  uint32_t caps[FC_CLASSES], total = 0;
-  for (unsigned c = 0; c < FC_CLASSES; c++) {
-    size_t cap = FC_BIN_BYTES / fc_size(c);
-    caps[c] = cap < FC_BIN_MIN   ? FC_BIN_MIN
-              : cap > FC_BIN_MAX ? FC_BIN_MAX
-                                 : (uint32_t)cap;
-    total += caps[c];
-  }
-  struct tl *t = calloc(1, sizeof *t + total * sizeof(struct weft__shm_obj *));
-  if (!t)
-    return NULL;
-  struct weft__shm_obj **v = t->store;
-  for (unsigned c = 0; c < FC_CLASSES; c++) {
-    t->bins[c].cap = caps[c];
-    t->bins[c].size = fc_size(c);
-    t->bins[c].v = v;
-    v += caps[c];
-  }
-  t->flags = MALLOCX_ARENA(weft__shm_me.arena) | MALLOCX_TCACHE_NONE;
-  if (weft__shm_me.tcache) {
-    unsigned tc;
-    size_t sz = sizeof tc;
-    if (mallctl("tcache.create", &tc, &sz, NULL, 0) == 0) {
-      t->tc = tc;
-      t->has_tc = true;
-      t->flags = MALLOCX_ARENA(weft__shm_me.arena) | MALLOCX_TCACHE(tc);
-    }
-  }
-  pthread_mutex_lock(&tl_lock);
-  t->next = tl_list;
-  if (tl_list)
-    tl_list->prev = t;
-  tl_list = t;
-  pthread_mutex_unlock(&tl_lock);
-  pthread_setspecific(tl_key, t);
-  tlp = t;
-  return t;
-}
-
-static inline struct tl *tl_get(void) {
-  struct tl *t = tlp;
-  return WEFT_LIKELY(t) ? t : tl_make();
-}
-
-static inline void count(struct tl *t, int64_t objs, int64_t bytes) {
-  st_relaxed(&t->objs, ld_relaxed(&t->objs) + objs);
-  st_relaxed(&t->bytes, ld_relaxed(&t->bytes) + bytes);
-}
-
-/* Owner only, state already FREE: keeps o in the front cache, or returns
- * it to jemalloc. */
-static inline void own_put(struct tl *t, struct weft__shm_obj *o) {
-  uint32_t size = o->size;
-  size_t total = (size_t)size + sizeof *o;
-  if (WEFT_LIKELY(total <= FC_MAX)) {
-    struct fc_bin *b = &t->bins[fc_class(total)];
-    if (WEFT_UNLIKELY(b->n == b->cap))
-      fc_flush(t, b, b->cap / 2);
-    b->v[b->n++] = o;
-  } else {
-    sdallocx(o, total, t->flags);
-  }
-  count(t, -1, -(int64_t)size);
-}
-
-int weft__shm_live(int64_t *objs, int64_t *bytes) {
-  if (weft__shm_self < 0)
-    return -EPERM;
-  pthread_mutex_lock(&tl_lock);
-  int64_t o = ld_relaxed(&gone_objs), b = ld_relaxed(&gone_bytes);
-  for (struct tl *t = tl_list; t; t = t->next) {
-    o += ld_relaxed(&t->objs);
-    b += ld_relaxed(&t->bytes);
-  }
-  pthread_mutex_unlock(&tl_lock);
-  st_relaxed(&weft__shm_me.slot->live_objs, o);
-  st_relaxed(&weft__shm_me.slot->live_bytes, b);
-  if (objs)
-    *objs = o;
-  if (bytes)
-    *bytes = b;
-  return 0;
-}
-
-int weft__shm_purge(void) {
-  if (weft__shm_self < 0)
-    return -EPERM;
-  struct tl *t = tl_get();
-  if (t) {
-    fc_flush_all(t);
-    if (t->has_tc)
-      mallctl("tcache.flush", NULL, NULL, &t->tc, sizeof t->tc);
-  }
-  char name[64];
-  snprintf(name, sizeof name, "arena.%u.purge", weft__shm_me.arena);
-  int rc = mallctl(name, NULL, NULL, NULL, 0);
-  return -rc;
-}
-
-/* ------------------------------------------------------------------------ */
 /* The owner's side: free, and drain the mailbox                            */
 /* ------------------------------------------------------------------------ */
 
@@ -332,7 +116,7 @@ static inline bool in_mine(uintptr_t a) {
          off < ld_relaxed(&weft__shm_me.slot->used) && !(a & 15);
 }
 
-static void release_entry(struct tl *t, uint64_t e) {
+static void release_entry(struct weft__shm_tl *t, uint64_t e) {
   if ((e & 0xffff) != (weft__shm_me.gen & 0xffff))
     return; /* queued to this slot's previous owner */
   void *p = mb_ptr(e);
@@ -348,7 +132,7 @@ static void release_entry(struct tl *t, uint64_t e) {
         weft__shm_self, p);
     return;
   }
-  own_put(t, o);
+  weft__shm_own_put(t, o);
 }
 
 /* A claimed ticket at the head whose entry has not appeared: either its
@@ -371,7 +155,7 @@ static bool stuck_skip(struct weft__shm_slot *s, uint64_t pos) {
 
 static WEFT_NOINLINE void drain_slow(bool all) {
   struct weft__shm_slot *s = weft__shm_me.slot;
-  struct tl *t = tl_get();
+  struct weft__shm_tl *t = weft__shm_tl_get();
   uint64_t n = 0;
   uint64_t got[MB_BATCH];
   if (!t)
@@ -454,7 +238,7 @@ static inline bool mb_pending(void) {
 }
 
 /* Whether this fast-path call should look at the mailbox. */
-static inline bool due(struct tl *t) {
+static inline bool due(struct weft__shm_tl *t) {
   return (++t->calls & (DRAIN_EVERY - 1)) == 0;
 }
 
@@ -528,7 +312,7 @@ static int remote_free(int index, struct weft__shm_slot *s, void *p,
 static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
   if (weft__shm_self < 0)
     return -EPERM;
-  if (!tl_get())
+  if (!weft__shm_tl_get())
     return -ENOMEM;
   return weft_shm_alloc(size, out);
 }
@@ -536,7 +320,7 @@ static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
 int weft_shm_alloc(size_t size, void **out) {
   if (WEFT_UNLIKELY(!out || size - 1 >= OBJ_MAX))
     return -EINVAL;
-  struct tl *t = tlp;
+  struct weft__shm_tl *t = weft__shm_tlp;
   if (WEFT_UNLIKELY(!t || weft__shm_self < 0))
     return alloc_slow(size, out);
   if (WEFT_UNLIKELY(due(t)) && mb_pending())
@@ -544,7 +328,7 @@ int weft_shm_alloc(size_t size, void **out) {
   size_t total = size + sizeof(struct weft__shm_obj);
   struct weft__shm_obj *o;
   if (WEFT_LIKELY(total <= FC_MAX)) {
-    struct fc_bin *b = &t->bins[fc_class(total)];
+    struct weft__shm_fc_bin *b = &t->bins[weft__shm_fc_class(total)];
     if (WEFT_LIKELY(b->n))
       o = b->v[--b->n];
     else if (WEFT_UNLIKELY(!(o = mallocx(b->size, t->flags))))
@@ -557,7 +341,7 @@ int weft_shm_alloc(size_t size, void **out) {
   /* release: pairs with the acquire loads of a checking free (the
    * pointer itself travels through something that synchronizes) */
   st_release(&o->state, OBJ_LIVE);
-  count(t, 1, (int64_t)size);
+  weft__shm_count(t, 1, (int64_t)size);
   *out = o + 1;
   return 0;
 }
@@ -619,11 +403,11 @@ static WEFT_NOINLINE int free_slow(void *p) {
     return -EINVAL;
   }
   if (st == OBJ_LIVE && i == weft__shm_self) {
-    struct tl *t = tl_get();
+    struct weft__shm_tl *t = weft__shm_tl_get();
     if (!t)
       return -ENOMEM;
     st_relaxed(&o->state, OBJ_FREE);
-    own_put(t, o);
+    weft__shm_own_put(t, o);
     return 0;
   }
   if (st == OBJ_LIVE && atomic_compare_exchange_strong_explicit(
@@ -652,13 +436,13 @@ int weft_shm_free(void *p) {
     return 0;
   }
   /* The owner's fast path: its own live object, into its front cache. */
-  struct tl *t = tlp;
+  struct weft__shm_tl *t = weft__shm_tlp;
   if (WEFT_LIKELY(t && weft__shm_self >= 0 && in_mine((uintptr_t)p))) {
     struct weft__shm_obj *o = (struct weft__shm_obj *)p - 1;
     if (WEFT_LIKELY(ld_relaxed(&o->state) == OBJ_LIVE &&
                     o->tag == weft__shm_me.tag)) {
       st_relaxed(&o->state, OBJ_FREE);
-      own_put(t, o);
+      weft__shm_own_put(t, o);
       if (WEFT_UNLIKELY(due(t)) && mb_pending())
         drain_slow(false);
       return 0;

@@ -1,19 +1,25 @@
 /*
  * shm_internal.h - what the files of a worker's object heap share beyond
  * shm.h: the object header, the calling worker's own partition and arena,
- * the page size and messages.  The region is set up and attached in
- * shm.c, the arena is jemalloc's over the partition, and the public calls
- * are in shm_heap.c, which explains the header.  Process channels
- * (shm_chan.c) and the supervisor (proc.c) use shm.h only.
+ * the page size and messages, and the per-thread record with its front
+ * cache.  The region is set up and attached in shm.c, the arena is
+ * jemalloc's over the partition (shm_arena.c), the per-thread records are
+ * made in shm_cache.c, and the public calls are in shm_heap.c, which
+ * explains the header.  Process channels (shm_chan.c) and the supervisor
+ * (proc.c) use shm.h only.
  */
 #ifndef WEFT_SHM_INTERNAL_H
 #define WEFT_SHM_INTERNAL_H
 
+#include <jemalloc/jemalloc.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "shm.h"
+#include "util.h"
+
+#pragma GCC visibility push(hidden) /* as in shm.h */
 
 /* The object header (shm_heap.c). */
 #define OBJ_LIVE 0x4556494cu   /* "LIVE" */
@@ -53,5 +59,95 @@ void weft__shm_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * weft__shm_me (which weft__shm_attach has filled in up to there).  Returns
  * 0, or -errno after a message. */
 int weft__shm_arena_create(int index);
+
+/* ------------------------------------------------------------------------ */
+/* The per-thread record and its front cache (shm_cache.c)                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Front cache size classes: the total size (request + header, 17 to
+ * FC_MAX) rounded up to jemalloc's classes: multiples of 16 up to 128,
+ * then four classes per doubling.
+ */
+#define FC_MAX 8192
+#define FC_CLASSES 32
+#define FC_BIN_BYTES (16 * 1024) /* what a full bin may hold */
+#define FC_BIN_MIN 4
+#define FC_BIN_MAX 64
+
+static inline unsigned weft__shm_fc_class(size_t total) {
+  if (total <= 128)
+    return (unsigned)((total + 15) >> 4) - 1;
+  unsigned lg = 63 - (unsigned)__builtin_clzll(total - 1);
+  return 8 + (lg - 7) * 4 +
+         (unsigned)((total - 1 - ((size_t)1 << lg)) >> (lg - 2));
+}
+
+static inline size_t weft__shm_fc_size(unsigned c) {
+  if (c < 8)
+    return (c + 1) * 16;
+  unsigned lg = 7 + (c - 8) / 4, k = (c - 8) % 4;
+  return ((size_t)1 << lg) + (k + 1) * ((size_t)1 << (lg - 2));
+}
+
+struct weft__shm_fc_bin {
+  uint32_t n, cap;
+  size_t size; /* the class size, as allocated from jemalloc */
+  struct weft__shm_obj **v;
+};
+
+struct weft__shm_tl {
+  int flags; /* MALLOCX_ARENA | MALLOCX_TCACHE(tc) or TCACHE_NONE */
+  unsigned tc;
+  bool has_tc;
+  uint32_t calls; /* fast-path calls, for DRAIN_EVERY (shm_heap.c) */
+  _Atomic int64_t objs, bytes; /* written by the owning thread only */
+  struct weft__shm_tl *prev, *next;
+  struct weft__shm_fc_bin bins[FC_CLASSES];
+  struct weft__shm_obj *store[]; /* the bins' arrays */
+};
+
+/* volatile: read afresh at every use, so that code which may yield (and
+ * resume on another kernel thread) never keeps another thread's record. */
+extern __thread struct weft__shm_tl *volatile weft__shm_tlp
+    __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's record, made on its first call (NULL if out of
+ * memory); and the return of the n oldest objects of bin b to jemalloc. */
+struct weft__shm_tl *weft__shm_tl_make(void);
+void weft__shm_fc_flush(struct weft__shm_tl *t, struct weft__shm_fc_bin *b,
+                        uint32_t n);
+
+/* Inline, as they were when the heap was one file: the alloc and free fast
+ * paths (shm_heap.c) and the drain use them. */
+static inline struct weft__shm_tl *weft__shm_tl_get(void) {
+  struct weft__shm_tl *t = weft__shm_tlp;
+  return WEFT_LIKELY(t) ? t : weft__shm_tl_make();
+}
+
+static inline void weft__shm_count(struct weft__shm_tl *t, int64_t objs,
+                                   int64_t bytes) {
+  st_relaxed(&t->objs, ld_relaxed(&t->objs) + objs);
+  st_relaxed(&t->bytes, ld_relaxed(&t->bytes) + bytes);
+}
+
+/* Owner only, state already FREE: keeps o in the front cache, or returns
+ * it to jemalloc. */
+static inline void weft__shm_own_put(struct weft__shm_tl *t,
+                                     struct weft__shm_obj *o) {
+  uint32_t size = o->size;
+  size_t total = (size_t)size + sizeof *o;
+  if (WEFT_LIKELY(total <= FC_MAX)) {
+    struct weft__shm_fc_bin *b = &t->bins[weft__shm_fc_class(total)];
+    if (WEFT_UNLIKELY(b->n == b->cap))
+      weft__shm_fc_flush(t, b, b->cap / 2);
+    b->v[b->n++] = o;
+  } else {
+    sdallocx(o, total, t->flags);
+  }
+  weft__shm_count(t, -1, -(int64_t)size);
+}
+
+#pragma GCC visibility pop
 
 #endif /* WEFT_SHM_INTERNAL_H */
