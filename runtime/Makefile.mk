@@ -23,7 +23,8 @@ libweft_la_SOURCES = \
 	runtime/rwlock.c \
 	runtime/chan.c \
 	runtime/shm.c runtime/shm.h runtime/shm_internal.h runtime/shm_test.h \
-	runtime/shm_arena.c runtime/shm_cache.c runtime/shm_heap.c \
+	runtime/shm_arena.c runtime/shm_cache.c runtime/shm_mailbox.c \
+	runtime/shm_heap.c \
 	runtime/shm_chan.c \
 	runtime/proc.c \
 	runtime/task.c \

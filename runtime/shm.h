@@ -60,22 +60,8 @@ struct weft__shm_slot {
   _Atomic int64_t live_objs __attribute__((aligned(64)));
   _Atomic int64_t live_bytes;
   _Atomic uint64_t remote_frees;
-  /*
-   * Remote frees: other processes push, the owner (any of its threads)
-   * pops.  A bounded multi-producer multi-consumer ring of one-word
-   * entries (an entry encodes the pointer and the low 16 bits of the
-   * object's generation, so entries that outlive a reclaim are recognised
-   * and dropped; 0 is an empty cell).  A producer claims ticket t with a
-   * CAS on mb_tail while t - mb_head < WEFT__SHM_MAILBOX, then CASes its
-   * entry into cell t % WEFT__SHM_MAILBOX (0 -> entry); a consumer claims
-   * ticket mb_head once that cell holds an entry, and takes it with an
-   * exchange.  Entries may land in another round of their cell; the
-   * owner frees them in any order, which is all a free queue needs.  A
-   * ticket whose producer died before publishing is skipped by the
-   * consumer after a long wait (see shheap.c), so a process killed in the
-   * middle of a push cannot wedge the mailbox.  All-zero memory is an
-   * empty ring.
-   */
+  /* The remote-free mailbox: other processes push, the owner pops
+   * (shm_mailbox.c).  All-zero memory is an empty ring. */
   _Atomic uint64_t mb_head __attribute__((aligned(64)));
   _Atomic uint64_t mb_tail __attribute__((aligned(64)));
   _Atomic uint64_t mb[WEFT__SHM_MAILBOX] __attribute__((aligned(64)));

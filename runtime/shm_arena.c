@@ -20,11 +20,11 @@
  *  - jemalloc has no cross-process free (its pointer-to-extent map is per
  *    process, and sdallocx of a foreign pointer silently corrupts the
  *    caller's cache): only the owner calls jemalloc's free.  Any other
- *    process pushes the pointer to the owner's mailbox (shm.h), which
- *    the owner drains from its alloc and free calls (at most DRAIN_EVERY
- *    calls of a thread apart, in batches) and at once in
- *    weft_shm_free(NULL); pchan waits drain too, so a blocked owner never
- *    stalls the processes freeing its objects.
+ *    process pushes the pointer to the owner's mailbox (shm_mailbox.c),
+ *    which the owner drains from its alloc and free calls (at most
+ *    DRAIN_EVERY calls of a thread apart, in batches) and at once in
+ *    weft_shm_free(NULL); the waits of process channels drain too, so a
+ *    blocked owner never stalls the processes freeing its objects.
  *  - MADV_FREE fails on shared memory and MADV_DONTNEED frees nothing
  *    there (and would break jemalloc's "purged means zeroed" assumption):
  *    purge_lazy opts out, and purge_forced and decommit use MADV_REMOVE,

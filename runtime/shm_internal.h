@@ -148,6 +148,31 @@ static inline void weft__shm_own_put(struct weft__shm_tl *t,
   weft__shm_count(t, -1, -(int64_t)size);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The mailbox (shm_mailbox.c)                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Whether a is a plausible object of the calling worker's partition. */
+static inline bool weft__shm_in_mine(uintptr_t a) {
+  uintptr_t off = a - weft__shm_me.lo;
+  return off >= sizeof(struct weft__shm_obj) &&
+         off < ld_relaxed(&weft__shm_me.slot->used) && !(a & 15);
+}
+
+/* Whether the calling worker's mailbox holds anything. */
+static inline bool weft__shm_mb_pending(void) {
+  struct weft__shm_slot *s = weft__shm_me.slot;
+  return ld_relaxed(&s->mb_tail) != ld_relaxed(&s->mb_head);
+}
+
+/* Frees what the calling worker's mailbox holds: everything (all), or whole
+ * lines of cells only (a periodic drain from a fast path). */
+void weft__shm_drain_slow(bool all);
+/* Queues a free of p, an object of slot index's generation gen, to that
+ * slot's mailbox.  Returns 0. */
+int weft__shm_remote_free(int index, struct weft__shm_slot *s, void *p,
+                          uint64_t gen);
+
 #pragma GCC visibility pop
 
 #endif /* WEFT_SHM_INTERNAL_H */
