@@ -1,17 +1,30 @@
 /*
- * shm.h - the shared region between worker processes: its layout and
- * the calls the supervisor (proc.c), the object heap (shheap.c) and
- * process channels (shm_chan.c) share.
+ * shm.h - the shared-memory wing: the region shared between worker
+ * processes, its layout, and the calls the supervisor (proc.c), the object
+ * heap and process channels share.  Its files, one mechanism each:
+ *
+ *   shm.c          the region: setup, slots and their generations (attach,
+ *                  retire, reclaim), the supervisor area, doorbells, pid
+ *                  locks
+ *   shm_arena.c    a worker's jemalloc arena and its extent hooks
+ *   shm_cache.c    the per-thread cache (front cache, tcache), live counts
+ *   shm_mailbox.c  the remote-free mailbox, both sides
+ *   shm_heap.c     the object header and the public calls weft_shm_alloc,
+ *                  weft_shm_free, weft_shm_owner, weft_shm_ref_*
+ *   shm_chan.c     process channels (weft_pchan_*)
+ *
+ * shm_internal.h holds what the object heap's files share beyond this
+ * header; shm_test.h what the tests reach.
  *
  * Layout of the region (mapped MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE
  * by the supervisor before it forks, so it is at the same address in every
  * worker):
  *
- *   [ struct weft__shm_hdr | supervisor area (pchans) | part 0 | part 1 ...]
+ *   [ struct weft__shm_hdr | supervisor area (channels) | part 0 | part 1 ...]
  *
  * Every field of the header that more than one process touches is atomic;
  * waits across processes use shared (non-private) futexes.  Locks that
- * several processes take (the area lock, a pchan's lock) hold the pid of
+ * several processes take (the area lock, a channel's lock) hold the pid of
  * their holder, so that a process that died holding one can be detected
  * and the lock taken over (weft__shm_lock): every critical section under
  * such a lock commits with a single store, so a holder killed in the
@@ -88,6 +101,8 @@ extern struct weft__shm_hdr *weft__shm;
  * process forked by a worker: only the worker itself may use its arena). */
 extern int weft__shm_self;
 
+/* The region (shm.c). */
+
 /* In a freshly forked worker, before it runs user code: takes slot index
  * (records pid, alive) and creates its jemalloc arena over its partition.
  * Returns 0 or -errno. */
@@ -100,19 +115,13 @@ void weft__shm_reclaim(int index);
  * the slot dead (for dead-peer checks) but keeps its partition, so the
  * objects it handed to others stay valid until the slot is reclaimed. */
 void weft__shm_retire(int index);
-/* Allocates from the supervisor area (pchans), zeroed, 64-byte aligned.
- * NULL when full. */
+/* Allocates from the supervisor area (process channels), zeroed, 64-byte
+ * aligned.  NULL when full. */
 void *weft__shm_area_alloc(size_t size);
 /* Rings the doorbell of slot index (one eventfd write; errors ignored). */
 void weft__shm_ring(int index);
 /* True if the worker in slot index is alive with generation gen. */
 bool weft__shm_slot_alive(int index, uint64_t gen);
-
-/* In a worker: frees what other processes queued to the caller's
- * mailbox.  Cheap when the mailbox is empty; a no-op outside workers.
- * Blocking calls (pchan waits) call it so that a process blocked on a
- * channel never holds up the processes that free its objects. */
-void weft__shm_drain(void);
 /* The generation of the calling worker's slot (0 outside workers). */
 uint64_t weft__shm_self_gen(void);
 
@@ -122,6 +131,15 @@ int32_t weft__shm_pid(void);
  * free).  A waiter that finds the holder dead takes the lock over. */
 void weft__shm_lock(_Atomic uint32_t *l);
 void weft__shm_unlock(_Atomic uint32_t *l);
+
+/* The object heap's mailbox (shm_mailbox.c). */
+
+/* In a worker: frees what other processes queued to the caller's
+ * mailbox.  Cheap when the mailbox is empty; a no-op
+ * outside workers.  Blocking calls (the waits of process channels) call
+ * it so that a process blocked on a channel never holds up the processes
+ * that free its objects. */
+void weft__shm_drain(void);
 
 #pragma GCC visibility pop
 

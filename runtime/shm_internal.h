@@ -1,12 +1,13 @@
 /*
- * shm_internal.h - what the files of a worker's object heap share beyond
- * shm.h: the object header, the calling worker's own partition and arena,
- * the page size and messages, and the per-thread record with its front
- * cache.  The region is set up and attached in shm.c, the arena is
- * jemalloc's over the partition (shm_arena.c), the per-thread records are
- * made in shm_cache.c, and the public calls are in shm_heap.c, which
- * explains the header.  Process channels (shm_chan.c) and the supervisor
- * (proc.c) use shm.h only.
+ * shm_internal.h - what the files of the object heap (shm.c, shm_arena.c,
+ * shm_cache.c, shm_mailbox.c, shm_heap.c) share beyond shm.h: the object
+ * header, the calling worker's own partition and arena, the per-thread
+ * record with its front cache, and the mailbox's entry points.  Each
+ * section names the file that owns it and explains it.  What the alloc
+ * and free fast paths (shm_heap.c) use from another file is inline here,
+ * so that they make no call they did not make when the heap was one file.
+ * Process channels (shm_chan.c) and the supervisor (proc.c) use shm.h
+ * only.
  */
 #ifndef WEFT_SHM_INTERNAL_H
 #define WEFT_SHM_INTERNAL_H
@@ -21,7 +22,10 @@
 
 #pragma GCC visibility push(hidden) /* as in shm.h */
 
-/* The object header (shm_heap.c). */
+/* ------------------------------------------------------------------------ */
+/* The object header (shm_heap.c), and the worker's partition (shm.c)       */
+/* ------------------------------------------------------------------------ */
+
 #define OBJ_LIVE 0x4556494cu   /* "LIVE" */
 #define OBJ_FREE 0x45455246u   /* "FREE" */
 #define OBJ_QUEUED 0x44455551u /* "QUED" */
@@ -48,6 +52,13 @@ struct weft__shm_me {
   bool tcache; /* one explicit tcache per thread (else none) */
 };
 extern struct weft__shm_me weft__shm_me;
+
+/* Whether a is a plausible object of the calling worker's partition. */
+static inline bool weft__shm_in_mine(uintptr_t a) {
+  uintptr_t off = a - weft__shm_me.lo;
+  return off >= sizeof(struct weft__shm_obj) &&
+         off < ld_relaxed(&weft__shm_me.slot->used) && !(a & 15);
+}
 
 /* The page size, once setup or attach has read it (shm.c). */
 extern size_t weft__shm_page_size;
@@ -118,8 +129,7 @@ struct weft__shm_tl *weft__shm_tl_make(void);
 void weft__shm_fc_flush(struct weft__shm_tl *t, struct weft__shm_fc_bin *b,
                         uint32_t n);
 
-/* Inline, as they were when the heap was one file: the alloc and free fast
- * paths (shm_heap.c) and the drain use them. */
+/* The rest are used by the alloc and free fast paths and the drain. */
 static inline struct weft__shm_tl *weft__shm_tl_get(void) {
   struct weft__shm_tl *t = weft__shm_tlp;
   return WEFT_LIKELY(t) ? t : weft__shm_tl_make();
@@ -151,13 +161,6 @@ static inline void weft__shm_own_put(struct weft__shm_tl *t,
 /* ------------------------------------------------------------------------ */
 /* The mailbox (shm_mailbox.c)                                              */
 /* ------------------------------------------------------------------------ */
-
-/* Whether a is a plausible object of the calling worker's partition. */
-static inline bool weft__shm_in_mine(uintptr_t a) {
-  uintptr_t off = a - weft__shm_me.lo;
-  return off >= sizeof(struct weft__shm_obj) &&
-         off < ld_relaxed(&weft__shm_me.slot->used) && !(a & 15);
-}
 
 /* Whether the calling worker's mailbox holds anything. */
 static inline bool weft__shm_mb_pending(void) {
