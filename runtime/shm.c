@@ -209,7 +209,7 @@ int weft_shm_setup(size_t size, int parts) {
   h->area_used = 0;
   for (int i = 0; i < WEFT__SHM_MAX_PARTS; i++) {
     st_relaxed(&h->slots[i].gen, 1);
-    /* Without a doorbell, green threads of that slot poll (pchan.c). */
+    /* Without a doorbell, green threads of that slot poll (shm_chan.c). */
     h->slots[i].doorbell =
         i < parts ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
   }
