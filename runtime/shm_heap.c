@@ -53,6 +53,11 @@
 _Static_assert((DRAIN_EVERY & (DRAIN_EVERY - 1)) == 0,
                "DRAIN_EVERY is a power of two");
 
+/* weft_shm_alloc and weft_shm_free start on a cache line of their own:
+ * with the same instructions, where they fell in the fetch blocks moved
+ * shm.alloc_free by 4% from one build of libweft to the next. */
+#define FAST_PATH __attribute__((aligned(64)))
+
 /* Whether this fast-path call should look at the mailbox. */
 static inline bool due(struct weft__shm_tl *t) {
   return (++t->calls & (DRAIN_EVERY - 1)) == 0;
@@ -70,7 +75,7 @@ static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
   return weft_shm_alloc(size, out);
 }
 
-int weft_shm_alloc(size_t size, void **out) {
+FAST_PATH int weft_shm_alloc(size_t size, void **out) {
   if (WEFT_UNLIKELY(!out || size - 1 >= OBJ_MAX))
     return -EINVAL;
   struct weft__shm_tl *t = weft__shm_tlp;
@@ -183,7 +188,7 @@ static WEFT_NOINLINE int free_slow(void *p) {
   return -EINVAL;
 }
 
-int weft_shm_free(void *p) {
+FAST_PATH int weft_shm_free(void *p) {
   if (!p) {
     weft__shm_drain();
     return 0;
