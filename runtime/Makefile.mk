@@ -22,8 +22,10 @@ libweft_la_SOURCES = \
 	runtime/sync.c \
 	runtime/rwlock.c \
 	runtime/chan.c \
-	runtime/shheap.c runtime/shheap.h \
-	runtime/pchan.c \
+	runtime/shm.c runtime/shm.h runtime/shm_internal.h runtime/shm_test.h \
+	runtime/shm_arena.c runtime/shm_cache.c runtime/shm_mailbox.c \
+	runtime/shm_heap.c \
+	runtime/shm_chan.c \
 	runtime/proc.c \
 	runtime/task.c \
 	runtime/netpoll.c runtime/netpoll.h \

@@ -70,7 +70,7 @@
 #include "inject.h"
 #include "rt.h"
 #include "sched.h"
-#include "shheap.h"
+#include "shm.h"
 
 #define BACKOFF_MIN_NS ((int64_t)10 * 1000000)
 #define BACKOFF_MAX_NS ((int64_t)1000 * 1000000)

@@ -322,7 +322,7 @@ static void fork_child(void) {
   weft__blocking_fork_child();
   weft__task_fork_child();
   weft__shm_fork_child();
-  weft__pchan_fork_child();
+  weft__shm_chan_fork_child();
   weft__proc_fork_child();
 }
 

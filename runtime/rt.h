@@ -26,8 +26,8 @@ void weft__monitor_fork_child(void);  /* forget the monitor thread */
 void weft__netpoll_fork_child(void);  /* the parent's epoll and waiters */
 void weft__blocking_fork_child(void); /* the pool's threads are gone */
 void weft__task_fork_child(void);     /* the reaper and record pool */
-void weft__shm_fork_child(void);      /* not the parent's slot or pid */
-void weft__pchan_fork_child(void);    /* the doorbell's waiting room */
+void weft__shm_fork_child(void);      /* not the parent's slot or pid (shm.c) */
+void weft__shm_chan_fork_child(void); /* the doorbell's room (shm_chan.c) */
 void weft__proc_fork_child(void);     /* not a worker of the pool */
 
 #endif /* WEFT_RT_H */

@@ -9,10 +9,11 @@
  *   util.h  <  ctx.h  <  gthread.h (a green thread's type)  <  runq.h,
  *   timer.h, stack.h  <  worker.h  <  sched.h  <  wait.h  <  netpoll.h
  * The .c files sit on them: sync, rwlock, chan, local and gthread park
- * through wait.h; io, blocking and task wait on fds or the pool; shheap,
- * pchan and proc are the shared-memory wing; rt.c starts the parts and
- * resets them in a forked child (rt.h).  The one loop: sched.c polls the
- * netpoller, and netpoll.c wakes the threads it finds through sched.h.
+ * through wait.h; io, blocking and task wait on fds or the pool; the shm
+ * files (shm.h) and proc are the shared-memory wing; rt.c starts the
+ * parts and resets them in a forked child (rt.h).  The one loop: sched.c
+ * polls the netpoller, and netpoll.c wakes the threads it finds through
+ * sched.h.
  */
 #ifndef WEFT_WORKER_H
 #define WEFT_WORKER_H

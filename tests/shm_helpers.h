@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "shheap.h"
+#include "shm_test.h"
 
 /* Memory shared by the test, its supervisor and the workers. */
 void *sh_map(size_t size);

@@ -713,7 +713,7 @@ static void *lost_hot(void *arg) {
 static int lost_receivers(int index, void *arg) {
   (void)index;
   struct lost *l = arg;
-  weft__pchan_peer_check_ns = 10000000000LL;
+  weft__shm_chan_peer_check_ns = 10000000000LL;
   weft_config cfg = {.workers = 2};
   SH_CHECK_EQ(weft_init(&cfg), 0);
   weft_gthread a, b;

@@ -1,11 +1,12 @@
 /*
- * pchan.c - channels between processes, in the shared region.
+ * shm_chan.c - process channels: channels between processes, in the
+ * shared region.
  *
- * A pchan is a ring of fixed-size elements in the supervisor area of the
- * shared region (shheap.h), so every process that maps the region sees
- * it at the same address.  It lives as long as the region: there is no
- * free, and a channel opened in a worker stays usable after that worker
- * exits.
+ * A channel (weft_pchan) is a ring of fixed-size elements in the
+ * supervisor area of the shared region (shm.h), so every process that
+ * maps the region sees it at the same address.  It lives as long as the
+ * region: there is no free, and a channel opened in a worker stays usable
+ * after that worker exits.
  *
  * Locking.  Two locks per channel, one for the senders and one for the
  * receivers, taken by the callers of any process (weft__shm_lock: a word
@@ -34,7 +35,7 @@
  * FUTEX_PRIVATE_FLAG (a private futex would never be woken from another
  * process).  A green thread must not: a futex wait would stall its worker
  * and every green thread queued there.  It parks on its slot's doorbell
- * instead (shheap.h), an eventfd in its worker's netpoller, like any
+ * instead (shm.h), an eventfd in its worker's netpoller, like any
  * green thread waiting for an fd: it counts itself in the channel's
  * per-slot count of green sleepers of its side, and a waker that finds
  * sleepers rings the doorbell of every slot that has one (one write each).
@@ -100,13 +101,14 @@
 
 #include "inject.h"
 #include "rt.h"
-#include "shheap.h"
+#include "shm.h"
+#include "shm_test.h"
 #include "util.h"
 #include "wait.h"
 #include "weft.h"
 #include "worker.h"
 
-#define PCHAN_MAGIC 0x7765667470636831ULL /* "weftpch1" */
+#define CHAN_MAGIC 0x7765667470636831ULL /* "weftpch1" */
 #define ELEM_MAX 256
 #define CAP_MAX 65536
 /* How long a blocked call spins before it sleeps: long enough to catch a
@@ -121,9 +123,9 @@
 #define SPIN_NS ((int64_t)30 * 1000)
 #define SPIN_PURE_NS ((int64_t)4 * 1000)
 /* The longest sleep between two checks of the deadline and the peers (a
- * variable so that a test can make it long: shheap.h). */
-int64_t weft__pchan_peer_check_ns = (int64_t)20 * 1000000;
-#define PEER_CHECK_NS weft__pchan_peer_check_ns
+ * variable so that a test can make it long: shm_test.h). */
+int64_t weft__shm_chan_peer_check_ns = (int64_t)20 * 1000000;
+#define PEER_CHECK_NS weft__shm_chan_peer_check_ns
 /* Green threads poll with weft_sleep between these bounds. */
 #define GREEN_SLEEP_MIN ((int64_t)20 * 1000)
 #define GREEN_SLEEP_MAX ((int64_t)1000 * 1000)
@@ -332,7 +334,7 @@ static int check(weft_pchan *ch) {
     return -EPERM;
   uintptr_t a = (uintptr_t)ch, lo = (uintptr_t)h + h->area_off;
   if (a < lo || a - lo >= h->area_size || (a & 63) ||
-      ch->magic != PCHAN_MAGIC)
+      ch->magic != CHAN_MAGIC)
     return -EINVAL;
   return 0;
 }
@@ -353,7 +355,7 @@ int weft_pchan_open(weft_pchan **out, size_t esize, size_t cap) {
   ch->mask = ring - 1;
   ch->buf = (char *)(ch + 1);
   /* release: whoever is handed the channel sees it filled in */
-  atomic_store_explicit((_Atomic uint64_t *)&ch->magic, PCHAN_MAGIC,
+  atomic_store_explicit((_Atomic uint64_t *)&ch->magic, CHAN_MAGIC,
                         memory_order_release);
   *out = ch;
   return 0;
@@ -495,7 +497,7 @@ static int room_wait(int bell, uint32_t gen, int64_t until) {
   return r > 0 ? 0 : r;
 }
 
-void weft__pchan_fork_child(void) {
+void weft__shm_chan_fork_child(void) {
   /* The room's threads are the parent's, and its lock may have been held
    * by one of its workers at the fork. */
   atomic_store(&room.lk.v, 0);

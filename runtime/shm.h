@@ -1,29 +1,48 @@
 /*
- * shheap.h - the shared region between worker processes: its layout and
- * the calls the supervisor (proc.c) and the shared heap (shheap.c) and
- * process channels (pchan.c) share.
+ * shm.h - the shared-memory wing: the region shared between worker
+ * processes, its layout, and the calls the supervisor (proc.c), the object
+ * heap and process channels share.  Its files, one mechanism each:
+ *
+ *   shm.c          the region: setup, slots and their generations (attach,
+ *                  retire, reclaim), the supervisor area, doorbells, pid
+ *                  locks
+ *   shm_arena.c    a worker's jemalloc arena and its extent hooks
+ *   shm_cache.c    the per-thread cache (front cache, tcache), live counts
+ *   shm_mailbox.c  the remote-free mailbox, both sides
+ *   shm_heap.c     the object header and the public calls weft_shm_alloc,
+ *                  weft_shm_free, weft_shm_owner, weft_shm_ref_*
+ *   shm_chan.c     process channels (weft_pchan_*)
+ *
+ * shm_internal.h holds what the object heap's files share beyond this
+ * header; shm_test.h what the tests reach.
  *
  * Layout of the region (mapped MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE
  * by the supervisor before it forks, so it is at the same address in every
  * worker):
  *
- *   [ struct weft__shm_hdr | supervisor area (pchans) | part 0 | part 1 ...]
+ *   [ struct weft__shm_hdr | supervisor area (channels) | part 0 | part 1 ...]
  *
  * Every field of the header that more than one process touches is atomic;
  * waits across processes use shared (non-private) futexes.  Locks that
- * several processes take (the area lock, a pchan's lock) hold the pid of
+ * several processes take (the area lock, a channel's lock) hold the pid of
  * their holder, so that a process that died holding one can be detected
  * and the lock taken over (weft__shm_lock): every critical section under
  * such a lock commits with a single store, so a holder killed in the
  * middle leaves the protected data consistent.
  */
-#ifndef WEFT_SHHEAP_H
-#define WEFT_SHHEAP_H
+#ifndef WEFT_SHM_H
+#define WEFT_SHM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Hidden, as their definitions are (libweft is built with
+ * -fvisibility=hidden, which leaves declarations alone): the wing's files
+ * then reach weft__shm_self and the other globals directly, not through
+ * the GOT, on their fast paths. */
+#pragma GCC visibility push(hidden)
 
 #define WEFT__SHM_MAX_PARTS 64
 #define WEFT__SHM_MAGIC 0x7765667473686d31ULL /* "weftshm1" */
@@ -37,7 +56,7 @@ struct weft__shm_slot {
   /* The slot's doorbell: an eventfd made with the region, before any
    * fork, so every process of the pool holds it under this number; the
    * slot's worker waits on it in its netpoller, any process rings it
-   * (pchan.c).  -1 if it could not be made. */
+   * (shm_chan.c).  -1 if it could not be made. */
   int32_t doorbell;
   _Atomic uint32_t alive; /* 1 from attach until the supervisor reclaims */
   _Atomic uint64_t gen;   /* starts at 1, bumped when the partition is
@@ -45,31 +64,17 @@ struct weft__shm_slot {
   /* Bytes of the partition handed to jemalloc so far (the owner's bump
    * pointer, moved by its extent hooks); reset by a reclaim. */
   _Atomic size_t used;
-  /* Published by the owner in weft__shm_live(): its live objects and their
-   * requested bytes, and how many remote frees it has completed.  On a
-   * line of their own: the owner writes remote_frees at every drain, and
-   * the fields above are read by every process that frees one of the
-   * owner's objects (sharing a line, each drain would steal it from them
-   * and each of their frees steal it back). */
+  /* Published by the owner in weft__shm_live() (shm_test.h): its live
+   * objects and their requested bytes, and how many remote frees it has
+   * completed.  On a line of their own: the owner writes remote_frees at
+   * every drain, and the fields above are read by every process that
+   * frees one of the owner's objects (sharing a line, each drain would
+   * steal it from them and each of their frees steal it back). */
   _Atomic int64_t live_objs __attribute__((aligned(64)));
   _Atomic int64_t live_bytes;
   _Atomic uint64_t remote_frees;
-  /*
-   * Remote frees: other processes push, the owner (any of its threads)
-   * pops.  A bounded multi-producer multi-consumer ring of one-word
-   * entries (an entry encodes the pointer and the low 16 bits of the
-   * object's generation, so entries that outlive a reclaim are recognised
-   * and dropped; 0 is an empty cell).  A producer claims ticket t with a
-   * CAS on mb_tail while t - mb_head < WEFT__SHM_MAILBOX, then CASes its
-   * entry into cell t % WEFT__SHM_MAILBOX (0 -> entry); a consumer claims
-   * ticket mb_head once that cell holds an entry, and takes it with an
-   * exchange.  Entries may land in another round of their cell; the
-   * owner frees them in any order, which is all a free queue needs.  A
-   * ticket whose producer died before publishing is skipped by the
-   * consumer after a long wait (see shheap.c), so a process killed in the
-   * middle of a push cannot wedge the mailbox.  All-zero memory is an
-   * empty ring.
-   */
+  /* The remote-free mailbox: other processes push, the owner pops
+   * (shm_mailbox.c).  All-zero memory is an empty ring. */
   _Atomic uint64_t mb_head __attribute__((aligned(64)));
   _Atomic uint64_t mb_tail __attribute__((aligned(64)));
   _Atomic uint64_t mb[WEFT__SHM_MAILBOX] __attribute__((aligned(64)));
@@ -96,6 +101,8 @@ extern struct weft__shm_hdr *weft__shm;
  * process forked by a worker: only the worker itself may use its arena). */
 extern int weft__shm_self;
 
+/* The region (shm.c). */
+
 /* In a freshly forked worker, before it runs user code: takes slot index
  * (records pid, alive) and creates its jemalloc arena over its partition.
  * Returns 0 or -errno. */
@@ -108,26 +115,13 @@ void weft__shm_reclaim(int index);
  * the slot dead (for dead-peer checks) but keeps its partition, so the
  * objects it handed to others stay valid until the slot is reclaimed. */
 void weft__shm_retire(int index);
-/* Allocates from the supervisor area (pchans), zeroed, 64-byte aligned.
- * NULL when full. */
+/* Allocates from the supervisor area (process channels), zeroed, 64-byte
+ * aligned.  NULL when full. */
 void *weft__shm_area_alloc(size_t size);
 /* Rings the doorbell of slot index (one eventfd write; errors ignored). */
 void weft__shm_ring(int index);
 /* True if the worker in slot index is alive with generation gen. */
 bool weft__shm_slot_alive(int index, uint64_t gen);
-
-/* In a worker: frees what other processes queued to the caller's
- * mailbox.  Cheap when the mailbox is empty; a no-op outside workers.
- * Blocking calls (pchan waits) call it so that a process blocked on a
- * channel never holds up the processes that free its objects. */
-void weft__shm_drain(void);
-/* In a worker: its live objects and their requested bytes (summed over
- * its threads), also published in its slot.  -EPERM outside workers. */
-int weft__shm_live(int64_t *objs, int64_t *bytes);
-/* In a worker: flushes the calling thread's cache and purges the arena's
- * unused pages (MADV_REMOVE through the hooks).  For tests and for a
- * worker going idle.  -EPERM outside workers. */
-int weft__shm_purge(void);
 /* The generation of the calling worker's slot (0 outside workers). */
 uint64_t weft__shm_self_gen(void);
 
@@ -138,11 +132,15 @@ int32_t weft__shm_pid(void);
 void weft__shm_lock(_Atomic uint32_t *l);
 void weft__shm_unlock(_Atomic uint32_t *l);
 
-/* Tests only: the file read for vm.overcommit_memory (NULL: the real
- * /proc/sys/vm/overcommit_memory). */
-extern const char *weft__shm_overcommit_file;
-/* Tests only: the longest sleep of a blocked process-channel call between
- * two checks of its deadline and its peers (20 ms), in ns. */
-extern int64_t weft__pchan_peer_check_ns;
+/* The object heap's mailbox (shm_mailbox.c). */
 
-#endif /* WEFT_SHHEAP_H */
+/* In a worker: frees what other processes queued to the caller's
+ * mailbox.  Cheap when the mailbox is empty; a no-op
+ * outside workers.  Blocking calls (the waits of process channels) call
+ * it so that a process blocked on a channel never holds up the processes
+ * that free its objects. */
+void weft__shm_drain(void);
+
+#pragma GCC visibility pop
+
+#endif /* WEFT_SHM_H */
