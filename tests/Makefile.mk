@@ -27,7 +27,7 @@
 #
 # Programs that differ keep their own lines below: test_switch (the switch
 # sources built in, no libweft), test_guard_scp/noscp (one source, two sets
-# of flags), test_shheap and test_pchan (libweft linked statically, and
+# of flags), test_shm and test_pchan (libweft linked statically, and
 # tests/libcheck_shm.la), and the tests that build servers/ or fuzz/ sources
 # into themselves.
 
@@ -118,7 +118,7 @@ tests_criterion += tests/test_proc
 # ---- shm ---------------------------------------------------------------
 # The shared heap and process channels.
 #
-# These tests drive the shared heap's internal calls (runtime/shheap.h:
+# These tests drive the shared heap's internal calls (runtime/shm.h and shm_test.h:
 # weft__shm_attach, weft__shm_reclaim, ...), playing the supervisor
 # themselves, so they link libweft statically: its internal symbols are
 # hidden in the shared library.  (-static here is libtool's: only libweft
@@ -129,10 +129,10 @@ tests_criterion += tests/test_proc
 check_LTLIBRARIES += tests/libcheck_shm.la
 tests_libcheck_shm_la_SOURCES = tests/shm_helpers.c tests/shm_helpers.h
 
-tests_criterion += tests/test_shheap
-tests_test_shheap_CFLAGS = $(AM_CFLAGS) $(JEMALLOC_CFLAGS)
-tests_test_shheap_LDFLAGS = $(AM_LDFLAGS) -static
-tests_test_shheap_LDADD = tests/libcheck_shm.la $(tests_ldadd)
+tests_criterion += tests/test_shm
+tests_test_shm_CFLAGS = $(AM_CFLAGS) $(JEMALLOC_CFLAGS)
+tests_test_shm_LDFLAGS = $(AM_LDFLAGS) -static
+tests_test_shm_LDADD = tests/libcheck_shm.la $(tests_ldadd)
 
 tests_criterion += tests/test_pchan
 tests_test_pchan_LDFLAGS = $(AM_LDFLAGS) -static

@@ -2,7 +2,7 @@
  * shm_helpers.c - the functions of shm_helpers.h, in tests/libcheck_shm.la.
  *
  * sh_spawn calls weft__shm_attach, which the shared libweft hides: only
- * programs that link libweft statically (test_shheap, test_pchan) can link
+ * programs that link libweft statically (test_shm, test_pchan) can link
  * this file, so it has a library of its own, apart from tests/libcheck.la.
  */
 #include "shm_helpers.h"

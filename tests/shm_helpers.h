@@ -1,6 +1,6 @@
 /*
  * shm_helpers.h - a small supervisor for the shared-heap and process
- * channel tests (test_shheap.c, test_pchan.c); the functions are in
+ * channel tests (test_shm.c, test_pchan.c); the functions are in
  * tests/shm_helpers.c (tests/libcheck_shm.la).
  *
  * A test never maps the shared region in Criterion's own process: it runs

@@ -1,5 +1,5 @@
 /*
- * test_shheap.c - the shared heap between worker processes.
+ * test_shm.c - the shared heap between worker processes.
  *
  * Each test runs a supervisor in a child of Criterion's process
  * (shm_helpers.h) that maps the region and forks workers, which attach to
@@ -35,7 +35,7 @@
 
 #define MIB ((size_t)1 << 20)
 
-TestSuite(shheap, .timeout = 60);
+TestSuite(shm, .timeout = 60);
 
 /* ------------------------------------------------------------------------ */
 /* Setup                                                                    */
@@ -100,7 +100,7 @@ static void setup_args_sup(void *arg) {
   SH_CHECK_EQ(weft__shm->slots[2].gen, 2);
 }
 
-Test(shheap, setup_arguments) {
+Test(shm, setup_arguments) {
   struct h_child res;
   sh_run(setup_args_sup, NULL, &res, 30);
 }
@@ -125,7 +125,7 @@ static void overcommit_sup(void *arg) {
   unlink(path);
 }
 
-Test(shheap, overcommit_strict_refused) {
+Test(shm, overcommit_strict_refused) {
   char dir[] = "/tmp/weft-shm-XXXXXX";
   cr_assert(mkdtemp(dir) != NULL);
   struct h_child res;
@@ -225,7 +225,7 @@ static void basics_sup(void *arg) {
   sh_wait_ok(w, "worker 1");
 }
 
-Test(shheap, alloc_free_and_refusals) {
+Test(shm, alloc_free_and_refusals) {
   struct h_child res;
   sh_run(basics_sup, NULL, &res, 30);
   cr_expect(strstr(res.err, "double free") != NULL, "stderr:\n%s", res.err);
@@ -272,7 +272,7 @@ static void purge_sup(void *arg) {
   sh_wait_ok(sh_spawn(0, purge_worker, NULL), "worker 0");
 }
 
-Test(shheap, purge_really_zeroes) {
+Test(shm, purge_really_zeroes) {
   struct h_child res;
   sh_run(purge_sup, NULL, &res, 30);
 }
@@ -379,7 +379,7 @@ static void threads_sup(void *arg) {
           "worker 1 (green threads)", NULL);
 }
 
-Test(shheap, threads_and_green_threads) {
+Test(shm, threads_and_green_threads) {
   struct h_child res;
   sh_run(threads_sup, NULL, &res, 50);
 }
@@ -463,7 +463,7 @@ static void foreign_sup(void *arg) {
   sh_pair(foreign_owner, "worker 0", foreign_freer, "worker 1", f);
 }
 
-Test(shheap, foreign_frees_go_to_the_owner) {
+Test(shm, foreign_frees_go_to_the_owner) {
   struct fstate *f = sh_map(sizeof *f);
   f->live_after = -1;
   struct h_child res;
@@ -574,7 +574,7 @@ static void reclaim_sup(void *arg) {
   SH_CHECK(weft__shm_slot_alive(0, 2));
 }
 
-Test(shheap, dead_worker_reclaimed) {
+Test(shm, dead_worker_reclaimed) {
   struct rstate *r = sh_map(sizeof *r);
   struct h_child res;
   sh_run(reclaim_sup, r, &res, 30);
@@ -755,7 +755,7 @@ static void x_sup(void *arg) {
   }
 }
 
-Test(shheap, million_objects_between_four_processes, .timeout = 120) {
+Test(shm, million_objects_between_four_processes, .timeout = 120) {
   struct xstate *x = sh_map(sizeof *x);
   struct h_child res;
   sh_run(x_sup, x, &res, 110);
