@@ -13,13 +13,14 @@
  * Shutdown closes the listener, tells every child to stop (SIGUSR1:
  * process_child_stop; an idle one ends at once, a busy one finishes its
  * request), waits up to --drain-ms for them, then sends SIGTERM to the
- * rest and waits until they have all exited.  (Under ThreadSanitizer the
+ * rest and waits until they have all exited, and then until weft's
+ * reaper has collected them all (kids_wait_reaped).  (Under ThreadSanitizer the
  * children never run their SIGUSR1 handler: TSan turns its interceptors
  * off in the child of a multi-threaded fork, and the parent runs weft's
  * reaper thread.  They end at the SIGTERM instead.)
  *
  * Descriptors: the parent holds two per live child, weft's pidfd (until
- * the reaper collects the child) and its own.  Its own is taken after the
+ * the reaper collects the child) and its own, watched in an epoll set.  Its own is taken after the
  * parent has closed its copy of the connection, in the slot that frees,
  * so that running out of descriptors makes accept or weft_task_start
  * fail (and the server back off) rather than leave a child it cannot
@@ -34,57 +35,108 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "srv.h"
 #include "srv_internal.h"
 #include "weft.h"
 
-/* The children still running: a pidfd each, as poll(2) wants them. */
+/* The children still running, a pidfd each: an epoll set of them says
+ * which have ended (a pidfd turns readable when its process exits), so
+ * that a look costs one call however many there are, and an array lists
+ * them for the signals of a stop (pos maps a pidfd to its index). */
 static struct {
-  struct pollfd *pfd;
+  int ep; /* the epoll set, or -1 before the first child */
+  int *fd;
   size_t n, cap;
-} kids;
+  size_t *pos;
+  size_t pos_cap;
+} kids = {.ep = -1};
 
 /* Makes room for one more child. */
 static bool kid_reserve(void) {
+  if (kids.ep < 0 && (kids.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+    return false;
   if (kids.n < kids.cap)
     return true;
   size_t cap = kids.cap ? kids.cap * 2 : 64;
-  struct pollfd *p = realloc(kids.pfd, cap * sizeof *p);
+  int *p = realloc(kids.fd, cap * sizeof *p);
   if (!p)
     return false;
-  kids.pfd = p;
+  kids.fd = p;
   kids.cap = cap;
   return true;
 }
 
+/* Watches pidfd; false (and pidfd closed) when out of memory. */
+static bool kid_add(int pidfd) {
+  if ((size_t)pidfd >= kids.pos_cap) {
+    size_t cap = (size_t)pidfd * 2 + 64;
+    size_t *p = realloc(kids.pos, cap * sizeof *p);
+    if (!p) {
+      close(pidfd);
+      return false;
+    }
+    kids.pos = p;
+    kids.pos_cap = cap;
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = pidfd};
+  if (epoll_ctl(kids.ep, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+    close(pidfd);
+    return false;
+  }
+  kids.pos[pidfd] = kids.n;
+  kids.fd[kids.n++] = pidfd;
+  return true;
+}
+
+static void kid_forget(int pidfd) {
+  size_t i = kids.pos[pidfd];
+  int last = kids.fd[--kids.n];
+  kids.fd[i] = last;
+  kids.pos[last] = i;
+  /* Explicitly: the children hold copies of the pidfd, which keep its
+   * registration alive after the close. */
+  epoll_ctl(kids.ep, EPOLL_CTL_DEL, pidfd, NULL);
+  close(pidfd);
+}
+
 /* Waits up to timeout_ms (0: not at all; -1: for ever) until at least one
- * child has exited, then forgets every child that has (closes its pidfd).
+ * child has exited, then forgets those that have (closes their pidfds).
  * Returns how many are left. */
 static size_t kids_forget_ended(int timeout_ms) {
   if (!kids.n)
     return 0;
-  int r = poll(kids.pfd, kids.n, timeout_ms);
-  if (r <= 0)
-    return kids.n; /* none yet, or EINTR: the caller comes back */
-  for (size_t i = 0; i < kids.n;) {
-    if (kids.pfd[i].revents) { /* POLLIN: it exited */
-      close(kids.pfd[i].fd);
-      kids.pfd[i] = kids.pfd[--kids.n];
-    } else {
-      i++;
-    }
-  }
+  struct epoll_event ev[64];
+  int r = epoll_wait(kids.ep, ev, 64, timeout_ms);
+  for (int i = 0; i < r; i++) /* r < 0 (EINTR): the caller comes back */
+    kid_forget(ev[i].data.fd);
   return kids.n;
 }
 
 static void kids_signal(int sig) {
   for (size_t i = 0; i < kids.n; i++)
     /* ESRCH: it has just exited; kids_forget_ended will see it. */
-    (void)syscall(SYS_pidfd_send_signal, kids.pfd[i].fd, sig, NULL, 0);
+    (void)syscall(SYS_pidfd_send_signal, kids.fd[i], sig, NULL, 0);
+}
+
+/* Waits (up to 5 s) until weft's reaper has collected every child: one
+ * that has exited is seen through its pidfd before it is reaped, and
+ * would outlive the server as a zombie of whoever adopts it.  WNOWAIT
+ * only looks: the reaper still collects each child. */
+static void kids_wait_reaped(void) {
+  for (int i = 0; i < 5000; i++) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+        errno == ECHILD)
+      return;
+    usleep(1000);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -141,12 +193,11 @@ static void *process_child(void *arg) {
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   sigprocmask(SIG_UNBLOCK, &usr1, NULL);
-  /* The parent's pidfds of the other children are not ours to hold. */
-  for (size_t i = 0; i < kids.n; i++)
-    close(kids.pfd[i].fd);
-  free(kids.pfd);
-  kids.pfd = NULL;
-  kids.n = kids.cap = 0;
+  /* The parent's watch of the other children is not ours.  (Their pidfds
+   * are left open: closing them costs a call each, per connection, and
+   * holding them keeps nothing alive.) */
+  close(kids.ep);
+  kids.ep = -1;
   weft_fd_forget(a->lfd);
   close(a->lfd);
   srv_opt.app->serve(a->fd, a->id);
@@ -189,7 +240,9 @@ static void process_start_conn(int lfd, int fd, uint64_t id) {
             weft_strerror(pidfd));
     return;
   }
-  kids.pfd[kids.n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+  if (!kid_add(pidfd))
+    srv_say("cannot watch the process of connection %" PRIu64
+            ": out of memory", id);
 }
 
 int srv_run_process(int lfd) {
@@ -253,8 +306,14 @@ int srv_run_process(int lfd) {
     while (kids.n)
       kids_forget_ended(-1);
   }
-  free(kids.pfd);
-  kids.pfd = NULL;
-  kids.cap = 0;
+  kids_wait_reaped();
+  free(kids.fd);
+  free(kids.pos);
+  kids.fd = NULL;
+  kids.pos = NULL;
+  kids.cap = kids.pos_cap = 0;
+  if (kids.ep >= 0)
+    close(kids.ep);
+  kids.ep = -1;
   return status;
 }

@@ -39,8 +39,10 @@ void srvh_start(const char *const *argv, int nofile) {
     _exit(127);
   }
   setpgid(pid, pid); /* also here, so that kill(-pid) works at once */
+  prctl(PR_SET_CHILD_SUBREAPER, 1); /* see srvh_wait */
   close(p[1]);
   srvh.pid = pid;
+  srvh.left = 0;
   srvh.out = p[0];
 
   char line[256];
@@ -69,6 +71,9 @@ void srvh_start(const char *const *argv, int nofile) {
 
 void srvh_reaped(void) {
   kill(-srvh.pid, SIGKILL);
+  /* Its orphans are ours (a subreaper): collect them. */
+  while (waitpid(-srvh.pid, NULL, 0) > 0 || errno == EINTR)
+    ;
   srvh.pid = -1;
   if (srvh.out >= 0)
     close(srvh.out);
@@ -83,6 +88,12 @@ int srvh_wait(int ms) {
     int status;
     pid_t r = waitpid(srvh.pid, &status, WNOHANG);
     if (r == srvh.pid) {
+      /* Its group: anything in it is still running, or has exited
+       * without being reaped (a zombie, now the test's child). */
+      int64_t grace = srvh_now_ms() + 200;
+      while (kill(-srvh.pid, 0) == 0 && srvh_now_ms() < grace)
+        srvh_sleep_ms(10);
+      srvh.left = kill(-srvh.pid, 0) == 0;
       srvh_reaped();
       return status;
     }

@@ -27,6 +27,9 @@ struct srvh_server {
   pid_t pid; /* also its process group; -1 when none */
   int out;   /* its standard output, or -1 */
   int port;
+  /* After the server exited by itself (srvh_wait): whether processes of
+   * its group were still there 200 ms later, alive or not yet reaped. */
+  bool left;
 };
 
 /* The server under test (one per program). */
@@ -49,7 +52,9 @@ void srvh_start(const char *const *argv, int nofile);
 void srvh_reaped(void);
 
 /* Waits up to ms for the server to exit by itself; returns its wait
- * status, or -1 if it still runs. */
+ * status, or -1 if it still runs.  Once it has exited, sets srvh.left.
+ * (The test process is made a subreaper by srvh_start, so that a child
+ * the server leaves unreaped is the test's to see, not init's to reap.) */
 int srvh_wait(int ms);
 
 /* SIGTERM, then up to ms for the server to exit; returns its wait status,

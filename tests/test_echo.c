@@ -373,6 +373,7 @@ static void sigterm_drain(const char *const *mode) {
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "the server ended with status 0x%x", status);
   cr_assert(took < 3000, "exit took %lld ms", (long long)took);
+  cr_assert(!srvh.left, "the server exited before its children were gone");
   close(fd);
 }
 
@@ -401,8 +402,33 @@ static void sigterm_early(const char *const *mode) {
             "exit took %lld ms with a 4000 ms drain but no "
             "connection left",
             (long long)took);
+  cr_assert(!srvh.left, "the server exited before its children were gone");
   int again = try_connect();
   cr_assert(again < 0, "the server still accepts after it exited");
+}
+
+/* SIGTERM with 50 idle connections: each ends at once, and the server
+ * exits only once every process it started is gone (reaped, not a zombie
+ * left to whoever adopts it). */
+MODE_TESTS(sigterm_many_idle)
+static void sigterm_many_idle(const char *const *mode) {
+  enum { N = 50 };
+  int fd[N];
+
+  start_server(mode, NULL, 0);
+  for (int i = 0; i < N; i++) {
+    fd[i] = client();
+    echo_check(fd[i], 10, 12);
+  }
+  cr_assert_eq(kill(srvh.pid, SIGTERM), 0);
+  int status = wait_server(GUARD_MS);
+  cr_assert(status != -1, "the server did not exit within %d ms of SIGTERM",
+            GUARD_MS);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "the server ended with status 0x%x", status);
+  cr_assert(!srvh.left, "the server exited before its children were gone");
+  for (int i = 0; i < N; i++)
+    close(fd[i]);
 }
 
 /* --idle-ms: a connection that talks stays; one that is silent for the
