@@ -49,6 +49,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@ struct pp {
    * percentile, in ns. */
   long wakes;
   int64_t late_max, late_p99;
+  _Atomic int late_ready; /* the receiver is about to take the first */
 };
 
 static int xsend(struct pp *p, int dir, uint64_t v) {
@@ -216,6 +218,7 @@ static void *late_receiver(void *arg) {
   long n = 0;
   if (!late)
     return (void *)1;
+  atomic_store(&p->late_ready, 1);
   for (long i = 0;; i++) {
     int64_t stamp;
     int rc = weft_pchan_recv(p->pch[0], &stamp, weft_deadline(10000000000LL));
@@ -246,6 +249,10 @@ static int late_worker(int index, void *arg) {
     gb_check(weft_shutdown(), "weft_shutdown");
     return rc;
   }
+  /* The first stamp waits for the receiver: otherwise it would measure
+   * how long the receiver's process took to start. */
+  for (int k = 0; !atomic_load(&p->late_ready) && k < 100000; k++)
+    usleep(100); /* (10 s at most: a receiver that failed says so) */
   uint64_t rng = 0x9E3779B97F4A7C15ULL;
   for (long i = 0; i <= p->wakes; i++) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;

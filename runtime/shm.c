@@ -259,6 +259,7 @@ int weft__shm_attach(int index) {
   st_release(&s->pid, weft__shm_pid());
   st_release(&s->alive, 1);
   weft__shm_self = index;
+  weft__shm_chan_attach();
   return 0;
 }
 

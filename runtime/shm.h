@@ -143,4 +143,9 @@ void weft__shm_drain(void);
 
 #pragma GCC visibility pop
 
+/* Process channels (shm_chan.c). */
+/* In a worker attaching to its slot: what its channels' wakes need
+ * (registration for the asymmetric fence). */
+void weft__shm_chan_attach(void);
+
 #endif /* WEFT_SHM_H */

@@ -212,9 +212,12 @@ static void futex_wake_shared(_Atomic uint32_t *a, int n) {
  * build) keeps the fence, which pairs with the sleeper's seq_cst RMW as
  * before; a sleeper whose membarrier fails cannot rely on registered
  * wakers and sleeps in short steps instead (only if the kernel refused a
- * call it had accepted in registration).  Each process registers on its
- * first wake (registration is per address space; a forked child checks
- * again through its own pid).
+ * call it had accepted in registration).  A worker registers when it
+ * attaches to its slot, and any other process on its first wake
+ * (registration is per address space; a forked child checks again
+ * through its own pid).  Registering takes milliseconds (the kernel waits
+ * for every CPU): paid at a worker's start rather than in the middle of
+ * its first message.
  */
 #if !WEFT_TSAN /* TSan builds keep the waker's fence: see notify */
 static _Atomic int32_t asym_pid; /* registered: its pid; failed: -pid */
@@ -225,6 +228,12 @@ static WEFT_NOINLINE void asym_register(int32_t pid) {
       syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
   weft__errno_set(e);
   st_relaxed(&asym_pid, rc == 0 ? pid : -pid);
+}
+
+void weft__shm_chan_attach(void) {
+  int32_t pid = weft__shm_pid();
+  if (ld_relaxed(&asym_pid) != pid)
+    asym_register(pid);
 }
 
 /* Whether this process may skip the waker's fence. */
@@ -238,6 +247,8 @@ static inline bool asym_waker(void) {
    * a sleeper that ran membarrier while it was under way. */
   return false;
 }
+#else
+void weft__shm_chan_attach(void) {}
 #endif
 
 /* The sleeper's heavy barrier; false when the kernel refused it. */
