@@ -15,6 +15,7 @@
  * only sets an atomic flag, which srv_stopping() reads.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -133,6 +134,43 @@ enum accept_next srv_accept_failed(int err, int64_t *next_log) {
     srv_say("accept on the listening socket failed: %s", weft_strerror(err));
     return ACCEPT_STOP;
   }
+}
+
+struct conn *srv_conn_new(int fd, uint64_t id) {
+  struct conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    srv_say("out of memory for connection %" PRIu64 "; closing it", id);
+    weft_close(fd);
+    weft_sleep(BACKOFF_NS);
+    return NULL;
+  }
+  c->fd = fd;
+  c->id = id;
+  return c;
+}
+
+int srv_accept_loop(int lfd, void (*tick)(void),
+                    void (*start)(int lfd, int fd, uint64_t id)) {
+  uint64_t next_id = 1;
+  int64_t next_log = 0;
+
+  while (!srv_stopping()) {
+    if (tick)
+      tick();
+    int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
+                         weft_deadline(ACCEPT_SLICE_NS));
+    if (fd < 0) {
+      enum accept_next next = srv_accept_failed(fd, &next_log);
+      if (next == ACCEPT_BACKOFF)
+        weft_sleep(BACKOFF_NS);
+      else if (next == ACCEPT_STOP || next == ACCEPT_DRAIN)
+        return next == ACCEPT_DRAIN || fd == -ECANCELED ? 0 : 1;
+      continue;
+    }
+    srv_set_nodelay(fd);
+    start(lfd, fd, next_id++);
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -78,19 +78,14 @@ static void *green_conn_main(void *arg) {
 }
 
 /* Starts a green thread for fd; on failure closes fd. */
-static void green_start_conn(int fd, uint64_t id) {
-  struct conn *c = calloc(1, sizeof *c);
+static void green_start_conn(int lfd, int fd, uint64_t id) {
+  (void)lfd;
+  struct conn *c = srv_conn_new(fd, id);
   char name[WEFT_NAME_MAX];
   int rc;
 
-  if (!c) {
-    srv_say("out of memory for connection %" PRIu64 "; closing it", id);
-    weft_close(fd);
-    weft_sleep(BACKOFF_NS);
+  if (!c)
     return;
-  }
-  c->fd = fd;
-  c->id = id;
   weft_mutex_lock(&green.lock);
   conn_link(&green.head, c);
   green.live++;
@@ -166,27 +161,8 @@ static void green_drain(void) {
 }
 
 static void *green_acceptor_main(void *arg) {
-  uint64_t next_id = 1;
-  int64_t next_log = 0;
-  intptr_t status = 0;
-
   (void)arg;
-  while (!srv_stopping()) {
-    int fd = weft_accept(green.lfd, NULL, NULL, SOCK_CLOEXEC,
-                         weft_deadline(ACCEPT_SLICE_NS));
-    if (fd < 0) {
-      enum accept_next next = srv_accept_failed(fd, &next_log);
-      if (next == ACCEPT_BACKOFF)
-        weft_sleep(BACKOFF_NS);
-      else if (next == ACCEPT_STOP || next == ACCEPT_DRAIN) {
-        status = next == ACCEPT_DRAIN || fd == -ECANCELED ? 0 : 1;
-        break;
-      }
-      continue;
-    }
-    srv_set_nodelay(fd);
-    green_start_conn(fd, next_id++);
-  }
+  intptr_t status = srv_accept_loop(green.lfd, NULL, green_start_conn);
   green_drain();
   return (void *)status;
 }

@@ -69,6 +69,13 @@ void srv_set_nodelay(int fd);
 enum accept_next { ACCEPT_RETRY, ACCEPT_BACKOFF, ACCEPT_STOP, ACCEPT_DRAIN };
 enum accept_next srv_accept_failed(int err, int64_t *next_log);
 
+/* Accepts on lfd until the server stops, handing each connection (with
+ * TCP_NODELAY) to start with the next id; tick, if not NULL, runs before
+ * each accept.  Returns 0 when stopped (or draining, or canceled), 1 when
+ * accepting failed for good. */
+int srv_accept_loop(int lfd, void (*tick)(void),
+                    void (*start)(int lfd, int fd, uint64_t id));
+
 /*
  * Opens a TCP socket on --host and port, with SO_REUSEADDR (and
  * SO_REUSEPORT if reuseport), bound, and listening if do_listen.  Stores
@@ -97,6 +104,10 @@ struct conn {
   bool cancel;      /* green: canceled before it started */
   _Atomic int idle; /* waiting for a new request (srv_idle) */
 };
+
+/* A new record for connection fd with its id; NULL when out of memory,
+ * after saying so, closing fd and pausing (srv.c). */
+struct conn *srv_conn_new(int fd, uint64_t id);
 
 static inline void conn_link(struct conn **head, struct conn *c) {
   c->prev = NULL;

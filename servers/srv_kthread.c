@@ -66,19 +66,14 @@ static void *kthread_conn_main(void *arg) {
 }
 
 /* Starts a detached kernel-thread task for fd; on failure closes fd. */
-static void kthread_start_conn(int fd, uint64_t id) {
-  struct conn *c = calloc(1, sizeof *c);
+static void kthread_start_conn(int lfd, int fd, uint64_t id) {
+  (void)lfd;
+  struct conn *c = srv_conn_new(fd, id);
   weft_task t;
   int rc;
 
-  if (!c) {
-    srv_say("out of memory for connection %" PRIu64 "; closing it", id);
-    weft_close(fd);
-    weft_sleep(BACKOFF_NS);
+  if (!c)
     return;
-  }
-  c->fd = fd;
-  c->id = id;
   pthread_mutex_lock(&kt.lock);
   conn_link(&kt.head, c);
   kt.live++;
@@ -119,9 +114,6 @@ static size_t kthread_wait_locked(int64_t deadline) {
 int srv_run_kthread(int lfd) {
   pthread_condattr_t ca;
   pthread_attr_t attr;
-  uint64_t next_id = 1;
-  int64_t next_log = 0;
-  int status = 0;
   size_t left;
 
   pthread_condattr_init(&ca);
@@ -147,22 +139,7 @@ int srv_run_kthread(int lfd) {
     return 1;
   }
   srv_announce(srv_listen_port);
-  while (!srv_stopping()) {
-    int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
-                         weft_deadline(ACCEPT_SLICE_NS));
-    if (fd < 0) {
-      enum accept_next next = srv_accept_failed(fd, &next_log);
-      if (next == ACCEPT_BACKOFF)
-        weft_sleep(BACKOFF_NS);
-      else if (next == ACCEPT_STOP) {
-        status = 1;
-        break;
-      }
-      continue;
-    }
-    srv_set_nodelay(fd);
-    kthread_start_conn(fd, next_id++);
-  }
+  int status = srv_accept_loop(lfd, NULL, kthread_start_conn);
 
   /* Shutdown: no new connections, some time for the open ones, then their
    * sockets are shut down so that blocked reads and writes return. */

@@ -118,6 +118,9 @@ static size_t kids_forget_ended(int timeout_ms) {
   return kids.n;
 }
 
+/* Before each accept: forgets the children that have ended. */
+static void kids_forget_some(void) { kids_forget_ended(0); }
+
 static void kids_signal(int sig) {
   for (size_t i = 0; i < kids.n; i++)
     /* ESRCH: it has just exited; kids_forget_ended will see it. */
@@ -246,9 +249,6 @@ static void process_start_conn(int lfd, int fd, uint64_t id) {
 }
 
 int srv_run_process(int lfd) {
-  uint64_t next_id = 1;
-  int64_t next_log = 0;
-  int status = 0;
 
   /* SIGUSR1 is the children's stop (process_child_stop); the parent
    * never takes it, and a child forked just before a stop gets it once
@@ -263,23 +263,7 @@ int srv_run_process(int lfd) {
     return 1;
   }
   srv_announce(srv_listen_port);
-  while (!srv_stopping()) {
-    kids_forget_ended(0);
-    int fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
-                         weft_deadline(ACCEPT_SLICE_NS));
-    if (fd < 0) {
-      enum accept_next next = srv_accept_failed(fd, &next_log);
-      if (next == ACCEPT_BACKOFF)
-        weft_sleep(BACKOFF_NS);
-      else if (next == ACCEPT_STOP) {
-        status = 1;
-        break;
-      }
-      continue;
-    }
-    srv_set_nodelay(fd);
-    process_start_conn(lfd, fd, next_id++);
-  }
+  int status = srv_accept_loop(lfd, kids_forget_some, process_start_conn);
 
   weft_fd_forget(lfd);
   close(lfd);
