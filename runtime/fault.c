@@ -138,7 +138,7 @@ int weft__fault_setup(void) {
   return setup_err;
 }
 
-void weft__fault_thread_init(struct weft__worker *w) {
+void weft__fault_thread_init(struct weft__kt *kt) {
   size_t size = 64 << 10;
   if (size < (size_t)SIGSTKSZ * 4)
     size = (size_t)SIGSTKSZ * 4;
@@ -147,7 +147,7 @@ void weft__fault_thread_init(struct weft__worker *w) {
   if (p == MAP_FAILED) {
     fprintf(stderr, "weft: worker %d has no signal stack (%s); a stack "
                     "overflow there will not be reported\n",
-            w->index, strerror(errno));
+            kt->w->index, strerror(errno));
     return;
   }
   stack_t ss = {.ss_sp = p, .ss_size = size, .ss_flags = 0};
@@ -155,17 +155,17 @@ void weft__fault_thread_init(struct weft__worker *w) {
     munmap(p, size);
     return;
   }
-  w->altstack = p;
-  w->altstack_size = size;
+  kt->altstack = p;
+  kt->altstack_size = size;
 }
 
-void weft__fault_thread_fini(struct weft__worker *w) {
-  if (!w->altstack)
+void weft__fault_thread_fini(struct weft__kt *kt) {
+  if (!kt->altstack)
     return;
   stack_t ss = {.ss_flags = SS_DISABLE};
   sigaltstack(&ss, NULL);
-  munmap(w->altstack, w->altstack_size);
-  w->altstack = NULL;
+  munmap(kt->altstack, kt->altstack_size);
+  kt->altstack = NULL;
 }
 
 void weft__throw(const char *fmt, ...) {

@@ -87,7 +87,7 @@ static int64_t cpu_now(const struct watch *s, int64_t wall) {
  * /proc), as opposed to running or waiting for a CPU. */
 static bool asleep_in_kernel(const struct weft__worker *w) {
   char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)w->tid);
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)w->kt->tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
@@ -185,7 +185,8 @@ int weft__monitor_start(const weft_config *cfg) {
     return -ENOMEM;
   for (int i = 0; i < mon.n; i++)
     mon.watch[i].has_clk =
-        pthread_getcpuclockid(weft__rt.w[i]->thread, &mon.watch[i].clk) == 0;
+        pthread_getcpuclockid(weft__rt.w[i]->kt->thread, &mon.watch[i].clk) ==
+        0;
   atomic_store(&mon.stop, 0);
   int r = weft__pthread_create(&mon.thread, NULL, monitor_main, NULL);
   if (r) {

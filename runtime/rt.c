@@ -121,6 +121,7 @@ static void free_workers(int n) {
     weft__timers_fini(&w->timers);
     weft__stack_cache_drain(&w->stacks);
     free(w->np_ev);
+    free(w->kt);
     free(w);
   }
   free(weft__rt.w);
@@ -139,7 +140,7 @@ static void stop_workers(int started) {
   for (int i = 0; i < started; i++)
     weft__sched_unpark(weft__rt.w[i]);
   for (int i = 0; i < started; i++)
-    pthread_join(weft__rt.w[i]->thread, NULL);
+    pthread_join(weft__rt.w[i]->kt->thread, NULL);
 }
 
 int weft_init(const weft_config *cfg) {
@@ -215,6 +216,14 @@ int weft_init(const weft_config *cfg) {
       goto error2;
     }
     memset(w, 0, sizeof(*w));
+    w->kt = calloc(1, sizeof(*w->kt));
+    if (!w->kt) {
+      free(w);
+      weft__rt.nworkers = i;
+      err = -ENOMEM;
+      goto error2;
+    }
+    w->kt->w = w;
     w->index = i;
     w->idle_pos = -1;
     w->rng = (weft__rt.seed ? weft__rt.seed : 0x9E3779B97F4A7C15ULL) *
@@ -232,8 +241,8 @@ int weft_init(const weft_config *cfg) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, WORKER_STACK);
-    int r = weft__pthread_create(&weft__rt.w[i]->thread, &attr,
-                                 weft__sched_worker_main, weft__rt.w[i]);
+    int r = weft__pthread_create(&weft__rt.w[i]->kt->thread, &attr,
+                                 weft__sched_worker_main, weft__rt.w[i]->kt);
     pthread_attr_destroy(&attr);
     if (r) {
       fprintf(stderr, "weft: cannot start worker %d: %s\n", i, strerror(r));

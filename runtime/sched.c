@@ -643,7 +643,7 @@ static inline void asan_begin(void **save, struct weft__worker *w,
     __sanitizer_start_switch_fiber(save, to->base + weft__stack_guard_size(),
                                    to->size);
   else
-    __sanitizer_start_switch_fiber(save, w->kstack_lo, w->kstack_size);
+    __sanitizer_start_switch_fiber(save, w->kt->kstack_lo, w->kt->kstack_size);
 }
 static inline void asan_end(void *save) {
   __sanitizer_finish_switch_fiber(save, NULL, NULL);
@@ -699,8 +699,8 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
   } else {
     set_cur(w, NULL);
     asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, NULL);
-    weft__tsan_to(w->sched_fiber);
-    r = weft__ctx_jump(&g->ctx, w->sched_ctx, post);
+    weft__tsan_to(w->kt->sched_fiber);
+    r = weft__ctx_jump(&g->ctx, w->kt->sched_ctx, post);
   }
   /* Resumed, maybe on another worker: `w` is stale now. */
   asan_end(g->asan_fake);
@@ -766,7 +766,7 @@ struct weft__ctx_resume weft__exit_resume(weft__post *post) {
     return (struct weft__ctx_resume){next->ctx, post};
   }
   set_cur(w, NULL);
-  return (struct weft__ctx_resume){w->sched_ctx, post};
+  return (struct weft__ctx_resume){w->kt->sched_ctx, post};
 }
 
 /* A successor displaced by a newer one goes to the local run queue, whose
@@ -996,23 +996,25 @@ bool weft__yield_local(void) {
 /* ------------------------------------------------------------------ */
 
 void *weft__sched_worker_main(void *arg) {
-  struct weft__worker *w = arg;
+  struct weft__kt *kt = arg;
+  struct weft__worker *w = kt->w;
   weft__tls_w = w;
-  w->errnop = &errno;
-  w->tid = gettid();
+  kt->errnop = &errno;
+  w->errnop = kt->errnop;
+  kt->tid = gettid();
   /* Tell weft_init we are up: until every worker is, a fork could copy a
    * lock held by a thread that is still starting. */
   atomic_fetch_add(&weft__rt.started, 1);
   weft__futex_wake(&weft__rt.started, INT32_MAX);
   w->tick = SLOW_EVERY;
-  w->sched_fiber = weft__tsan_cur();
-  weft__fault_thread_init(w);
+  kt->sched_fiber = weft__tsan_cur();
+  weft__fault_thread_init(kt);
 #if WEFT_ASAN
   /* ASan's switches back to the scheduler context need this stack's
    * range.  glibc's query allocates, so other builds do without it. */
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    pthread_attr_getstack(&attr, &w->kstack_lo, &w->kstack_size);
+    pthread_attr_getstack(&attr, &kt->kstack_lo, &kt->kstack_size);
     pthread_attr_destroy(&attr);
   }
 #endif
@@ -1025,14 +1027,14 @@ void *weft__sched_worker_main(void *arg) {
     g->state = WEFT__G_RUNNING;
     g->worker = w->index;
     weft__stat_inc(&w->st.switches);
-    asan_begin(&w->sched_fake, w, g);
+    asan_begin(&kt->sched_fake, w, g);
     weft__tsan_to(g->tsan_fiber);
-    void *r = weft__ctx_jump(&w->sched_ctx, g->ctx, NULL);
-    asan_end(w->sched_fake);
+    void *r = weft__ctx_jump(&kt->sched_ctx, g->ctx, NULL);
+    asan_end(kt->sched_fake);
     set_cur(w, NULL);
     weft__post_run(r);
   }
-  weft__fault_thread_fini(w);
+  weft__fault_thread_fini(kt);
   weft__tls_w = NULL;
   return NULL;
 }

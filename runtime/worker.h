@@ -31,6 +31,28 @@
 #include "util.h"
 #include "weft.h"
 
+/*
+ * A kernel thread that runs a worker: what belongs to the thread rather
+ * than to the worker (its run queue, timers, stacks and counters).  Each
+ * worker is run by one for now; the split lets a worker move to another
+ * kernel thread while its thread keeps a green thread it stopped.
+ */
+struct weft__kt {
+  struct weft__worker *w; /* the worker it runs */
+  pthread_t thread;
+  pid_t tid;           /* the monitor reads its state in /proc */
+  int *errnop;         /* its errno */
+  weft__ctx sched_ctx; /* its scheduler loop */
+  /* The fault handler (fault.c): its signal stack. */
+  void *altstack;
+  size_t altstack_size;
+  /* The sanitizers: the scheduler context's stack and fiber. */
+  void *kstack_lo; /* its pthread stack (ASan) */
+  size_t kstack_size;
+  void *sched_fake;  /* ASan fake-stack handle of the scheduler context */
+  void *sched_fiber; /* TSan's context of the scheduler context */
+};
+
 struct weft__worker {
   /* The scheduler (sched.c).  The hot fields come first. */
   int index;
@@ -45,36 +67,26 @@ struct weft__worker {
   uint32_t tick;                       /* counts down to the slow checks */
   bool poll_due; /* the slow checks want a netpoll after this switch */
   uint32_t slow_rounds;
-  int *errnop;                         /* this worker thread's errno */
+  int *errnop; /* its kernel thread's errno (kt->errnop, for switches) */
   bool in_timers;   /* waking a batch (timers, netpoller): see weft__ready */
   int batch_woken;  /* threads woken in the current batch */
   uint64_t id_next, id_end;            /* block of green-thread ids */
   bool spinning;
   uint64_t rng;
-  weft__ctx sched_ctx;                 /* this worker's scheduler loop */
+  struct weft__kt *kt; /* the kernel thread that runs it */
   struct weft__runq q;
   _Atomic uint32_t parked WEFT_ALIGNED_CL; /* futex: 1 while asleep */
   _Atomic int64_t sleep_until; /* while parked: when it wakes by itself */
   int idle_pos;                        /* index in the idle list, or -1 */
   weft_worker_stats st;
-  pthread_t thread;
   /* Its timer heap (timer.c) and stack cache (stack.c). */
   struct weft__timers timers;
   struct weft__stack_cache stacks;
   /* The netpoller (netpoll_epoll.c). */
   void *np_ev; /* event buffer (not on green thread stacks) */
   int np_nev;  /* received by a blocking poll, delivered by the next one */
-  /* The fault handler (fault.c): this thread's signal stack. */
-  void *altstack;
-  size_t altstack_size;
   /* The monitor (monitor.c). */
-  pid_t tid;            /* its kernel thread id: the monitor reads its state */
   uint64_t lone_yields; /* yields with nothing else to run */
-  /* The sanitizers: the scheduler context's stack and fiber. */
-  void *kstack_lo; /* this worker's pthread stack (ASan) */
-  size_t kstack_size;
-  void *sched_fake;  /* ASan fake-stack handle of the scheduler context */
-  void *sched_fiber; /* TSan's context of the scheduler context */
   /* Green threads pinned to this worker that another worker made
    * runnable (or would have run), FIFO through g->next under pin_lk;
    * npin read without the lock as a hint (sched.c, "Pinned"). */
