@@ -33,6 +33,12 @@
  *                               the receive returned, in us; over the
  *                               default 5 samples, 10,000 wakes
  *   pchan.green.wake_late.p99   the 99th percentile of the same wakes
+ *   pchan.wake_late.ref.max     reference, not weft: the same wakes
+ *   pchan.wake_late.ref.p99     between the same two pinned processes,
+ *                               with nothing but an eventfd in an epoll
+ *                               set: what this machine's kernel and CPUs
+ *                               make of a cross-process wake-up, the floor
+ *                               the two above sit on
  *
  * Placement matters more than anything else here, so it is fixed: the
  * names above have the two units pinned to two different CPUs (the first
@@ -53,7 +59,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -293,6 +302,85 @@ static void open_pipes(struct pp *p) {
     }
 }
 
+/* The reference run: the sender (pinned as slot 0 is) writes a stamp and
+ * rings an eventfd after each gap, and waits until the receiver (pinned
+ * as slot 1 is), blocked in epoll_wait, has taken it before the next gap;
+ * no weft.  Writes the worst lateness and its 99th percentile, in us. */
+struct lref {
+  _Atomic int64_t stamp;
+  _Atomic long taken;
+  _Atomic int ready;
+  int64_t max, p99;
+  int err;
+};
+
+static int lref_receiver(struct lref *l, int efd, long wakes) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event e = {.events = EPOLLIN};
+  int64_t *late = calloc((size_t)wakes, sizeof *late);
+  if (ep < 0 || !late || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &e) < 0)
+    return 1;
+  atomic_store(&l->ready, 1);
+  for (long n = 0; n < wakes;) {
+    struct epoll_event ev;
+    int r = epoll_wait(ep, &ev, 1, 10000);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return 1;
+    int64_t t = weft_now();
+    uint64_t v;
+    if (read(efd, &v, sizeof v) != sizeof v)
+      continue;
+    late[n++] = t - atomic_load(&l->stamp);
+    atomic_store(&l->taken, n);
+  }
+  qsort(late, (size_t)wakes, sizeof *late, cmp_i64);
+  l->max = late[wakes - 1];
+  l->p99 = late[wakes * 99 / 100];
+  return 0;
+}
+
+static int lref_child(const struct bench_opts *o) {
+  struct lref *l = bench_shared(sizeof(*l));
+  long wakes = o->quick ? WAKE_N_QUICK : WAKE_N;
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0)
+    return 1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0) {
+    bench_pin(1);
+    _exit(lref_receiver(l, efd, wakes));
+  }
+  bench_pin(0);
+  for (int k = 0; !atomic_load(&l->ready) && k < 100000; k++)
+    usleep(100);
+  uint64_t rng = 0x9E3779B97F4A7C15ULL, one = 1;
+  for (long i = 0; i < wakes; i++) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    struct timespec gap = {
+        0, WAKE_GAP_MIN_NS +
+               (long)(rng % (uint64_t)(WAKE_GAP_MAX_NS - WAKE_GAP_MIN_NS))};
+    while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
+      ;
+    atomic_store(&l->stamp, weft_now());
+    if (write(efd, &one, sizeof one) != sizeof one)
+      break;
+    /* The next stamp waits for this one's receipt (10 s at most). */
+    for (int k = 0; atomic_load(&l->taken) <= i && k < 1000000; k++)
+      usleep(10);
+  }
+  int st;
+  if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+    return 1;
+  bench_put(o, (double)l->max / 1000.0);
+  bench_put(o, (double)l->p99 / 1000.0);
+  return 0;
+}
+
 /* Child: args KIND CPUS BUDGET_MS.  Writes ns per one-way message and the
  * number of round trips. */
 static int child(const struct bench_opts *o) {
@@ -301,6 +389,8 @@ static int child(const struct bench_opts *o) {
 
   if (strcmp(o->child, "late") == 0)
     return late_child(o);
+  if (strcmp(o->child, "lateref") == 0)
+    return lref_child(o);
   for (k = 0; k < NKINDS; k++)
     if (strcmp(o->child_argv[0], kind_arg[k]) == 0)
       break;
@@ -342,10 +432,12 @@ int main(int argc, char **argv) {
   double ns[2][NKINDS][BENCH_MAX_REPS], rounds[2][NKINDS][BENCH_MAX_REPS];
   struct bench_tally t[2][NKINDS] = {{{.runs = 0}}};
   int got[2][NKINDS] = {{0}};
-  double late[2][BENCH_MAX_REPS];
-  struct bench_tally tl[2] = {{.name = "pchan.green.wake_late.max"},
-                              {.name = "pchan.green.wake_late.p99"}};
-  int nlate = 0;
+  double late[4][BENCH_MAX_REPS];
+  struct bench_tally tl[4] = {{.name = "pchan.green.wake_late.max"},
+                              {.name = "pchan.green.wake_late.p99"},
+                              {.name = "pchan.wake_late.ref.max"},
+                              {.name = "pchan.wake_late.ref.p99"}};
+  int nlate[2] = {0, 0};
   char budget[16], note[160];
 
   bench_init(&o, argc, argv,
@@ -370,18 +462,23 @@ int main(int argc, char **argv) {
           rounds[c][k][got[c][k]++] = out[1];
         }
       }
-  for (int r = 0; r < o.reps; r++) {
-    double out[2];
-    if (bench_child(&o, &tl[0], "late", out, 2, NULL, NULL) == 2) {
-      late[0][nlate] = out[0];
-      late[1][nlate++] = out[1];
+  /* weft's run and the reference take turns. */
+  for (int r = 0; r < o.reps; r++)
+    for (int j = 0; j < 2; j++) {
+      double out[2];
+      if (bench_child(&o, &tl[2 * j], j ? "lateref" : "late", out, 2, NULL,
+                      NULL) == 2) {
+        late[2 * j][nlate[j]] = out[0];
+        late[2 * j + 1][nlate[j]++] = out[1];
+      }
     }
-  }
   /* One child gives both figures: the same tally, under the other name. */
-  char p99_name[sizeof tl[1].name];
-  memcpy(p99_name, tl[1].name, sizeof p99_name);
-  tl[1] = tl[0];
-  memcpy(tl[1].name, p99_name, sizeof p99_name);
+  for (int j = 0; j < 2; j++) {
+    char p99_name[sizeof tl[1].name];
+    memcpy(p99_name, tl[2 * j + 1].name, sizeof p99_name);
+    tl[2 * j + 1] = tl[2 * j];
+    memcpy(tl[2 * j + 1].name, p99_name, sizeof p99_name);
+  }
   bench_table(&o, "Ping-pong, ns per one-way message (kernel threads and "
                   "processes)");
   for (int c = 0; c < 2; c++)
@@ -393,13 +490,16 @@ int main(int argc, char **argv) {
                bench_median(rounds[c][k], got[c][k]), budget);
       bench_row(&o, t[c][k].name, &t[c][k], ns[c][k], got[c][k], "ns", note);
     }
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 4; k++) {
     snprintf(note, sizeof(note),
-             "%s of %d wakes a sample of a parked green receiver, a send "
-             "every %lld to %lld us from another process",
-             k ? "99th percentile" : "worst", o.quick ? WAKE_N_QUICK : WAKE_N,
+             "%s of %d wakes a sample of %s, a send every %lld to %lld us "
+             "from another process",
+             k & 1 ? "99th percentile" : "worst",
+             o.quick ? WAKE_N_QUICK : WAKE_N,
+             k < 2 ? "a parked green receiver"
+                   : "a process in epoll_wait on an eventfd (not weft)",
              WAKE_GAP_MIN_NS / 1000, WAKE_GAP_MAX_NS / 1000);
-    bench_row(&o, tl[k].name, &tl[k], late[k], nlate, "us", note);
+    bench_row(&o, tl[k].name, &tl[k], late[k], nlate[k / 2], "us", note);
   }
   return bench_status();
 }

@@ -55,6 +55,18 @@ function fv(v, u) {
 	if (u == "x") return f1(v, 1) "x"
 	return v " " u
 }
+# What the same wakes cost with nothing but an eventfd (bench/handoff, not
+# weft): the floor pchan.green.wake_late sits on, on this machine.
+function wakeref(    r, q, m) {
+	r = "pchan.wake_late.ref.max"; q = "pchan.wake_late.ref.p99"
+	m = "pchan.green.wake_late.max"
+	if (!has(r) || !has(q) || !has(m) || num(val[r]) <= 0)
+		return ""
+	return sprintf("reference: the same wakes of a process blocked in " \
+	    "epoll_wait on an eventfd (not weft) were %s late at worst and %s " \
+	    "at the 99th percentile here; pchan.green.wake_late.max is %.1fx " \
+	    "that worst", fval(r), fval(q), num(val[m]) / num(val[r]))
+}
 # Plot data: "-" for a missing figure; its label, formatted.
 # What a bare shared-memory ring (bench/msg, not weft) makes of the same
 # 4 KiB messages: the ceiling the pchan and shared-heap figure sits under.
@@ -461,6 +473,8 @@ END {
 	printf "\n%s.\n\n", counts() > out
 	if (ringref() != "")
 		printf "%s\n\n", ringref() > out
+	if (wakeref() != "")
+		printf "%s\n\n", wakeref() > out
 
 	# ---- stalls ----
 	printf "## Stalled and retried\n\n" > out
@@ -730,6 +744,8 @@ END {
 	}
 	if (ringref() != "")
 		printf "%s\n", ringref() > out
+	if (wakeref() != "")
+		printf "%s\n", wakeref() > out
 	if (nsn) {
 		printf "\nstalled and retried (REPORT.md: Stalled and retried):\n" > out
 		for (i = 1; i <= ngrp; i++)
