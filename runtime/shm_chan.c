@@ -470,27 +470,8 @@ static int room_wait(int bell, uint32_t gen, int64_t until) {
     weft__spin_unlock(&room.lk);
     return 0;
   }
-  if (room.watching) {
-    struct weft__waiter w;
-    struct weft__wq_entry e = {.sel = 0};
-    weft__waiter_init(&w);
-    w.reason = "pchan";
-    if (weft__cancel_arm(&w) < 0) {
-      weft__spin_unlock(&room.lk);
-      return -ECANCELED;
-    }
-    e.w = &w;
-    weft__wq_push(&room.q, &e);
-    int sel = weft__waiter_park(&w, weft__unlock_spin, &room.lk, until);
-    weft__cancel_disarm(&w);
-    if (sel == 0)
-      return 0;
-    weft__spin_lock(&room.lk);
-    if (e.linked)
-      weft__wq_remove(&room.q, &e);
-    weft__spin_unlock(&room.lk);
-    return sel == WEFT__WAIT_CANCEL ? -ECANCELED : -ETIMEDOUT;
-  }
+  if (room.watching)
+    return weft__wq_wait(&room.lk, &room.q, until, "pchan", true);
   room.watching = true;
   weft__spin_unlock(&room.lk);
   int r = weft_wait_fd(bell, POLLIN, until);

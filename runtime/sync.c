@@ -55,27 +55,6 @@ _Static_assert(sizeof(struct sem) <= sizeof(weft_sem), "sem size");
 _Static_assert(sizeof(struct waitgroup) <= sizeof(weft_waitgroup), "wg size");
 _Static_assert(sizeof(struct once) <= sizeof(weft_once), "once size");
 
-/* Common slow path: queue an entry on q (lock held), park, and on timeout
- * unlink it.  Returns 0 when woken by a source, -ETIMEDOUT otherwise. */
-static int wait_on(weft__spin *lk, struct weft__wq *q, int64_t deadline,
-                   const char *reason) {
-  struct weft__waiter w;
-  struct weft__wq_entry e = {.sel = 0};
-  weft__waiter_init(&w);
-  w.reason = reason;
-  w.exclusive = deadline == WEFT_FOREVER;
-  e.w = &w;
-  weft__wq_push(q, &e);
-  int sel = weft__waiter_park(&w, weft__unlock_spin, lk, deadline);
-  if (sel != WEFT__WAIT_TIMEOUT)
-    return 0;
-  weft__spin_lock(lk);
-  if (e.linked)
-    weft__wq_remove(q, &e);
-  weft__spin_unlock(lk);
-  return -ETIMEDOUT;
-}
-
 /* ------------------------------------------------------------------ */
 /* Mutex: a fast path with one CAS; waiters are handed the mutex        */
 /* directly on unlock, so none can be starved by barging lockers.       */
@@ -150,7 +129,7 @@ WEFT_NOINLINE static int mutex_lock_slow(struct mutex *x, uintptr_t me,
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  int r = wait_on(&x->lk, &x->q, deadline, "mutex");
+  int r = weft__wq_wait(&x->lk, &x->q, deadline, "mutex", false);
   if (r == 0) {
     /* Handed over by the unlocker: we own it.  The acquire of our
      * waiter's sel in the park paired with the unlocker's claim. */
@@ -252,7 +231,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return r;
   }
-  r = wait_on(&x->lk, &x->q, deadline, "cond");
+  r = weft__wq_wait(&x->lk, &x->q, deadline, "cond", false);
   weft_mutex_lock(m);
   return r;
 }
@@ -346,7 +325,7 @@ int weft_sem_wait_until(weft_sem *s, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  return wait_on(&x->lk, &x->q, deadline, "sem");
+  return weft__wq_wait(&x->lk, &x->q, deadline, "sem", false);
 }
 
 int weft_sem_wait(weft_sem *s) { return weft_sem_wait_until(s, WEFT_FOREVER); }
@@ -424,7 +403,7 @@ int weft_waitgroup_wait_until(weft_waitgroup *wg, int64_t deadline) {
     weft__spin_unlock(&x->lk);
     return -ETIMEDOUT;
   }
-  return wait_on(&x->lk, &x->q, deadline, "waitgroup");
+  return weft__wq_wait(&x->lk, &x->q, deadline, "waitgroup", false);
 }
 
 int weft_waitgroup_wait(weft_waitgroup *wg) {
@@ -449,7 +428,7 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg) {
     return 0;
   }
   if (s == 1)
-    return wait_on(&x->lk, &x->q, WEFT_FOREVER, "once");
+    return weft__wq_wait(&x->lk, &x->q, WEFT_FOREVER, "once", false);
   st_relaxed(&x->state, 1);
   weft__spin_unlock(&x->lk);
   fn(arg);

@@ -175,3 +175,28 @@ int weft__waiter_park_slow(struct weft__waiter *w, void (*unlock)(void *),
   }
   return ld_acquire(&w->sel);
 }
+
+int weft__wq_wait(weft__spin *lk, struct weft__wq *q, int64_t deadline,
+                  const char *reason, bool cancelable) {
+  struct weft__waiter w;
+  struct weft__wq_entry e = {.sel = 0};
+  weft__waiter_init(&w);
+  w.reason = reason;
+  w.exclusive = !cancelable && deadline == WEFT_FOREVER;
+  if (cancelable && weft__cancel_arm(&w) < 0) {
+    weft__spin_unlock(lk);
+    return -ECANCELED;
+  }
+  e.w = &w;
+  weft__wq_push(q, &e);
+  int sel = weft__waiter_park(&w, weft__unlock_spin, lk, deadline);
+  if (cancelable)
+    weft__cancel_disarm(&w);
+  if (sel == 0)
+    return 0;
+  weft__spin_lock(lk);
+  if (e.linked)
+    weft__wq_remove(q, &e);
+  weft__spin_unlock(lk);
+  return sel == WEFT__WAIT_CANCEL ? -ECANCELED : -ETIMEDOUT;
+}

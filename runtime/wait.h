@@ -272,4 +272,12 @@ static inline void weft__wq_park_exclusive(struct weft__wq *q,
   (void)ld_acquire(&e->w->sel); /* pairs with the wake, as waiter_park */
 }
 
+/* The plain wait on one queue: queues the caller on q (whose lock lk it
+ * holds) with sel 0, parks until a source claims it, deadline passes or,
+ * if cancelable, weft_cancel ends it, and unlinks itself if no source
+ * did.  lk is released in every case.  Returns 0 (a source woke it),
+ * -ETIMEDOUT or -ECANCELED (also at once if already canceled). */
+int weft__wq_wait(weft__spin *lk, struct weft__wq *q, int64_t deadline,
+                  const char *reason, bool cancelable);
+
 #endif /* WEFT_WAIT_H */
