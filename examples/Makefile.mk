@@ -4,7 +4,8 @@
 # `make run-examples` runs each and checks what it prints
 # (examples/overflow is expected to die with SIGABRT).
 #
-# The examples use only the public header.
+# The examples use only the public header.  Each is built from its name
+# plus .c (automake's default source).
 examples_cppflags = -D_GNU_SOURCE -I$(top_srcdir)/include
 examples_ldadd = libweft.la $(JEMALLOC_LIBS)
 
@@ -12,28 +13,20 @@ noinst_PROGRAMS += examples/vector examples/channel examples/counter \
 	examples/layout examples/overflow examples/shared_list examples/crash \
 	examples/when
 
-examples_vector_SOURCES = examples/vector.c
 examples_vector_CPPFLAGS = $(examples_cppflags)
 examples_vector_LDADD = $(examples_ldadd)
-examples_channel_SOURCES = examples/channel.c
 examples_channel_CPPFLAGS = $(examples_cppflags)
 examples_channel_LDADD = $(examples_ldadd)
-examples_counter_SOURCES = examples/counter.c
 examples_counter_CPPFLAGS = $(examples_cppflags)
 examples_counter_LDADD = $(examples_ldadd)
-examples_layout_SOURCES = examples/layout.c
 examples_layout_CPPFLAGS = $(examples_cppflags)
 examples_layout_LDADD = $(examples_ldadd)
-examples_overflow_SOURCES = examples/overflow.c
 examples_overflow_CPPFLAGS = $(examples_cppflags)
 examples_overflow_LDADD = $(examples_ldadd)
-examples_shared_list_SOURCES = examples/shared_list.c
 examples_shared_list_CPPFLAGS = $(examples_cppflags)
 examples_shared_list_LDADD = $(examples_ldadd)
-examples_crash_SOURCES = examples/crash.c
 examples_crash_CPPFLAGS = $(examples_cppflags)
 examples_crash_LDADD = $(examples_ldadd)
-examples_when_SOURCES = examples/when.c
 examples_when_CPPFLAGS = $(examples_cppflags)
 examples_when_LDADD = $(examples_ldadd)
 
