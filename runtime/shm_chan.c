@@ -230,13 +230,8 @@ static WEFT_NOINLINE void asym_register(int32_t pid) {
   st_relaxed(&asym_pid, rc == 0 ? pid : -pid);
 }
 
-void weft__shm_chan_attach(void) {
-  int32_t pid = weft__shm_pid();
-  if (ld_relaxed(&asym_pid) != pid)
-    asym_register(pid);
-}
-
-/* Whether this process may skip the waker's fence. */
+/* Whether this process may skip the waker's fence (registering it, the
+ * first time). */
 static inline bool asym_waker(void) {
   int32_t pid = weft__shm_pid(), a = ld_relaxed(&asym_pid);
   if (WEFT_LIKELY(a == pid))
@@ -247,6 +242,8 @@ static inline bool asym_waker(void) {
    * a sleeper that ran membarrier while it was under way. */
   return false;
 }
+
+void weft__shm_chan_attach(void) { (void)asym_waker(); }
 #else
 void weft__shm_chan_attach(void) {}
 #endif
