@@ -127,9 +127,10 @@ typedef struct weft_config {
   /* Most kernel threads of the blocking-call pool (weft_blocking); 0 means
    * 64.  Threads are started on demand and exit after 10 s idle. */
   int blocking_threads;
-  /* Report a green thread that runs this many ms without switching
-   * ("weft: green thread 17 "conn-3" ran 52 ms without yielding on worker
-   * 1"): there is no preemption, so it stalls its worker's other threads.
+  /* Report a green thread that holds its worker this many ms without
+   * switching and could not be preempted ("weft: green thread 17 "conn-3"
+   * ran 52 ms without yielding on worker 1"): one in a non-preemptible
+   * region, one blocked in a system call, or any, when preemption is off.
    * 0 means the WEFT_HOG_MS environment variable if set, else 100;
    * negative (or WEFT_HOG_MS=0) turns the check off. */
   int hog_ms;
@@ -149,6 +150,12 @@ typedef struct weft_config {
    * page tables per stack (VmPTE: 208 MiB for 100,000 green threads),
    * against 0.13 KiB with one page. */
   size_t guard_size;
+  /* The time slice, in microseconds: a green thread that has run this
+   * long without switching, while other work waits for its worker, is
+   * preempted (see "Preemption" below).  0 means the WEFT_SLICE_US
+   * environment variable if set, else 10000 (10 ms); negative (or
+   * WEFT_SLICE_US=0) turns preemption off.  At least 1000. */
+  int slice_us;
 } weft_config;
 
 /*
@@ -265,6 +272,48 @@ WEFT_EXTERN int weft_detach(weft_gthread t);
 /* Lets other green threads on this worker run.  From a thread that is not a
  * green thread it calls sched_yield().  Always returns 0. */
 WEFT_EXTERN int weft_yield(void);
+
+/*
+ * Preemption.  A green thread that has run for its time slice
+ * (weft_config.slice_us, 10 ms by default) without switching, while other
+ * green threads, due timers or ready descriptors wait for its worker, is
+ * preempted: the worker goes on with the others, and the thread resumes
+ * later, perhaps on another worker, with every register (vector, x87 and
+ * flags included), its signal mask and its errno as they were.
+ *
+ * A preempted thread keeps its kernel thread while it waits, and the
+ * worker goes on with a spare kernel thread (from a pool of at most
+ * twice the workers, plus 4).  So a thread may be stopped anywhere in its
+ * own code or in a library's, even inside libc or the allocator or
+ * holding a pthread mutex: the thread-locals, caches and locks of its
+ * kernel thread stay its own, and nothing else runs on that kernel thread
+ * until it resumes.  A worker whose kernel thread waits for such a lock
+ * (a futex) while other work is queued is handed over the same way.
+ *
+ * Never preempted: a thread inside weft (in a call, a switch, or code
+ * weft called back), in a non-preemptible region (below), or in a system
+ * call other than a futex wait, which the hog monitor reports instead
+ * (weft_config.hog_ms).  A request made there is counted as deferred and
+ * made once the thread is out.  Preemption is not available in a program
+ * linked statically with libweft, nor under ThreadSanitizer; weft_stats()
+ * then counts no preemptions.
+ *
+ * weft preempts with SIGURG, sent to one thread; a handler the program
+ * installed before weft_init still gets the SIGURGs weft did not send.
+ * Only a running thread (or one waiting on a futex) is signalled, so a
+ * slow system call is interrupted only if it starts in that instant, and
+ * only one that SA_RESTART cannot restart (nanosleep, poll, epoll_wait;
+ * see signal(7)) may then fail with EINTR, as under any signal.
+ */
+
+/* Marks the running green thread non-preemptible until the matching
+ * weft_preempt_enable (the calls nest: a thread can mark itself for its
+ * whole life with one call).  A preemption asked for meanwhile is made at
+ * the outermost enable, which then yields.  Both cost a few ns and make
+ * no system call.  They return the depth after the call, or -EPERM
+ * outside a green thread; enable returns -EINVAL without a disable. */
+WEFT_EXTERN int weft_preempt_disable(void);
+WEFT_EXTERN int weft_preempt_enable(void);
 
 /* Ends the calling green thread with a result for weft_join().  Does not
  * return, except with -EPERM when the caller is not a green thread. */
@@ -866,6 +915,12 @@ typedef struct weft_worker_stats {
    * park on their slot's doorbell (outside a worker process of a pool
    * with a shared heap): each is a timed wake to look again. */
   uint64_t pchan_naps;
+  /* Green threads preempted after their time slice on this worker. */
+  uint64_t preemptions;
+  /* Preemptions put off: asked for while the thread was inside weft, in a
+   * non-preemptible region, or with no spare kernel thread; each made
+   * later, at the first point where it was safe. */
+  uint64_t preempt_deferred;
 } weft_worker_stats;
 
 /* Fills stats[0 .. min(n, workers)) and returns the number of workers,
