@@ -32,7 +32,7 @@ libweft_la_SOURCES = \
 	runtime/netpoll_epoll.c \
 	runtime/io.c \
 	runtime/blocking.c \
-	runtime/monitor.c runtime/monitor.h \
+	runtime/monitor.c runtime/monitor.h runtime/preempt.c runtime/preempt.h \
 	runtime/inject.c runtime/inject.h
 
 libweft_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(JEMALLOC_CFLAGS)

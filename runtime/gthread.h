@@ -15,6 +15,7 @@
 #include "weft.h"
 
 struct weft__waiter;
+struct weft__kt;
 
 enum weft__gstate {
   WEFT__G_RUNNABLE = 1,
@@ -69,6 +70,12 @@ struct weft__g {
   /* 0: runs on any worker; n > 0: pinned to worker n - 1; -1: to be
    * pinned to the worker it first runs on (weft_gthread_attr.pinned). */
   int pin;
+  /* Preemption (preempt.c).  nopreempt and preempt_pending are written by
+   * the thread itself and read by the signal handler that interrupts it,
+   * on the same kernel thread. */
+  uint32_t nopreempt;     /* depth of weft_preempt_disable */
+  bool preempt_pending;   /* asked for inside a non-preemptible region */
+  struct weft__kt *held_by; /* preempted: the kernel thread it waits on */
   char name[WEFT_NAME_MAX];
   /* The guard below the stack, [base, base + guard): set at every spawn,
    * so it lies past the part of the descriptor a spawn zeroes. */

@@ -1,28 +1,41 @@
 /*
- * monitor.c - the hog detector: a kernel thread that watches the workers
- * and reports a green thread that runs too long without switching.
+ * monitor.c - the monitor: a kernel thread that watches the workers, asks
+ * for the preemption of a green thread that has run its time slice
+ * (preempt.c), and reports one that holds its worker too long and could
+ * not be preempted.
  *
- * weft does not preempt, so one green thread that computes for 50 ms holds
- * up every other green thread queued on its worker for 50 ms.  The monitor
- * samples each worker's running green thread and switch counter a few
- * times per threshold; when both stay the same while the worker spends
- * more than the threshold of CPU time, it prints
+ * Preemption.  Each tick (a quarter of the slice), a worker whose running
+ * green thread and switch count are the same as a slice ago, while other
+ * work waits for it (its queues, the global queue, a due timer of its
+ * own, green threads waiting on descriptors), is asked to preempt it, if
+ * its kernel thread is running or waiting for a futex (a lock): a thread
+ * asleep in another system call is not interrupted (see weft.h).
+ * Spare kernel threads are started here, before the asks that need them.
+ *
+ * Hogs.  A green thread that computes for 50 ms holds up every other
+ * green thread queued on its worker for 50 ms, unless it is preempted.
+ * The monitor samples each worker's running green thread and switch
+ * counter; when both stay the same while the worker spends more than the
+ * threshold of CPU time, it prints
  *   weft: green thread 17 "conn-3" ran 52 ms without yielding on worker 1
  * once, and when the thread finally switches, a second line with the whole
- * time if it ran more than twice the threshold.  A green thread that makes
- * a blocking system call stalls its worker as much, without using the CPU;
- * when the worker has been asleep in the kernel for most of the threshold
- * the line says so:
+ * time if it ran more than twice the threshold.  A preempted thread
+ * switches (its worker does), so this is a thread that could not be: in a
+ * non-preemptible region, inside weft, or with preemption off.  A green
+ * thread that makes a blocking system call stalls its worker as much,
+ * without using the CPU; when the worker has been asleep in the kernel for
+ * most of the threshold the line says so:
  *   weft: green thread 17 "conn-3" blocked 52 ms in a system call without
  *   yielding on worker 1
  * Time the worker spent waiting for a CPU (a loaded machine) is neither:
  * the green thread is not at fault, and is not reported.
  *
- * Sampling costs the workers nothing (no clock reads on the switch path);
- * the figure is accurate to a quarter of the threshold.
+ * Sampling costs the workers nothing (no clock reads on the switch path).
+ * While no worker runs a green thread the monitor ticks no faster than
+ * every 20 ms.
  *
  * The threshold is weft_config.hog_ms, else WEFT_HOG_MS, else 100 ms; a
- * negative value (or WEFT_HOG_MS=0) turns the monitor off.
+ * negative value (or WEFT_HOG_MS=0) turns the reports off.
  */
 #include "config.h"
 
@@ -32,19 +45,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "inject.h"
 #include "monitor.h"
+#include "preempt.h"
+#include "netpoll.h"
 #include "rt.h"
-#include "worker.h"
+#include "sched.h"
 
 #define DEFAULT_HOG_MS 100
 
 enum hog { HOG_NONE, HOG_RAN, HOG_BLOCKED };
 
 struct watch {
+  /* Preemption: the running thread, its worker's switch count, since. */
+  struct weft__g *pg;
+  uint64_t psw;
+  int64_t psince;
+  /* Hogs. */
   struct weft__g *g;
   uint64_t id; /* g's id and name when reported: g may be gone later */
   char name[WEFT_NAME_MAX];
@@ -59,7 +80,8 @@ static struct {
   pthread_t thread;
   bool running;
   _Atomic uint32_t stop; /* futex */
-  int64_t threshold_ns;
+  int64_t threshold_ns; /* 0: no reports */
+  int64_t slice_ns;     /* 0: no preemption */
   struct watch *watch;
   int n;
 } mon;
@@ -83,11 +105,34 @@ static int64_t cpu_now(const struct watch *s, int64_t wall) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Whether the worker thread is asleep in the kernel (state S or D in
- * /proc), as opposed to running or waiting for a CPU. */
-static bool asleep_in_kernel(const struct weft__worker *w) {
+/* The state of a kernel thread of this process in /proc ('R' running
+ * or runnable, 'S' or 'D' asleep in the kernel), or 0. */
+static char thread_state(pid_t tid) {
   char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)w->kt->tid);
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+  return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Whether the worker thread is asleep in the kernel, as opposed to
+ * running or waiting for a CPU. */
+static bool asleep_in_kernel(const struct weft__worker *w) {
+  char st = thread_state(__atomic_load_n(&w->kt, __ATOMIC_RELAXED)->tid);
+  return st == 'S' || st == 'D';
+}
+
+/* Whether the kernel thread is in a futex wait (/proc's syscall file). */
+static bool in_futex(pid_t tid) {
+  char path[64], buf[32];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
@@ -96,8 +141,15 @@ static bool asleep_in_kernel(const struct weft__worker *w) {
   if (n <= 0)
     return false;
   buf[n] = 0;
-  const char *p = strrchr(buf, ')'); /* the name may hold spaces */
-  return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+  return strtol(buf, NULL, 10) == SYS_futex;
+}
+
+/* Whether anything waits for w besides its running thread (read racily:
+ * a hint, as the slice is). */
+static bool work_waiting(struct weft__worker *w, int64_t now) {
+  return weft__has_local_work(w) || ld_relaxed(&weft__rt.gq.n) ||
+         ld_relaxed(&w->npin) || weft__timers_next(&w->timers) <= now ||
+         ld_relaxed(&weft__netpoll_waiting) > 0;
 }
 
 /* The descriptor reads below are racy on purpose (a diagnostic of a
@@ -115,22 +167,58 @@ static void tsan_ignore_reads(bool on) {
 static void tsan_ignore_reads(bool on) { (void)on; }
 #endif
 
+/* Preemption's half of a tick: whether w's thread has run its slice with
+ * work waiting, and may be asked (see the file comment). */
+static bool want_preempt(struct weft__worker *w, struct watch *s,
+                         struct weft__g *g, uint64_t sw, int64_t now) {
+  if (!g || g != s->pg || sw != s->psw) {
+    s->pg = g;
+    s->psw = sw;
+    s->psince = now;
+    return false;
+  }
+  if (now - s->psince < mon.slice_ns || !work_waiting(w, now))
+    return false;
+  pid_t tid = __atomic_load_n(&w->kt, __ATOMIC_RELAXED)->tid;
+  char st = thread_state(tid);
+  return st == 'R' || (st == 'S' && in_futex(tid));
+}
+
 static void *monitor_main(void *arg) {
   (void)arg;
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-  int64_t period = mon.threshold_ns / 4;
+  int64_t period = mon.threshold_ns ? mon.threshold_ns / 4 : INT64_MAX;
+  if (mon.slice_ns && mon.slice_ns / 4 < period)
+    period = mon.slice_ns / 4;
+  int64_t idle_period = period > 20000000 ? period : 20000000;
   int64_t limit = mon.threshold_ns;
+  bool busy = true;
+  int nask;
+  int *ask = weft__calloc((size_t)mon.n, sizeof(*ask)); /* indices */
+  if (!ask)
+    return NULL;
   while (!ld_acquire(&mon.stop)) {
-    weft__futex_wait(&mon.stop, 0, weft__now() + period);
+    weft__futex_wait(&mon.stop, 0,
+                     weft__now() + (busy ? period : idle_period));
     int64_t now = weft__now();
+    busy = false;
+    nask = 0;
     for (int i = 0; i < mon.n; i++) {
       struct weft__worker *w = weft__rt.w[i];
       struct watch *s = &mon.watch[i];
       struct weft__g *g = __atomic_load_n(&w->cur, __ATOMIC_RELAXED);
-      uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED) +
-                    __atomic_load_n(&w->lone_yields, __ATOMIC_RELAXED);
+      uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED);
+      if (g)
+        busy = true;
+      if (mon.slice_ns && want_preempt(w, s, g, sw, now)) {
+        ask[nask++] = i;
+        s->psince = now - mon.slice_ns + period; /* again next tick */
+      }
+      if (!limit)
+        continue;
+      sw += __atomic_load_n(&w->lone_yields, __ATOMIC_RELAXED);
       int64_t cpu = cpu_now(s, now);
       int64_t wall = now - s->since, ran = cpu - s->cpu_since;
       if (g && g == s->g && sw == s->switches) {
@@ -161,10 +249,21 @@ static void *monitor_main(void *arg) {
       s->g = g;
       s->switches = sw;
       s->since = now;
-      s->cpu_since = cpu;
+      /* The worker's kernel thread may be another one now. */
+      s->has_clk = pthread_getcpuclockid(
+                       __atomic_load_n(&w->kt, __ATOMIC_RELAXED)->thread,
+                       &s->clk) == 0;
+      s->cpu_since = cpu_now(s, now);
       s->reported = HOG_NONE;
     }
+    if (nask && weft__preempt_stock(nask))
+      for (int k = 0; k < nask; k++) {
+        struct weft__worker *w = weft__rt.w[ask[k]];
+        weft__preempt_ask(__atomic_load_n(&w->kt, __ATOMIC_RELAXED), w,
+                          mon.watch[ask[k]].psw);
+      }
   }
+  free(ask);
   return NULL;
 }
 
@@ -176,9 +275,10 @@ int weft__monitor_start(const weft_config *cfg) {
     if (ms == 0)
       ms = -1;
   }
-  if (ms < 0)
+  mon.threshold_ns = ms > 0 ? ms * 1000000LL : 0;
+  mon.slice_ns = weft__preempt_slice();
+  if (!mon.threshold_ns && !mon.slice_ns)
     return 0;
-  mon.threshold_ns = ms * 1000000LL;
   mon.n = weft__rt.nworkers;
   mon.watch = weft__calloc((size_t)mon.n, sizeof(*mon.watch));
   if (!mon.watch)

@@ -28,6 +28,7 @@
 #include "fault.h"
 #include "inject.h"
 #include "monitor.h"
+#include "preempt.h"
 #include "rt.h"
 #include "sched.h"
 #include "stack.h"
@@ -115,13 +116,58 @@ static int parse_workers(const weft_config *cfg, int *out) {
   return 0;
 }
 
+/* The kernel threads of the scheduler: one per worker from the start,
+ * and spares that preemption adds (preempt.c).  All are listed in
+ * weft__rt.kts, joined and freed at shutdown. */
+int weft__kt_start(struct weft__worker *w) {
+  struct weft__kt *kt = calloc(1, sizeof(*kt));
+  if (!kt)
+    return -ENOMEM;
+  kt->w = w;
+  if (w)
+    w->kt = kt;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, WORKER_STACK);
+  weft__spin_lock(&weft__rt.kts_lk);
+  kt->all_next = weft__rt.kts;
+  weft__rt.kts = kt;
+  weft__rt.nkts++;
+  weft__spin_unlock(&weft__rt.kts_lk);
+  int r = weft__pthread_create(&kt->thread, &attr, weft__sched_worker_main, kt);
+  pthread_attr_destroy(&attr);
+  if (r) {
+    weft__spin_lock(&weft__rt.kts_lk);
+    weft__rt.kts = kt->all_next; /* nothing else adds meanwhile */
+    weft__rt.nkts--;
+    weft__spin_unlock(&weft__rt.kts_lk);
+    if (w)
+      w->kt = NULL;
+    free(kt);
+    return -r;
+  }
+  return 0;
+}
+
+/* Joins every kernel thread of the scheduler and frees it. */
+static void kts_join(void) {
+  struct weft__kt *kt = weft__rt.kts;
+  weft__rt.kts = NULL;
+  weft__rt.nkts = 0;
+  while (kt) {
+    struct weft__kt *next = kt->all_next;
+    pthread_join(kt->thread, NULL);
+    free(kt);
+    kt = next;
+  }
+}
+
 static void free_workers(int n) {
   for (int i = 0; i < n; i++) {
     struct weft__worker *w = weft__rt.w[i];
     weft__timers_fini(&w->timers);
     weft__stack_cache_drain(&w->stacks);
     free(w->np_ev);
-    free(w->kt);
     free(w);
   }
   free(weft__rt.w);
@@ -139,8 +185,8 @@ static void stop_workers(int started) {
     weft__futex_wait(&weft__rt.foreign, k, WEFT_FOREVER);
   for (int i = 0; i < started; i++)
     weft__sched_unpark(weft__rt.w[i]);
-  for (int i = 0; i < started; i++)
-    pthread_join(weft__rt.w[i]->kt->thread, NULL);
+  weft__preempt_stop();
+  kts_join();
 }
 
 int weft_init(const weft_config *cfg) {
@@ -167,6 +213,8 @@ int weft_init(const weft_config *cfg) {
                                cfg ? cfg->guard_size : 0)))
     goto error0;
   if ((err = weft__fault_setup()))
+    goto error0;
+  if ((err = weft__preempt_setup(cfg)))
     goto error0;
 
   weft__rt.nworkers = n;
@@ -216,14 +264,6 @@ int weft_init(const weft_config *cfg) {
       goto error2;
     }
     memset(w, 0, sizeof(*w));
-    w->kt = calloc(1, sizeof(*w->kt));
-    if (!w->kt) {
-      free(w);
-      weft__rt.nworkers = i;
-      err = -ENOMEM;
-      goto error2;
-    }
-    w->kt->w = w;
     w->index = i;
     w->idle_pos = -1;
     w->rng = (weft__rt.seed ? weft__rt.seed : 0x9E3779B97F4A7C15ULL) *
@@ -237,17 +277,14 @@ int weft_init(const weft_config *cfg) {
   /* A new runtime: green threads of an earlier one stay abandoned. */
   atomic_fetch_add(&weft__rt.epoch, 1);
   atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
+  pthread_sigmask(SIG_SETMASK, NULL, &weft__rt.kt_sigmask);
   for (int i = 0; i < n; i++) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WORKER_STACK);
-    int r = weft__pthread_create(&weft__rt.w[i]->kt->thread, &attr,
-                                 weft__sched_worker_main, weft__rt.w[i]->kt);
-    pthread_attr_destroy(&attr);
+    int r = weft__kt_start(weft__rt.w[i]);
     if (r) {
-      fprintf(stderr, "weft: cannot start worker %d: %s\n", i, strerror(r));
+      fprintf(stderr, "weft: cannot start worker %d: %s\n", i,
+              strerror(-r));
       stop_workers(i);
-      err = -r;
+      err = r;
       goto error2;
     }
   }
@@ -323,6 +360,10 @@ static void fork_child(void) {
   atomic_store(&weft__rt.foreign, 0);
   atomic_store(&weft__rt.kjoin_lk.v, 0);
   weft__rt.kjoins = NULL; /* their threads are not in the child */
+  weft__tls_kt = NULL;
+  atomic_store(&weft__rt.kts_lk.v, 0);
+  weft__rt.kts = NULL; /* nor are the scheduler's */
+  weft__rt.nkts = 0;
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   lifecycle_lock = fresh;
   weft__stack_fork_child();

@@ -91,6 +91,7 @@
 #include "inject.h"
 #include "monitor.h"
 #include "netpoll.h"
+#include "preempt.h"
 #include "sched.h"
 
 struct weft__rt weft__rt;
@@ -992,21 +993,85 @@ bool weft__yield_local(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Preempted threads                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A preempted thread waits in the run queue with a stub for a context
+ * (preempt.c has the whole design).  The switch into it, from a green
+ * thread or the scheduler loop, is an ordinary one, so nothing on the
+ * switch path knows about preemption.  The stub runs on the preempted
+ * thread's stack, below the frame that was interrupted, on the kernel
+ * thread whose worker picked it (K3); it finishes the switch that came in
+ * and leaves for K3's scheduler context, handing over kt->give, which the
+ * loop below sees: it gives the worker, whose running thread is now the
+ * preempted one, to the kernel thread that keeps it, and K3 becomes a
+ * spare.
+ */
+static void resume_stub(void *post, void *data) {
+  asan_end(NULL);
+  weft__post_run(post);
+  struct weft__worker *w = weft__tls_w;
+  struct weft__kt *kt = w->kt;
+  kt->give_to = data;
+  asan_begin(&kt->stub_fake, w, NULL);
+  weft__tsan_to(kt->sched_fiber);
+  weft__ctx jump_from;
+  weft__ctx_jump(&jump_from, kt->sched_ctx, &kt->give);
+  weft__throw("a preempted thread's stub was resumed");
+}
+
+void weft__sched_preempted(struct weft__worker *w, struct weft__g *g, char *lo,
+                           char *hi, struct weft__kt *holder) {
+  g->ctx = weft__ctx_make(lo, hi, resume_stub, holder);
+  g->state = WEFT__G_RUNNABLE;
+  set_cur(w, NULL);
+  /* As a yielder (weft_yield): behind what waits, including the threads
+   * the next pick's timers wake, unless an idle worker can take it. */
+  if (!ld_relaxed(&weft__rt.nidle)) {
+    yq_put(w, g);
+    return;
+  }
+  weft__runq_put(&w->q, g, &weft__rt.gq);
+  weft__fence(); /* before wakep's loads */
+  wakep();
+}
+
+WEFT_NORETURN void weft__sched_abandon_held(struct weft__kt *kt) {
+  sigset_t urg;
+  sigemptyset(&urg);
+  sigaddset(&urg, SIGURG);
+  pthread_sigmask(SIG_UNBLOCK, &urg, NULL); /* the handler blocked it */
+  weft__ctx jump_from;
+  weft__ctx_jump(&jump_from, kt->sched_ctx, NULL);
+  weft__throw("an abandoned preempted thread was resumed");
+}
+
+/* ------------------------------------------------------------------ */
 /* Workers                                                            */
 /* ------------------------------------------------------------------ */
 
+__thread struct weft__kt *weft__tls_kt __attribute__((tls_model("initial-exec")));
+
 void *weft__sched_worker_main(void *arg) {
   struct weft__kt *kt = arg;
-  struct weft__worker *w = kt->w;
-  weft__tls_w = w;
+  weft__tls_kt = kt;
   kt->errnop = &errno;
-  w->errnop = kt->errnop;
   kt->tid = gettid();
-  /* Tell weft_init we are up: until every worker is, a fork could copy a
-   * lock held by a thread that is still starting. */
-  atomic_fetch_add(&weft__rt.started, 1);
-  weft__futex_wake(&weft__rt.started, INT32_MAX);
-  w->tick = SLOW_EVERY;
+  /* Its signal mask is that of weft_init's caller (a spare is started by
+   * the monitor, which blocks everything), with SIGURG open. */
+  sigset_t mask = weft__rt.kt_sigmask;
+  sigdelset(&mask, SIGURG);
+  pthread_sigmask(SIG_SETMASK, &mask, NULL);
+  struct weft__worker *w = kt->w;
+  if (w) {
+    weft__kt_take(kt, w);
+    w->tick = SLOW_EVERY;
+    /* Tell weft_init we are up: until every worker is, a fork could copy
+     * a lock held by a thread that is still starting. */
+    atomic_fetch_add(&weft__rt.started, 1);
+    weft__futex_wake(&weft__rt.started, INT32_MAX);
+  }
   kt->sched_fiber = weft__tsan_cur();
   weft__fault_thread_init(kt);
 #if WEFT_ASAN
@@ -1020,6 +1085,11 @@ void *weft__sched_worker_main(void *arg) {
 #endif
 
   for (;;) {
+    if (!(w = kt->w)) { /* a spare: until a worker is handed to it */
+      if (!(w = weft__preempt_idle(kt)))
+        break;
+      weft__kt_take(kt, w);
+    }
     struct weft__g *g = findrunnable(w);
     if (!g)
       break;
@@ -1031,11 +1101,25 @@ void *weft__sched_worker_main(void *arg) {
     weft__tsan_to(g->tsan_fiber);
     void *r = weft__ctx_jump(&kt->sched_ctx, g->ctx, NULL);
     asan_end(kt->sched_fake);
+    if (WEFT_UNLIKELY(r == &kt->give)) {
+      /* A preempted thread's stub (above): its kernel thread runs the
+       * worker from here. */
+      w = kt->w;
+      kt->w = NULL;
+      weft__tls_w = NULL;
+      weft__preempt_hand(kt->give_to, w);
+      continue;
+    }
+    /* This kernel thread may run another worker now (it resumed a
+     * preempted thread), or none (one abandoned at shutdown). */
+    if (!(w = kt->w))
+      continue;
     set_cur(w, NULL);
     weft__post_run(r);
   }
   weft__fault_thread_fini(kt);
   weft__tls_w = NULL;
+  weft__tls_kt = NULL;
   return NULL;
 }
 

@@ -58,6 +58,15 @@ void weft__switch_arrived(void);
 /* The body of a worker thread: the scheduler loop, until the runtime
  * stops (rt.c starts the workers). */
 void *weft__sched_worker_main(void *arg);
+/* preempt.c's handler, on holder, the kernel thread of w's running thread
+ * g: g, interrupted with its usable stack [lo, hi) free, is queued to
+ * resume through a stub made there, which hands the worker that picks it
+ * to holder.  w has no running thread after. */
+void weft__sched_preempted(struct weft__worker *w, struct weft__g *g, char *lo,
+                           char *hi, struct weft__kt *holder);
+/* The same handler once the runtime has stopped: g is abandoned, and kt
+ * leaves the handler for its scheduler loop, which ends. */
+WEFT_NORETURN void weft__sched_abandon_held(struct weft__kt *kt);
 /* Wakes worker w if it is parked (rt.c, at shutdown). */
 void weft__sched_unpark(struct weft__worker *w);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */

@@ -18,6 +18,8 @@
 #define WEFT_NOINLINE __attribute__((noinline))
 #define WEFT_INLINE inline __attribute__((always_inline))
 #define WEFT_NORETURN __attribute__((noreturn))
+/* A function ASan must not instrument (it reads other frames' memory). */
+#define WEFT_NO_ASAN __attribute__((no_sanitize_address))
 #define WEFT_CACHELINE 64
 #define WEFT_ALIGNED_CL __attribute__((aligned(WEFT_CACHELINE)))
 

@@ -19,6 +19,7 @@
 #define WEFT_WORKER_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,13 +33,17 @@
 #include "weft.h"
 
 /*
- * A kernel thread that runs a worker: what belongs to the thread rather
- * than to the worker (its run queue, timers, stacks and counters).  Each
- * worker is run by one for now; the split lets a worker move to another
- * kernel thread while its thread keeps a green thread it stopped.
+ * A kernel thread of the scheduler: what belongs to the thread rather than
+ * to the worker it runs (a worker owns a run queue, timers, stacks and
+ * counters).  A worker moves to another kernel thread when its thread is
+ * kept by a green thread that was preempted (preempt.c): the thread then
+ * runs no worker until one is handed back to it, and a spare thread, one
+ * that runs no worker either, took its worker over.  Whoever runs a worker
+ * sets w->kt, w->errnop and weft__tls_w (weft__kt_take).
  */
 struct weft__kt {
-  struct weft__worker *w; /* the worker it runs */
+  struct weft__worker *w; /* the worker it runs, or NULL */
+  struct weft__kt *all_next; /* in weft__rt.kts (rt.c) */
   pthread_t thread;
   pid_t tid;           /* the monitor reads its state in /proc */
   int *errnop;         /* its errno */
@@ -51,6 +56,17 @@ struct weft__kt {
   size_t kstack_size;
   void *sched_fake;  /* ASan fake-stack handle of the scheduler context */
   void *sched_fiber; /* TSan's context of the scheduler context */
+  /* Preemption (preempt.c). */
+  _Atomic uint32_t ask;      /* the monitor asks to preempt (signal sent) */
+  struct weft__worker *ask_w; /* ... the worker it saw running ... */
+  uint64_t ask_switches;     /* ... at this switch count */
+  _Atomic uint32_t hand;     /* futex: bumped when a worker is handed over */
+  _Atomic(struct weft__worker *) handed; /* the worker handed over */
+  struct weft__kt *spare_next; /* in the spare stack */
+  struct weft__g *held;      /* the preempted green thread it keeps */
+  struct weft__kt *give_to;  /* the stub's handoff (sched.c) ... */
+  weft__post give;           /* ... finished on the scheduler context */
+  void *stub_fake;           /* ASan fake-stack handle of that stub */
 };
 
 struct weft__worker {
@@ -128,6 +144,12 @@ struct weft__rt {
    * worker is watching the global queue for more (sched.c). */
   _Atomic int64_t foreign_last WEFT_ALIGNED_CL;
   _Atomic int gq_watcher;
+  /* Every kernel thread of the scheduler (rt.c starts the workers' and
+   * joins them all at shutdown; preempt.c adds spares), under kts_lk. */
+  weft__spin kts_lk;
+  struct weft__kt *kts;
+  int nkts;
+  sigset_t kt_sigmask; /* what weft_init's caller blocked: theirs too */
 };
 
 /* A kernel thread (not a green thread) blocked in weft_join. */
@@ -140,10 +162,18 @@ struct weft__kjoin {
 
 extern struct weft__rt weft__rt;
 
+/* Starts a kernel thread of the scheduler that runs w, or a spare one
+ * (w NULL); 0 or -errno (rt.c). */
+int weft__kt_start(struct weft__worker *w);
+
 /* initial-exec TLS: every access goes through %fs, so the compiler cannot
  * keep another kernel thread's address across a switch; volatile: it
  * cannot keep the value either. */
 extern __thread struct weft__worker *volatile weft__tls_w
+    __attribute__((tls_model("initial-exec")));
+
+/* The kernel thread of the scheduler this is, or NULL (sched.c). */
+extern __thread struct weft__kt *weft__tls_kt
     __attribute__((tls_model("initial-exec")));
 
 static inline struct weft__worker *weft__worker_get(void) {
@@ -152,6 +182,13 @@ static inline struct weft__worker *weft__worker_get(void) {
 static inline struct weft__g *weft__g_cur(void) {
   struct weft__worker *w = weft__tls_w;
   return w ? w->cur : 0;
+}
+/* kt runs w from now on (see struct weft__kt). */
+static inline void weft__kt_take(struct weft__kt *kt, struct weft__worker *w) {
+  kt->w = w;
+  __atomic_store_n(&w->kt, kt, __ATOMIC_RELAXED); /* the monitor reads it */
+  w->errnop = kt->errnop;
+  weft__tls_w = w;
 }
 static inline bool weft__rt_running(void) {
   return ld_acquire(&weft__rt.state) == WEFT__RT_RUNNING;

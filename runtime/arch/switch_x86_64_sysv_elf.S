@@ -251,4 +251,35 @@ weft__ctx_trampoline_ret:
 	.cfi_endproc
 	.size	weft__ctx_trampoline_ret, .-weft__ctx_trampoline_ret
 
+/*
+ * void *weft__gcall(weft_fn fn, void *arg): returns fn(arg).  A green
+ * thread runs its function through it, so that its return address,
+ * weft__gcall_ret, marks on every green thread's stack where the thread's
+ * own frames end and weft's begin: preempt.c looks for weft's code on a
+ * preempted stack only below it.  A plain frame (RBP chain, CFI), so that
+ * debuggers and unwinders walk through it.
+ */
+	.globl	weft__gcall
+	.hidden	weft__gcall
+	.globl	weft__gcall_ret
+	.hidden	weft__gcall_ret
+	.type	weft__gcall, @function
+	.p2align 4
+weft__gcall:
+	.cfi_startproc
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbp, 0
+	movq	%rsp, %rbp
+	.cfi_def_cfa_register rbp
+	movq	%rdi, %rax
+	movq	%rsi, %rdi		/* RSP is 16-byte aligned: call */
+	callq	*%rax
+weft__gcall_ret:
+	popq	%rbp
+	.cfi_def_cfa rsp, 8
+	ret
+	.cfi_endproc
+	.size	weft__gcall, .-weft__gcall
+
 	.section .note.GNU-stack,"",%progbits
