@@ -63,6 +63,9 @@ void *weft_local_get(weft_local_key key) {
 }
 
 void weft__locals_release(struct weft__g *g) {
+  /* The destructors run inside weft's frames: not preemptible (preempt.c;
+   * the monitor asks again after). */
+  g->nopreempt++;
   /* Destructors may set values again; give them a few rounds, as POSIX
    * does for thread-specific data. */
   for (int round = 0; round < 4; round++) {
@@ -83,4 +86,6 @@ void weft__locals_release(struct weft__g *g) {
   }
   free(g->locals);
   g->locals = NULL;
+  g->nopreempt--;
+  g->preempt_pending = false;
 }

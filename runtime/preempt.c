@@ -89,6 +89,7 @@
 static struct {
   int64_t slice_ns;             /* 0: off */
   uintptr_t text_lo, text_len;  /* libweft's code */
+  uintptr_t main_lo, main_len;  /* the program's (its first segment) */
   bool text_known, is_static;
   struct sigaction old;         /* the SIGURG action before ours */
   weft__spin lk;                /* the spare stack */
@@ -106,6 +107,7 @@ int64_t weft__preempt_slice(void) { return pre.slice_ns; }
 /* Where libweft's code is                                            */
 /* ------------------------------------------------------------------ */
 
+/* Finds libweft's code, and the program's (the first object listed). */
 static int find_text(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   int *index = arg;
@@ -115,6 +117,10 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *arg) {
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
       continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (*index == 0 && !pre.main_len) {
+      pre.main_lo = lo;
+      pre.main_len = ph->p_memsz;
+    }
     if (self - lo < ph->p_memsz) {
       pre.text_lo = lo;
       pre.text_len = ph->p_memsz;
@@ -131,14 +137,24 @@ static inline bool in_weft(uintptr_t pc) {
   return pc - pre.text_lo < pre.text_len;
 }
 
+static inline bool in_main(uintptr_t pc) {
+  return pc - pre.main_lo < pre.main_len;
+}
+
 /* ------------------------------------------------------------------ */
 /* The handler                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Whether g, interrupted at pc with stack pointer sp, is in its own code:
- * pc is not weft's, sp is on g's stack, and no return address between sp
- * and g's entry (weft__gcall_ret) is weft's.  Reads g's stack, whose
- * frames ASan would see as out of bounds. */
+/* Whether g, interrupted at pc with stack pointer sp, is in its own code.
+ * In the program's code it is: weft calls the program only as the
+ * thread's function (and destructors of locals, inside a non-preemptible
+ * region).  In a library's (libc, the allocator), the library may have
+ * been called by weft: it is, if no word between sp and g's entry
+ * (weft__gcall_ret) is an address in weft's code.  The scan is complete,
+ * so it never misses a live weft frame; it may take a dead one (left in a
+ * slot a frame did not write) for live, and defer for nothing: the
+ * monitor asks again a quarter slice later.  Reads g's stack, whose frames
+ * ASan would see as out of bounds. */
 WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
                                      uintptr_t sp) {
   if (in_weft(pc))
@@ -146,6 +162,8 @@ WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
   uintptr_t lo = (uintptr_t)(g->base + g->guard), top = (uintptr_t)g;
   if (sp < lo || sp >= top)
     return false; /* on another stack: a coroutine library's, say */
+  if (in_main(pc))
+    return true;
   uintptr_t end = top - sp > SCAN_MAX ? sp + SCAN_MAX : top;
   for (const uintptr_t *p = (const uintptr_t *)(sp & ~(uintptr_t)7);
        (uintptr_t)p < end; p++) {

@@ -416,20 +416,24 @@ int weft_stats(weft_worker_stats *stats, int n) {
 
 void weft__stats_print(void) {
   fprintf(stderr,
-          "weft: %-6s %12s %10s %8s %8s %8s %10s %8s %8s %8s %8s %9s %5s\n",
+          "weft: %-6s %12s %10s %8s %8s %8s %10s %8s %8s %8s %8s %9s %5s "
+          "%8s %8s\n",
           "worker", "switches", "spawns", "foreign", "steals", "parks", "wakes",
-          "runq_hwm", "stk_hit", "stk_map", "polls", "io_waits", "hogs");
+          "runq_hwm", "stk_hit", "stk_map", "polls", "io_waits", "hogs",
+          "preempt", "deferred");
   for (int i = 0; i < weft__rt.nworkers; i++) {
     struct weft__worker *w = weft__rt.w[i];
     fprintf(stderr,
             "weft: %-6d %12llu %10llu %8llu %8llu %8llu %10llu %8llu %8lu "
-            "%8lu %8llu %9llu %5llu\n",
+            "%8lu %8llu %9llu %5llu %8llu %8llu\n",
             i, (unsigned long long)w->st.switches,
             (unsigned long long)w->st.spawns,
             (unsigned long long)w->st.foreign_spawns,
             (unsigned long long)w->st.steals, (unsigned long long)w->st.parks,
             (unsigned long long)w->st.wakes, (unsigned long long)w->st.runq_hwm,
             w->stacks.hits, w->stacks.maps, (unsigned long long)w->st.polls,
-            (unsigned long long)w->st.io_waits, (unsigned long long)w->st.hogs);
+            (unsigned long long)w->st.io_waits, (unsigned long long)w->st.hogs,
+            (unsigned long long)w->st.preemptions,
+            (unsigned long long)w->st.preempt_deferred);
   }
 }

@@ -1026,14 +1026,17 @@ void weft__sched_preempted(struct weft__worker *w, struct weft__g *g, char *lo,
   g->ctx = weft__ctx_make(lo, hi, resume_stub, holder);
   g->state = WEFT__G_RUNNABLE;
   set_cur(w, NULL);
-  /* As a yielder (weft_yield): behind what waits, including the threads
-   * the next pick's timers wake, unless an idle worker can take it. */
-  if (!ld_relaxed(&weft__rt.nidle)) {
+  /* To the global queue, as Go does: behind what waits here, including
+   * the threads the next pick's timers wake, and where every worker looks,
+   * so that threads that compute share all the workers, not just the one
+   * they were on (a worker whose thread has run its slice while the
+   * global queue holds one is preempted too).  A pinned thread waits in
+   * its worker's yield queue. */
+  if (g->pin > 0) {
     yq_put(w, g);
     return;
   }
-  weft__runq_put(&w->q, g, &weft__rt.gq);
-  weft__fence(); /* before wakep's loads */
+  weft__globq_put(&weft__rt.gq, g); /* seq_cst, see the file comment */
   wakep();
 }
 

@@ -329,3 +329,4 @@ tests_test_fuzz_regress_SOURCES = tests/test_fuzz_regress.c fuzz/fuzz.h \
 	servers/http_parse.c servers/http_parse.h servers/resp.c servers/resp.h
 tests_test_fuzz_regress_CPPFLAGS = $(tests_servers_cppflags) \
 	-I$(top_srcdir)/fuzz -DFUZZ_NO_MAIN -DFUZZ_DIR='"$(abs_top_srcdir)/fuzz"'
+tests_criterion += tests/test_preempt
