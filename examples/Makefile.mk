@@ -11,7 +11,7 @@ examples_ldadd = libweft.la $(JEMALLOC_LIBS)
 
 noinst_PROGRAMS += examples/vector examples/channel examples/counter \
 	examples/layout examples/overflow examples/shared_list examples/crash \
-	examples/when
+	examples/when examples/timeslice
 
 examples_vector_CPPFLAGS = $(examples_cppflags)
 examples_vector_LDADD = $(examples_ldadd)
@@ -29,6 +29,8 @@ examples_crash_CPPFLAGS = $(examples_cppflags)
 examples_crash_LDADD = $(examples_ldadd)
 examples_when_CPPFLAGS = $(examples_cppflags)
 examples_when_LDADD = $(examples_ldadd)
+examples_timeslice_CPPFLAGS = $(examples_cppflags)
+examples_timeslice_LDADD = $(examples_ldadd)
 
 EXTRA_DIST += examples/run.sh examples/README.md
 

@@ -14,9 +14,11 @@ out=${TMPDIR:-/tmp}/weft-demo.$$
 trap 'rm -f "$out"' EXIT
 bad=0
 
-# example  expected-exit-status  text-its-output-must-contain
+# example  expected-exit-status  text-its-output-must-contain  [more]
+# more: a function that checks the output further (its file is $1); it
+# says what is wrong and fails when the example did not behave.
 check() {
-	name=$1 want_status=$2 want_text=$3
+	name=$1 want_status=$2 want_text=$3 more=${4-}
 	echo "==> examples/$name"
 	if [ ! -x "$bin/$name" ]; then
 		echo "    not built (run make first)"
@@ -32,10 +34,50 @@ check() {
 	elif ! grep -qF -- "$want_text" "$out"; then
 		echo "    FAIL: the output does not contain: $want_text"
 		bad=$((bad + 1))
+	elif [ -n "$more" ] && ! "$more" "$out"; then
+		bad=$((bad + 1))
 	else
 		echo "    ok (exit status $status)"
 	fi
 	echo
+}
+
+# examples/timeslice: both modes reported, the cooperative ticker
+# starved; the preemptive one must be on time only where weft preempted
+# (weft_stats counted preemptions): without preemption it starves too.
+timeslice_more() {
+	awk '
+	/^cooperative \(/ { mode = "cooperative" }
+	/^preemptive \(/ { mode = "preemptive" }
+	/^  preemptions / { preemptions[mode] = $2 + 0 }
+	/^  -> the ticker was / {
+		sub(/^  -> the ticker was /, "")
+		verdict[mode] = $0
+	}
+	END {
+		split("cooperative preemptive", modes, " ")
+		for (i = 1; i <= 2; i++)
+			if (!(modes[i] in verdict) || !(modes[i] in preemptions)) {
+				print "    FAIL: no result for the " modes[i] " mode"
+				exit 1
+			}
+		if (verdict["cooperative"] != "starved") {
+			print "    FAIL: the cooperative ticker was " \
+			    verdict["cooperative"] ", expected starved"
+			exit 1
+		}
+		if (preemptions["preemptive"] == 0) {
+			print "    no preemptions: the preemptive ticker is not " \
+			    "held to on time"
+			exit 0
+		}
+		if (verdict["preemptive"] != "on time") {
+			print "    FAIL: " preemptions["preemptive"] \
+			    " preemptions, yet the preemptive ticker was " \
+			    verdict["preemptive"] ", expected on time"
+			exit 1
+		}
+	}' "$1"
 }
 
 check vector 0 '[1, 2, 3, 4, 5]'
@@ -47,6 +89,7 @@ check overflow 134 'overflowed its 64 KiB stack'
 check shared_list 0 '8 of 8 new nodes reuse'
 check crash 0 'killed by SIGSEGV; restarting'
 check when 0 'When to use which'
+check timeslice 0 'Kept the ticker on time:' timeslice_more
 
 if [ "$bad" -eq 0 ]; then
 	echo "all examples behaved"
