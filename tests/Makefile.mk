@@ -308,7 +308,8 @@ tests_gdb_target_CPPFLAGS = -D_GNU_SOURCE -I$(top_srcdir)/include
 tests_gdb_target_LDADD = libweft.la $(JEMALLOC_LIBS)
 
 tests_gdb_target_static_SOURCES = tests/gdb_target.c
-tests_gdb_target_static_CPPFLAGS = -D_GNU_SOURCE -I$(top_srcdir)/include
+tests_gdb_target_static_CPPFLAGS = -D_GNU_SOURCE -I$(top_srcdir)/include \
+	-DGDB_TARGET_STATIC
 tests_gdb_target_static_LDADD = libweft.la $(JEMALLOC_LIBS)
 # libtool's -static: link the uninstalled libweft.la statically.
 tests_gdb_target_static_LDFLAGS = $(AM_LDFLAGS) -static

@@ -4,7 +4,10 @@
 # with the right wait reasons and its running one, "weft bt" must show the
 # function each parked thread blocked in and leave the registers exactly as
 # they were (the program then runs to its end), and "weft bt" of the
-# running thread must name the kernel thread to select instead.
+# running thread must name the kernel thread to select instead.  Linked
+# with the shared libweft, the program also has a preempted thread,
+# "gdb-spin": listed with the kernel thread that keeps it, and "weft bt"
+# shows its stack through the signal frame.
 #
 # Run by "make check" from the top of the build tree; or by hand:
 # sh SRC/tests/gdb_check.sh from the top of a build tree.  The extension is
@@ -55,6 +58,7 @@ run() {
   what=$1
   prog=$2
   lt=$3
+  spin=$4
   set --
   [ -n "$lt" ] && set -- ./libtool --mode=execute
   regs='info registers rip rsp rbp rbx r12 r13 r14 r15'
@@ -74,7 +78,8 @@ run() {
     -ex 'echo ==bt-sleep\n' -ex 'weft bt park-sleep' -ex 'echo ==end\n' \
     -ex 'echo ==bt-read\n' -ex 'eval "weft bt %llu 30", gdb_target_ids[3]' \
     -ex 'echo ==end\n' \
-    -ex 'echo ==bt-running\n' -ex 'eval "weft bt %llu", gdb_target_ids[4]' \
+    -ex 'echo ==bt-spin\n' -ex 'weft bt gdb-spin' -ex 'echo ==end\n' \
+    -ex 'echo ==bt-running\n' -ex 'eval "weft bt %llu", gdb_target_ids[5]' \
     -ex 'echo ==end\n' \
     -ex 'echo ==regs-after\n' -ex "$regs" -ex 'echo ==end\n' \
     -ex 'delete' -ex continue \
@@ -97,10 +102,23 @@ run() {
               'park-mutex +parked +[0-9]+ +mutex$' \
               'park-sleep +parked +[0-9]+ +sleep$' \
               'park-read +parked +[0-9]+ +io read$' \
-              'gdb-stop +running +0 +\(gdb thread [0-9]+ \(LWP [0-9]+\)\)$' \
-              '^5 green threads: 4 parked, 1 running$'; do
+              'gdb-stop +running +0 +\(gdb thread [0-9]+ \(LWP [0-9]+\)\)$'; do
     grep -Eq -- "$want" "$out.sec" || fail "weft threads: no line matches: $want"
   done
+  if [ -n "$spin" ]; then
+    grep -Eq -- 'gdb-spin +runnable +0 +preempted \(gdb thread [0-9]+ \(LWP [0-9]+\)\)$' "$out.sec" ||
+      fail "weft threads: gdb-spin is not listed as preempted"
+    grep -Eq -- '^6 green threads: 4 parked, 1 runnable, 1 running$' "$out.sec" ||
+      fail "weft threads: not 6 green threads, 4 parked, 1 runnable, 1 running"
+    between ==bt-spin ==end > "$out.sec"
+    grep -q '<signal handler called>' "$out.sec" ||
+      fail "weft bt of gdb-spin: no signal frame"
+    grep -Eq -- '^#[0-9]+ .*spin_until_stopped \(' "$out.sec" ||
+      fail "weft bt of gdb-spin: no frame in spin_until_stopped"
+  else
+    grep -Eq -- '^5 green threads: 4 parked, 1 running$' "$out.sec" ||
+      fail "weft threads: not 5 green threads, 4 parked, 1 running"
+  fi
   # weft bt: the function that parked, and the public call it was in.
   for c in 'chan park_on_chan weft_chan_recv' \
            'mutex park_on_mutex weft_mutex_lock' \
@@ -131,7 +149,7 @@ run() {
   rm -f "$out.sec" "$out.sec2"
 }
 
-run "linked with libweft.la" tests/gdb_target libtool
+run "linked with libweft.la" tests/gdb_target libtool spin
 run "linked statically" tests/gdb_target_static
 
 if [ "$fails" -ne 0 ]; then

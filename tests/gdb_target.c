@@ -14,6 +14,12 @@
  * gdb looks.  Without gdb the program simply wakes them all, joins them and
  * exits 0.
  * The ids of the five threads are kept in gdb_target_ids for the check.
+ *
+ * Linked with the shared libweft (which preempts), it also spawns
+ * "gdb-spin", which computes until main stops it, before gdb-stop: on one
+ * worker gdb-stop then runs only once gdb-spin has been preempted, and at
+ * the breakpoint gdb-spin is held by its kernel thread.  (Linked
+ * statically weft does not preempt, and gdb-spin would keep the worker.)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +29,7 @@
 
 #include "weft.h"
 
-enum { T_CHAN, T_MUTEX, T_SLEEP, T_READ, T_STOP, NT };
+enum { T_CHAN, T_MUTEX, T_SLEEP, T_READ, T_SPIN, T_STOP, NT };
 
 static weft_chan *ch;
 static weft_mutex mu = WEFT_MUTEX_INIT;
@@ -72,6 +78,15 @@ __attribute__((noinline)) static void *park_on_read(void *arg) {
   return n == 1 && c == 'x' ? NULL : (void *)1;
 }
 
+static volatile int spin_stop;
+
+__attribute__((noinline)) static void *spin_until_stopped(void *arg) {
+  volatile unsigned long x = 0;
+  while (!spin_stop)
+    x++;
+  return NULL;
+}
+
 /* gdb stops here.  The empty asm keeps the call from being optimised out. */
 __attribute__((noinline)) void gdb_target_stop(void);
 void gdb_target_stop(void) { __asm__ volatile("" ::: "memory"); }
@@ -86,9 +101,10 @@ static void *stopper(void *arg) {
 int main(void) {
   static const char *const names[NT] = {"park-chan", "park-mutex",
                                          "park-sleep", "park-read",
-                                         "gdb-stop"};
+                                         "gdb-spin", "gdb-stop"};
   static weft_fn const fns[NT] = {park_on_chan, park_on_mutex,
-                                  park_on_sleep, park_on_read, stopper};
+                                  park_on_sleep, park_on_read,
+                                  spin_until_stopped, stopper};
   weft_gthread t[NT];
   int rc;
 
@@ -107,8 +123,12 @@ int main(void) {
     die("weft_mutex_lock", rc);
 
   for (int i = 0; i < NT; i++) {
+#ifdef GDB_TARGET_STATIC
+    if (i == T_SPIN)
+      continue;
+#endif
     if (i == T_STOP)
-      for (int j = 0; j < T_STOP; j++)
+      for (int j = 0; j < T_SPIN; j++)
         if ((rc = weft_sem_wait(&ready)) < 0)
           die("weft_sem_wait", rc);
     rc = weft_spawn(&t[i], &(weft_gthread_attr){.name = names[i]}, fns[i],
@@ -125,6 +145,11 @@ int main(void) {
   void *res;
   if ((rc = weft_join(t[T_STOP], &res)) < 0)
     die("weft_join", rc);
+  spin_stop = 1;
+#ifndef GDB_TARGET_STATIC
+  if ((rc = weft_join(t[T_SPIN], &res)) < 0)
+    die("weft_join", rc);
+#endif
   long v = 42;
   if ((rc = weft_chan_send(ch, &v)) < 0)
     die("weft_chan_send", rc);
@@ -136,7 +161,7 @@ int main(void) {
     perror("gdb_target: write");
     return 1;
   }
-  for (int i = 0; i < T_STOP; i++) {
+  for (int i = 0; i < T_SPIN; i++) {
     if ((rc = weft_join(t[i], &res)) < 0)
       die("weft_join", rc);
     if (res)
