@@ -16,7 +16,8 @@
  *                            sleeps 1 ms in a loop (weft_sleep_until); the
  *                            99th percentile of how late each wake came
  *                            (the time it woke minus the deadline it asked
- *                            for), in ms, over the wakes of a sample
+ *                            for), in ms, over the wakes of a sample that
+ *                            were due while the spinner ran
  *   preempt.latency.max      the worst of the same wakes
  *   preempt.latency.off.p99  the same with preemption off: a wake waits
  *                            for the spinner's whole run
@@ -134,7 +135,7 @@ static int cmp_i64(const void *a, const void *b) {
 struct lat {
   int64_t spin_ns;
   _Atomic int sleeper_up, started, done;
-  _Atomic int64_t t0; /* when the spinner started */
+  _Atomic int64_t t0, t1; /* when the spinner started, and stopped */
   int64_t due[MAX_WAKES], late[MAX_WAKES];
   long n;
   int err;
@@ -151,6 +152,7 @@ static void *lat_spinner(void *p) {
     h = work(tab, 256, h);
   while (bench_now() < end);
   bench_keep(h);
+  atomic_store(&l->t1, bench_now());
   atomic_store(&l->done, 1);
   free(tab);
   return NULL;
@@ -172,9 +174,10 @@ static void *lat_sleeper(void *p) {
       l->err = rc;
       return NULL;
     }
-    /* Only wakes due while the spinner ran. */
+    /* Only wakes due while the spinner ran (its end is checked once it
+     * is known). */
     if (atomic_load(&l->started) && due >= atomic_load(&l->t0)) {
-      l->due[l->n] = due - atomic_load(&l->t0);
+      l->due[l->n] = due;
       l->late[l->n++] = now - due;
     }
   }
@@ -208,6 +211,16 @@ static int lat_child(const struct bench_opts *o) {
   pre = gb_stat(preemptions);
   def = gb_stat(preempt_deferred);
   gb_check(weft_shutdown(), "weft_shutdown");
+  {
+    long k = 0;
+
+    for (long i = 0; i < l->n; i++)
+      if (l->due[i] < l->t1) {
+        l->due[k] = l->due[i] - l->t0;
+        l->late[k++] = l->late[i];
+      }
+    l->n = k;
+  }
   if (l->err || l->n == 0) {
     fprintf(stderr, "bench: latency: no wake measured\n");
     return 1;
