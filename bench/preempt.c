@@ -130,7 +130,7 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* ---- latency --------------------------------------------------------------- */
+/* ---- latency ------------------------------------------------------------- */
 
 struct lat {
   int64_t spin_ns;
@@ -162,8 +162,9 @@ static void *lat_sleeper(void *p) {
   struct lat *l = p;
 
   atomic_store(&l->sleeper_up, 1);
-  /* The wake due after the spinner ended counts: it is the one that
-   * waited for the spinner's whole run. */
+  /* A sleep that began before the spinner ended counts, however late it
+   * woke: with preemption off, a run's one wake is due 1 ms in and comes
+   * after the spinner's whole run. */
   while (!atomic_load(&l->done) && l->n < MAX_WAKES) {
     int64_t due = weft_now() + SLEEP_NS, now;
     int rc = weft_sleep_until(due);
@@ -250,7 +251,7 @@ static int lat_child(const struct bench_opts *o) {
   return 0;
 }
 
-/* ---- cost ------------------------------------------------------------------ */
+/* ---- cost ---------------------------------------------------------------- */
 
 struct cost {
   int64_t spin_ns;
@@ -279,8 +280,8 @@ static void *cost_spinner(void *p) {
     if (s != seen) {
       seen = s;
       if (c->nres < MAX_GAPS)
-        c->res[c->nres++] = t - atomic_load_explicit(&c->ystamp,
-                                                     memory_order_relaxed);
+        c->res[c->nres++] =
+            t - atomic_load_explicit(&c->ystamp, memory_order_relaxed);
     }
     if (t >= end)
       break;
@@ -298,8 +299,8 @@ static void *cost_probe(void *p) {
     int64_t t = bench_now();
 
     if (atomic_load(&c->started) && c->ngap < MAX_GAPS)
-      c->gap[c->ngap++] = t - atomic_load_explicit(&c->last,
-                                                   memory_order_relaxed);
+      c->gap[c->ngap++] =
+          t - atomic_load_explicit(&c->last, memory_order_relaxed);
     atomic_store_explicit(&c->ystamp, bench_now(), memory_order_relaxed);
     atomic_fetch_add_explicit(&c->yseq, 1, memory_order_release);
     weft_yield();
@@ -344,7 +345,7 @@ static int cost_child(const struct bench_opts *o) {
   return 0;
 }
 
-/* ---- overhead -------------------------------------------------------------- */
+/* ---- overhead ------------------------------------------------------------ */
 
 struct job {
   long iters;
@@ -392,8 +393,8 @@ static int work_child(const struct bench_opts *o) {
 }
 
 /* Steps of work() that take about ms of CPU here (in this process, before
- * any runtime starts): the fastest of 5 timed runs of 10 ms or more, so
- * that other work on the machine makes the runs shorter, not longer. */
+ * any runtime starts): from the fastest of 5 timed runs of 10 ms or more,
+ * so that other work on the machine meanwhile does not shrink the count. */
 static long calibrate(int ms) {
   uint64_t *tab = table(3), h = 3;
   long n = 1 << 16;
@@ -421,15 +422,15 @@ static long calibrate(int ms) {
   return (long)((double)n * ms * 1e6 / (double)best);
 }
 
-/* ---- the parent -------------------------------------------------------------- */
+/* ---- the parent ---------------------------------------------------------- */
 
 /* A figure that cannot be measured in this run: a row saying why, and
  * "name<TAB>n/a<TAB>unit<TAB>why" for the report (shown as n/a, not
  * missing). */
 static void na_row(const struct bench_opts *o, const char *name,
                    const char *unit, const char *why) {
-  printf("%-28s %12s %12s %12s  %-6s %4d  %s\n", name, "n/a", "-", "-", unit,
-         0, why);
+  printf("%-28s %12s %12s %12s  %-6s %4d  %s\n", name, "n/a", "-", "-", unit, 0,
+         why);
   fflush(stdout);
   if (o->tsv) {
     FILE *f = fopen(o->tsv, "a");
@@ -485,8 +486,8 @@ int main(int argc, char **argv) {
   char *wakes[2] = {NULL, NULL};
   size_t wlen[2] = {0, 0};
   /* Cost: gap, resume, gaps, preemptions, deferrals. */
-  double cost[5][BENCH_MAX_REPS], gaps[BENCH_MAX_REPS],
-      res[BENCH_MAX_REPS], rate[BENCH_MAX_REPS];
+  double cost[5][BENCH_MAX_REPS], gaps[BENCH_MAX_REPS], res[BENCH_MAX_REPS],
+      rate[BENCH_MAX_REPS];
   struct bench_tally tc = {.name = "preempt.cost"};
   int ncost = 0, ngap = 0, nres = 0;
   /* Overhead: wall time and preemptions per mode, and the pairs. */
@@ -597,8 +598,7 @@ int main(int argc, char **argv) {
     bench_row(&o, "preempt.latency.p99", &tl[0], lat[0][0], nlat[0], "ms",
               note);
     snprintf(note, sizeof(note), "the worst of the same wakes");
-    bench_row(&o, "preempt.latency.max", &tmax, lat[0][1], nlat[0], "ms",
-              note);
+    bench_row(&o, "preempt.latency.max", &tmax, lat[0][1], nlat[0], "ms", note);
     snprintf(note, sizeof(note),
              "preemption off: %.0f wakes a sample, late by the spinner's "
              "run (%d ms); %.0f preemptions a sample (weft_stats)",
@@ -624,14 +624,14 @@ int main(int argc, char **argv) {
                "the spinner's last clock reading to the next thread's "
                "first; %.0f preemptions/s, %.0f deferred a sample "
                "(weft_stats)",
-               bench_median(c, ncost), SLICE_MIN_US / 1000, med_rate,
-               med_def);
+               bench_median(c, ncost), SLICE_MIN_US / 1000, med_rate, med_def);
       bench_row(&o, "preempt.cost", &tc, gaps, ngap, "ns", note);
     } else if (ncost > 0) {
       snprintf(note, sizeof(note),
-               "no preemption in %d runs of %d ms (weft_stats counted "
-               "%.0f): the runtime does not preempt here",
-               ncost, cost_ms, med_pre);
+               "no preemption seen in %d runs of %d ms (weft_stats counted "
+               "%.0f a run)%s",
+               ncost, cost_ms, med_pre,
+               med_pre > 0 ? "" : ": the runtime does not preempt here");
       na_row(&o, "preempt.cost", "ns", note);
     } else {
       bench_row(&o, "preempt.cost", &tc, gaps, 0, "ns", NULL);
@@ -642,6 +642,11 @@ int main(int argc, char **argv) {
                "first step after it (the worker handed back)");
       bench_row(&o, "preempt.resume", &tr, res, nres, "ns", note);
     } else if (ncost > 0) {
+      snprintf(note, sizeof(note),
+               "no resume after a preemption in %d runs of %d ms (weft_stats "
+               "counted %.0f preemptions a run)%s",
+               ncost, cost_ms, med_pre,
+               med_pre > 0 ? "" : ": the runtime does not preempt here");
       na_row(&o, "preempt.resume", "ns", note);
     } else {
       bench_row(&o, "preempt.resume", &tr, res, 0, "ns", NULL);
