@@ -23,10 +23,14 @@ set ylabel "how late it came"
 set logscale y
 set ytics ("1 µs" 1e-3, "10 µs" 1e-2, "100 µs" 0.1, "1 ms" 1, "10 ms" 10, \
   "100 ms" 100, "1 s" 1000, "10 s" 1e4)
-set yrange [1e-2:*]
-set xrange [0:*]
+# x up to the last wake (the spinner's run, about), y with room above the
+# latest wake.
+stats dir."/plot-preempt.dat" using ($1 + $2) name "W" nooutput
+stats dir."/plot-preempt.dat" using 2 name "L" nooutput
+set xrange [0:W_max * 1.05]
+set yrange [1e-2:(L_max > 20 ? L_max : 20) * 3]
 set grid xtics ytics
-set key top left box opaque Left reverse
+set key bottom right box opaque Left reverse
 
 # The slice, and the target of preempt.latency.p99 (two slices).
 set arrow from graph 0, first 10 to graph 1, first 10 nohead dt 2 \
