@@ -39,8 +39,10 @@
  *                            time of the process (user + system, all its
  *                            threads: workers, spare kernel threads, the
  *                            monitor) with preemption on (10 ms slice)
- *                            against off, runs taking turns; (on - off) /
- *                            off in %, the median over the pairs.  CPU
+ *                            against off, four runs a sample taking turns
+ *                            (on, off, off, on: the machine's drift over
+ *                            the sample cancels); (on - off) / off in %,
+ *                            the median over the samples.  CPU
  *                            time, because the wall time of a run moves
  *                            by tens of percent with other work on two
  *                            CPUs (measured: 271 to 535 ms for the same
@@ -80,8 +82,8 @@
 #define SPIN_MS_QUICK 100
 #define COST_MS 400
 #define COST_MS_QUICK 150
-#define WORK_MS 400
-#define WORK_MS_QUICK 100
+#define WORK_MS 200
+#define WORK_MS_QUICK 50
 #define MAX_WAKES 4096
 #define MAX_GAPS 200000
 #define TAB 4096 /* 64-bit entries: 32 KiB per thread */
@@ -490,9 +492,10 @@ int main(int argc, char **argv) {
       rate[BENCH_MAX_REPS];
   struct bench_tally tc = {.name = "preempt.cost"};
   int ncost = 0, ngap = 0, nres = 0;
-  /* Overhead: wall time and preemptions per mode, and the pairs. */
-  double wall[2][BENCH_MAX_REPS], cpu[2][BENCH_MAX_REPS],
-      wpre[2][BENCH_MAX_REPS], over[BENCH_MAX_REPS], wover[BENCH_MAX_REPS];
+  /* Overhead: each run's wall and CPU time and preemptions, per mode, and
+   * each sample's figure (CPU time; wall time for the note). */
+  double wall[2][2 * BENCH_MAX_REPS], cpu[2][2 * BENCH_MAX_REPS],
+      wpre[2][2 * BENCH_MAX_REPS], over[BENCH_MAX_REPS], wover[BENCH_MAX_REPS];
   struct bench_tally tw = {.name = "preempt.overhead"};
   int nwall[2] = {0, 0}, nover = 0;
   char spin[16], cspin[16], iters[32], fdstr[16], note[320];
@@ -551,26 +554,33 @@ int main(int argc, char **argv) {
     }
   }
 
-  /* 3. Overhead: on, off, on, off... */
+  /* 3. Overhead: on, off, off, on in each sample, so that the machine's
+   * drift (its speed moves by a few percent over seconds) cancels. */
   n = calibrate(o.quick ? WORK_MS_QUICK : WORK_MS);
   snprintf(iters, sizeof(iters), "%ld", n);
   for (int r = 0; r < o.reps; r++) {
-    double out[2][4];
-    int got = 0;
+    double sum[2][2] = {{0, 0}, {0, 0}}; /* [mode][wall, cpu] */
+    int got[2] = {0, 0};
 
-    for (int m = 0; m < 2; m++) {
+    for (int k = 0; k < 4; k++) {
+      int m = k == 1 || k == 2; /* 1: off */
       const char *args[3] = {m ? "off" : "on", iters, NULL};
+      double out[4];
 
-      if (bench_childv(&o, &tw, "work", out[m], 4, args) == 4) {
-        wall[m][nwall[m]] = out[m][0];
-        cpu[m][nwall[m]] = out[m][1];
-        wpre[m][nwall[m]++] = out[m][2];
-        got++;
+      if (bench_childv(&o, &tw, "work", out, 4, args) == 4) {
+        wall[m][nwall[m]] = out[0];
+        cpu[m][nwall[m]] = out[1];
+        wpre[m][nwall[m]++] = out[2];
+        sum[m][0] += out[0];
+        sum[m][1] += out[1];
+        got[m]++;
       }
     }
-    if (got == 2) {
-      over[nover] = (out[0][1] - out[1][1]) / out[1][1] * 100.0;
-      wover[nover++] = (out[0][0] - out[1][0]) / out[1][0] * 100.0;
+    if (got[0] && got[1]) {
+      over[nover] = (sum[0][1] / got[0] - sum[1][1] / got[1]) /
+                    (sum[1][1] / got[1]) * 100.0;
+      wover[nover++] = (sum[0][0] / got[0] - sum[1][0] / got[1]) /
+                       (sum[1][0] / got[1]) * 100.0;
     }
   }
 
@@ -653,8 +663,8 @@ int main(int argc, char **argv) {
     }
   }
   {
-    double c[2][BENCH_MAX_REPS], w[2][BENCH_MAX_REPS], p[2][BENCH_MAX_REPS],
-        u[BENCH_MAX_REPS];
+    double c[2][2 * BENCH_MAX_REPS], w[2][2 * BENCH_MAX_REPS],
+        p[2][2 * BENCH_MAX_REPS], u[BENCH_MAX_REPS];
 
     memcpy(c, cpu, sizeof(c));
     memcpy(w, wall, sizeof(w));
@@ -662,8 +672,9 @@ int main(int argc, char **argv) {
     memcpy(u, wover, sizeof(u));
     snprintf(note, sizeof(note),
              "(on - off) / off of the CPU time, 2 workers x 2 threads of "
-             "%ld steps: on %.0f ms, off %.0f ms; wall time on %.0f ms, off "
-             "%.0f ms, %+.2f %%; %.0f preemptions on, %.0f off (weft_stats)",
+             "%ld steps, 4 runs a sample: on %.0f ms, off %.0f ms a run; "
+             "wall time on %.0f ms, off %.0f ms, %+.2f %%; %.0f preemptions "
+             "a run on, %.0f off (weft_stats)",
              n, bench_median(c[0], nwall[0]), bench_median(c[1], nwall[1]),
              bench_median(w[0], nwall[0]), bench_median(w[1], nwall[1]),
              bench_median(u, nover), bench_median(p[0], nwall[0]),
