@@ -31,7 +31,8 @@ noinst_PROGRAMS += \
 	bench/task \
 	bench/handoff \
 	bench/msg \
-	bench/shm
+	bench/shm \
+	bench/preempt
 
 # The raw switch: both back ends compiled in directly, no scheduler.  It,
 # machine and conn_hold link no library: their empty LDADD keeps them from
@@ -73,6 +74,9 @@ bench_msg_LDADD = $(bench_ldadd)
 bench_shm_SOURCES = bench/shm.c $(bench_gcommon)
 bench_shm_CPPFLAGS = $(bench_cppflags)
 bench_shm_LDADD = $(bench_ldadd)
+bench_preempt_SOURCES = bench/preempt.c $(bench_gcommon)
+bench_preempt_CPPFLAGS = $(bench_cppflags)
+bench_preempt_LDADD = $(bench_ldadd)
 
 TESTS += bench/check_report.sh
 
@@ -81,7 +85,7 @@ EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \
 	bench/README.md bench/lib.sh \
 	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
-	bench/scale.gp bench/results/.gitkeep
+	bench/scale.gp bench/preempt.gp bench/results/.gitkeep
 
 bench: all
 	$(SHELL) $(srcdir)/bench/run.sh full $(builddir)

@@ -93,9 +93,12 @@ run_report() {
 what=plain
 mkdir "$tmp/plain"
 cp "$tmp/base.tsv" "$tmp/plain/latest.tsv"
+# Plot points (bench/preempt's wakes) are no figures.
+printf '#series\tpreempt.wakes.on\t0.8:9.1,10.9:9.0\n' >>"$tmp/plain/latest.tsv"
 run_report plain
 status "$rc" 0
 has "$txt" '^0 missing, 0 below target, 0 stalled, 0 outliers$'
+hasnt "$md" 'preempt\.wakes'
 has "$tmp/plain/stalls.md" '^No sample failed'
 has "$tmp/plain/outliers.md" '^None in this run'
 

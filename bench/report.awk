@@ -331,6 +331,7 @@ FILENAME == hist {
 }
 $1 == "#note" { rnote[++nnote] = $2; next }
 $1 == "#samples" { samp[$2] = $3; next }
+$1 == "#series" { ser[$2] = $3; next }
 $1 == "#retried" { retr[$2] = $3 " retried: " $4; sadd($2); next }
 $1 == "#stalled" { pstl[$2] = $3 " stalled: " $4; sadd($2); next }
 /^#/ { next }
@@ -627,6 +628,10 @@ END {
 		printf "![Memory per idle unit per mode](memory.png)\n\n" > out
 		printf "![4 KiB messages per second](talk.png)\n\n" > out
 		printf "![Scaling from 10 to 1,000,000 units](scaling.png)\n\n" > out
+		if (("preempt.wakes.on" in ser) || ("preempt.wakes.off" in ser))
+			printf "![How late a sleeper wakes beside a green thread " \
+			    "that never yields, preemption on and off]" \
+			    "(preempt.png)\n\n" > out
 	} else if (plots == "off") {
 		printf "Skipped: BENCH_NO_PLOTS=1.\n\n" > out
 	} else {
@@ -825,6 +830,25 @@ END {
 			if (!rows) printf "1\t-\t-\n" > f
 		}
 		close(f)
+		# The sleeper's wakes (bench/preempt), "due:late" in ms: index 0
+		# with preemption on, 1 off; only when the program ran.
+		if (("preempt.wakes.on" in ser) || ("preempt.wakes.off" in ser)) {
+			f = dir "/plot-preempt.dat"
+			split("on off", pm, " ")
+			for (m = 1; m <= 2; m++) {
+				if (m > 1) printf "\n\n" > f
+				printf "# preemption %s: due (ms), late (ms)\n", pm[m] > f
+				k = split(ser["preempt.wakes." pm[m]], pw, ",")
+				rows = 0
+				for (i = 1; i <= k; i++)
+					if (split(pw[i], xy, ":") == 2) {
+						printf "%s\t%s\n", xy[1], xy[2] > f
+						rows++
+					}
+				if (!rows) printf "-\t-\n" > f
+			}
+			close(f)
+		}
 	}
 	print (missing ? 3 : misses ? 4 : nstl + npst ? 5 : 0) > (dir "/.status")
 }

@@ -37,6 +37,12 @@
 # and the last 30 are kept).  The rules and their thresholds are in the
 # awk program below.  Outliers never fail the run.
 #
+# Plot points: "#series<TAB>name<TAB>x:y,x:y,..." lines carry a program's
+# raw points for a plot, not figures.  bench/preempt writes its sleeper's
+# wakes so (preempt.wakes.on and .off: when each was due and how late it
+# came, in ms), which become plot-preempt.dat and preempt.png; without
+# them that plot is left out.
+#
 # Prints latest.txt.  Exit status: 0; 3 if a figure is missing (every name
 # of the catalogue below must be there, in quick mode too, except those
 # marked "full only" and those reported n/a or stalled); else 4 if a figure
@@ -136,16 +142,18 @@ if [ "$plots" = yes ]; then
 		[ -s "$results/gnuplot-$gp.log" ] || rm -f "$results/gnuplot-$gp.log"
 	done
 	# The servers plot: one bar per server and mode, coloured by load,
-	# references in grey; only when the servers were measured.
-	if [ -s "$results/plot-servers.dat" ]; then
+	# references in grey; the preemption plot: each wake of bench/preempt's
+	# sleeper.  Each only when its figures were measured.
+	for gp in servers preempt; do
+		[ -s "$results/plot-$gp.dat" ] || continue
 		if ! gnuplot -e "dir='$results'; term='$term'" \
-		    "$here/servers.gp" 2>"$results/gnuplot-servers.log"; then
-			failed="$failed servers"
-			sed 's/^/  /' "$results/gnuplot-servers.log" >&2
+		    "$here/$gp.gp" 2>"$results/gnuplot-$gp.log"; then
+			failed="$failed $gp"
+			sed 's/^/  /' "$results/gnuplot-$gp.log" >&2
 		fi
-		[ -s "$results/gnuplot-servers.log" ] ||
-		    rm -f "$results/gnuplot-servers.log"
-	fi
+		[ -s "$results/gnuplot-$gp.log" ] ||
+		    rm -f "$results/gnuplot-$gp.log"
+	done
 	if [ -n "$failed" ]; then
 		echo "report.sh: gnuplot failed for:$failed" >&2
 		printf '\n**Plots that failed** (see gnuplot-*.log):%s\n' \

@@ -62,7 +62,8 @@ handoff:ping-pong between kernel threads and between processes
 msg:4 KiB messages between units in each mode
 shm:shared-heap allocation against malloc
 mem:memory per idle unit and scaling in each mode, a million green threads
-idle:the CPU an idle runtime uses'
+idle:the CPU an idle runtime uses
+preempt:preemption: a sleeper beside a spinner, one preemption, its overhead'
 nprog=$(($(printf '%s\n' "$programs" | wc -l) + 1))
 
 mkdir -p "$results" || exit 1
