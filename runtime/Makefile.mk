@@ -41,4 +41,8 @@ libweft_la_LIBADD = $(JEMALLOC_LIBS) $(PTHREAD_LIBS)
 # -version-info current:revision:age.  Bump revision for any release;
 # on an interface change bump current and zero revision; if the change only
 # added interfaces bump age too, if it removed or changed any, zero age.
-libweft_la_LDFLAGS = -version-info 0:0:0 -no-undefined
+# Only weft_* leaves the library: everything else is hidden at compile
+# time, and the linker's own __start_/__stop_ symbols of the entry code's
+# section (runtime/util.h, WEFT_ENTRY_TEXT) are kept in by the regex.
+libweft_la_LDFLAGS = -version-info 0:0:0 -no-undefined \
+	-export-symbols-regex '^weft_'

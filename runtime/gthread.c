@@ -184,7 +184,8 @@ static inline void g_start(struct weft__g *g, void *post) {
  * lives in the descriptor, since the frames it would live in are gone. */
 #if WEFT_CTX_ASM && !WEFT_ASAN && !WEFT_TSAN
 #define EXIT_BY_RETURN 1
-static struct weft__ctx_resume g_entry(void *post, void *data) {
+WEFT_ENTRY_TEXT static struct weft__ctx_resume g_entry(void *post,
+                                                     void *data) {
   struct weft__g *g = data;
   g_start(g, post);
   g_finish(g, weft__gcall(g->fn, g->arg));
@@ -194,7 +195,7 @@ static struct weft__ctx_resume g_entry(void *post, void *data) {
 }
 #else
 #define EXIT_BY_RETURN 0
-static void g_entry(void *post, void *data) {
+WEFT_ENTRY_TEXT static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
   g_start(g, post);
   g_exit(g, weft__gcall(g->fn, g->arg));

@@ -137,6 +137,15 @@ static inline bool in_weft(uintptr_t pc) {
   return pc - pre.text_lo < pre.text_len;
 }
 
+/* The entry code's section (WEFT_ENTRY_TEXT, util.h). */
+extern const char __start_weft_entry_text[], __stop_weft_entry_text[]
+    __attribute__((visibility("hidden")));
+
+static inline bool in_entry(uintptr_t pc) {
+  return pc - (uintptr_t)__start_weft_entry_text <
+         (uintptr_t)(__stop_weft_entry_text - __start_weft_entry_text);
+}
+
 static inline bool in_main(uintptr_t pc) {
   return pc - pre.main_lo < pre.main_len;
 }
@@ -153,7 +162,9 @@ static inline bool in_main(uintptr_t pc) {
  * (weft__gcall_ret) is an address in weft's code.  The scan is complete,
  * so it never misses a live weft frame; it may take a dead one (left in a
  * slot a frame did not write) for live, and defer for nothing: the
- * monitor asks again a quarter slice later.  Reads g's stack, whose frames
+ * monitor asks again a quarter slice later.  Dead ones it knows: the
+ * entry code's (WEFT_ENTRY_TEXT), which is never live below the thread's
+ * function, though it ran there before it.  Reads g's stack, whose frames
  * ASan would see as out of bounds. */
 WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
                                      uintptr_t sp) {
@@ -170,7 +181,7 @@ WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
     uintptr_t v = *p;
     if (v == (uintptr_t)weft__gcall_ret)
       return true;
-    if (in_weft(v))
+    if (in_weft(v) && !in_entry(v))
       return false;
   }
   return false;
@@ -256,6 +267,8 @@ static void preempt(struct weft__kt *kt, struct weft__worker *w,
   }
   g->held_by = kt;
   kt->held = g;
+  kt->stub_lo = hi - STUB_ROOM;
+  kt->stub_hi = hi;
   weft__stat_inc(&w->st.preemptions);
   weft__sched_preempted(w, g, lo, hi, kt);
   kt->w = NULL;

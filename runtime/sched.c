@@ -636,6 +636,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
 /* ------------------------------------------------------------------ */
 
 #if WEFT_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 /* Tell ASan which stack we are about to run on, and that we arrived. */
 static inline void asan_begin(void **save, struct weft__worker *w,
@@ -1008,7 +1009,7 @@ bool weft__yield_local(void) {
  * preempted one, to the kernel thread that keeps it, and K3 becomes a
  * spare.
  */
-static void resume_stub(void *post, void *data) {
+WEFT_ENTRY_TEXT static void resume_stub(void *post, void *data) {
   asan_end(NULL);
   weft__post_run(post);
   struct weft__worker *w = weft__tls_w;
@@ -1019,6 +1020,22 @@ static void resume_stub(void *post, void *data) {
   weft__ctx jump_from;
   weft__ctx_jump(&jump_from, kt->sched_ctx, &kt->give);
   weft__throw("a preempted thread's stub was resumed");
+}
+
+/* Zeroes the stack the stub used, before the thread it belongs to goes on
+ * (its kernel thread waits for the handoff that follows): the return
+ * addresses into weft that the stub's frames left there would otherwise
+ * be found, stale, by the next preemption's scan of that stack (preempt.c,
+ * in_own_code), which would put it off for nothing.  Not memset: ASan's
+ * would check the dead frames' poison, which this clears. */
+WEFT_NO_ASAN static void stub_clean(struct weft__kt *holder) {
+  for (volatile uint64_t *p = (volatile uint64_t *)holder->stub_lo;
+       p < (volatile uint64_t *)holder->stub_hi; p++)
+    *p = 0;
+#if WEFT_ASAN
+  __asan_unpoison_memory_region(holder->stub_lo,
+                                (size_t)(holder->stub_hi - holder->stub_lo));
+#endif
 }
 
 void weft__sched_preempted(struct weft__worker *w, struct weft__g *g, char *lo,
@@ -1107,6 +1124,7 @@ void *weft__sched_worker_main(void *arg) {
     if (WEFT_UNLIKELY(r == &kt->give)) {
       /* A preempted thread's stub (above): its kernel thread runs the
        * worker from here. */
+      stub_clean(kt->give_to);
       w = kt->w;
       kt->w = NULL;
       weft__tls_w = NULL;

@@ -18,6 +18,11 @@
 #define WEFT_NOINLINE __attribute__((noinline))
 #define WEFT_INLINE inline __attribute__((always_inline))
 #define WEFT_NORETURN __attribute__((noreturn))
+/* Code that runs on a green thread's stack only above its function's
+ * frames or after they are gone (its entry, a preempted thread's resume
+ * stub): a return address into it found below weft__gcall_ret is left
+ * over from before, never live.  preempt.c reads the section's bounds. */
+#define WEFT_ENTRY_TEXT __attribute__((section("weft_entry_text"), noinline))
 /* A function ASan must not instrument (it reads other frames' memory). */
 #define WEFT_NO_ASAN __attribute__((no_sanitize_address))
 #define WEFT_CACHELINE 64

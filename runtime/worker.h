@@ -64,6 +64,7 @@ struct weft__kt {
   _Atomic(struct weft__worker *) handed; /* the worker handed over */
   struct weft__kt *spare_next; /* in the spare stack */
   struct weft__g *held;      /* the preempted green thread it keeps */
+  char *stub_lo, *stub_hi;   /* ... and the stack its stub may use */
   struct weft__kt *give_to;  /* the stub's handoff (sched.c) ... */
   weft__post give;           /* ... finished on the scheduler context */
   void *stub_fake;           /* ASan fake-stack handle of that stub */
