@@ -19,9 +19,11 @@
  * threshold of CPU time, it prints
  *   weft: green thread 17 "conn-3" ran 52 ms without yielding on worker 1
  * once, and when the thread finally switches, a second line with the whole
- * time if it ran more than twice the threshold.  A preempted thread
- * switches (its worker does), so this is a thread that could not be: in a
- * non-preemptible region, inside weft, or with preemption off.  A green
+ * time if it ran more than twice the threshold.  With preemption on, only
+ * a thread that could not be preempted when other work waited for its
+ * worker (in a non-preemptible region, inside weft) is reported: a
+ * preempted one switches (its worker does), and one that keeps an
+ * otherwise idle worker stalls nobody.  A green
  * thread that makes a blocking system call stalls its worker as much,
  * without using the CPU; when the worker has been asleep in the kernel for
  * most of the threshold the line says so:
@@ -74,6 +76,7 @@ struct watch {
   clockid_t clk;            /* the worker's CPU clock */
   bool has_clk;
   enum hog reported;
+  bool asked; /* preemption was asked for during this run, in vain */
 };
 
 static struct {
@@ -215,6 +218,7 @@ static void *monitor_main(void *arg) {
       if (mon.slice_ns && want_preempt(w, s, g, sw, now)) {
         ask[nask++] = i;
         s->psince = now - mon.slice_ns + period; /* again next tick */
+        s->asked = true;
       }
       if (!limit)
         continue;
@@ -225,7 +229,9 @@ static void *monitor_main(void *arg) {
         enum hog kind = HOG_NONE;
         if (s->reported)
           continue;
-        if (ran >= limit)
+        /* With preemption on, a thread that computes is a hog only if it
+         * could not be preempted when other work needed its worker. */
+        if (ran >= limit && (!mon.slice_ns || s->asked))
           kind = HOG_RAN;
         else if (wall >= limit && ran < wall / 2 && asleep_in_kernel(w))
           kind = HOG_BLOCKED;
@@ -255,6 +261,7 @@ static void *monitor_main(void *arg) {
                        &s->clk) == 0;
       s->cpu_since = cpu_now(s, now);
       s->reported = HOG_NONE;
+      s->asked = false;
     }
     if (nask && weft__preempt_stock(nask))
       for (int k = 0; k < nask; k++) {

@@ -15,7 +15,9 @@ static void *spin_ms(void *arg) {
 }
 
 /* What a child runs under the monitor: one green thread, named, running
- * body for 200 ms; it prints the hog count of all workers. */
+ * body for 200 ms; it prints the hog count of all workers.  Preemption is
+ * off (a lone thread that computes would not be reported with it on: it
+ * stalls nobody; see the preemption tests below). */
 struct watched {
   int workers, hog_ms;
   const char *name;
@@ -24,7 +26,8 @@ struct watched {
 
 static void watched_child(void *arg) {
   const struct watched *wt = arg;
-  weft_config cfg = {.workers = wt->workers, .hog_ms = wt->hog_ms};
+  weft_config cfg = {
+      .workers = wt->workers, .hog_ms = wt->hog_ms, .slice_us = -1};
   if (weft_init(&cfg))
     _exit(10);
   weft_gthread t;
@@ -114,6 +117,94 @@ Test(monitor, quiet_for_threads_that_yield) {
   h_fork_capture(polite_child, NULL, &c);
   cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
   cr_assert(strstr(c.err, "without yielding") == NULL, "%s", c.err);
+}
+
+/* With preemption on, one worker: a spinner and a thread waiting behind
+ * it.  Preemptible, the spinner is preempted and never reported; inside a
+ * non-preemptible region it cannot be, and is. */
+static void *spin_region(void *arg) {
+  bool region = arg != NULL;
+  if (region)
+    weft_preempt_disable();
+  int64_t end = weft_now() + MS(150);
+  volatile uint64_t x = 0;
+  while (weft_now() < end)
+    for (int i = 0; i < 100000; i++)
+      x += (uint64_t)i;
+  if (region)
+    weft_preempt_enable();
+  return NULL;
+}
+
+static atomic_int waiter_ran;
+
+static void *waiter(void *arg) {
+  (void)arg;
+  atomic_store(&waiter_ran, 1);
+  return NULL;
+}
+
+static void preempt_child(void *arg) {
+  weft_config cfg = {.workers = 1, .hog_ms = 20, .slice_us = 2000};
+  if (weft_init(&cfg))
+    _exit(10);
+  weft_gthread a, b;
+  weft_spawn(&a, &(weft_gthread_attr){.name = "crunch"}, spin_region, arg);
+  weft_spawn(&b, NULL, waiter, NULL);
+  weft_join(a, NULL);
+  weft_join(b, NULL);
+  weft_worker_stats st;
+  weft_stats(&st, 1);
+  fprintf(stderr, "hogs=%llu preemptions=%llu\n",
+          (unsigned long long)st.hogs, (unsigned long long)st.preemptions);
+  weft_shutdown();
+}
+
+Test(monitor, quiet_for_a_thread_that_is_preempted) {
+  if (WEFT_TSAN)
+    cr_skip_test("no preemption under ThreadSanitizer");
+  struct h_child c;
+  h_fork_capture(preempt_child, NULL, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "without yielding") == NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=0 ") != NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "preemptions=0\n") == NULL, "%s", c.err);
+}
+
+/* A lone thread that computes, with preemption on: nothing waits for its
+ * worker, so nothing asks to preempt it, and it stalls nobody. */
+static void lone_child(void *arg) {
+  (void)arg;
+  weft_config cfg = {.workers = 1, .hog_ms = 20, .slice_us = 2000};
+  if (weft_init(&cfg))
+    _exit(10);
+  weft_gthread a;
+  weft_spawn(&a, &(weft_gthread_attr){.name = "alone"}, spin_region, NULL);
+  weft_join(a, NULL);
+  weft_worker_stats st;
+  weft_stats(&st, 1);
+  fprintf(stderr, "hogs=%llu\n", (unsigned long long)st.hogs);
+  weft_shutdown();
+}
+
+Test(monitor, quiet_for_a_lone_thread_that_stalls_nobody) {
+  if (WEFT_TSAN)
+    cr_skip_test("no preemption under ThreadSanitizer");
+  struct h_child c;
+  h_fork_capture(lone_child, NULL, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "without yielding") == NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=0\n") != NULL, "%s", c.err);
+}
+
+Test(monitor, reports_a_thread_that_cannot_be_preempted) {
+  if (WEFT_TSAN)
+    cr_skip_test("no preemption under ThreadSanitizer");
+  struct h_child c;
+  h_fork_capture(preempt_child, (void *)1, &c);
+  cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
+  cr_assert(strstr(c.err, "\"crunch\" ran ") != NULL, "%s", c.err);
+  cr_assert(strstr(c.err, "hogs=1 preemptions=0\n") != NULL, "%s", c.err);
 }
 
 static int sv[2];
