@@ -282,8 +282,9 @@ WEFT_EXTERN int weft_yield(void);
  * flags included), its signal mask and its errno as they were.
  *
  * A preempted thread keeps its kernel thread while it waits, and the
- * worker goes on with a spare kernel thread (from a pool of at most
- * twice the workers, plus 4).  So a thread may be stopped anywhere in its
+ * worker goes on with a spare kernel thread (kernel threads beyond the
+ * workers are at most 4 per worker, plus 16; past that, preemptions wait
+ * for one to come back).  So a thread may be stopped anywhere in its
  * own code or in a library's, even inside libc or the allocator or
  * holding a pthread mutex: the thread-locals, caches and locks of its
  * kernel thread stay its own, and nothing else runs on that kernel thread
@@ -294,7 +295,8 @@ WEFT_EXTERN int weft_yield(void);
  * weft called back), in a non-preemptible region (below), or in a system
  * call other than a futex wait, which the hog monitor reports instead
  * (weft_config.hog_ms).  A request made there is counted as deferred and
- * made once the thread is out.  Preemption is not available in a program
+ * made once the thread is out (the monitor asks again every quarter
+ * slice, and weft_preempt_enable yields).  Preemption is not available in a program
  * linked statically with libweft, nor under ThreadSanitizer; weft_stats()
  * then counts no preemptions.
  *
