@@ -296,9 +296,9 @@ WEFT_EXTERN int weft_yield(void);
  * call other than a futex wait, which the hog monitor reports instead
  * (weft_config.hog_ms).  A request made there is counted as deferred and
  * made once the thread is out (the monitor asks again every quarter
- * slice, and weft_preempt_enable yields).  Preemption is not available in a program
- * linked statically with libweft, nor under ThreadSanitizer; weft_stats()
- * then counts no preemptions.
+ * slice, and weft_preempt_enable yields).  Preemption is not available
+ * in a program linked statically with libweft, nor under
+ * ThreadSanitizer; weft_stats() then counts no preemptions.
  *
  * weft preempts with SIGURG, sent to one thread; a handler the program
  * installed before weft_init still gets the SIGURGs weft did not send.
