@@ -639,21 +639,21 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 /* Tell ASan which stack we are about to run on, and that we arrived. */
-static inline void asan_begin(void **save, struct weft__worker *w,
+static inline void asan_begin(void **save, struct weft__kt *kt,
                               struct weft__g *to) {
   if (to)
     __sanitizer_start_switch_fiber(save, to->base + weft__stack_guard_size(),
                                    to->size);
   else
-    __sanitizer_start_switch_fiber(save, w->kt->kstack_lo, w->kt->kstack_size);
+    __sanitizer_start_switch_fiber(save, kt->kstack_lo, kt->kstack_size);
 }
 static inline void asan_end(void *save) {
   __sanitizer_finish_switch_fiber(save, NULL, NULL);
 }
 #else
-static inline void asan_begin(void **save, struct weft__worker *w,
+static inline void asan_begin(void **save, struct weft__kt *kt,
                               struct weft__g *to) {
-  (void)save, (void)w, (void)to;
+  (void)save, (void)kt, (void)to;
 }
 static inline void asan_end(void *save) { (void)save; }
 #endif
@@ -690,7 +690,7 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
   void *r;
   if (next) {
     set_running(w, next);
-    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, next);
+    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w->kt, next);
     weft__tsan_to(next->tsan_fiber);
     /* Both sides suspended here, the common case: RET predicts the
      * return.  Otherwise the jump (ctx.h). */
@@ -700,7 +700,7 @@ static inline void switch_from(struct weft__worker *w, struct weft__g *g,
       r = weft__ctx_jump(&g->ctx, next->ctx, post);
   } else {
     set_cur(w, NULL);
-    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w, NULL);
+    asan_begin(g->state == WEFT__G_DONE ? NULL : &g->asan_fake, w->kt, NULL);
     weft__tsan_to(w->kt->sched_fiber);
     r = weft__ctx_jump(&g->ctx, w->kt->sched_ctx, post);
   }
@@ -1015,7 +1015,7 @@ WEFT_ENTRY_TEXT static void resume_stub(void *post, void *data) {
   struct weft__worker *w = weft__tls_w;
   struct weft__kt *kt = w->kt;
   kt->give_to = data;
-  asan_begin(&kt->stub_fake, w, NULL);
+  asan_begin(&kt->stub_fake, kt, NULL);
   weft__tsan_to(kt->sched_fiber);
   weft__ctx jump_from;
   weft__ctx_jump(&jump_from, kt->sched_ctx, &kt->give);
@@ -1062,6 +1062,8 @@ WEFT_NORETURN void weft__sched_abandon_held(struct weft__kt *kt) {
   sigemptyset(&urg);
   sigaddset(&urg, SIGURG);
   pthread_sigmask(SIG_UNBLOCK, &urg, NULL); /* the handler blocked it */
+  asan_begin(&kt->stub_fake, kt, NULL); /* the loop finishes the switch */
+  weft__tsan_to(kt->sched_fiber);
   weft__ctx jump_from;
   weft__ctx_jump(&jump_from, kt->sched_ctx, NULL);
   weft__throw("an abandoned preempted thread was resumed");
@@ -1117,7 +1119,7 @@ void *weft__sched_worker_main(void *arg) {
     g->state = WEFT__G_RUNNING;
     g->worker = w->index;
     weft__stat_inc(&w->st.switches);
-    asan_begin(&kt->sched_fake, w, g);
+    asan_begin(&kt->sched_fake, kt, g);
     weft__tsan_to(g->tsan_fiber);
     void *r = weft__ctx_jump(&kt->sched_ctx, g->ctx, NULL);
     asan_end(kt->sched_fake);
