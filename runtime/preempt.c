@@ -73,6 +73,10 @@
 #include "preempt.h"
 #include "sched.h"
 
+#if WEFT_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
 #define DEFAULT_SLICE_US 10000
 #define MIN_SLICE_US 1000
 /* Stack the stub needs below the interrupted frame (the post-switch
@@ -269,6 +273,11 @@ static void preempt(struct weft__kt *kt, struct weft__worker *w,
   kt->held = g;
   kt->stub_lo = hi - STUB_ROOM;
   kt->stub_hi = hi;
+#if WEFT_VALGRIND
+  /* Below the thread's stack pointer: memcheck holds it unaddressable
+   * until something runs there, as the stub will. */
+  VALGRIND_MAKE_MEM_UNDEFINED(kt->stub_lo, STUB_ROOM);
+#endif
   weft__stat_inc(&w->st.preemptions);
   weft__sched_preempted(w, g, lo, hi, kt);
   kt->w = NULL;

@@ -94,6 +94,10 @@
 #include "preempt.h"
 #include "sched.h"
 
+#if WEFT_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
 struct weft__rt weft__rt;
 __thread struct weft__worker *volatile weft__tls_w
     __attribute__((tls_model("initial-exec")));
@@ -1029,6 +1033,11 @@ WEFT_ENTRY_TEXT static void resume_stub(void *post, void *data) {
  * in_own_code), which would put it off for nothing.  Not memset: ASan's
  * would check the dead frames' poison, which this clears. */
 WEFT_NO_ASAN static void stub_clean(struct weft__kt *holder) {
+#if WEFT_VALGRIND
+  /* Dead frames, which memcheck holds unaddressable. */
+  VALGRIND_MAKE_MEM_UNDEFINED(holder->stub_lo,
+                              (size_t)(holder->stub_hi - holder->stub_lo));
+#endif
   for (volatile uint64_t *p = (volatile uint64_t *)holder->stub_lo;
        p < (volatile uint64_t *)holder->stub_hi; p++)
     *p = 0;

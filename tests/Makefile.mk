@@ -207,11 +207,13 @@ tests_criterion += tests/test_kv
 # is known to be a stack switch).  Any memcheck error fails the target.
 #
 # The programs: examples that spawn, switch, block on channels and mutexes and
-# migrate between workers, and the Criterion programs of the sync
-# primitives.  Criterion runs each test in
+# migrate between workers, the example that preempts (a stopped thread's
+# resume stub runs on its stack below its stack pointer), and the
+# Criterion programs of the sync primitives.  Criterion runs each test in
 # a child process, hence --trace-children.
 
-VG_DEMOS = examples/channel examples/counter examples/vector
+VG_DEMOS = examples/channel examples/counter examples/vector \
+	examples/timeslice
 VG_TESTS = tests/test_sync
 VG_FLAGS = --error-exitcode=9 --trace-children=yes -q \
 	--child-silent-after-fork=no
