@@ -234,13 +234,22 @@ Test(preempt, a_lock_held_by_a_preempted_thread_is_released,
 /* Registers                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Fills ymm0-15, x87's control word and MXCSR's rounding with values of
- * its own, spins with them in place (no memory, no call), and checks that
- * every one came back.  Returns the number of rounds that did not. */
+/* Fills ymm0-15, x87's control word, MXCSR's rounding and the 128-byte
+ * red zone below the stack pointer with values of its own, spins with
+ * them in place (no memory, no call), and checks that every one came
+ * back, and that the signal mask it set is still its own.  Returns the
+ * number of rounds that did not. */
 static int avx_rounds(uint32_t seed, int rounds) {
   int bad = 0;
   uint32_t in[16][8] __attribute__((aligned(32)));
   uint32_t out[16][8] __attribute__((aligned(32)));
+  uint64_t red[16];
+  sigset_t mine, now;
+  sigemptyset(&mine);
+  sigaddset(&mine, SIGUSR2);
+  if (seed & 1)
+    sigaddset(&mine, SIGWINCH);
+  pthread_sigmask(SIG_BLOCK, &mine, NULL);
   for (int r = 0; r < rounds; r++) {
     for (int i = 0; i < 16; i++)
       for (int j = 0; j < 8; j++)
@@ -268,9 +277,21 @@ static int avx_rounds(uint32_t seed, int rounds) {
         "vmovdqa 480(%[in]), %%ymm15\n\t"
         "ldmxcsr %[mxi]\n\t"
         "fldcw %[cwi]\n\t"
+        /* the red zone: 16 words below RSP, the seed's pattern */
+        "mov %[pat], %%rax\n\t"
+        "mov $16, %%ecx\n\t"
+        "2: mov %%rax, -136(%%rsp,%%rcx,8)\n\t"
+        "add %%rcx, %%rax\n\t"
+        "dec %%ecx\n\t"
+        "jnz 2b\n\t"
         "mov $200000, %%ecx\n\t"
         "1: dec %%ecx\n\t"
         "jnz 1b\n\t"
+        "mov $16, %%ecx\n\t"
+        "3: mov -136(%%rsp,%%rcx,8), %%rax\n\t"
+        "mov %%rax, -8(%[red],%%rcx,8)\n\t"
+        "dec %%ecx\n\t"
+        "jnz 3b\n\t"
         "vmovdqa %%ymm0, 0(%[out])\n\t"
         "vmovdqa %%ymm1, 32(%[out])\n\t"
         "vmovdqa %%ymm2, 64(%[out])\n\t"
@@ -294,13 +315,24 @@ static int avx_rounds(uint32_t seed, int rounds) {
         "fldcw %[cwd]\n\t"
         : [mxo] "=m"(mx_out), [cwo] "=m"(cw_out)
         : [in] "r"(in), [out] "r"(out), [mxi] "m"(mx_in), [cwi] "m"(cw_in),
+          [red] "r"(red), [pat] "r"((uint64_t)seed * 0x9E3779B97F4A7C15ull),
           [mxd] "m"((unsigned){0x1f80u}), [cwd] "m"((unsigned short){0x037fu})
-        : "rcx", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+        : "rax", "rcx", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
           "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
           "xmm13", "xmm14", "xmm15");
-    if (memcmp(in, out, sizeof in) || mx_out != mx_in || cw_out != cw_in)
+    uint64_t want = (uint64_t)seed * 0x9E3779B97F4A7C15ull;
+    for (int i = 16; i >= 1; i--) {
+      if (red[i - 1] != want)
+        bad++;
+      want += (uint64_t)i;
+    }
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    if (memcmp(in, out, sizeof in) || mx_out != mx_in || cw_out != cw_in ||
+        !sigismember(&now, SIGUSR2) ||
+        sigismember(&now, SIGWINCH) != (int)(seed & 1))
       bad++;
   }
+  pthread_sigmask(SIG_UNBLOCK, &mine, NULL);
   return bad;
 }
 
