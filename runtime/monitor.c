@@ -33,8 +33,8 @@
  * the green thread is not at fault, and is not reported.
  *
  * Sampling costs the workers nothing (no clock reads on the switch path).
- * While no worker runs a green thread the monitor ticks no faster than
- * every 20 ms.
+ * While no worker runs a green thread the monitor ticks once a slice (20
+ * ms with preemption off).
  *
  * The threshold is weft_config.hog_ms, else WEFT_HOG_MS, else 100 ms; a
  * negative value (or WEFT_HOG_MS=0) turns the reports off.
@@ -195,7 +195,12 @@ static void *monitor_main(void *arg) {
   int64_t period = mon.threshold_ns ? mon.threshold_ns / 4 : INT64_MAX;
   if (mon.slice_ns && mon.slice_ns / 4 < period)
     period = mon.slice_ns / 4;
-  int64_t idle_period = period > 20000000 ? period : 20000000;
+  /* While no worker runs a green thread: a slice at most, so that the
+   * first preemption of a thread that starts then is late by a slice at
+   * most (100 wakes a second at the default); 20 ms without preemption. */
+  int64_t idle_period = mon.slice_ns ? mon.slice_ns : 20000000;
+  if (idle_period < period)
+    idle_period = period;
   int64_t limit = mon.threshold_ns;
   bool busy = true;
   int nask;
