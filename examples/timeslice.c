@@ -88,6 +88,7 @@ static int64_t mono_ns(void) {
 
 /* Computes until RUN_MS after the start, calling nothing of weft's. */
 static void *spinner(void *arg) {
+  (void)arg;
   int64_t end = run.start + RUN_MS * MS_NS;
   uint64_t x = 88172645463325252ULL;
   for (;;) {
@@ -110,6 +111,7 @@ static void *spinner(void *arg) {
 /* A tick every TICK_MS: sleeps TICK_MS and notes the time, until RUN_MS
  * after the start. */
 static void *ticker(void *arg) {
+  (void)arg;
   int64_t end = run.start + RUN_MS * MS_NS;
   int64_t now;
   do {

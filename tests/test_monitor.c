@@ -7,6 +7,10 @@
 #include <time.h>
 #include <sys/socket.h>
 
+/* Where the pure loops put their sums, so that they are not optimised
+ * away. */
+static volatile uint64_t sink;
+
 static void *spin_ms(void *arg) {
   int64_t end = weft_now() + MS((intptr_t)arg);
   while (weft_now() < end)
@@ -127,10 +131,9 @@ static void *spin_region(void *arg) {
   if (region)
     weft_preempt_disable();
   int64_t end = weft_now() + MS(150);
-  volatile uint64_t x = 0;
   while (weft_now() < end)
     for (int i = 0; i < 100000; i++)
-      x += (uint64_t)i;
+      sink += (uint64_t)i;
   if (region)
     weft_preempt_enable();
   return NULL;

@@ -13,6 +13,10 @@
 
 #include <time.h>
 
+/* Where the pure loops put their sums, so that they are not optimised
+ * away. */
+static volatile uint64_t sink;
+
 #define SKIP_WITHOUT_PREEMPTION()                                            \
   do {                                                                       \
     if (WEFT_TSAN)                                                           \
@@ -52,10 +56,9 @@ struct duet {
 static void *spinner(void *arg) {
   struct duet *d = arg;
   int64_t end = weft_now() + d->spin_cap;
-  volatile uint64_t x = 0;
   while (!atomic_load_explicit(&d->done, memory_order_relaxed)) {
     for (int i = 0; i < 100000; i++)
-      x += (uint64_t)i;
+      sink += (uint64_t)i;
     if (weft_now() >= end) {
       atomic_store(&d->capped, 1);
       break;
@@ -199,10 +202,9 @@ static void *holder(void *arg) {
   /* Six slices holding the lock, mostly in a pure loop (a thread inside
    * weft, say in weft_now, is not preempted). */
   int64_t end = mono_ns() + MS(60);
-  volatile uint64_t x = 0;
   while (mono_ns() < end)
     for (int i = 0; i < 10000; i++)
-      x += (uint64_t)i;
+      sink += (uint64_t)i;
   atomic_store(&order, 1);
   pthread_mutex_unlock(&mx);
   return NULL;
@@ -465,9 +467,8 @@ static void *migrant(void *arg) {
   int where = weft_worker_index();
   int64_t cap = weft_now() + MS(20000);
   while (weft_now() < cap && (m->moved < 3 || atomic_load(&migrants_done) < 3)) {
-    volatile uint64_t x = 0;
-    for (int i = 0; i < 200000; i++)
-      x += (uint64_t)i;
+      for (int i = 0; i < 200000; i++)
+      sink += (uint64_t)i;
     /* errno straight, at -O2: its address may be kept across the loop. */
     if (errno != mine || (intptr_t)weft_local_get(lkey) != mine)
       m->bad++;
