@@ -364,16 +364,18 @@ int weft__preempt_setup(const weft_config *cfg) {
 
 bool weft__preempt_stock(int want) {
   int max_extra = 4 * weft__rt.nworkers + 16;
-  while (ld_relaxed(&pre.nspare) < want) {
-    weft__spin_lock(&weft__rt.kts_lk);
-    int extra = weft__rt.nkts - weft__rt.nworkers;
-    weft__spin_unlock(&weft__rt.kts_lk);
-    if (extra >= max_extra || weft__kt_start(NULL) != 0)
+  weft__spin_lock(&weft__rt.kts_lk);
+  int extra = weft__rt.nkts - weft__rt.nworkers;
+  weft__spin_unlock(&weft__rt.kts_lk);
+  int before = ld_relaxed(&pre.nspare), started = 0;
+  for (; before + started < want && extra < max_extra; started++, extra++)
+    if (weft__kt_start(NULL) != 0)
       break;
-    /* Counted once it is on the spare stack: wait for it there. */
-    for (int i = 0; i < 10000 && ld_relaxed(&pre.nspare) < want; i++)
-      usleep(10);
-  }
+  /* A spare counts once it is on the spare stack: wait (a few ms at
+   * most) for those just started to get there. */
+  int goal = before + started;
+  for (int i = 0; i < 500 && ld_relaxed(&pre.nspare) < goal; i++)
+    usleep(10);
   return ld_relaxed(&pre.nspare) > 0;
 }
 
