@@ -295,7 +295,7 @@ WEFT_EXTERN int weft_yield(void);
  * weft called back), in a non-preemptible region (below), or in a system
  * call other than a futex wait, which the hog monitor reports instead
  * (weft_config.hog_ms).  A request made there is counted as deferred and
- * made once the thread is out (the monitor asks again every quarter
+ * made once the thread is out (the monitor asks again every half
  * slice, and weft_preempt_enable yields).  Preemption is not available
  * in a program linked statically with libweft, nor under
  * ThreadSanitizer; weft_stats() then counts no preemptions.

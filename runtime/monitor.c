@@ -4,7 +4,7 @@
  * (preempt.c), and reports one that holds its worker too long and could
  * not be preempted.
  *
- * Preemption.  Each tick (a quarter of the slice), a worker whose running
+ * Preemption.  Each tick (half a slice), a worker whose running
  * green thread and switch count are the same as a slice ago, while other
  * work waits for it (its queues, the global queue, a due timer of its
  * own, green threads waiting on descriptors), is asked to preempt it, if
@@ -218,8 +218,8 @@ static void *monitor_main(void *arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   int64_t period = mon.threshold_ns ? mon.threshold_ns / 4 : INT64_MAX;
-  if (mon.slice_ns && mon.slice_ns / 4 < period)
-    period = mon.slice_ns / 4;
+  if (mon.slice_ns && mon.slice_ns / 2 < period)
+    period = mon.slice_ns / 2;
   mon.period = period;
   /* While no worker runs a green thread: a slice at most, so that the
    * first preemption of a thread that starts then is late by a slice at

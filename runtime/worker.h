@@ -19,6 +19,7 @@
 #define WEFT_WORKER_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,6 +63,8 @@ struct weft__kt {
   uint64_t ask_switches;     /* ... at this switch count */
   _Atomic uint32_t hand;     /* futex: bumped when a worker is handed over */
   _Atomic(struct weft__worker *) handed; /* the worker handed over */
+  bool rebind;               /* handed bound to one CPU: give back cpus */
+  cpu_set_t cpus;
   struct weft__kt *spare_next; /* in the spare stack */
   struct weft__g *held;      /* the preempted green thread it keeps */
   char *stub_lo, *stub_hi;   /* ... and the stack its stub may use */
