@@ -45,6 +45,11 @@
  * the thread's entry (weft__gcall_ret, the return address of the
  * thread's function), is in libweft's code; in a non-preemptible region
  * (weft_preempt_disable); with too little stack below it for the stub.
+ * The one case the rule misses: a signal handler of the program that
+ * interrupted weft code on a green thread's stack and then runs for a
+ * whole slice (its PC is the program's, and the program's code is not
+ * scanned); a handler should be short anyway.
+ *
  * Such a request is counted as deferred; the monitor asks again half a
  * slice later, and weft_preempt_enable yields at the region's
  * end.  The rule needs libweft's code apart from the program's, so a
