@@ -11,9 +11,10 @@
  * The .c files sit on them: sync, rwlock, chan, local and gthread park
  * through wait.h; io, blocking and task wait on fds or the pool; the shm
  * files (shm.h) and proc are the shared-memory wing; rt.c starts the
- * parts and resets them in a forked child (rt.h).  The one loop: sched.c
+ * parts and resets them in a forked child (rt.h).  Two loops: sched.c
  * polls the netpoller, and netpoll.c wakes the threads it finds through
- * sched.h.
+ * sched.h; sched.c hands workers between kernel threads through
+ * preempt.h, and preempt.c queues a preempted thread through sched.h.
  */
 #ifndef WEFT_WORKER_H
 #define WEFT_WORKER_H
