@@ -121,7 +121,9 @@ int64_t weft__preempt_slice(void) { return pre.slice_ns; }
 static int find_text(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   int *index = arg;
-  uintptr_t self = (uintptr_t)&weft_preempt_enable;
+  /* A static function's address is its own: an exported one's can be
+   * the program's PLT entry (a program built without -pie). */
+  uintptr_t self = (uintptr_t)&find_text;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
