@@ -88,6 +88,7 @@ static struct {
   int64_t slice_ns;     /* 0: no preemption */
   int64_t period;       /* between ticks while a worker is busy */
   struct watch *watch;
+  int *ask; /* the workers asked in a tick, by index */
   int n;
 } mon;
 
@@ -229,10 +230,7 @@ static void *monitor_main(void *arg) {
     idle_period = period;
   int64_t limit = mon.threshold_ns;
   bool busy = true;
-  int nask;
-  int *ask = weft__calloc((size_t)mon.n, sizeof(*ask)); /* indices */
-  if (!ask)
-    return NULL;
+  int nask, *ask = mon.ask;
   while (!ld_acquire(&mon.stop)) {
     weft__futex_wait(&mon.stop, 0,
                      weft__now() + (busy ? period : idle_period));
@@ -301,7 +299,6 @@ static void *monitor_main(void *arg) {
                           mon.watch[ask[k]].psw);
       }
   }
-  free(ask);
   return NULL;
 }
 
@@ -319,8 +316,14 @@ int weft__monitor_start(const weft_config *cfg) {
     return 0;
   mon.n = weft__rt.nworkers;
   mon.watch = weft__calloc((size_t)mon.n, sizeof(*mon.watch));
-  if (!mon.watch)
+  mon.ask = weft__calloc((size_t)mon.n, sizeof(*mon.ask));
+  if (!mon.watch || !mon.ask) {
+    free(mon.watch);
+    free(mon.ask);
+    mon.watch = NULL;
+    mon.ask = NULL;
     return -ENOMEM;
+  }
   for (int i = 0; i < mon.n; i++)
     mon.watch[i].has_clk =
         pthread_getcpuclockid(weft__rt.w[i]->kt->thread, &mon.watch[i].clk) ==
@@ -329,7 +332,9 @@ int weft__monitor_start(const weft_config *cfg) {
   int r = weft__pthread_create(&mon.thread, NULL, monitor_main, NULL);
   if (r) {
     free(mon.watch);
+    free(mon.ask);
     mon.watch = NULL;
+    mon.ask = NULL;
     return -r;
   }
   mon.running = true;
@@ -343,11 +348,14 @@ void weft__monitor_stop(void) {
   weft__futex_wake(&mon.stop, 1);
   pthread_join(mon.thread, NULL);
   free(mon.watch);
+  free(mon.ask);
   mon.watch = NULL;
+  mon.ask = NULL;
   mon.running = false;
 }
 
 void weft__monitor_fork_child(void) {
   mon.running = false; /* its thread did not survive the fork */
   mon.watch = NULL;
+  mon.ask = NULL;
 }
