@@ -6,8 +6,9 @@
 # they were (the program then runs to its end), and "weft bt" of the
 # running thread must name the kernel thread to select instead.  Linked
 # with the shared libweft, the program also has a preempted thread,
-# "gdb-spin": listed with the kernel thread that keeps it, and "weft bt"
-# shows its stack through the signal frame.
+# "gdb-spin" (where weft preempts: the program says, gdb_target_spins):
+# listed with the kernel thread that keeps it, and "weft bt" shows its
+# stack through the signal frame.
 #
 # Run by "make check" from the top of the build tree; or by hand:
 # sh SRC/tests/gdb_check.sh from the top of a build tree.  The extension is
@@ -58,7 +59,6 @@ run() {
   what=$1
   prog=$2
   lt=$3
-  spin=$4
   set --
   [ -n "$lt" ] && set -- ./libtool --mode=execute
   regs='info registers rip rsp rbp rbx r12 r13 r14 r15'
@@ -69,6 +69,7 @@ run() {
     -ex 'set disable-randomization off' -ex 'set print thread-events off' \
     -x "$script" \
     -ex 'break gdb_target_stop' -ex run \
+    -ex 'echo ==spins\n' -ex 'output gdb_target_spins' -ex 'echo \n==end\n' \
     -ex 'echo ==threads\n' -ex 'weft threads' -ex 'echo ==end\n' \
     -ex 'echo ==regs-before\n' -ex "$regs" -ex 'echo ==end\n' \
     -ex 'echo ==bt-chan\n' -ex 'eval "weft bt %llu", gdb_target_ids[0]' \
@@ -96,6 +97,10 @@ run() {
   sed 's/^/  | /' "$out"
 
   [ "$rc" -eq 0 ] || fail "gdb exited with status $rc"
+  # Whether the program has a preempted thread (weft preempts there).
+  spin=$(between ==spins ==end | tr -d ' \n')
+  [ "$spin" = 1 ] || [ "$spin" = 0 ] || fail "gdb_target_spins: got '$spin'"
+  [ "$spin" = 1 ] || spin=
   # weft threads: four parked with their reasons, one running.
   between ==threads ==end > "$out.sec"
   for want in 'park-chan +parked +[0-9]+ +chan$' \
@@ -149,7 +154,7 @@ run() {
   rm -f "$out.sec" "$out.sec2"
 }
 
-run "linked with libweft.la" tests/gdb_target libtool spin
+run "linked with libweft.la" tests/gdb_target libtool
 run "linked statically" tests/gdb_target_static
 
 if [ "$fails" -ne 0 ]; then

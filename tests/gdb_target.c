@@ -15,11 +15,12 @@
  * exits 0.
  * The ids of the five threads are kept in gdb_target_ids for the check.
  *
- * Linked with the shared libweft (which preempts), it also spawns
- * "gdb-spin", which computes until main stops it, before gdb-stop: on one
- * worker gdb-stop then runs only once gdb-spin has been preempted, and at
- * the breakpoint gdb-spin is held by its kernel thread.  (Linked
- * statically weft does not preempt, and gdb-spin would keep the worker.)
+ * Where weft preempts, it also spawns "gdb-spin", which computes until
+ * main stops it, before gdb-stop: on one worker gdb-stop then runs only
+ * once gdb-spin has been preempted, and at the breakpoint gdb-spin is held
+ * by its kernel thread.  Linked statically, or under ThreadSanitizer,
+ * weft does not preempt, and gdb-spin would keep the worker: it is left
+ * out, and gdb_target_spins (read by the check) says so.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,6 +79,20 @@ __attribute__((noinline)) static void *park_on_read(void *arg) {
   return n == 1 && c == 'x' ? NULL : (void *)1;
 }
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GDB_TARGET_NO_SPIN 1
+#endif
+#endif
+#if defined(GDB_TARGET_STATIC) || defined(__SANITIZE_THREAD__)
+#define GDB_TARGET_NO_SPIN 1
+#endif
+#ifdef GDB_TARGET_NO_SPIN
+volatile int gdb_target_spins = 0;
+#else
+volatile int gdb_target_spins = 1;
+#endif
+
 static volatile int spin_stop;
 
 __attribute__((noinline)) static void *spin_until_stopped(void *arg) {
@@ -123,7 +138,7 @@ int main(void) {
     die("weft_mutex_lock", rc);
 
   for (int i = 0; i < NT; i++) {
-#ifdef GDB_TARGET_STATIC
+#ifdef GDB_TARGET_NO_SPIN
     if (i == T_SPIN)
       continue;
 #endif
@@ -146,7 +161,7 @@ int main(void) {
   if ((rc = weft_join(t[T_STOP], &res)) < 0)
     die("weft_join", rc);
   spin_stop = 1;
-#ifndef GDB_TARGET_STATIC
+#ifndef GDB_TARGET_NO_SPIN
   if ((rc = weft_join(t[T_SPIN], &res)) < 0)
     die("weft_join", rc);
 #endif
