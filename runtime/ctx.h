@@ -53,11 +53,6 @@ weft__ctx weft__ctx_make_uc(void *lo, void *hi, weft__ctx_entry entry,
                             void *data);
 void *weft__ctx_switch_uc(weft__ctx *from, weft__ctx to, void *arg);
 
-/* Returns fn(arg), with weft__gcall_ret as fn's return address: what a
- * green thread runs its function through (gthread.c, preempt.c). */
-void *weft__gcall(void *(*fn)(void *), void *arg);
-extern const char weft__gcall_ret[];
-
 #if WEFT_CTX_ASM
 #define weft__ctx_make weft__ctx_make_asm
 #define weft__ctx_switch weft__ctx_switch_asm

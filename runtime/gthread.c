@@ -188,7 +188,7 @@ WEFT_ENTRY_TEXT static struct weft__ctx_resume g_entry(void *post,
                                                      void *data) {
   struct weft__g *g = data;
   g_start(g, post);
-  g_finish(g, weft__gcall(g->fn, g->arg));
+  g_finish(g, g->fn(g->arg));
   g->exit_post.fn = post_exit;
   g->exit_post.g = g;
   return weft__exit_resume(&g->exit_post);
@@ -198,7 +198,7 @@ WEFT_ENTRY_TEXT static struct weft__ctx_resume g_entry(void *post,
 WEFT_ENTRY_TEXT static void g_entry(void *post, void *data) {
   struct weft__g *g = data;
   g_start(g, post);
-  g_exit(g, weft__gcall(g->fn, g->arg));
+  g_exit(g, g->fn(g->arg));
 }
 #endif
 

@@ -42,8 +42,8 @@
  * Where a thread is never stopped: inside weft (a run-queue lock, a
  * switch, a wait's transition, a worker pointer in a register), which is
  * any point whose program counter, or any return address between it and
- * the thread's entry (weft__gcall_ret, the return address of the
- * thread's function), is in libweft's code; in a non-preemptible region
+ * the top of its stack, is in libweft's code (but for the entry code's,
+ * WEFT_ENTRY_TEXT, which is always there); in a non-preemptible region
  * (weft_preempt_disable); with too little stack below it for the stub.
  * The one case the rule misses: a signal handler of the program that
  * interrupted weft code on a green thread's stack and then runs for a
@@ -170,14 +170,13 @@ static inline bool in_main(uintptr_t pc) {
  * In the program's code it is: weft calls the program only as the
  * thread's function (and destructors of locals, inside a non-preemptible
  * region).  In a library's (libc, the allocator), the library may have
- * been called by weft: it is, if no word between sp and g's entry
- * (weft__gcall_ret) is an address in weft's code.  The scan is complete,
- * so it never misses a live weft frame; it may take a dead one (left in a
- * slot a frame did not write) for live, and defer for nothing: the
- * monitor asks again half a slice later.  Dead ones it knows: the
- * entry code's (WEFT_ENTRY_TEXT), which is never live below the thread's
- * function, though it ran there before it.  Reads g's stack, whose frames
- * ASan would see as out of bounds. */
+ * been called by weft: it is, if no word between sp and the top of g's
+ * stack is an address in weft's code, other than the entry code's
+ * (WEFT_ENTRY_TEXT): that is above the thread's function, or dead.  The
+ * scan is complete, so it never misses a live weft frame; it may take a
+ * dead one (left in a slot a frame did not write) for live, and defer for
+ * nothing: the monitor asks again half a slice later.  Reads g's stack,
+ * whose frames ASan would see as out of bounds. */
 WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
                                      uintptr_t sp) {
   if (in_weft(pc))
@@ -187,16 +186,15 @@ WEFT_NO_ASAN static bool in_own_code(const struct weft__g *g, uintptr_t pc,
     return false; /* on another stack: a coroutine library's, say */
   if (in_main(pc))
     return true;
-  uintptr_t end = top - sp > SCAN_MAX ? sp + SCAN_MAX : top;
+  if (top - sp > SCAN_MAX)
+    return false;
   for (const uintptr_t *p = (const uintptr_t *)(sp & ~(uintptr_t)7);
-       (uintptr_t)p < end; p++) {
+       (uintptr_t)p < top; p++) {
     uintptr_t v = *p;
-    if (v == (uintptr_t)weft__gcall_ret)
-      return true;
     if (in_weft(v) && !in_entry(v))
       return false;
   }
-  return false;
+  return true;
 }
 
 static struct weft__kt *spare_take(void) {

@@ -19,9 +19,11 @@
 #define WEFT_INLINE inline __attribute__((always_inline))
 #define WEFT_NORETURN __attribute__((noreturn))
 /* Code that runs on a green thread's stack only above its function's
- * frames or after they are gone (its entry, a preempted thread's resume
- * stub): a return address into it found below weft__gcall_ret is left
- * over from before, never live.  preempt.c reads the section's bounds. */
+ * frames, or when they are not running (its entry and trampolines, a
+ * preempted thread's resume stub): a return address into it found on a
+ * running thread's stack is the entry's own, or left over from before;
+ * never a sign of weft's code being live.  preempt.c reads the section's
+ * bounds. */
 #define WEFT_ENTRY_TEXT __attribute__((section("weft_entry_text"), noinline))
 /* A function ASan must not instrument (it reads other frames' memory). */
 #define WEFT_NO_ASAN __attribute__((no_sanitize_address))

@@ -16,6 +16,7 @@
 #include <ucontext.h>
 
 #include "ctx.h"
+#include "util.h"
 
 struct uc_rec {
   ucontext_t uc;
@@ -37,7 +38,9 @@ void *weft__ctx_switch_uc(weft__ctx *from, weft__ctx to, void *arg) {
   return self.arg;
 }
 
-static void uc_start(unsigned hi, unsigned lo) {
+/* In the entry code's section: it is on every green thread's stack, above
+ * the thread's function (util.h, WEFT_ENTRY_TEXT). */
+WEFT_ENTRY_TEXT static void uc_start(unsigned hi, unsigned lo) {
   struct uc_rec *r = (struct uc_rec *)(((uintptr_t)hi << 32) | lo);
 
   r->entry(r->arg, r->data);

@@ -193,7 +193,10 @@ weft__ctx_make_asm:
 	.size	weft__ctx_make_ret_asm, .-weft__ctx_make_ret_asm
 
 /* The start of both trampolines below: entry(arg, data), as the outermost
- * frame. */
+ * frame.  They live in weft_entry_text, with the C code that runs on a
+ * green thread's stack only above its function's frames (util.h,
+ * WEFT_ENTRY_TEXT): preempt.c takes a return address into them for no
+ * sign of weft's code being live. */
 	.macro	CALL_ENTRY
 	.cfi_undefined rip		/* outermost frame: unwinding stops */
 	movq	%rax, %rdi		/* arg of the switch that started us */
@@ -207,6 +210,7 @@ weft__ctx_make_asm:
  * below enters entry with (RSP + 8) % 16 == 0, as the ABI requires.
  * entry(arg, data) must never return: if it does, trap.
  */
+	.pushsection weft_entry_text, "ax", @progbits
 	.type	weft__ctx_trampoline, @function
 	.p2align 4
 weft__ctx_trampoline:
@@ -250,36 +254,6 @@ weft__ctx_trampoline_ret:
 1:	ud2
 	.cfi_endproc
 	.size	weft__ctx_trampoline_ret, .-weft__ctx_trampoline_ret
-
-/*
- * void *weft__gcall(weft_fn fn, void *arg): returns fn(arg).  A green
- * thread runs its function through it, so that its return address,
- * weft__gcall_ret, marks on every green thread's stack where the thread's
- * own frames end and weft's begin: preempt.c looks for weft's code on a
- * preempted stack only below it.  A plain frame (RBP chain, CFI), so that
- * debuggers and unwinders walk through it.
- */
-	.globl	weft__gcall
-	.hidden	weft__gcall
-	.globl	weft__gcall_ret
-	.hidden	weft__gcall_ret
-	.type	weft__gcall, @function
-	.p2align 4
-weft__gcall:
-	.cfi_startproc
-	pushq	%rbp
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset rbp, 0
-	movq	%rsp, %rbp
-	.cfi_def_cfa_register rbp
-	movq	%rdi, %rax
-	movq	%rsi, %rdi		/* RSP is 16-byte aligned: call */
-	callq	*%rax
-weft__gcall_ret:
-	popq	%rbp
-	.cfi_def_cfa rsp, 8
-	ret
-	.cfi_endproc
-	.size	weft__gcall, .-weft__gcall
+	.popsection
 
 	.section .note.GNU-stack,"",%progbits
