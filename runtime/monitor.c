@@ -53,8 +53,8 @@
 
 #include "inject.h"
 #include "monitor.h"
-#include "preempt.h"
 #include "netpoll.h"
+#include "preempt.h"
 #include "rt.h"
 #include "sched.h"
 
@@ -103,12 +103,18 @@ static void report(struct weft__worker *w, struct watch *s, int64_t ns,
           kind == HOG_BLOCKED ? " in a system call" : "", w->index);
 }
 
+/* A clock's time in ns, or -1. */
+static int64_t clock_ns(clockid_t clk) {
+  struct timespec ts;
+  if (clock_gettime(clk, &ts))
+    return -1;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The worker's CPU time; its wall time when that clock is unavailable. */
 static int64_t cpu_now(const struct watch *s, int64_t wall) {
-  struct timespec ts;
-  if (!s->has_clk || clock_gettime(s->clk, &ts))
-    return wall;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  int64_t t = s->has_clk ? clock_ns(s->clk) : -1;
+  return t < 0 ? wall : t;
 }
 
 /* The state of a kernel thread of this process in /proc ('R' running
@@ -176,10 +182,7 @@ static void tsan_ignore_reads(bool on) { (void)on; }
 /* The CPU time of a kernel thread, or -1. */
 static int64_t kt_cpu(const struct weft__kt *kt) {
   clockid_t clk;
-  struct timespec ts;
-  if (pthread_getcpuclockid(kt->thread, &clk) || clock_gettime(clk, &ts))
-    return -1;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  return pthread_getcpuclockid(kt->thread, &clk) ? -1 : clock_ns(clk);
 }
 
 /* Preemption's half of a tick: whether w's thread has run its slice with

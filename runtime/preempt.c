@@ -10,8 +10,8 @@
  * stopped where it is (below), the handler
  *   1. makes the thread's saved context a stub (sched.c, resume_stub),
  *      built on the thread's own stack below the interrupted frame's red
- *      zone, and queues the thread on its worker's run queue, like a
- *      yielder;
+ *      zone, and queues the thread on the global queue (a pinned one on
+ *      its worker's yield queue);
  *   2. hands the worker to a spare kernel thread (K2), which runs the
  *      scheduler loop for it from then on;
  *   3. waits, inside the handler, until a worker is handed back to it.
@@ -219,7 +219,7 @@ static struct weft__kt *spare_take(void) {
  * this CPU, and takes its own CPUs back once it runs (wait_hand): three
  * system calls, about 1.5 us.
  */
-static void hand(struct weft__kt *kt, struct weft__worker *w) {
+void weft__preempt_hand(struct weft__kt *kt, struct weft__worker *w) {
   int cpu = sched_getcpu();
   kt->rebind = false;
   if (cpu >= 0 &&
@@ -235,10 +235,6 @@ static void hand(struct weft__kt *kt, struct weft__worker *w) {
   weft__futex_wake(&kt->hand, 1);
 }
 
-void weft__preempt_hand(struct weft__kt *kt, struct weft__worker *w) {
-  hand(kt, w);
-}
-
 /* Waits until a worker is handed to kt; NULL when the runtime stops. */
 static struct weft__worker *wait_hand(struct weft__kt *kt) {
   for (;;) {
@@ -246,7 +242,7 @@ static struct weft__worker *wait_hand(struct weft__kt *kt) {
     struct weft__worker *w =
         atomic_exchange_explicit(&kt->handed, NULL, memory_order_acquire);
     if (w) {
-      if (kt->rebind) /* see hand */
+      if (kt->rebind) /* see weft__preempt_hand */
         sched_setaffinity(0, sizeof kt->cpus, &kt->cpus);
       return w;
     }
@@ -300,7 +296,6 @@ static void preempt(struct weft__kt *kt, struct weft__worker *w,
     return;
   }
   g->held_by = kt;
-  kt->held = g;
   kt->stub_lo = hi - STUB_ROOM;
   kt->stub_hi = hi;
 #if WEFT_VALGRIND
@@ -312,11 +307,10 @@ static void preempt(struct weft__kt *kt, struct weft__worker *w,
   weft__sched_preempted(w, g, lo, hi, kt);
   kt->w = NULL;
   weft__tls_w = NULL;
-  hand(k2, w);
+  weft__preempt_hand(k2, w);
   struct weft__worker *nw = wait_hand(kt);
   if (!nw)
     weft__sched_abandon_held(kt); /* the runtime stopped: never returns */
-  kt->held = NULL;
   g->held_by = NULL;
   weft__kt_take(kt, nw); /* its running thread is g (resume_stub) */
 }
@@ -409,12 +403,12 @@ bool weft__preempt_stock(int want) {
   return ld_relaxed(&pre.nspare) > 0;
 }
 
-bool weft__preempt_ask(struct weft__kt *kt, struct weft__worker *w,
+void weft__preempt_ask(struct weft__kt *kt, struct weft__worker *w,
                        uint64_t sw) {
   kt->ask_w = w;
   kt->ask_switches = sw;
   st_release(&kt->ask, 1);
-  return syscall(SYS_tgkill, getpid(), kt->tid, SIGURG) == 0;
+  syscall(SYS_tgkill, getpid(), kt->tid, SIGURG);
 }
 
 void weft__preempt_stop(void) {
@@ -432,8 +426,7 @@ void weft__preempt_stop(void) {
 /* ------------------------------------------------------------------ */
 
 int weft_preempt_disable(void) {
-  struct weft__worker *w = weft__worker_get();
-  struct weft__g *g = w ? w->cur : NULL;
+  struct weft__g *g = weft__g_cur();
   if (!g)
     return -EPERM;
   uint32_t d = ++g->nopreempt;
@@ -442,8 +435,7 @@ int weft_preempt_disable(void) {
 }
 
 int weft_preempt_enable(void) {
-  struct weft__worker *w = weft__worker_get();
-  struct weft__g *g = w ? w->cur : NULL;
+  struct weft__g *g = weft__g_cur();
   if (!g)
     return -EPERM;
   if (!g->nopreempt)

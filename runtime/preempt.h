@@ -20,9 +20,9 @@ int weft__preempt_setup(const weft_config *cfg);
 /* The slice in ns; 0 when preemption is off or not available. */
 int64_t weft__preempt_slice(void);
 /* The monitor: asks kt, seen running w at switch count sw, to preempt its
- * green thread (sends the signal).  False if the signal could not be
- * sent. */
-bool weft__preempt_ask(struct weft__kt *kt, struct weft__worker *w,
+ * green thread (sends the signal; one that cannot be sent is asked for
+ * again at the next tick). */
+void weft__preempt_ask(struct weft__kt *kt, struct weft__worker *w,
                        uint64_t sw);
 /* The monitor, before it asks: keeps want spare kernel threads waiting,
  * within the bound; false when there is none and none can be started. */
@@ -30,7 +30,8 @@ bool weft__preempt_stock(int want);
 /* A kernel thread with no worker (a spare): waits until one is handed to
  * it, and returns it; NULL when the runtime stops. */
 struct weft__worker *weft__preempt_idle(struct weft__kt *kt);
-/* Hands worker w, whose running green thread kt keeps, back to kt. */
+/* Hands worker w to kt: a spare, at a preemption, or the kernel thread
+ * that keeps w's running green thread, at its resume. */
 void weft__preempt_hand(struct weft__kt *kt, struct weft__worker *w);
 /* weft_shutdown, once the state is STOPPING: wakes the spares and the
  * kernel threads that keep preempted threads, so that they exit. */

@@ -1002,7 +1002,8 @@ bool weft__yield_local(void) {
 /* ------------------------------------------------------------------ */
 
 /*
- * A preempted thread waits in the run queue with a stub for a context
+ * A preempted thread waits in the global queue (a pinned one in its
+ * worker's yield queue) with a stub for a context
  * (preempt.c has the whole design).  The switch into it, from a green
  * thread or the scheduler loop, is an ordinary one, so nothing on the
  * switch path knows about preemption.  The stub runs on the preempted

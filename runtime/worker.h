@@ -67,8 +67,7 @@ struct weft__kt {
   bool rebind;               /* handed bound to one CPU: give back cpus */
   cpu_set_t cpus;
   struct weft__kt *spare_next; /* in the spare stack */
-  struct weft__g *held;      /* the preempted green thread it keeps */
-  char *stub_lo, *stub_hi;   /* ... and the stack its stub may use */
+  char *stub_lo, *stub_hi;   /* the stack of its preempted thread's stub */
   struct weft__kt *give_to;  /* the stub's handoff (sched.c) ... */
   weft__post give;           /* ... finished on the scheduler context */
   void *stub_fake;           /* ASan fake-stack handle of that stub */
