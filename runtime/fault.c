@@ -145,9 +145,15 @@ void weft__fault_thread_init(struct weft__kt *kt) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    fprintf(stderr, "weft: worker %d has no signal stack (%s); a stack "
-                    "overflow there will not be reported\n",
-            kt->w->index, strerror(errno));
+    /* A spare kernel thread (preempt.c) has no worker yet. */
+    if (kt->w)
+      fprintf(stderr, "weft: worker %d has no signal stack (%s); a stack "
+                      "overflow there will not be reported\n",
+              kt->w->index, strerror(errno));
+    else
+      fprintf(stderr, "weft: a spare kernel thread has no signal stack (%s); "
+                      "a stack overflow on it will not be reported\n",
+              strerror(errno));
     return;
   }
   stack_t ss = {.ss_sp = p, .ss_size = size, .ss_flags = 0};
