@@ -29,6 +29,16 @@
  *                            back to it: the gap is one preemption, from
  *                            the spinner's last instruction to the next
  *                            thread's first; the median, in ns
+ *   preempt.signal           reference, not weft: the floor of any
+ *                            preemption by signal on this machine.  A
+ *                            plain kernel thread (no runtime) stores a
+ *                            clock reading on every iteration, and
+ *                            another sends it SIGURG (tgkill) every
+ *                            millisecond, as weft's monitor does: from
+ *                            its last reading to its handler's first, the
+ *                            median, in ns.  preempt.cost less this is
+ *                            what weft adds: the checks, the queueing,
+ *                            and the wake of the spare kernel thread
  *   preempt.resume           the other way: from that thread's yield to the
  *                            spinner's first iteration after it (the worker
  *                            handed back to the spinner's kernel thread)
@@ -69,7 +79,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,6 +99,8 @@
 #define WORK_MS_QUICK 50
 #define MAX_WAKES 4096
 #define MAX_GAPS 200000
+#define SIGNALS 400       /* preempt.signal: signals a sample */
+#define SIGNALS_QUICK 100
 #define TAB 4096 /* 64-bit entries: 32 KiB per thread */
 
 /* ---- the work ------------------------------------------------------------ */
@@ -347,6 +362,64 @@ static int cost_child(const struct bench_opts *o) {
   return 0;
 }
 
+/* ---- a bare signal (reference) ------------------------------------------ */
+
+/* The spinner and its handler share these: one kernel thread's only. */
+static struct {
+  _Atomic int64_t last; /* the spinner's latest clock reading */
+  _Atomic pid_t tid;
+  _Atomic int stop;
+  _Atomic long got; /* signals handled */
+  int64_t gap[SIGNALS];
+} sig;
+
+static void sig_handler(int signo) {
+  int64_t t = bench_now();
+  long k = atomic_load_explicit(&sig.got, memory_order_relaxed);
+
+  (void)signo;
+  if (k < SIGNALS)
+    sig.gap[k] = t - atomic_load_explicit(&sig.last, memory_order_relaxed);
+  atomic_store_explicit(&sig.got, k + 1, memory_order_release);
+}
+
+static void *sig_spinner(void *p) {
+  (void)p;
+  atomic_store(&sig.tid, (pid_t)syscall(SYS_gettid));
+  while (!atomic_load_explicit(&sig.stop, memory_order_relaxed))
+    atomic_store_explicit(&sig.last, bench_now(), memory_order_relaxed);
+  return NULL;
+}
+
+/* Child "signal N": N signals to a computing kernel thread, one every
+ * millisecond from this one, neither pinned (as weft's monitor and
+ * workers are not); writes the median gap in ns. */
+static int signal_child(const struct bench_opts *o) {
+  struct sigaction sa = {.sa_handler = sig_handler};
+  struct timespec ms = {0, 1000000};
+  long n = o->child_argc > 0 ? atol(o->child_argv[0]) : 0;
+  pthread_t t;
+
+  if (n < 1 || n > SIGNALS)
+    return 2;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGURG, &sa, NULL) != 0 ||
+      pthread_create(&t, NULL, sig_spinner, NULL) != 0)
+    return 1;
+  while (!atomic_load(&sig.tid))
+    nanosleep(&ms, NULL);
+  for (long k = 0; k < n; k++) {
+    nanosleep(&ms, NULL);
+    syscall(SYS_tgkill, getpid(), atomic_load(&sig.tid), SIGURG);
+    while (atomic_load_explicit(&sig.got, memory_order_acquire) <= k)
+      ;
+  }
+  atomic_store(&sig.stop, 1);
+  pthread_join(t, NULL);
+  bench_put(o, median_i64(sig.gap, n));
+  return 0;
+}
+
 /* ---- overhead ------------------------------------------------------------ */
 
 struct job {
@@ -490,15 +563,17 @@ int main(int argc, char **argv) {
   /* Cost: gap, resume, gaps, preemptions, deferrals. */
   double cost[5][BENCH_MAX_REPS], gaps[BENCH_MAX_REPS], res[BENCH_MAX_REPS],
       rate[BENCH_MAX_REPS];
-  struct bench_tally tc = {.name = "preempt.cost"};
-  int ncost = 0, ngap = 0, nres = 0;
+  struct bench_tally tc = {.name = "preempt.cost"},
+                     ts = {.name = "preempt.signal"};
+  double sgap[BENCH_MAX_REPS];
+  int ncost = 0, ngap = 0, nres = 0, nsig = 0;
   /* Overhead: each run's wall and CPU time and preemptions, per mode, and
    * each sample's figure (CPU time; wall time for the note). */
   double wall[2][2 * BENCH_MAX_REPS], cpu[2][2 * BENCH_MAX_REPS],
       wpre[2][2 * BENCH_MAX_REPS], over[BENCH_MAX_REPS], wover[BENCH_MAX_REPS];
   struct bench_tally tw = {.name = "preempt.overhead"};
   int nwall[2] = {0, 0}, nover = 0;
-  char spin[16], cspin[16], iters[32], fdstr[16], note[320];
+  char spin[16], cspin[16], nsigs[16], iters[32], fdstr[16], note[320];
   int spin_ms, cost_ms, fd;
   long n;
 
@@ -510,12 +585,15 @@ int main(int argc, char **argv) {
       return cost_child(&o);
     if (strcmp(o.child, "work") == 0)
       return work_child(&o);
+    if (strcmp(o.child, "signal") == 0)
+      return signal_child(&o);
     return 2;
   }
   spin_ms = o.quick ? SPIN_MS_QUICK : SPIN_MS;
   cost_ms = o.quick ? COST_MS_QUICK : COST_MS;
   snprintf(spin, sizeof(spin), "%d", spin_ms);
   snprintf(cspin, sizeof(cspin), "%d", cost_ms);
+  snprintf(nsigs, sizeof(nsigs), "%d", o.quick ? SIGNALS_QUICK : SIGNALS);
   /* The children write their wakes here (it is inherited through exec). */
   fd = memfd_create("preempt-wakes", 0);
   if (fd < 0) {
@@ -552,6 +630,15 @@ int main(int argc, char **argv) {
       if (!isnan(out[1]))
         res[nres++] = out[1];
     }
+  }
+
+  /* The signal alone, taking turns with the cost's runs would be better
+   * still; right after them is close enough for a floor. */
+  for (int r = 0; r < o.reps; r++) {
+    double out[1];
+
+    if (bench_child(&o, &ts, "signal", out, 1, nsigs, NULL) == 1)
+      sgap[nsig++] = out[0];
   }
 
   /* 3. Overhead: on, off, off, on in each sample, so that the machine's
@@ -646,6 +733,13 @@ int main(int argc, char **argv) {
     } else {
       bench_row(&o, "preempt.cost", &tc, gaps, 0, "ns", NULL);
     }
+    snprintf(note, sizeof(note),
+             "reference, not weft: a signal to a kernel thread computing "
+             "on another CPU (tgkill every ms, %s a sample), its last clock "
+             "reading to its handler's first, the median: the floor of any "
+             "preemption by signal here",
+             nsigs);
+    bench_row(&o, "preempt.signal", &ts, sgap, nsig, "ns", note);
     if (nres > 0) {
       snprintf(note, sizeof(note),
                "median: the other thread's weft_yield to the spinner's "
