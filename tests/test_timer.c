@@ -558,8 +558,8 @@ Test(timer_one_worker, ties_within_a_big_batch_wake_in_arming_order) {
 
 /* A busy worker's expired timers.  A green thread on worker A spawns the
  * sleepers (each runs at once on A and parks there, so A's heap holds
- * their timers), then computes without ever switching until all of them
- * have run.  A runs timers only when it picks, so the other worker, idle,
+ * their timers), then computes without ever switching, in a
+ * non-preemptible region, until all of them have run.  A runs timers only when it picks, so the other worker, idle,
  * must run A's timers: it has to wake up for A's deadlines, not only for
  * its own, and the sleepers of A's heap then run on it in deadline order
  * (A, busy, cannot steal any of them back).  Deterministic: the sleepers
@@ -602,7 +602,10 @@ static void *busy_driver(void *arg) {
     os[i].deadline = base + (int64_t)perm[i] * BUSY_SPACING;
     TCHECK_EQ(weft_spawn(&t[i], NULL, ord_sleep, &os[i]), 0);
   }
-  /* From here on, no switch: this worker runs nothing else. */
+  /* From here on, no switch: this worker runs nothing else.  Not even by
+   * preemption, which would let the worker run its own timers (and the
+   * sleepers they wake, beside those the other worker wakes). */
+  TCHECK_EQ(weft_preempt_disable(), 1);
   busy_heap = weft_worker_index();
   r->on_heap = 0;
   for (int i = 0; i < BUSY_N; i++)
@@ -612,6 +615,7 @@ static void *busy_driver(void *arg) {
     ;
   r->moved = weft_worker_index() != busy_heap;
   int ran = atomic_load(&os_pos);
+  TCHECK_EQ(weft_preempt_enable(), 0);
   for (int i = 0; i < BUSY_N; i++)
     TCHECK_EQ(weft_join(t[i], NULL), 0);
   /* After the joins: a sleeper takes its place in the log before it
