@@ -1,10 +1,12 @@
 /*
  * stack.h - guarded green-thread stacks and their caches.
  *
- * One mapping per stack: a guard below, the usable part above it, and the
- * green thread's descriptor at the top of the usable part.  Where the kernel
- * has MADV_GUARD_INSTALL (Linux 6.13+) the guard is installed inside the
- * mapping, so a guarded stack costs no extra kernel mapping (VMA) and
+ * A stack is a guard below, the usable part above it, and the green
+ * thread's descriptor at the top of the usable part.  A worker maps the
+ * stacks of its cache in batches of up to 32 neighbours, one mmap each
+ * (stack.c, map_stacks); other stacks are mapped one at a time.  Where the
+ * kernel has MADV_GUARD_INSTALL (Linux 6.13+) the guard is installed inside
+ * the mapping, so a guarded stack costs no extra kernel mapping (VMA) and
  * neighbouring stacks merge into one; elsewhere the guard is mprotect'ed
  * PROT_NONE, which splits the mapping and costs two VMAs per stack.
  *
@@ -52,6 +54,7 @@
 
 struct weft__stack_cache {
   unsigned n;
+  unsigned batch; /* stacks the next mapping makes (stack.c) */
   void *items[WEFT__STACK_CACHE];
   uint64_t hits, maps;
 };

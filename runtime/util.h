@@ -56,6 +56,15 @@ static inline void weft__stat_inc(uint64_t *n) {
 #endif
 }
 
+static inline void weft__stat_add(uint64_t *n, uint64_t k) {
+#if defined(WEFT_TSAN) && WEFT_TSAN
+  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + k,
+                   __ATOMIC_RELAXED);
+#else
+  *n += k;
+#endif
+}
+
 static inline void weft__stat_set(uint64_t *n, uint64_t v) {
 #if defined(WEFT_TSAN) && WEFT_TSAN
   __atomic_store_n(n, v, __ATOMIC_RELAXED);

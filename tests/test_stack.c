@@ -20,7 +20,11 @@
  *    default or other stack size) gets a stack with the new guard, never a
  *    cached one made with the old guard;
  *  - a fault at the lowest byte, the middle or the highest byte of a
- *    (1 MiB) guard is reported as the thread's overflow.
+ *    (1 MiB) guard is reported as the thread's overflow;
+ *  - stacks mapped in batches (a green thread spawning 150 at once), with
+ *    kernel guard regions or PROT_NONE guards: every one has its whole
+ *    guard unreadable and its usable part readable, and each counts as
+ *    mapped in weft_stats.
  *
  * The crash tests fork: the child sends its stderr through a pipe and the
  * parent checks how the child died and what it said.  Under AddressSanitizer
@@ -539,6 +543,116 @@ Test(stack_cfg, reinit_with_another_guard, .timeout = 30) {
     churn(guards[i] == 0 ? 1024 * KIB : guards[i] == 1 ? page : guards[i]);
     cr_assert_eq(weft_shutdown(), 0);
   }
+}
+
+/*
+ * Stacks mapped in batches (stack.c, map_stacks): a worker that starts
+ * many threads maps their stacks many at a time, in one mapping, with the
+ * guards installed in one call.  Every stack of every batch has a guard of
+ * its own, whole, and its usable part is usable.  Checked without a crash:
+ * write(2) from an address the process cannot read fails with EFAULT.
+ */
+#define BATCHED 150
+
+static weft_sem batch_go;
+
+static void *batch_hold(void *arg) {
+  (void)arg;
+  weft_sem_wait(&batch_go);
+  return NULL;
+}
+
+/* 0 if readable, 1 if not (EFAULT), 2 if write failed otherwise. */
+static int unreadable(int fd, const char *p) {
+  if (write(fd, p, 1) == 1)
+    return 0;
+  return errno == EFAULT ? 1 : 2;
+}
+
+struct batch_check {
+  weft_gthread t[BATCHED];
+  int bad;     /* stacks whose guard or usable part was not as it must be */
+  uint64_t maps; /* stacks mapped while they were spawned */
+};
+
+static void *batch_spawner(void *arg) {
+  struct batch_check *b = arg;
+  weft_worker_stats st[2];
+  int fd[2];
+  uint64_t maps0 = 0, maps1 = 0;
+  if (pipe(fd) != 0)
+    _exit(20);
+  for (int i = 0, n = weft_stats(st, 2); i < n && i < 2; i++)
+    maps0 += st[i].stack_maps;
+  for (int i = 0; i < BATCHED; i++)
+    if (weft_spawn(&b->t[i], NULL, batch_hold, NULL) != 0)
+      _exit(21);
+  for (int i = 0, n = weft_stats(st, 2); i < n && i < 2; i++)
+    maps1 += st[i].stack_maps;
+  b->maps = maps1 - maps0;
+  for (int i = 0; i < BATCHED; i++) {
+    weft_stack_info in;
+    char buf[1];
+    if (weft_stack_info_get(b->t[i], &in) != 0)
+      _exit(22);
+    const char *g = in.guard_lo;
+    int lo = unreadable(fd[1], g), mid = unreadable(fd[1], g + in.guard_size / 2),
+        hi = unreadable(fd[1], g + in.guard_size - 1),
+        use = unreadable(fd[1], in.stack_lo);
+    if (lo != 1 || mid != 1 || hi != 1 || use != 0 ||
+        g + in.guard_size != (char *)in.stack_lo) {
+      fprintf(stderr,
+              "stack %d [%p, %p): guard low %d middle %d high %d, usable %d "
+              "(1: unreadable)\n",
+              i, (void *)g, (void *)((char *)in.stack_lo + in.stack_size), lo,
+              mid, hi, use);
+      b->bad++;
+    }
+    while (use == 0 && read(fd[0], buf, 1) != 1)
+      ;
+  }
+  for (int i = 0; i < BATCHED; i++)
+    weft_sem_post(&batch_go);
+  for (int i = 0; i < BATCHED; i++)
+    weft_join(b->t[i], NULL);
+  return NULL;
+}
+
+static void batch_child(void *arg) {
+  static struct batch_check b;
+  if (arg)
+    setenv("WEFT_GUARD", "mprotect", 1);
+  weft_config cfg = {.workers = 2, .guard_size = 64 * KIB};
+  if (weft_init(&cfg) != 0 || weft_sem_init(&batch_go, 0) != 0)
+    _exit(3);
+  weft_gthread t;
+  if (weft_spawn(&t, NULL, batch_spawner, &b) != 0)
+    _exit(4);
+  weft_join(t, NULL);
+  weft_shutdown();
+  if (b.maps < BATCHED - 1) {
+    fprintf(stderr, "%llu stacks mapped for %d threads\n",
+            (unsigned long long)b.maps, BATCHED);
+    _exit(6);
+  }
+  _exit(b.bad ? 7 : 0);
+}
+
+static void expect_batches_guarded(bool mprotect_guard) {
+  struct h_child ch;
+  h_fork_capture(batch_child, mprotect_guard ? "mprotect" : NULL, &ch);
+  cr_expect(WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0,
+            "%s guards: the child %s; stderr:\n%s",
+            mprotect_guard ? "PROT_NONE" : "default", describe(ch.status),
+            ch.err);
+}
+
+Test(stack_cfg, every_stack_of_a_batch_is_guarded, .timeout = 30) {
+  expect_batches_guarded(false);
+}
+
+Test(stack_cfg, every_stack_of_a_batch_is_guarded_prot_none, .timeout = 30) {
+  expect_batches_guarded(true);
 }
 
 /* ------------------------------------------------------------------------ */
