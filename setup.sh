@@ -26,6 +26,9 @@ packages=(
   # (only run by the bench, with their own configuration; never started as
   # services).
   wrk redis-tools redis-server nginx-light
+  # The Go reference of the million-thread run (bench/alive_go.sh): run
+  # beside weft by the bench only, never linked into it.
+  golang-go
 )
 
 missing=()

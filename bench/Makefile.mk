@@ -118,7 +118,7 @@ bench_mget_stall_SOURCES = bench/mget_stall.c
 bench_mget_stall_CPPFLAGS = $(bench_cppflags)
 bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
-EXTRA_DIST += bench/servers.sh
+EXTRA_DIST += bench/servers.sh bench/alive_go.sh bench/ref/alive.go
 
 bench-servers: all
 	$(SHELL) $(srcdir)/bench/servers.sh full $(builddir)

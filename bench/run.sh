@@ -13,6 +13,9 @@
 # made with gnuplot) and the summary printed at the end, also kept in
 # BUILDDIR/bench/results/latest.txt.
 #
+# Then bench/alive_go.sh: Go's runtime doing alive.1m's run, a reference
+# (n/a without the go command).
+#
 # Last comes the server bench, bench/servers.sh: weft's servers under
 # wrk, redis-benchmark and bench/echo_load, against nginx and redis-server
 # when installed (about 90 s in full mode, 15 s in quick mode).
@@ -97,6 +100,16 @@ while IFS= read -r line; do
 done <<END_OF_LIST
 $programs
 END_OF_LIST
+
+# Go's runtime doing alive.1m's run, when go is installed (reference).
+echo "bench: go: goroutines blocked on one channel, alive.1m's" \
+    "reference ($(($(date +%s) - start)) s so far)" >&2
+t0=$(date +%s)
+if ! sh "$here/alive_go.sh" "$mode" "$builddir" "$tsv" </dev/null; then
+	failed="$failed alive_go"
+	echo "bench: alive_go FAILED" >&2
+fi
+echo "[go: $(($(date +%s) - t0)) s]"
 
 # The server bench appends its figures to the same file.
 i=$((i + 1))
