@@ -119,6 +119,12 @@ bench_mget_stall_CPPFLAGS = $(bench_cppflags)
 bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
 EXTRA_DIST += bench/servers.sh bench/alive_go.sh bench/ref/alive.go
+# What bench/alive_go.sh builds: the Go reference and Go's build cache.
+CLEANFILES += bench/alive-go
+clean-local: clean-bench-gocache
+clean-bench-gocache:
+	-chmod -R u+w bench/.gocache 2>/dev/null; rm -rf bench/.gocache
+.PHONY: clean-bench-gocache
 
 bench-servers: all
 	$(SHELL) $(srcdir)/bench/servers.sh full $(builddir)
