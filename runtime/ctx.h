@@ -53,6 +53,22 @@ weft__ctx weft__ctx_make_uc(void *lo, void *hi, weft__ctx_entry entry,
                             void *data);
 void *weft__ctx_switch_uc(weft__ctx *from, weft__ctx to, void *arg);
 
+/*
+ * Sets the calling kernel thread's floating-point status flags to what a
+ * new context starts with (the x86-64 switch's comment says why: only the
+ * inexact flag), leaving the control bits alone.  Called by each kernel
+ * thread of the scheduler before its first switch, so that its scheduler
+ * context agrees with the green threads it switches to.
+ */
+static inline void weft__ctx_fp_settle(void) {
+#if WEFT_CTX_ASM && defined(__x86_64__)
+  unsigned mxcsr;
+  __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+  mxcsr = (mxcsr & ~0x3fu) | 0x20u; /* status flags: inexact only */
+  __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+#endif
+}
+
 #if WEFT_CTX_ASM
 #define weft__ctx_make weft__ctx_make_asm
 #define weft__ctx_switch weft__ctx_switch_asm

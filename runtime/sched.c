@@ -1104,6 +1104,7 @@ void *weft__sched_worker_main(void *arg) {
     atomic_fetch_add(&weft__rt.started, 1);
     weft__futex_wake(&weft__rt.started, INT32_MAX);
   }
+  weft__ctx_fp_settle();
   kt->sched_fiber = weft__tsan_cur();
   weft__fault_thread_init(kt);
 #if WEFT_ASAN

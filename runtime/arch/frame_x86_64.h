@@ -60,7 +60,10 @@
 #define WEFT_NEW_END 0x08     /* 0: the end of the frame chain */
 #define WEFT_NEW_ALIGN 0x10   /* 0: where the trampoline starts */
 #define WEFT_NEW_FRAME 0x50   /* the saved frame: the new context */
-#define WEFT_NEW_MXCSR 0x1f80 /* all exceptions masked, round to nearest */
+/* All exceptions masked, round to nearest, and the inexact flag set (see
+ * the switch in the .S file: it is what a thread that has done any
+ * floating-point arithmetic has, so reloading it changes nothing). */
+#define WEFT_NEW_MXCSR 0x1fa0
 #define WEFT_NEW_X87CW 0x037f /* all masked, 64-bit precision, nearest */
 
 #endif /* WEFT_FRAME_X86_64_H */
