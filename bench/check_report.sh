@@ -71,6 +71,7 @@ grep -v '^#' "$srcdir/bench/figures.txt" |
 		if ($1 == "msg.rate.process.shm") v = 500
 		if ($1 == "spawn_join.kthread") v = 60 * 300
 		if ($1 == "spawn_join.process") v = 60 * 2000
+		if ($1 ~ /^(http|kv)\.cpu_us\.green/) v = 50
 		print $1, v, $2
 	}' >"$tmp/base.tsv"
 if [ "$(wc -l <"$tmp/base.tsv")" -lt 50 ]; then

@@ -61,19 +61,90 @@ started_at() {
 
 # session_start OUT ERR COMMAND...: runs COMMAND in a session of its own
 # (so that it and whatever it forks can be stopped together), its output
-# in OUT and ERR (OUT emptied first).  Sets spid and adds it to $servers.
+# in OUT and ERR (OUT emptied first), and in the cgroup session_cgroup if
+# that is set (see cpu_used).  Sets spid and adds it to $servers.
 session_start() {
 	so=$1
 	se=$2
 	shift 2
 	: >"$so"
-	if command -v setsid >/dev/null 2>&1; then
+	if [ -n "${session_cgroup:-}" ]; then
+		# Into the cgroup first, then the command in place of this
+		# shell: the same process, so $! is the server's pid.
+		# shellcheck disable=SC2016
+		sh -c 'echo $$ >"$1/cgroup.procs" || exit 126; shift
+		    command -v setsid >/dev/null 2>&1 && exec setsid "$@"
+		    exec "$@"' sh "$session_cgroup" "$@" \
+		    >"$so" 2>"$se" </dev/null &
+	elif command -v setsid >/dev/null 2>&1; then
 		setsid "$@" >"$so" 2>"$se" </dev/null &
 	else
 		"$@" >"$so" 2>"$se" </dev/null &
 	fi
 	spid=$!
 	servers="$servers $spid"
+}
+
+# The CPU time a server costs, whatever processes and threads it runs its
+# work in, and those that have ended too: servers started by session_start
+# while session_cgroup names a cgroup run in it, and cpu_used reads the
+# cgroup's counter (cgroup v2's cpu.stat, to the microsecond, or v1's
+# cpuacct.usage, to the nanosecond).  cpu_cgroup_make makes one, where this
+# user may (root, a cgroup file system mounted); without one, cpu_used
+# falls back to the session's processes' own times in /proc, in clock
+# ticks (10 ms), which loses threads and processes that ended unwaited.
+
+# cpu_cgroup_make NAME: makes the cgroup NAME and prints its directory, or
+# prints nothing where it cannot.
+cpu_cgroup_make() {
+	for r_ in /sys/fs/cgroup/unified /sys/fs/cgroup /sys/fs/cgroup/cpuacct; do
+		[ -f "$r_/cgroup.procs" ] || continue
+		if [ -f "$r_/cpu.stat" ] || [ -f "$r_/cpuacct.usage" ] ||
+		    [ "$r_" = /sys/fs/cgroup/unified ]; then
+			if mkdir "$r_/$1" 2>/dev/null; then
+				if [ -f "$r_/$1/cpu.stat" ] ||
+				    [ -f "$r_/$1/cpuacct.usage" ]; then
+					echo "$r_/$1"
+					return 0
+				fi
+				rmdir "$r_/$1" 2>/dev/null
+			fi
+		fi
+	done
+	return 1
+}
+
+# cpu_cgroup_drop DIR: removes a cgroup cpu_cgroup_make made, once what
+# ran in it has gone.
+cpu_cgroup_drop() {
+	[ -n "$1" ] && rmdir "$1" 2>/dev/null
+	return 0
+}
+
+# cpu_used SID: the CPU time (user + system, ns) used so far by the server
+# of session SID: its cgroup's counter when session_cgroup is set, else
+# the sum over the session's processes of utime, stime, cutime and cstime.
+cpu_used() {
+	if [ -n "${session_cgroup:-}" ]; then
+		if [ -f "$session_cgroup/cpuacct.usage" ]; then
+			cat "$session_cgroup/cpuacct.usage"
+		else
+			awk '$1 == "usage_usec" { printf "%.0f\n", $2 * 1000 }' \
+			    "$session_cgroup/cpu.stat"
+		fi
+		return
+	fi
+	awk -v sid="$1" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" '
+	FNR == 1 {
+		s = $0
+		sub(/^.*\) /, "", s) # past the command, which may hold ") "
+		n = split(s, f, " ")
+		# f[1] is the state, f[4] the session, f[12..15] utime,
+		# stime, cutime and cstime
+		if (n >= 15 && f[4] == sid)
+			t += (f[12] + f[13] + f[14] + f[15]) * 1e9 / hz
+	}
+	END { printf "%.0f\n", t }' /proc/[0-9]*/stat 2>/dev/null
 }
 
 # await_listening OUT PID CS: waits up to CS hundredths of a second for

@@ -53,6 +53,7 @@ function fv(v, u) {
 	if (u == "bool") return v ? "yes" : "no"
 	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
 	if (u == "x") return f1(v, 1) "x"
+	if (u == "us") return f1(v, v < 10 ? 2 : 1) " µs"
 	return v " " u
 }
 # What the same wakes cost with nothing but an eventfd (bench/handoff, not
@@ -258,24 +259,26 @@ function claim_rows(   n, L, i, f, a, b, mm, text, name, av, bv, verdict) {
 	}
 }
 # ---- the servers table ---------------------------------------------------
-# One row: PRE.rps.SFX, PRE.p50.SFX, PRE.p99.SFX, and the throughput as a
-# multiple of the reference REF (a rps name; "" for none).  A figure quick
+# One row: PRE.rps.SFX, PRE.p50.SFX, PRE.p99.SFX, PRE.cpu_us.SFX (the
+# server's CPU time per request; "-" where it is not measured), and the
+# throughput as a multiple of the reference REF (a rps name; "" for none).  A figure quick
 # mode does not measure leaves no row.
 function srow(load, server, how, pre, sfx, ref,    r, x) {
 	r = pre ".rps." sfx
 	if (!has(r) && quick && cquick[r] == "full only") return
 	if (r in na) {
-		printf "| %s | %s | %s | n/a: %s | | | |\n", load, server, how, \
+		printf "| %s | %s | %s | n/a: %s | | | | |\n", load, server, how, \
 		    na[r] > out
 		return
 	}
 	if (r in stl) {
-		printf "| %s | %s | %s | STALLED: %s | | | |\n", load, server, \
+		printf "| %s | %s | %s | STALLED: %s | | | | |\n", load, server, \
 		    how, stl[r] > out
 		return
 	}
 	if (!has(r)) {
-		printf "| %s | %s | %s | MISSING | | | |\n", load, server, how > out
+		printf "| %s | %s | %s | MISSING | | | | |\n", load, server, \
+		    how > out
 		return
 	}
 	x = ""
@@ -283,8 +286,9 @@ function srow(load, server, how, pre, sfx, ref,    r, x) {
 	else if (ref != "" && has(ref) && num(val[ref]) > 0)
 		x = sprintf("%.2fx", num(val[r]) / num(val[ref]))
 	else if (ref != "" && (ref in na)) x = "n/a"
-	printf "| %s | %s | %s | %s | %s | %s | %s |\n", load, server, how, \
-	    fvalo(r), fvalo(pre ".p50." sfx), fvalo(pre ".p99." sfx), x > out
+	printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", load, server, \
+	    how, fvalo(r), fvalo(pre ".p50." sfx), fvalo(pre ".p99." sfx), \
+	    fvalo(pre ".cpu_us." sfx), x > out
 }
 # Names with a stall or a retry, in the order written.
 function sadd(n) { if (!(n in sseen)) { sseen[n] = 1; snames[++nsn] = n } }
@@ -540,8 +544,12 @@ END {
 	    "test (%s with -P 16); req/s counts SET and GET together, the " \
 	    "latencies are the worse of the two.  Echo: bench/echo_load, " \
 	    "100 connections each sending 64 bytes and waiting for the " \
-	    "echo, %s.  The last column is the throughput against the " \
-	    "reference server under the same load.\n\n", ncpu, \
+	    "echo, %s.  CPU/req is the server's CPU time (user and system, " \
+	    "all its processes) over the load divided by the requests " \
+	    "served: unlike req/s, it does not depend on how the CPUs were " \
+	    "shared with the load generator.  The last column is the " \
+	    "throughput against the reference server under the same " \
+	    "load.\n\n", ncpu, \
 	    quick ? "1 s" : "3 s (2 s at -c1000)", \
 	    quick ? "2,000" : "30,000", quick ? "50,000" : "300,000", \
 	    quick ? "1 s" : "3 s" > out
@@ -552,8 +560,9 @@ END {
 		gcfg = "green, --workers " val["http.green.workers"]
 	else
 		gcfg = "green"
-	printf "| load | server | mode | req/s | p50 | p99 | vs reference " \
-	    "|\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n" > out
+	printf "| load | server | mode | req/s | p50 | p99 | CPU/req | vs " \
+	    "reference |\n| --- | --- | --- | ---: | ---: | ---: | ---: | " \
+	    "---: |\n" > out
 	split("c100 c1000", cc, " ")
 	for (k = 1; k <= 2; k++) {
 		sx = k == 1 ? "" : ".c1000"

@@ -164,6 +164,7 @@ na_set() {
 		na "$pre.rps.$sx" req/s "$why"
 		na "$pre.p50.$sx" ms "$why"
 		na "$pre.p99.$sx" ms "$why"
+		na "$pre.cpu_us.$sx" us "$why"
 	done
 }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -202,6 +203,7 @@ cleanup() {
 	for p in $servers; do
 		stop_server "$p" "server $p" >/dev/null 2>&1
 	done
+	cpu_cgroup_drop "${session_cgroup:-}"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -271,6 +273,10 @@ figs() {
 	conn.*)
 		printf '%s\n' "conn.10k.rss.${1#conn.} MiB" \
 		    "conn.10k.per.${1#conn.} KiB" "conn.10k.ok.${1#conn.} conns"
+		;;
+	http.* | kv.*)
+		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
+		    "${1%%.*}.p99.${1#*.} ms" "${1%%.*}.cpu_us.${1#*.} us"
 		;;
 	*)
 		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
@@ -449,8 +455,38 @@ start_ref() {
 	return 1
 }
 
+# cpu_fig PRE NAME NS0 NS1 REQUESTS: records PRE.cpu_us.NAME, the server's
+# CPU time per request (us), and prints it.  Without a cgroup to count in,
+# n/a for the modes whose threads or processes end with their connections
+# (kthread, process): cpu_used's fallback loses them.
+cpu_fig() {
+	if [ -z "${session_cgroup:-}" ]; then
+		case $2 in
+		kthread* | process*)
+			na "$1.cpu_us.$2" us "no cgroup to count in: $2's units end uncounted"
+			echo n/a
+			return
+			;;
+		esac
+	fi
+	c_=$(cpu_us "$3" "$4" "$5")
+	fig "$1.cpu_us.$2" "$c_" us
+	echo "$c_"
+}
+
+# cpu_us NS0 NS1 REQUESTS: microseconds of the server's CPU time (cpu_used,
+# read before and after a load) per request.
+cpu_us() {
+	awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+		if (n + 0 <= 0) exit 1
+		printf "%.3f\n", (b - a) / 1000 / n }'
+}
+
 # wrk_run NAME CONNS SECONDS: GET / on $host:$port; records
-# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms).
+# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms), and
+# http.cpu_us.NAME: the server's CPU time per request (us; all its
+# processes, user and system: a measure that does not depend on the load
+# generator sharing the CPUs).
 wrk_run() {
 	name=$1
 	c=$2
@@ -459,11 +495,13 @@ wrk_run() {
 	bound "http.$name" "$(wrk_bound "$d")"
 	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name," \
 	    "timeout ${lt} s)"
+	cpu0=$(cpu_used "$spid")
 	if ! load wrk wrk -t2 -c"$c" -d"${d}s" --latency \
 	    "http://$host:$port/" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
+	cpu1=$(cpu_used "$spid")
 	res=$(awk '
 	function ms(x) {
 		if (x ~ /us$/) return x / 1000
@@ -473,14 +511,15 @@ wrk_run() {
 		return x + 0
 	}
 	/^Requests\/sec:/ { rps = $2 }
+	$2 == "requests" && $3 == "in" { nreq = $1 }
 	$1 == "50%" { p50 = ms($2) }
 	$1 == "99%" { p99 = ms($2) }
 	/Socket errors:/ { err = $0 }
 	/Non-2xx/ { bad = $NF }
 	END {
-		if (rps == "" || p50 == "" || p99 == "") exit 1
+		if (rps == "" || p50 == "" || p99 == "" || nreq == "") exit 1
 		sub(/^ */, "", err)
-		printf "%s %.4f %.4f %s|%s\n", rps, p50, p99, bad + 0, err
+		printf "%s %.4f %.4f %s %s|%s\n", rps, p50, p99, nreq, bad + 0, err
 	}' "$out")
 	if [ -z "$res" ]; then
 		why="wrk gave no figures: $(tail -n 3 "$out" | tr '\n\t' '  ')"
@@ -491,18 +530,20 @@ wrk_run() {
 	fig "http.rps.$name" "$1" req/s
 	fig "http.p50.$name" "$2" ms
 	fig "http.p99.$name" "$3" ms
-	rest=${4#*|}
-	bad=${4%%|*}
+	cpu=$(cpu_fig http "$name" "$cpu0" "$cpu1" "$4")
+	rest=${5#*|}
+	bad=${5%%|*}
 	[ "$bad" = 0 ] || note "http $name: $bad responses were not 2xx"
 	[ -z "$rest" ] || note "http $name: wrk: $rest"
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms\n' \
-	    "http $name" "$1" "$2" "$3"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
+	    "http $name" "$1" "$2" "$3" "$cpu"
 	return 0
 }
 
 # kv_run NAME [-P 16]: redis-benchmark SET and GET on $host:$port; records
 # kv.rps.NAME (both tests: requests / time), kv.p50.NAME and kv.p99.NAME
-# (the worse of SET's and GET's, ms).
+# (the worse of SET's and GET's, ms), and kv.cpu_us.NAME (the server's CPU
+# time per request, us, as wrk_run's).
 kv_run() {
 	name=$1
 	shift
@@ -516,11 +557,13 @@ kv_run() {
 	fi
 	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name," \
 	    "timeout ${lt} s)"
+	cpu0=$(cpu_used "$spid")
 	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
 	    -t set,get -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
+	cpu1=$(cpu_used "$spid")
 	res=$(awk '
 	{ gsub(/"/, ""); split($0, f, ",") }
 	f[1] == "SET" || f[1] == "GET" {
@@ -542,8 +585,9 @@ kv_run() {
 	fig "kv.rps.$name" "$1" req/s
 	fig "kv.p50.$name" "$2" ms
 	fig "kv.p99.$name" "$3" ms
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms\n' \
-	    "kv $name" "$1" "$2" "$3"
+	cpu=$(cpu_fig kv "$name" "$cpu0" "$cpu1" $((2 * n)))
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
+	    "kv $name" "$1" "$2" "$3" "$cpu"
 }
 
 # echo_run MODE: bench/echo_load against servers/echo on $host:$port;
@@ -638,7 +682,15 @@ http=$builddir/servers/http
 kv=$builddir/servers/kv
 echo_bin=$builddir/servers/echo
 
+# Every server runs in this cgroup, which counts its CPU time (cpu_used).
+session_cgroup=$(cpu_cgroup_make "weft-bench-$$")
 say "$mode run, figures to $tsv (fds per process: $nofile)"
+if [ -n "$session_cgroup" ]; then
+	note "server CPU time per request: counted in a cgroup ($session_cgroup)"
+else
+	note "server CPU time per request: no cgroup could be made; read from" \
+	    "the servers' processes in /proc, in clock ticks"
+fi
 note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 
 # ---- HTTP --------------------------------------------------------------
@@ -676,7 +728,7 @@ EOF
 	if [ -n "$best" ]; then
 		# The chosen configuration's figures under the plain names.
 		awk -F'\t' -v k="$best" -v OFS='\t' '
-		$1 ~ "^http\\.(rps|p50|p99)\\.green\\." k "(\\.c1000)?$" {
+		$1 ~ "^http\\.(rps|p50|p99|cpu_us)\\.green\\." k "(\\.c1000)?$" {
 			n = $1; sub("\\.green\\." k, ".green", n); $1 = n; print
 		}' "$tsv" >"$tmp/best"
 		cat "$tmp/best" >>"$tsv"
