@@ -169,7 +169,8 @@ function off_reference(n, ref, factor,    a, b) {
 # CPUs jump by several times between runs (the same-run reference bound
 # covers the green ones).
 function off_history(n,    k, i, v, m, a) {
-	if (!has(n) || unsteady(n) || n ~ /\.p(50|99)\./ || hn[n] < 2) return
+	if (!has(n) || unsteady(n) || n ~ /\.p(50|90|99|999)\./ || hn[n] < 2) \
+		return
 	a = num(val[n])
 	if (a <= 0) return
 	k = 0
@@ -716,7 +717,7 @@ END {
 	}
 	for (i = 1; i <= nv; i++)
 		if (!(order[i] in known) && order[i] !~ /^scale\./ && \
-		    order[i] !~ /^http\.(rps|p50|p99)\.green\.(w2|p2)/)
+		    order[i] !~ /^http\.(rps|p50|p90|p99|p999)\.green\.(w2|p2)/)
 			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
 			    unit[order[i]] > out
 	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \

@@ -12,7 +12,8 @@
 # Every server runs in a session of its own, and an EXIT/INT/TERM trap stops
 # whatever is still running, so an interrupted run leaves nothing behind.
 #
-#   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /:
+#   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /, with
+#          bench/wrk_pct.lua for the percentiles --latency leaves out:
 #          servers/http --mode green (--workers 2, and --procs 2 --workers 1
 #          in full mode; the faster is reported as http.*.green and named by
 #          http.green.procs and http.green.workers), kthread, process; and
@@ -121,10 +122,13 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 nofile=$(ulimit -n)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-servers.XXXXXX") || exit 1
+# This script's directory, in the source tree: lib.sh and wrk_pct.lua are
+# there, not in the build tree when it is another.
+here=$(cd "$(dirname "$0")" && pwd)
 # Process control (a clock, process queries, sessions), shared with the
 # soak; it keeps the pids of the servers running in $servers.
 # shellcheck source=bench/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$here/lib.sh"
 holder=   # pid of a conn_hold running
 loader=   # pid of a load generator running
 failed=
@@ -155,7 +159,8 @@ fail() {
 }
 fig() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
 na() { printf '%s\tn/a\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
-# na_set PREFIX WHY SUFFIX...: PREFIX.rps/p50/p99.SUFFIX are n/a.
+# na_set PREFIX WHY SUFFIX...: PREFIX.rps/p50/p90/p99/p999/cpu_us.SUFFIX
+# are n/a.
 na_set() {
 	pre=$1
 	why=$2
@@ -163,7 +168,9 @@ na_set() {
 	for sx in "$@"; do
 		na "$pre.rps.$sx" req/s "$why"
 		na "$pre.p50.$sx" ms "$why"
+		na "$pre.p90.$sx" ms "$why"
 		na "$pre.p99.$sx" ms "$why"
+		na "$pre.p999.$sx" ms "$why"
 		na "$pre.cpu_us.$sx" us "$why"
 	done
 }
@@ -276,7 +283,8 @@ figs() {
 		;;
 	http.* | kv.*)
 		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
-		    "${1%%.*}.p99.${1#*.} ms" "${1%%.*}.cpu_us.${1#*.} us"
+		    "${1%%.*}.p90.${1#*.} ms" "${1%%.*}.p99.${1#*.} ms" \
+		    "${1%%.*}.p999.${1#*.} ms" "${1%%.*}.cpu_us.${1#*.} us"
 		;;
 	*)
 		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
@@ -483,21 +491,23 @@ cpu_us() {
 }
 
 # wrk_run NAME CONNS SECONDS: GET / on $host:$port; records
-# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms), and
-# http.cpu_us.NAME: the server's CPU time per request (us; all its
-# processes, user and system: a measure that does not depend on the load
-# generator sharing the CPUs).
+# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms, as wrk
+# --latency prints them), http.p90.NAME and http.p999.NAME (ms, the 90th
+# and 99.9th percentiles: --latency has no 99.9th, so bench/wrk_pct.lua
+# prints both, in whole microseconds), and http.cpu_us.NAME: the server's
+# CPU time per request (us; all its processes, user and system: a measure
+# that does not depend on the load generator sharing the CPUs).
 wrk_run() {
 	name=$1
 	c=$2
 	d=$3
 	out=$tmp/wrk.$name
 	bound "http.$name" "$(wrk_bound "$d")"
-	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name," \
-	    "timeout ${lt} s)"
+	say "  wrk -t2 -c$c -d${d}s --latency -s wrk_pct.lua" \
+	    "http://$host:$port/ ($name, timeout ${lt} s)"
 	cpu0=$(cpu_used "$spid")
 	if ! load wrk wrk -t2 -c"$c" -d"${d}s" --latency \
-	    "http://$host:$port/" >"$out" 2>&1; then
+	    -s "$here/wrk_pct.lua" "http://$host:$port/" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
@@ -514,12 +524,17 @@ wrk_run() {
 	$2 == "requests" && $3 == "in" { nreq = $1 }
 	$1 == "50%" { p50 = ms($2) }
 	$1 == "99%" { p99 = ms($2) }
+	$1 == "pct" && $2 == "90" { p90 = $3 / 1000 }
+	$1 == "pct" && $2 == "99.9" { p999 = $3 / 1000 }
 	/Socket errors:/ { err = $0 }
 	/Non-2xx/ { bad = $NF }
 	END {
-		if (rps == "" || p50 == "" || p99 == "" || nreq == "") exit 1
+		if (rps == "" || p50 == "" || p99 == "" || nreq == "" ||
+		    p90 == "" || p999 == "")
+			exit 1
 		sub(/^ */, "", err)
-		printf "%s %.4f %.4f %s %s|%s\n", rps, p50, p99, nreq, bad + 0, err
+		printf "%s %.4f %.4f %.4f %.4f %s %s|%s\n", rps, p50, p99, p90, \
+		    p999, nreq, bad + 0, err
 	}' "$out")
 	if [ -z "$res" ]; then
 		why="wrk gave no figures: $(tail -n 3 "$out" | tr '\n\t' '  ')"
@@ -529,14 +544,17 @@ wrk_run() {
 	set -- $res
 	fig "http.rps.$name" "$1" req/s
 	fig "http.p50.$name" "$2" ms
+	fig "http.p90.$name" "$4" ms
 	fig "http.p99.$name" "$3" ms
-	cpu=$(cpu_fig http "$name" "$cpu0" "$cpu1" "$4")
-	rest=${5#*|}
-	bad=${5%%|*}
+	fig "http.p999.$name" "$5" ms
+	cpu=$(cpu_fig http "$name" "$cpu0" "$cpu1" "$6")
+	rest=${7#*|}
+	bad=${7%%|*}
 	[ "$bad" = 0 ] || note "http $name: $bad responses were not 2xx"
 	[ -z "$rest" ] || note "http $name: wrk: $rest"
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
-	    "http $name" "$1" "$2" "$3" "$cpu"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p90 %8.3f ms   p99 %8.3f ms' \
+	    "http $name" "$1" "$2" "$4" "$3"
+	printf '   p99.9 %8.3f ms   cpu %s us/req\n' "$5" "$cpu"
 	return 0
 }
 
@@ -728,7 +746,8 @@ EOF
 	if [ -n "$best" ]; then
 		# The chosen configuration's figures under the plain names.
 		awk -F'\t' -v k="$best" -v OFS='\t' '
-		$1 ~ "^http\\.(rps|p50|p99|cpu_us)\\.green\\." k "(\\.c1000)?$" {
+		$1 ~ "^http\\.(rps|p50|p90|p99|p999|cpu_us)\\.green\\." k \
+		    "(\\.c1000)?$" {
 			n = $1; sub("\\.green\\." k, ".green", n); $1 = n; print
 		}' "$tsv" >"$tmp/best"
 		cat "$tmp/best" >>"$tsv"
