@@ -541,7 +541,7 @@ END {
 	    "load generators run on the same machine and share its %s " \
 	    "CPUs with the server, so every figure is for the pair.  " \
 	    "HTTP: wrk -t2, keep-alive GET / (a 6-byte body), %s per run.  " \
-	    "KV: redis-benchmark -t set,get -c 50 -q, %s requests per " \
+	    "KV: redis-benchmark -t set,get -c 50, %s requests per " \
 	    "test (%s with -P 16); req/s counts SET and GET together, the " \
 	    "latencies are the worse of the two.  Echo: bench/echo_load, " \
 	    "100 connections each sending 64 bytes and waiting for the " \

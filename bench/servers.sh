@@ -18,7 +18,7 @@
 #          in full mode; the faster is reported as http.*.green and named by
 #          http.green.procs and http.green.workers), kthread, process; and
 #          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
-#   KV     redis-benchmark -t set,get -c 50 -q --csv, without and with -P 16:
+#   KV     redis-benchmark -t set,get -c 50, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no.
 #   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
@@ -559,9 +559,20 @@ wrk_run() {
 }
 
 # kv_run NAME [-P 16]: redis-benchmark SET and GET on $host:$port; records
-# kv.rps.NAME (both tests: requests / time), kv.p50.NAME and kv.p99.NAME
-# (the worse of SET's and GET's, ms), and kv.cpu_us.NAME (the server's CPU
-# time per request, us, as wrk_run's).
+# kv.rps.NAME (both tests: requests / time), kv.p50.NAME, kv.p90.NAME,
+# kv.p99.NAME and kv.p999.NAME (the worse of SET's and GET's, ms), and
+# kv.cpu_us.NAME (the server's CPU time per request, us, as wrk_run's).
+#
+# Its full report, not -q --csv: the csv line has no 90th or 99.9th
+# percentile, and a second run for them would measure another load.  Each
+# test's report ends with a summary whose req/s, p50 and p99 are the csv
+# line's (the same variables, printed the same way), and lists the
+# latency at percentiles 0, 50, 75, 87.5, ... (each step halves what is
+# left to 100 %), but only those where the cumulative count moved: a
+# percentile left out has the latency of the line before it.  p90 and
+# p99.9 fall between two steps (87.5 and 93.75, 99.805 and 99.902): their
+# latency is interpolated linearly between those steps'.  Read so, p50 <=
+# p90 <= p99 <= p99.9 holds whatever lines were left out.
 kv_run() {
 	name=$1
 	shift
@@ -573,25 +584,53 @@ kv_run() {
 	else
 		bound "kv.$name" "$(kv_bound "$n" 5000)"
 	fi
-	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name," \
+	say "  redis-benchmark -t set,get -c 50 -n $n $* ($name," \
 	    "timeout ${lt} s)"
 	cpu0=$(cpu_used "$spid")
 	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
-	    -t set,get -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1; then
+	    -t set,get -c 50 -n "$n" "$@" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
 	cpu1=$(cpu_used "$spid")
 	res=$(awk '
-	{ gsub(/"/, ""); split($0, f, ",") }
-	f[1] == "SET" || f[1] == "GET" {
-		k++; inv += 1 / f[2]
-		if (f[5] + 0 > p50) p50 = f[5] + 0
-		if (f[7] + 0 > p99) p99 = f[7] + 0
+	# The latency at step s of the percentile lines: that of the last
+	# line at or below it (the lines round the step to 3 decimals).
+	function at(s,    i, r) {
+		r = lv[1]
+		for (i = 1; i <= nl; i++)
+			if (lp[i] <= s + 0.0005) r = lv[i]
+		return r
+	}
+	# Percentile p, between the steps below and above it.
+	function pct(p,    lo, hi) {
+		lo = 0; hi = 50
+		while (hi <= p) { lo = hi; hi = 100 - (100 - hi) / 2 }
+		return at(lo) + (at(hi) - at(lo)) * (p - lo) / (hi - lo)
+	}
+	function worse(a, b) { return a > b ? a : b }
+	# The title follows the last progress report, after a carriage return.
+	/====== [A-Z]+ ======/ {
+		t = $0; sub(/.*====== /, "", t); sub(/ ======.*/, "", t)
+		nl = 0; next
+	}
+	/^Latency by percentile distribution:/ { dist = 1; next }
+	dist && $2 == "<=" {
+		sub(/%$/, "", $1); lp[++nl] = $1 + 0; lv[nl] = $3 + 0; next
+	}
+	{ dist = 0 }
+	/throughput summary:/ { rps = $3 }
+	$1 == "avg" && $3 == "p50" && $5 == "p99" { sum = 1; next }
+	sum {
+		sum = 0
+		if ((t != "SET" && t != "GET") || nl == 0 || rps + 0 <= 0) next
+		k++; inv += 1 / rps
+		p50 = worse(p50, $3 + 0); p99 = worse(p99, $5 + 0)
+		p90 = worse(p90, pct(90)); p999 = worse(p999, pct(99.9))
 	}
 	END {
 		if (k != 2) exit 1
-		printf "%.0f %.4f %.4f\n", 2 / inv, p50, p99
+		printf "%.0f %.4f %.4f %.4f %.4f\n", 2 / inv, p50, p99, p90, p999
 	}' "$out")
 	if [ -z "$res" ]; then
 		why="redis-benchmark gave no figures: $(tail -n 3 "$out" |
@@ -602,10 +641,13 @@ kv_run() {
 	set -- $res
 	fig "kv.rps.$name" "$1" req/s
 	fig "kv.p50.$name" "$2" ms
+	fig "kv.p90.$name" "$4" ms
 	fig "kv.p99.$name" "$3" ms
+	fig "kv.p999.$name" "$5" ms
 	cpu=$(cpu_fig kv "$name" "$cpu0" "$cpu1" $((2 * n)))
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
-	    "kv $name" "$1" "$2" "$3" "$cpu"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p90 %8.3f ms   p99 %8.3f ms' \
+	    "kv $name" "$1" "$2" "$4" "$3"
+	printf '   p99.9 %8.3f ms   cpu %s us/req\n' "$5" "$cpu"
 }
 
 # echo_run MODE: bench/echo_load against servers/echo on $host:$port;
