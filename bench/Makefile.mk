@@ -85,7 +85,7 @@ EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \
 	bench/README.md bench/lib.sh \
 	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
-	bench/scale.gp bench/preempt.gp bench/results/.gitkeep
+	bench/scale.gp bench/preempt.gp bench/latency.gp bench/results/.gitkeep
 
 bench: all
 	$(SHELL) $(srcdir)/bench/run.sh full $(builddir)
