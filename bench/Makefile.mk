@@ -85,7 +85,7 @@ EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \
 	bench/README.md bench/lib.sh \
 	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
-	bench/scale.gp bench/preempt.gp bench/results/.gitkeep
+	bench/scale.gp bench/preempt.gp bench/latency.gp bench/results/.gitkeep
 
 bench: all
 	$(SHELL) $(srcdir)/bench/run.sh full $(builddir)
@@ -118,7 +118,8 @@ bench_mget_stall_SOURCES = bench/mget_stall.c
 bench_mget_stall_CPPFLAGS = $(bench_cppflags)
 bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
-EXTRA_DIST += bench/servers.sh bench/alive_go.sh bench/ref/alive.go
+EXTRA_DIST += bench/servers.sh bench/wrk_pct.lua bench/alive_go.sh \
+	bench/ref/alive.go
 # What bench/alive_go.sh builds: the Go reference and Go's build cache.
 CLEANFILES += bench/alive-go
 clean-local: clean-bench-gocache

@@ -169,7 +169,8 @@ function off_reference(n, ref, factor,    a, b) {
 # CPUs jump by several times between runs (the same-run reference bound
 # covers the green ones).
 function off_history(n,    k, i, v, m, a) {
-	if (!has(n) || unsteady(n) || n ~ /\.p(50|99)\./ || hn[n] < 2) return
+	if (!has(n) || unsteady(n) || n ~ /\.p(50|90|99|999)\./ || hn[n] < 2) \
+		return
 	a = num(val[n])
 	if (a <= 0) return
 	k = 0
@@ -313,6 +314,35 @@ function sbar(label, n, group) {
 		    group)
 		sbars++
 	}
+}
+# One load of the latency plot, under header: a row per percentile (x,
+# percentile, weft's green server and the reference: PRE.PCT.GSX and
+# PRE.PCT.RSX, then their labels) in ldat, and the header at the middle
+# of its four in lhead; nothing when neither server has a percentile.
+# A load takes five places on x: its four, and a gap before the next.
+# lmin and lmax keep the range of the latencies drawn, lng and lnr how
+# many of each server's there are.
+function lload(header, pre, gsx, rsx,    j, any, g, r) {
+	any = 0
+	for (j = 1; j <= 4; j++)
+		if (has(pre "." lpc[j] "." gsx) || has(pre "." lpc[j] "." rsx))
+			any = 1
+	if (!any) return
+	for (j = 1; j <= 4; j++) {
+		g = pre "." lpc[j] "." gsx; r = pre "." lpc[j] "." rsx
+		ldat = ldat sprintf("%d\t%s\t%s\t%s\t%s\t%s\n", lx + j - 1, \
+		    llab[j], dat(g), dat(r), lbl(g), lbl(r))
+		lrange(g); lrange(r)
+		if (has(g)) lng++
+		if (has(r)) lnr++
+	}
+	lhead = lhead sprintf("%.1f\t%s\n", lx + 1.5, header)
+	lx += 5
+}
+function lrange(n) {
+	if (!has(n) || num(val[n]) <= 0) return
+	if (lmin == "" || num(val[n]) < lmin) lmin = num(val[n])
+	if (lmax == "" || num(val[n]) > lmax) lmax = num(val[n])
 }
 
 BEGIN {
@@ -540,7 +570,7 @@ END {
 	    "load generators run on the same machine and share its %s " \
 	    "CPUs with the server, so every figure is for the pair.  " \
 	    "HTTP: wrk -t2, keep-alive GET / (a 6-byte body), %s per run.  " \
-	    "KV: redis-benchmark -t set,get -c 50 -q, %s requests per " \
+	    "KV: redis-benchmark -t set,get -c 50, %s requests per " \
 	    "test (%s with -P 16); req/s counts SET and GET together, the " \
 	    "latencies are the worse of the two.  Echo: bench/echo_load, " \
 	    "100 connections each sending 64 bytes and waiting for the " \
@@ -626,6 +656,36 @@ END {
 			close(f)
 			printf "![Requests per second per server and mode]" \
 			    "(servers.png)\n\n" > out
+		}
+		# The latency percentiles of each load, weft's green server
+		# against the reference, only when some were measured: index 0
+		# the bars, index 1 the loads' headers, index 2 their range
+		# (latency.gp says the format).
+		split("p50 p90 p99 p999", lpc, " ")
+		split("p50 p90 p99 p99.9", llab, " ")
+		lx = 0; ldat = ""; lhead = ""; lmin = ""; lmax = ""; lng = 0
+		lnr = 0
+		lload("HTTP -c100 vs nginx", "http", "green", "nginx")
+		lload("HTTP -c1000 vs nginx", "http", "green.c1000", \
+		    "nginx.c1000")
+		lload("KV vs redis-server", "kv", "green", "redis")
+		lload("KV -P 16 vs redis-server", "kv", "green.p16", \
+		    "redis.p16")
+		if (lmin != "") {
+			f = dir "/plot-latency.dat"
+			printf "# x\tpercentile\tgreen (ms)\treference (ms)\t" \
+			    "labels\n%s", ldat > f
+			printf "\n\n# x\tload\n%s", lhead > f
+			printf "\n\n# least, greatest (ms); how many green, " \
+			    "reference\n%s\t%s\t%d\t%d\n", lmin, lmax, lng, lnr > f
+			close(f)
+			printf "![Latency percentiles per load, weft's green " \
+			    "server against the reference](latency.png)\n\n" > out
+			printf "*Latency at p50, p90, p99 and p99.9 (log " \
+			    "scale) of each load: wrk's for HTTP (p90 and " \
+			    "p99.9 from bench/wrk_pct.lua), redis-benchmark's " \
+			    "for KV (the worse of SET and GET; p90 and p99.9 " \
+			    "interpolated between its percentile lines).*\n\n" > out
 		}
 	}
 
@@ -716,7 +776,7 @@ END {
 	}
 	for (i = 1; i <= nv; i++)
 		if (!(order[i] in known) && order[i] !~ /^scale\./ && \
-		    order[i] !~ /^http\.(rps|p50|p99)\.green\.(w2|p2)/)
+		    order[i] !~ /^http\.(rps|p50|p90|p99|p999)\.green\.(w2|p2)/)
 			printf "| %s | %s %s | |\n", order[i], val[order[i]], \
 			    unit[order[i]] > out
 	printf "\nThe raw figures, scaling rungs included, are in latest.tsv " \

@@ -142,9 +142,11 @@ if [ "$plots" = yes ]; then
 		[ -s "$results/gnuplot-$gp.log" ] || rm -f "$results/gnuplot-$gp.log"
 	done
 	# The servers plot: one bar per server and mode, coloured by load,
-	# references in grey; the preemption plot: each wake of bench/preempt's
-	# sleeper.  Each only when its figures were measured.
-	for gp in servers preempt; do
+	# references in grey; the latency plot: the percentiles of each load,
+	# weft's green server beside the reference; the preemption plot: each
+	# wake of bench/preempt's sleeper.  Each only when its figures were
+	# measured.
+	for gp in servers latency preempt; do
 		[ -s "$results/plot-$gp.dat" ] || continue
 		if ! gnuplot -e "dir='$results'; term='$term'" \
 		    "$here/$gp.gp" 2>"$results/gnuplot-$gp.log"; then

@@ -12,12 +12,13 @@
 # Every server runs in a session of its own, and an EXIT/INT/TERM trap stops
 # whatever is still running, so an interrupted run leaves nothing behind.
 #
-#   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /:
+#   HTTP   wrk -t2 -c100 (and -c1000, full mode), keep-alive GET /, with
+#          bench/wrk_pct.lua for the percentiles --latency leaves out:
 #          servers/http --mode green (--workers 2, and --procs 2 --workers 1
 #          in full mode; the faster is reported as http.*.green and named by
 #          http.green.procs and http.green.workers), kthread, process; and
 #          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
-#   KV     redis-benchmark -t set,get -c 50 -q --csv, without and with -P 16:
+#   KV     redis-benchmark -t set,get -c 50, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no.
 #   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
@@ -121,10 +122,13 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 nofile=$(ulimit -n)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-servers.XXXXXX") || exit 1
+# This script's directory, in the source tree: lib.sh and wrk_pct.lua are
+# there, not in the build tree when it is another.
+here=$(cd "$(dirname "$0")" && pwd)
 # Process control (a clock, process queries, sessions), shared with the
 # soak; it keeps the pids of the servers running in $servers.
 # shellcheck source=bench/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$here/lib.sh"
 holder=   # pid of a conn_hold running
 loader=   # pid of a load generator running
 failed=
@@ -155,7 +159,8 @@ fail() {
 }
 fig() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
 na() { printf '%s\tn/a\t%s\t%s\n' "$1" "$2" "$3" >>"$tsv"; }
-# na_set PREFIX WHY SUFFIX...: PREFIX.rps/p50/p99.SUFFIX are n/a.
+# na_set PREFIX WHY SUFFIX...: PREFIX.rps/p50/p90/p99/p999/cpu_us.SUFFIX
+# are n/a.
 na_set() {
 	pre=$1
 	why=$2
@@ -163,7 +168,9 @@ na_set() {
 	for sx in "$@"; do
 		na "$pre.rps.$sx" req/s "$why"
 		na "$pre.p50.$sx" ms "$why"
+		na "$pre.p90.$sx" ms "$why"
 		na "$pre.p99.$sx" ms "$why"
+		na "$pre.p999.$sx" ms "$why"
 		na "$pre.cpu_us.$sx" us "$why"
 	done
 }
@@ -276,7 +283,8 @@ figs() {
 		;;
 	http.* | kv.*)
 		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
-		    "${1%%.*}.p99.${1#*.} ms" "${1%%.*}.cpu_us.${1#*.} us"
+		    "${1%%.*}.p90.${1#*.} ms" "${1%%.*}.p99.${1#*.} ms" \
+		    "${1%%.*}.p999.${1#*.} ms" "${1%%.*}.cpu_us.${1#*.} us"
 		;;
 	*)
 		printf '%s\n' "${1%%.*}.rps.${1#*.} req/s" "${1%%.*}.p50.${1#*.} ms" \
@@ -483,21 +491,23 @@ cpu_us() {
 }
 
 # wrk_run NAME CONNS SECONDS: GET / on $host:$port; records
-# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms), and
-# http.cpu_us.NAME: the server's CPU time per request (us; all its
-# processes, user and system: a measure that does not depend on the load
-# generator sharing the CPUs).
+# http.rps.NAME (req/s), http.p50.NAME and http.p99.NAME (ms, as wrk
+# --latency prints them), http.p90.NAME and http.p999.NAME (ms, the 90th
+# and 99.9th percentiles: --latency has no 99.9th, so bench/wrk_pct.lua
+# prints both, in whole microseconds), and http.cpu_us.NAME: the server's
+# CPU time per request (us; all its processes, user and system: a measure
+# that does not depend on the load generator sharing the CPUs).
 wrk_run() {
 	name=$1
 	c=$2
 	d=$3
 	out=$tmp/wrk.$name
 	bound "http.$name" "$(wrk_bound "$d")"
-	say "  wrk -t2 -c$c -d${d}s --latency http://$host:$port/ ($name," \
-	    "timeout ${lt} s)"
+	say "  wrk -t2 -c$c -d${d}s --latency -s wrk_pct.lua" \
+	    "http://$host:$port/ ($name, timeout ${lt} s)"
 	cpu0=$(cpu_used "$spid")
 	if ! load wrk wrk -t2 -c"$c" -d"${d}s" --latency \
-	    "http://$host:$port/" >"$out" 2>&1; then
+	    -s "$here/wrk_pct.lua" "http://$host:$port/" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
@@ -514,12 +524,17 @@ wrk_run() {
 	$2 == "requests" && $3 == "in" { nreq = $1 }
 	$1 == "50%" { p50 = ms($2) }
 	$1 == "99%" { p99 = ms($2) }
+	$1 == "pct" && $2 == "90" { p90 = $3 / 1000 }
+	$1 == "pct" && $2 == "99.9" { p999 = $3 / 1000 }
 	/Socket errors:/ { err = $0 }
 	/Non-2xx/ { bad = $NF }
 	END {
-		if (rps == "" || p50 == "" || p99 == "" || nreq == "") exit 1
+		if (rps == "" || p50 == "" || p99 == "" || nreq == "" ||
+		    p90 == "" || p999 == "")
+			exit 1
 		sub(/^ */, "", err)
-		printf "%s %.4f %.4f %s %s|%s\n", rps, p50, p99, nreq, bad + 0, err
+		printf "%s %.4f %.4f %.4f %.4f %s %s|%s\n", rps, p50, p99, p90, \
+		    p999, nreq, bad + 0, err
 	}' "$out")
 	if [ -z "$res" ]; then
 		why="wrk gave no figures: $(tail -n 3 "$out" | tr '\n\t' '  ')"
@@ -529,21 +544,35 @@ wrk_run() {
 	set -- $res
 	fig "http.rps.$name" "$1" req/s
 	fig "http.p50.$name" "$2" ms
+	fig "http.p90.$name" "$4" ms
 	fig "http.p99.$name" "$3" ms
-	cpu=$(cpu_fig http "$name" "$cpu0" "$cpu1" "$4")
-	rest=${5#*|}
-	bad=${5%%|*}
+	fig "http.p999.$name" "$5" ms
+	cpu=$(cpu_fig http "$name" "$cpu0" "$cpu1" "$6")
+	rest=${7#*|}
+	bad=${7%%|*}
 	[ "$bad" = 0 ] || note "http $name: $bad responses were not 2xx"
 	[ -z "$rest" ] || note "http $name: wrk: $rest"
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
-	    "http $name" "$1" "$2" "$3" "$cpu"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p90 %8.3f ms   p99 %8.3f ms' \
+	    "http $name" "$1" "$2" "$4" "$3"
+	printf '   p99.9 %8.3f ms   cpu %s us/req\n' "$5" "$cpu"
 	return 0
 }
 
 # kv_run NAME [-P 16]: redis-benchmark SET and GET on $host:$port; records
-# kv.rps.NAME (both tests: requests / time), kv.p50.NAME and kv.p99.NAME
-# (the worse of SET's and GET's, ms), and kv.cpu_us.NAME (the server's CPU
-# time per request, us, as wrk_run's).
+# kv.rps.NAME (both tests: requests / time), kv.p50.NAME, kv.p90.NAME,
+# kv.p99.NAME and kv.p999.NAME (the worse of SET's and GET's, ms), and
+# kv.cpu_us.NAME (the server's CPU time per request, us, as wrk_run's).
+#
+# Its full report, not -q --csv: the csv line has no 90th or 99.9th
+# percentile, and a second run for them would measure another load.  Each
+# test's report ends with a summary whose req/s, p50 and p99 are the csv
+# line's (the same variables, printed the same way), and lists the
+# latency at percentiles 0, 50, 75, 87.5, ... (each step halves what is
+# left to 100 %), but only those where the cumulative count moved: a
+# percentile left out has the latency of the line before it.  p90 and
+# p99.9 fall between two steps (87.5 and 93.75, 99.805 and 99.902): their
+# latency is interpolated linearly between those steps'.  Read so, p50 <=
+# p90 <= p99 <= p99.9 holds whatever lines were left out.
 kv_run() {
 	name=$1
 	shift
@@ -555,25 +584,53 @@ kv_run() {
 	else
 		bound "kv.$name" "$(kv_bound "$n" 5000)"
 	fi
-	say "  redis-benchmark -t set,get -c 50 -n $n $* -q --csv ($name," \
+	say "  redis-benchmark -t set,get -c 50 -n $n $* ($name," \
 	    "timeout ${lt} s)"
 	cpu0=$(cpu_used "$spid")
 	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
-	    -t set,get -c 50 -n "$n" "$@" -q --csv >"$out" 2>&1; then
+	    -t set,get -c 50 -n "$n" "$@" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
 	fi
 	cpu1=$(cpu_used "$spid")
 	res=$(awk '
-	{ gsub(/"/, ""); split($0, f, ",") }
-	f[1] == "SET" || f[1] == "GET" {
-		k++; inv += 1 / f[2]
-		if (f[5] + 0 > p50) p50 = f[5] + 0
-		if (f[7] + 0 > p99) p99 = f[7] + 0
+	# The latency at step s of the percentile lines: that of the last
+	# line at or below it (the lines round the step to 3 decimals).
+	function at(s,    i, r) {
+		r = lv[1]
+		for (i = 1; i <= nl; i++)
+			if (lp[i] <= s + 0.0005) r = lv[i]
+		return r
+	}
+	# Percentile p, between the steps below and above it.
+	function pct(p,    lo, hi) {
+		lo = 0; hi = 50
+		while (hi <= p) { lo = hi; hi = 100 - (100 - hi) / 2 }
+		return at(lo) + (at(hi) - at(lo)) * (p - lo) / (hi - lo)
+	}
+	function worse(a, b) { return a > b ? a : b }
+	# The title follows the last progress report, after a carriage return.
+	/====== [A-Z]+ ======/ {
+		t = $0; sub(/.*====== /, "", t); sub(/ ======.*/, "", t)
+		nl = 0; next
+	}
+	/^Latency by percentile distribution:/ { dist = 1; next }
+	dist && $2 == "<=" {
+		sub(/%$/, "", $1); lp[++nl] = $1 + 0; lv[nl] = $3 + 0; next
+	}
+	{ dist = 0 }
+	/throughput summary:/ { rps = $3 }
+	$1 == "avg" && $3 == "p50" && $5 == "p99" { sum = 1; next }
+	sum {
+		sum = 0
+		if ((t != "SET" && t != "GET") || nl == 0 || rps + 0 <= 0) next
+		k++; inv += 1 / rps
+		p50 = worse(p50, $3 + 0); p99 = worse(p99, $5 + 0)
+		p90 = worse(p90, pct(90)); p999 = worse(p999, pct(99.9))
 	}
 	END {
 		if (k != 2) exit 1
-		printf "%.0f %.4f %.4f\n", 2 / inv, p50, p99
+		printf "%.0f %.4f %.4f %.4f %.4f\n", 2 / inv, p50, p99, p90, p999
 	}' "$out")
 	if [ -z "$res" ]; then
 		why="redis-benchmark gave no figures: $(tail -n 3 "$out" |
@@ -584,10 +641,13 @@ kv_run() {
 	set -- $res
 	fig "kv.rps.$name" "$1" req/s
 	fig "kv.p50.$name" "$2" ms
+	fig "kv.p90.$name" "$4" ms
 	fig "kv.p99.$name" "$3" ms
+	fig "kv.p999.$name" "$5" ms
 	cpu=$(cpu_fig kv "$name" "$cpu0" "$cpu1" $((2 * n)))
-	printf '%-22s %12.0f req/s   p50 %8.3f ms   p99 %8.3f ms   cpu %s us/req\n' \
-	    "kv $name" "$1" "$2" "$3" "$cpu"
+	printf '%-22s %12.0f req/s   p50 %8.3f ms   p90 %8.3f ms   p99 %8.3f ms' \
+	    "kv $name" "$1" "$2" "$4" "$3"
+	printf '   p99.9 %8.3f ms   cpu %s us/req\n' "$5" "$cpu"
 }
 
 # echo_run MODE: bench/echo_load against servers/echo on $host:$port;
@@ -728,7 +788,8 @@ EOF
 	if [ -n "$best" ]; then
 		# The chosen configuration's figures under the plain names.
 		awk -F'\t' -v k="$best" -v OFS='\t' '
-		$1 ~ "^http\\.(rps|p50|p99|cpu_us)\\.green\\." k "(\\.c1000)?$" {
+		$1 ~ "^http\\.(rps|p50|p90|p99|p999|cpu_us)\\.green\\." k \
+		    "(\\.c1000)?$" {
 			n = $1; sub("\\.green\\." k, ".green", n); $1 = n; print
 		}' "$tsv" >"$tmp/best"
 		cat "$tmp/best" >>"$tsv"
