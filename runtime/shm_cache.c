@@ -20,8 +20,8 @@
  *
  * Live accounting.  Each thread record counts the objects (and their
  * requested bytes) its thread allocated minus those it took back (into a
- * cache or jemalloc), with plain stores, one writer each; weft__shm_live
- * sums them.  An object queued in a mailbox still counts as live until
+ * cache or jemalloc), in one word (shm_internal.h, weft__shm_count), with
+ * plain stores, one writer each; weft__shm_live sums them.  An object queued in a mailbox still counts as live until
  * its owner drains it.
  */
 #include "config.h"
@@ -50,7 +50,7 @@ static pthread_key_t tl_key;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t tl_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft__shm_tl *tl_list;
-static _Atomic int64_t gone_objs, gone_bytes; /* of exited threads */
+static _Atomic uint64_t gone_live; /* of exited threads (weft__shm_count) */
 
 /* Returns the n oldest objects of bin b to jemalloc. */
 void weft__shm_fc_flush(struct weft__shm_tl *t, struct weft__shm_fc_bin *b,
@@ -75,8 +75,7 @@ static void tl_dtor(void *v) {
     tl_list = t->next;
   if (t->next)
     t->next->prev = t->prev;
-  atomic_fetch_add(&gone_objs, ld_relaxed(&t->objs));
-  atomic_fetch_add(&gone_bytes, ld_relaxed(&t->bytes));
+  atomic_fetch_add(&gone_live, ld_relaxed(&t->live));
   pthread_mutex_unlock(&tl_lock);
   if (weft__shm_self >= 0) {
     fc_flush_all(t);
@@ -135,11 +134,11 @@ int weft__shm_live(int64_t *objs, int64_t *bytes) {
   if (weft__shm_self < 0)
     return -EPERM;
   pthread_mutex_lock(&tl_lock);
-  int64_t o = ld_relaxed(&gone_objs), b = ld_relaxed(&gone_bytes);
-  for (struct weft__shm_tl *t = tl_list; t; t = t->next) {
-    o += ld_relaxed(&t->objs);
-    b += ld_relaxed(&t->bytes);
-  }
+  uint64_t sum = ld_relaxed(&gone_live);
+  for (struct weft__shm_tl *t = tl_list; t; t = t->next)
+    sum += ld_relaxed(&t->live);
+  int64_t o = (int64_t)(sum >> LIVE_SHIFT);
+  int64_t b = (int64_t)(sum & ((UINT64_C(1) << LIVE_SHIFT) - 1));
   pthread_mutex_unlock(&tl_lock);
   st_relaxed(&weft__shm_me.slot->live_objs, o);
   st_relaxed(&weft__shm_me.slot->live_bytes, b);

@@ -112,7 +112,9 @@ struct weft__shm_tl {
   unsigned tc;
   bool has_tc;
   uint32_t calls; /* fast-path calls, for DRAIN_EVERY (shm_heap.c) */
-  _Atomic int64_t objs, bytes; /* written by the owning thread only */
+  /* Live objects and bytes in one word (weft__shm_count), written by the
+   * owning thread only. */
+  _Atomic uint64_t live;
   struct weft__shm_tl *prev, *next;
   struct weft__shm_fc_bin bins[FC_CLASSES];
   struct weft__shm_obj *store[]; /* the bins' arrays */
@@ -135,10 +137,20 @@ static inline struct weft__shm_tl *weft__shm_tl_get(void) {
   return WEFT_LIKELY(t) ? t : weft__shm_tl_make();
 }
 
+/*
+ * A thread's live objects and their requested bytes, counted in one word:
+ * objects times 2^LIVE_SHIFT plus bytes, one add a call where two cost a
+ * measurable part of a fast path.  One thread's word may go below zero
+ * (it frees what another allocated), but the sum over a worker's threads
+ * is exact as long as the worker's live bytes stay below 2^LIVE_SHIFT
+ * (1 TiB, far beyond any partition): bytes are the low bits of the sum,
+ * objects the rest (weft__shm_live).
+ */
+#define LIVE_SHIFT 40
 static inline void weft__shm_count(struct weft__shm_tl *t, int64_t objs,
                                    int64_t bytes) {
-  st_relaxed(&t->objs, ld_relaxed(&t->objs) + objs);
-  st_relaxed(&t->bytes, ld_relaxed(&t->bytes) + bytes);
+  st_relaxed(&t->live, ld_relaxed(&t->live) +
+                           ((uint64_t)objs << LIVE_SHIFT) + (uint64_t)bytes);
 }
 
 /* Owner only, state already FREE: keeps o in the front cache, or returns
