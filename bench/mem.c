@@ -43,6 +43,9 @@
  *   mem.idle.MODE.user, .pt, .kstack, .slab   the parts
  *   scale.MODE.N.ns     ns per unit to start N units and see them all run
  *   scale.MODE.N.kib    KiB per unit with N alive (user + pt + kstack)
+ *   alive.1m.green.scaling  ns per thread to start the alive.1m run's
+ *                       threads over ns per thread with 10,000 alive (the
+ *                       10,000 rung's median): 1 is linear
  *   alive.1m.green      1 if 1,000,000 guarded green threads were alive at
  *                       once, else 0 (default vm.max_map_count: a runtime
  *                       that spends a kernel mapping per guard page stops
@@ -517,12 +520,25 @@ int main(int argc, char **argv) {
               "RSS when all alive");
     snprintf(name, sizeof(name), "scale.green.%ld.ns", alive->n);
     bench_row(&o, name, &alive->t, &ns, 1, "ns", "the alive.1m run");
+    for (int i = 0; i < nrungs[GREEN]; i++) {
+      struct rung *r = &ladder[GREEN][i];
+
+      if (r->n == 10000 && r->got > 0 && med(r, 1) > 0) {
+        double x = ns / med(r, 1);
+
+        snprintf(note, sizeof(note),
+                 "%.0f ns a thread with %ld alive, %.0f ns with 10,000",
+                 ns, alive->n, med(r, 1));
+        bench_row(&o, "alive.1m.green.scaling", &alive->t, &x, 1, "x", note);
+      }
+    }
     snprintf(name, sizeof(name), "scale.green.%ld.kib", alive->n);
     bench_row(&o, name, &alive->t, &kib, 1, "KiB", "the alive.1m run");
   } else if (alive->t.stalled) {
     bench_row(&o, "alive.1m.green", &alive->t, NULL, 0, "bool", NULL);
     bench_row(&o, "alive.1m.green.ms", &alive->t, NULL, 0, "ms", NULL);
     bench_row(&o, "alive.1m.green.rss", &alive->t, NULL, 0, "MiB", NULL);
+    bench_row(&o, "alive.1m.green.scaling", &alive->t, NULL, 0, "x", NULL);
   } else {
     double zero = 0;
 
