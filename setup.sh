@@ -29,6 +29,9 @@ packages=(
   # The Go reference of the million-thread run (bench/alive_go.sh): run
   # beside weft by the bench only, never linked into it.
   golang-go
+  # Boost.Context, the reference of the raw switch (bench/switch's
+  # switch.boost): linked into that bench program alone, never into weft.
+  libboost-context-dev
 )
 
 missing=()

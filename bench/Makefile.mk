@@ -41,6 +41,12 @@ bench_switch_SOURCES = bench/switch.c $(bench_common) runtime/ctx.h \
 	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
 bench_switch_CPPFLAGS = $(bench_cppflags)
 bench_switch_LDADD =
+# With Boost.Context installed it is measured too, as a reference
+# (switch.boost); no other program links it.
+if HAVE_BOOST_CONTEXT
+bench_switch_CPPFLAGS += -DWEFT_BENCH_BOOST_CONTEXT=1
+bench_switch_LDADD += $(BOOST_CONTEXT_LIBS)
+endif
 
 # The machine's own costs: no runtime.
 bench_machine_SOURCES = bench/machine.c $(bench_common)

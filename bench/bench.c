@@ -470,6 +470,23 @@ void bench_row(const struct bench_opts *o, const char *name,
   fclose(f);
 }
 
+void bench_na_row(const struct bench_opts *o, const char *name,
+                  const char *unit, const char *why) {
+  printf("%-28s %12s %12s %12s  %-6s %4d  %s\n", name, "n/a", "-", "-", unit, 0,
+         why);
+  fflush(stdout);
+  if (o->tsv) {
+    FILE *f = fopen(o->tsv, "a");
+
+    if (!f) {
+      fprintf(stderr, "bench: %s: %s\n", o->tsv, strerror(errno));
+      return;
+    }
+    fprintf(f, "%s\tn/a\t%s\t%s\n", name, unit, why);
+    fclose(f);
+  }
+}
+
 int bench_status(void) {
   return broken || (rows_stalled > 0 && rows_ok == 0) ? 1 : 0;
 }

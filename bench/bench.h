@@ -32,6 +32,7 @@
  *   #retried<TAB>name<TAB>K of N samples<TAB>why   (failed once, then ran)
  *   #stalled<TAB>name<TAB>K of N samples<TAB>why   (some samples stalled)
  *   name<TAB>stalled<TAB>unit<TAB>why               (every sample stalled)
+ *   name<TAB>n/a<TAB>unit<TAB>why                   (cannot be measured here)
  *
  * For testing all this without waiting for a real stall,
  * BENCH_FAIL_SAMPLE="NAME:K[:N],..." makes the K-th sample of figure NAME
@@ -124,6 +125,16 @@ void bench_table(const struct bench_opts *o, const char *title);
 void bench_row(const struct bench_opts *o, const char *name,
                const struct bench_tally *t, const double *samples, int n,
                const char *unit, const char *note);
+
+/*
+ * A figure that cannot be measured in this run (what it needs is missing,
+ * or there was nothing to measure): a row saying why, and
+ * "name<TAB>n/a<TAB>unit<TAB>why" in the TSV, which the report shows as
+ * n/a and does not count as missing.  It neither fails the program nor
+ * counts as a figure measured.
+ */
+void bench_na_row(const struct bench_opts *o, const char *name,
+                  const char *unit, const char *why);
 
 /* What main() returns once every row is written: 0, or 1 when the program
  * could not run at all (see above).  Stalled figures do not count. */

@@ -499,26 +499,6 @@ static long calibrate(int ms) {
 
 /* ---- the parent ---------------------------------------------------------- */
 
-/* A figure that cannot be measured in this run: a row saying why, and
- * "name<TAB>n/a<TAB>unit<TAB>why" for the report (shown as n/a, not
- * missing). */
-static void na_row(const struct bench_opts *o, const char *name,
-                   const char *unit, const char *why) {
-  printf("%-28s %12s %12s %12s  %-6s %4d  %s\n", name, "n/a", "-", "-", unit, 0,
-         why);
-  fflush(stdout);
-  if (o->tsv) {
-    FILE *f = fopen(o->tsv, "a");
-
-    if (!f) {
-      fprintf(stderr, "bench: %s: %s\n", o->tsv, strerror(errno));
-      return;
-    }
-    fprintf(f, "%s\tn/a\t%s\t%s\n", name, unit, why);
-    fclose(f);
-  }
-}
-
 /* The whole of file fd, appended to *s (comma-separated). */
 static void take_wakes(int fd, char **s, size_t *len) {
   struct stat st;
@@ -729,7 +709,7 @@ int main(int argc, char **argv) {
                "%.0f a run)%s",
                ncost, cost_ms, med_pre,
                med_pre > 0 ? "" : ": the runtime does not preempt here");
-      na_row(&o, "preempt.cost", "ns", note);
+      bench_na_row(&o, "preempt.cost", "ns", note);
     } else {
       bench_row(&o, "preempt.cost", &tc, gaps, 0, "ns", NULL);
     }
@@ -751,7 +731,7 @@ int main(int argc, char **argv) {
                "counted %.0f preemptions a run)%s",
                ncost, cost_ms, med_pre,
                med_pre > 0 ? "" : ": the runtime does not preempt here");
-      na_row(&o, "preempt.resume", "ns", note);
+      bench_na_row(&o, "preempt.resume", "ns", note);
     } else {
       bench_row(&o, "preempt.resume", &tr, res, 0, "ns", NULL);
     }

@@ -56,7 +56,7 @@ results=$builddir/bench/results
 # million-thread run, the longest (about 45 s where a page fault costs
 # 20-40 us, as on some virtual machines).
 programs='machine:the machine: a system call, a page fault, a cache line between CPUs
-switch:raw context switch, asm vs ucontext
+switch:raw context switch, asm vs ucontext (and Boost.Context, a reference)
 yield:green thread yield
 chan:channel ping-pong between green threads
 spawn:green thread creation

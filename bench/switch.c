@@ -16,6 +16,16 @@
  *                    as switch.asm, but each side switches from a call site
  *                    of its own, so the return from every switch lands
  *                    where the CPU's return-stack predictor does not expect
+ *   switch.boost     reference, not weft: ns per one-way switch with
+ *                    Boost.Context's fcontext (jump_fcontext), the same
+ *                    ping-pong; n/a when configure did not find the library
+ *
+ * switch.boost is measured in the same runs, taking turns with the others
+ * (asm, boost, ucontext, asm from other sites, ...), and with as many round
+ * trips as switch.asm.  Both switches save and restore MXCSR and the x87
+ * control word, and both contexts of each pair start with the flags
+ * weft__ctx_fp_settle() leaves (make_fcontext copies the caller's MXCSR),
+ * so neither pays for an LDMXCSR that changes MXCSR.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +40,23 @@
 #include "ctx.h"
 
 #define STACK_SIZE (64 * 1024)
+
+#ifdef WEFT_BENCH_BOOST_CONTEXT
+/*
+ * Boost.Context's fcontext, declared here in C: boost/context/detail/
+ * fcontext.hpp (1.74) declares these with extern "C", so no C++ is needed
+ * to call them.  transfer_t, two pointers, is passed and returned in
+ * registers (RDI:RSI, RAX:RDX) as the C++ struct is.
+ */
+typedef void *fcontext_t;
+typedef struct {
+  fcontext_t fctx;
+  void *data;
+} transfer_t;
+
+transfer_t jump_fcontext(fcontext_t const to, void *vp);
+fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+#endif
 
 struct backend {
   const char *name;
@@ -55,8 +82,8 @@ struct pingpong {
  * green threads goes through one function), and it is what the CPU's
  * return-stack predictor gets right.
  */
-static __attribute__((noinline)) void bounce(struct pingpong *pp, weft__ctx *self,
-                                 weft__ctx *other, long n) {
+static __attribute__((noinline)) void
+bounce(struct pingpong *pp, weft__ctx *self, weft__ctx *other, long n) {
   for (long i = 0; i != n; i++)
     pp->b->sw(self, *other, NULL);
 }
@@ -102,16 +129,80 @@ static double measure(const struct backend *b, long rounds, bool same_site) {
   return (double)(t1 - t0) / (2.0 * (double)rounds);
 }
 
+#ifdef WEFT_BENCH_BOOST_CONTEXT
+/*
+ * The same ping-pong over fcontext.  A suspended fcontext is used once:
+ * jump_fcontext returns the context of the side that jumped back, which
+ * replaces the one jumped to.  jump is called through a pointer, as the
+ * weft back ends are (pp->b->sw), so that both calls are the same kind:
+ * an indirect call straight into the switch.  (In a position-independent
+ * executable, gcc's default on Debian, the pointer is read from the GOT and
+ * is the shared library's function itself, not a PLT stub in front of it.)
+ */
+struct fpingpong {
+  transfer_t (*jump)(fcontext_t const to, void *vp);
+  fcontext_t main_ctx; /* the main side, while it is suspended */
+  fcontext_t co_ctx;   /* the coroutine, while it is suspended */
+};
+
+/* As bounce: both sides run this loop, so each switch returns to the call
+ * site it was entered from.  other is where the other side is suspended. */
+static __attribute__((noinline)) void fbounce(struct fpingpong *pp,
+                                              fcontext_t *other, long n) {
+  for (long i = 0; i != n; i++)
+    *other = pp->jump(*other, pp).fctx;
+}
+
+/* The coroutine: the first jump brings the main side's context and pp. */
+static void fco_entry(transfer_t t) {
+  struct fpingpong *pp = t.data;
+
+  pp->main_ctx = t.fctx;
+  fbounce(pp, &pp->main_ctx, -1);
+}
+
+/* ns per one-way switch over `rounds` round trips. */
+static double fmeasure(long rounds) {
+  struct fpingpong pp = {.jump = jump_fcontext};
+  void *stack = aligned_alloc(64, STACK_SIZE);
+  int64_t t0, t1;
+
+  if (!stack) {
+    perror("switch: aligned_alloc");
+    exit(1);
+  }
+  /* make_fcontext takes the top of the stack (it grows down) and its size,
+   * and copies the caller's MXCSR and x87 control word into the new
+   * context, settled as weft's are. */
+  pp.co_ctx = make_fcontext((char *)stack + STACK_SIZE, STACK_SIZE, fco_entry);
+  if (!pp.co_ctx) {
+    fprintf(stderr, "switch: switch.boost: cannot make a context\n");
+    exit(1);
+  }
+  /* Warm up as measure() does. */
+  fbounce(&pp, &pp.co_ctx, 1000);
+  t0 = bench_now();
+  fbounce(&pp, &pp.co_ctx, rounds);
+  t1 = bench_now();
+  /* The coroutine stays suspended on this stack; nothing resumes it. */
+  free(stack);
+  return (double)(t1 - t0) / (2.0 * (double)rounds);
+}
+#endif
+
 int main(int argc, char **argv) {
   struct bench_opts o;
   double asm_ns[BENCH_MAX_REPS], uc_ns[BENCH_MAX_REPS];
   double asym_ns[BENCH_MAX_REPS];
+#ifdef WEFT_BENCH_BOOST_CONTEXT
+  double boost_ns[BENCH_MAX_REPS];
+#endif
   double ratio[BENCH_MAX_REPS];
   long asm_rounds, uc_rounds;
-  char note[64];
+  char note[128];
 
-  bench_init(&o, argc, argv, "the raw context switch (asm vs ucontext)",
-             60);
+  bench_init(&o, argc, argv,
+             "the raw context switch (asm vs ucontext, and Boost.Context)", 60);
   /* As every kernel thread of the scheduler does before its first
    * switch: its MXCSR flags then agree with a new context's, and the
    * switch's reload of MXCSR changes nothing (the .S file says why). */
@@ -120,6 +211,9 @@ int main(int argc, char **argv) {
   uc_rounds = o.quick ? 50000 : 200000;
   for (int r = 0; r < o.reps; r++) {
     asm_ns[r] = measure(&backends[0], asm_rounds, true);
+#ifdef WEFT_BENCH_BOOST_CONTEXT
+    boost_ns[r] = fmeasure(asm_rounds);
+#endif
     uc_ns[r] = measure(&backends[1], uc_rounds, true);
     asym_ns[r] = measure(&backends[0], asm_rounds, false);
     ratio[r] = uc_ns[r] / asm_ns[r];
@@ -133,5 +227,16 @@ int main(int argc, char **argv) {
   bench_row(&o, "switch.speedup", NULL, ratio, o.reps, "x", "ucontext / asm");
   bench_row(&o, "switch.asm.other_site", NULL, asym_ns, o.reps, "ns",
             "asm, the two sides switching from different call sites");
+#ifdef WEFT_BENCH_BOOST_CONTEXT
+  snprintf(note, sizeof(note),
+           "reference, not weft: Boost.Context jump_fcontext, %ld round "
+           "trips",
+           asm_rounds);
+  bench_row(&o, "switch.boost", NULL, boost_ns, o.reps, "ns", note);
+#else
+  bench_na_row(&o, "switch.boost", "ns",
+               "Boost.Context not found by configure (Debian: "
+               "libboost-context-dev)");
+#endif
   return 0;
 }
