@@ -67,7 +67,7 @@ shm:shared-heap allocation against malloc
 mem:memory per idle unit and scaling in each mode, a million green threads
 idle:the CPU an idle runtime uses
 preempt:preemption: a sleeper beside a spinner, one preemption, its overhead'
-nprog=$(($(printf '%s\n' "$programs" | wc -l) + 1))
+nprog=$(($(printf '%s\n' "$programs" | wc -l) + 2)) # and the two steps below
 
 mkdir -p "$results" || exit 1
 tsv=$results/latest.tsv.tmp
@@ -101,26 +101,24 @@ done <<END_OF_LIST
 $programs
 END_OF_LIST
 
-# Go's runtime doing alive.1m's run, when go is installed (reference).
-echo "bench: go: goroutines blocked on one channel, alive.1m's" \
-    "reference ($(($(date +%s) - start)) s so far)" >&2
-t0=$(date +%s)
-if ! sh "$here/alive_go.sh" "$mode" "$builddir" "$tsv" </dev/null; then
-	failed="$failed alive_go"
-	echo "bench: alive_go FAILED" >&2
-fi
-echo "[go: $(($(date +%s) - t0)) s]"
-
-# The server bench appends its figures to the same file.
-i=$((i + 1))
-echo "bench: [$i/$nprog] servers: http, kv and echo under load," \
-    "against nginx and redis-server ($(($(date +%s) - start)) s so far)" >&2
-t0=$(date +%s)
-if ! sh "$here/servers.sh" "$mode" "$builddir" "$tsv" </dev/null; then
-	failed="$failed servers"
-	echo "bench: [$i/$nprog] servers FAILED" >&2
-fi
-echo "[servers: $(($(date +%s) - t0)) s]"
+# step NAME WHAT SCRIPT: one of the scripts that append to the same file
+# after the programs, with its progress line and its time.
+step() {
+	i=$((i + 1))
+	echo "bench: [$i/$nprog] $1: $2 ($(($(date +%s) - start)) s so far)" >&2
+	t0=$(date +%s)
+	if ! sh "$here/$3" "$mode" "$builddir" "$tsv" </dev/null; then
+		failed="$failed $1"
+		echo "bench: [$i/$nprog] $1 FAILED" >&2
+	fi
+	echo "[$1: $(($(date +%s) - t0)) s]"
+}
+# Go's runtime doing alive.1m's run, when go is installed (reference);
+# then the server bench.
+step go "goroutines blocked on one channel, alive.1m's reference" \
+    alive_go.sh
+step servers "http, kv and echo under load, against nginx and redis-server" \
+    servers.sh
 mv "$tsv" "$results/latest.tsv"
 
 echo "bench: writing the report ($(($(date +%s) - start)) s so far)" >&2
