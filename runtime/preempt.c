@@ -425,6 +425,13 @@ void weft__preempt_stop(void) {
 /* Non-preemptible regions                                            */
 /* ------------------------------------------------------------------ */
 
+void weft__preempt_fork_child(void) {
+  atomic_store(&pre.lk.v, 0);
+  pre.spares = NULL;
+  st_relaxed(&pre.nspare, 0);
+  atomic_store(&pre.stopping, 0);
+}
+
 int weft_preempt_disable(void) {
   struct weft__g *g = weft__g_cur();
   if (!g)

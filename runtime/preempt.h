@@ -36,5 +36,8 @@ void weft__preempt_hand(struct weft__kt *kt, struct weft__worker *w);
 /* weft_shutdown, once the state is STOPPING: wakes the spares and the
  * kernel threads that keep preempted threads, so that they exit. */
 void weft__preempt_stop(void);
+/* In the child of a fork (rt.c): the spare kernel threads are gone, and
+ * the lock of their stack may have been held by one of them. */
+void weft__preempt_fork_child(void);
 
 #endif /* WEFT_PREEMPT_H */

@@ -368,6 +368,7 @@ static void fork_child(void) {
   lifecycle_lock = fresh;
   weft__stack_fork_child();
   weft__monitor_fork_child();
+  weft__preempt_fork_child();
   weft__netpoll_fork_child();
   weft__blocking_fork_child();
   weft__task_fork_child();
