@@ -84,6 +84,7 @@ static struct {
   pthread_t thread;
   bool running;
   _Atomic uint32_t stop; /* futex */
+  _Atomic uint32_t up;   /* futex: 1 once its thread runs (monitor_start) */
   int64_t threshold_ns; /* 0: no reports */
   int64_t slice_ns;     /* 0: no preemption */
   int64_t period;       /* between ticks while a worker is busy */
@@ -221,6 +222,8 @@ static void *monitor_main(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
+  atomic_store(&mon.up, 1);
+  weft__futex_wake(&mon.up, 1);
   int64_t period = mon.threshold_ns ? mon.threshold_ns / 4 : INT64_MAX;
   if (mon.slice_ns && mon.slice_ns / 2 < period)
     period = mon.slice_ns / 2;
@@ -332,6 +335,7 @@ int weft__monitor_start(const weft_config *cfg) {
         pthread_getcpuclockid(weft__rt.w[i]->kt->thread, &mon.watch[i].clk) ==
         0;
   atomic_store(&mon.stop, 0);
+  atomic_store(&mon.up, 0);
   int r = weft__pthread_create(&mon.thread, NULL, monitor_main, NULL);
   if (r) {
     free(mon.watch);
@@ -340,6 +344,12 @@ int weft__monitor_start(const weft_config *cfg) {
     mon.ask = NULL;
     return -r;
   }
+  /* weft_init returns once the thread runs, as it does for the workers'
+   * (sched.c): a fork before that could copy a lock the starting thread
+   * held (the C library's, or a sanitizer's thread registry), which
+   * nobody would release in the child. */
+  while (!atomic_load(&mon.up))
+    weft__futex_wait(&mon.up, 0, WEFT_FOREVER);
   mon.running = true;
   return 0;
 }
