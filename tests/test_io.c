@@ -630,8 +630,11 @@ static void *fair_client(void *arg) {
   return NULL;
 }
 
+/* Debug builds randomise where woken threads go and which runs next
+ * (WEFT_SEED), to shake out races: the order this checks is the release
+ * scheduler's. */
 Test(io_one_worker, more_ready_connections_than_a_queue_holds_take_turns,
-     .timeout = 60) {
+     .timeout = 60, .disabled = WEFT_DEBUG) {
   struct rlimit rl;
   cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
   if (rl.rlim_cur < 2 * FAIR_N + 64) {
