@@ -421,16 +421,16 @@ void weft__preempt_stop(void) {
   weft__spin_unlock(&weft__rt.kts_lk);
 }
 
+/* ------------------------------------------------------------------ */
+/* Non-preemptible regions                                            */
+/* ------------------------------------------------------------------ */
+
 void weft__preempt_fork_child(void) {
   atomic_store(&pre.lk.v, 0);
   pre.spares = NULL;
   st_relaxed(&pre.nspare, 0);
   atomic_store(&pre.stopping, 0);
 }
-
-/* ------------------------------------------------------------------ */
-/* Non-preemptible regions                                            */
-/* ------------------------------------------------------------------ */
 
 int weft_preempt_disable(void) {
   struct weft__g *g = weft__g_cur();

@@ -21,8 +21,8 @@
  * Live accounting.  Each thread record counts the objects (and their
  * requested bytes) its thread allocated minus those it took back (into a
  * cache or jemalloc), in one word (shm_internal.h, weft__shm_count), with
- * plain stores, one writer each; weft__shm_live sums them.  An object
- * queued in a mailbox still counts as live until its owner drains it.
+ * plain stores, one writer each; weft__shm_live sums them.  An object queued in a mailbox still counts as live until
+ * its owner drains it.
  */
 #include "config.h"
 

@@ -78,20 +78,6 @@ static inline bool due(struct weft__shm_tl *t) {
  * free's instructions.
  */
 
-/* Hands out o, taken from t's caches or jemalloc, as an object of size
- * bytes. */
-static inline int hand_out(struct weft__shm_tl *t, struct weft__shm_obj *o,
-                           size_t size, void **out) {
-  o->size = (uint32_t)size;
-  o->tag = weft__shm_me.tag;
-  /* release: pairs with the acquire loads of a checking free (the
-   * pointer itself travels through something that synchronizes) */
-  st_release(&o->state, OBJ_LIVE);
-  weft__shm_count(t, 1, (int64_t)size);
-  *out = o + 1;
-  return 0;
-}
-
 /* Everything weft_shm_alloc's fast path does not. */
 static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
   if (!out || size - 1 >= OBJ_MAX)
@@ -114,22 +100,34 @@ static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
   } else if (!(o = mallocx(total, t->flags))) {
     return -ENOMEM;
   }
-  return hand_out(t, o, size, out);
+  o->size = (uint32_t)size;
+  o->tag = weft__shm_me.tag;
+  st_release(&o->state, OBJ_LIVE);
+  weft__shm_count(t, 1, (int64_t)size);
+  *out = o + 1;
+  return 0;
 }
 
 FAST_PATH int weft_shm_alloc(size_t size, void **out) {
   struct weft__shm_tl *t = weft__shm_tlp;
   size_t total = size + sizeof(struct weft__shm_obj);
-  /* size 0: size - 1 wraps, and the slow path refuses it. */
-  if (WEFT_UNLIKELY(!t || !out ||
-                    size - 1 >= FC_MAX - sizeof(struct weft__shm_obj) ||
+  /* size 0 wraps to a huge total: the slow path refuses it. */
+  if (WEFT_UNLIKELY(!t || !out || size - 1 >= FC_MAX - sizeof(struct weft__shm_obj) ||
                     weft__shm_self < 0))
     return alloc_slow(size, out);
   struct weft__shm_fc_bin *b = &t->bins[weft__shm_fc_class(total)];
   if (WEFT_UNLIKELY(!b->n || ((t->calls + 1) & (DRAIN_EVERY - 1)) == 0))
     return alloc_slow(size, out); /* refill, or the mailbox's turn */
   t->calls++;
-  return hand_out(t, b->v[--b->n], size, out);
+  struct weft__shm_obj *o = b->v[--b->n];
+  o->size = (uint32_t)size;
+  o->tag = weft__shm_me.tag;
+  /* release: pairs with the acquire loads of a checking free (the
+   * pointer itself travels through something that synchronizes) */
+  st_release(&o->state, OBJ_LIVE);
+  weft__shm_count(t, 1, (int64_t)size);
+  *out = o + 1;
+  return 0;
 }
 
 /* Where p would be: the slot index of the partition p is in, if p is at a

@@ -454,7 +454,6 @@ static void pool_give(struct pools *ps, int cls, void **in, size_t n,
 void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {
   int cls = class_of(size);
   void *p;
-  int rc;
   if (c && size == S.deflt) {
     if (WEFT_LIKELY(c->n > 0)) {
       weft__stat_inc(&c->hits); /* read by weft_stats */
@@ -468,27 +467,30 @@ void *weft__stack_alloc(struct weft__stack_cache *c, size_t size, int *err) {
     /* A batch for the cache (map_stacks), twice as large as the last, up
      * to BATCH: a program that starts a few threads maps a few stacks. */
     unsigned n = c->batch ? c->batch : 1;
-    rc = map_stacks(size, c->items, n);
+    int rc = map_stacks(size, c->items, n);
     if (rc < 0 && n > 1) /* perhaps only the address space for one left */
       rc = map_stacks(size, c->items, n = 1);
-    if (rc == 0) {
-      c->batch = n < BATCH ? 2 * n : BATCH;
-      c->n = n;
-      weft__stat_add(&c->maps, n);
-      return c->items[--c->n];
+    if (rc < 0) {
+      *err = rc;
+      warn_limit(rc);
+      return NULL;
     }
-  } else {
-    if (pool_take(cls, &p, 1) == 1)
-      return p;
-    if ((rc = map_stacks(size, &p, 1)) == 0) {
-      if (c)
-        weft__stat_inc(&c->maps);
-      return p;
-    }
+    c->batch = n < BATCH ? 2 * n : BATCH;
+    c->n = n;
+    weft__stat_add(&c->maps, n);
+    return c->items[--c->n];
   }
-  *err = rc;
-  warn_limit(rc);
-  return NULL;
+  if (pool_take(cls, &p, 1) == 1)
+    return p;
+  int rc = map_stacks(size, &p, 1);
+  if (rc < 0) {
+    *err = rc;
+    warn_limit(rc);
+    return NULL;
+  }
+  if (c)
+    weft__stat_inc(&c->maps);
+  return p;
 }
 
 void weft__stack_free(struct weft__stack_cache *c, void *base, size_t size,

@@ -47,6 +47,15 @@ static inline void weft__cpu_relax(void) { __builtin_ia32_pause(); }
  * weft_stats() and the monitor from other threads.  Relaxed atomics under
  * ThreadSanitizer, so that it can check everything else; plain otherwise,
  * which on x86-64 is the same instruction. */
+static inline void weft__stat_inc(uint64_t *n) {
+#if defined(WEFT_TSAN) && WEFT_TSAN
+  __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1,
+                   __ATOMIC_RELAXED);
+#else
+  ++*n;
+#endif
+}
+
 static inline void weft__stat_add(uint64_t *n, uint64_t k) {
 #if defined(WEFT_TSAN) && WEFT_TSAN
   __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + k,
@@ -55,8 +64,6 @@ static inline void weft__stat_add(uint64_t *n, uint64_t k) {
   *n += k;
 #endif
 }
-
-static inline void weft__stat_inc(uint64_t *n) { weft__stat_add(n, 1); }
 
 static inline void weft__stat_set(uint64_t *n, uint64_t v) {
 #if defined(WEFT_TSAN) && WEFT_TSAN
