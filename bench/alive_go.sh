@@ -47,17 +47,33 @@ if ! go build -o "$bin" "$here/ref/alive.go" >&2; then
 	na "the Go program could not be built"
 	exit 1
 fi
-out=$("$bin" "$n") || {
-	na "the Go program failed"
-	exit 1
-}
+# Two runs, and the faster one's figures, as bench/mem does for weft's
+# alive.1m (ALIVE_RUNS there says why: a virtual machine's first touch of
+# memory).
+best=
+for run in 1 2; do
+	out=$("$bin" "$n") || {
+		na "the Go program failed"
+		exit 1
+	}
+	# shellcheck disable=SC2086
+	set -- $out
+	if [ $# -ne 3 ] || [ "$1" != "$n" ]; then
+		na "the Go program printed '$out'"
+		exit 1
+	fi
+	if [ -z "$best" ] || awk "BEGIN { exit !($2 < $best_ms) }"; then
+		best=$out
+		best_ms=$2
+	else
+		other_ms=$2
+	fi
+	[ "$run" = 1 ] && first_ms=$2
+done
+[ -z "${other_ms:-}" ] && other_ms=$first_ms
 # shellcheck disable=SC2086
-set -- $out
-if [ $# -ne 3 ] || [ "$1" != "$n" ]; then
-	na "the Go program printed '$out'"
-	exit 1
-fi
-note="reference, not weft: $(go version | cut -d' ' -f3); $n goroutines"
+set -- $best
+note="reference, not weft: $(go version | cut -d' ' -f3); $n goroutines; the faster of 2 runs (the other $other_ms ms)"
 [ "$mode" = quick ] && note="quick: $note"
 {
 	printf 'alive.1m.go.ms\t%s\tms\n#samples\talive.1m.go.ms\t%s\n' "$2" "$2"

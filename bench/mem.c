@@ -59,7 +59,8 @@
  * mem.idle rows use the second highest rung (10,000, 1,000, 100); the
  * notes say so.  Each figure is a fresh process; every rung is the median
  * of 3 runs (in quick mode only the mem.idle rungs; the others are one
- * run), alive.1m is one run.  The memory is read after 100 ms of rest
+ * run), alive.1m is the faster of two runs (ALIVE_RUNS says why).  The
+ * memory is read after 100 ms of rest
  * (50 ms in quick mode).
  */
 #include <errno.h>
@@ -75,6 +76,13 @@
 #include "gbench.h"
 
 #define ALIVE_FULL 1000000L
+/* alive.1m runs twice and the faster run gives its figures.  Its first
+ * run touches about 4 GiB that the machine may never have handed out
+ * since it booted: on a virtual machine, the first touch of such memory
+ * costs several times an ordinary page fault (1.7x the whole run's time
+ * has been seen), which says nothing about weft.  The Go reference
+ * (alive_go.sh) runs twice for the same reason. */
+#define ALIVE_RUNS 2
 #define KSTACK_KIB 16.0
 #define NOUT 10
 
@@ -426,7 +434,7 @@ int main(int argc, char **argv) {
   for (long n = 10; n < (o.quick ? 10000 : 100000); n *= 10)
     add_rung(GREEN, n, lower);
   add_rung(GREEN, o.quick ? 10000 : 100000, reps3);
-  add_rung(GREEN, o.quick ? ALIVE_FULL / 10 : ALIVE_FULL, 1);
+  add_rung(GREEN, o.quick ? ALIVE_FULL / 10 : ALIVE_FULL, ALIVE_RUNS);
   for (long n = 10; n < (o.quick ? 1000 : 10000); n *= 10)
     add_rung(KTHREAD, n, lower);
   add_rung(KTHREAD, o.quick ? 1000 : 10000, reps3);
@@ -448,7 +456,8 @@ int main(int argc, char **argv) {
       for (int m = 0; m < NMODES; m++)
         if (i < nrungs[m] && &ladder[m][i] != alive && rep < ladder[m][i].reps)
           run_rung(&o, (enum mode)m, &ladder[m][i]);
-  run_rung(&o, GREEN, alive);
+  for (int rep = 0; rep < alive->reps; rep++)
+    run_rung(&o, GREEN, alive);
 
   bench_table(&o, "Memory per idle unit (KiB; user + page tables + kernel "
                   "stack)");
@@ -501,21 +510,34 @@ int main(int argc, char **argv) {
       rc |= r->got + r->t.stalled != r->reps;
     }
 
-  /* One run: it is a yes or no, and the longest figure of the bench. */
+  /* The faster run's figures; the note gives the other's time. */
   bench_table(&o, "A million green threads alive at once");
-  if (alive->got == 1) {
+  if (alive->got > 0) {
+    int b = 0;
+    char other[64] = "";
+
+    for (int k = 1; k < alive->got; k++)
+      if (alive->out[8][k] < alive->out[8][b])
+        b = k;
+    for (int k = 0; k < alive->got; k++)
+      if (k != b)
+        snprintf(other, sizeof(other), " (the other run %.0f ms)",
+                 alive->out[8][k]);
+    for (int k = 0; k < NOUT; k++)
+      alive->out[k][0] = alive->out[k][b];
     double ns = alive->out[1][0];
     double kib = alive->out[2][0] + alive->out[3][0];
 
     snprintf(note, sizeof(note),
-             "%s%ld alive; spawned in %.0f ms, RSS %.0f MiB, joined in "
-             "%.0f ms",
+             "%s%ld alive; spawned in %.0f ms%s, RSS %.0f MiB, joined in "
+             "%.0f ms; the faster of %d runs",
              alive->n != ALIVE_FULL ? "quick: " : "", alive->n,
-             alive->out[8][0], alive->out[7][0], alive->out[9][0]);
+             alive->out[8][0], other, alive->out[7][0], alive->out[9][0],
+             alive->got);
     alive->out[0][0] = 1;
     bench_row(&o, "alive.1m.green", &alive->t, alive->out[0], 1, "bool", note);
     bench_row(&o, "alive.1m.green.ms", &alive->t, alive->out[8], 1, "ms",
-              "time to spawn them");
+              "time to spawn them, the faster of two runs");
     bench_row(&o, "alive.1m.green.rss", &alive->t, alive->out[7], 1, "MiB",
               "RSS when all alive");
     snprintf(name, sizeof(name), "scale.green.%ld.ns", alive->n);
