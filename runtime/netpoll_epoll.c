@@ -159,8 +159,8 @@ static int epoll_until(int ep, struct epoll_event *ev, int64_t deadline) {
 
 /*
  * How many events a poll without blocking takes: no more than w's run
- * queue has room for, less what the threads already queued there may
- * wake, and none below MIN_ROOM.  The threads a poll wakes go to the tail
+ * queue has room for (at most NEVENTS), and none when that room is below
+ * MIN_ROOM (poll_now).  The threads a poll wakes go to the tail
  * of the queue; what the queue has no room for would go to the global
  * queue, which a busy worker serves one thread in SLOW_EVERY *
  * GLOBAL_EVERY picks (sched.c), so under sustained load, with more ready

@@ -24,25 +24,26 @@
  * with waitpid(-1), so that children the application forked itself (a
  * process task, say) are left to their owner.
  *
- * Restarts.  A worker that dies of a signal or exits non-zero is logged,
- * its partition reclaimed, and it is forked again after a backoff of
- * 10 ms, doubling to 1 s while it keeps dying young; a worker that stayed
- * up for STABLE_NS starts over at 10 ms.  max_restarts (per slot) bounds
- * the restarts; past it the slot is given up, logged, and counts as
- * failed.  max_restarts -1 never restarts: for workers whose state lives
- * in shared memory and cannot be resumed by a fresh process (a restarted
- * worker would start over on a stream its predecessor left half done).  A worker that exits 0 is done, unless it was drained by a
- * signal the supervisor did not send (an operator's SIGTERM to one pid):
- * then it exits EXIT_DRAINED_ALONE, whatever its function returned, and is
- * started again like a failed one (its partition reclaimed), with a line
- * saying why, so that the pool never shrinks in silence.
+ * Restarts.  A worker that dies of a signal or exits non-zero is logged, its
+ * partition reclaimed, and it is forked again after a backoff of 10 ms,
+ * doubling to 1 s while it keeps dying young; a worker that stayed up for
+ * STABLE_NS starts over at 10 ms.  max_restarts (per slot) bounds the
+ * restarts; past it the slot is given up, logged, and counts as
+ * failed.  max_restarts -1 never restarts: for workers whose state lives in
+ * shared memory and cannot be resumed by a fresh process (a restarted worker
+ * would start over on a stream its predecessor left half done).  A worker that
+ * exits 0 is done, unless it was drained by a signal the supervisor did not
+ * send (an operator's SIGTERM to one pid): then it exits EXIT_DRAINED_ALONE,
+ * whatever its function returned, and is started again like a failed one (its
+ * partition reclaimed), with a line saying why, so that the pool never shrinks
+ * in silence.
  *
- * Draining.  SIGTERM or SIGINT to the supervisor: it stops restarting,
- * stops the listening socket (cfg->listen_fd: new clients are refused at
- * once, as nginx's are), sends SIGTERM to every worker (whose handler only sets the flag that
- * weft_procs_draining() reads), and waits up to drain_ms before sending
- * SIGKILL to the rest.  The supervisor returns once every worker it forked
- * has been reaped, after restoring its signal mask and SIGCHLD action.
+ * Draining.  SIGTERM or SIGINT to the supervisor: it stops restarting, stops
+ * the listening socket (cfg->listen_fd: new clients are refused at once, as
+ * nginx's are), sends SIGTERM to every worker (whose handler only sets the
+ * flag that weft_procs_draining() reads), and waits up to drain_ms before
+ * sending SIGKILL to the rest.  The supervisor returns once every worker it
+ * forked has been reaped, after restoring its signal mask and SIGCHLD action.
  *
  * Orphans.  Each worker asks for SIGTERM when the supervisor dies
  * (PR_SET_PDEATHSIG), so a supervisor killed outright leaves workers that

@@ -18,11 +18,11 @@
  * malloc.alloc_free).  WEFT_SHM_TCACHE=0 in a worker's environment selects
  * MALLOCX_TCACHE_NONE behind the front cache (to compare).
  *
- * Live accounting.  Each thread record counts the objects (and their
- * requested bytes) its thread allocated minus those it took back (into a
- * cache or jemalloc), in one word (shm_internal.h, weft__shm_count), with
- * plain stores, one writer each; weft__shm_live sums them.  An object queued in a mailbox still counts as live until
- * its owner drains it.
+ * Live accounting.  Each thread record counts the objects (and their requested
+ * bytes) its thread allocated minus those it took back (into a cache or
+ * jemalloc), in one word (shm_internal.h, weft__shm_count), with plain stores,
+ * one writer each; weft__shm_live sums them.  An object queued in a mailbox
+ * still counts as live until its owner drains it.
  */
 #include "config.h"
 

@@ -51,25 +51,24 @@
  * The sleep/wake handshake (Dekker style, all seq_cst):
  *     sleeper: s = seq; sleepers++; fence; if (!ready) futex_wait(seq, s);
  *     waker:   publish (tail or head); fence; if (sleepers) seq++, wake
- * Either the waker sees the sleeper counted and wakes it (the futex wait
- * fails at once if seq moved), or the sleeper's check sees what was
- * published.  A sleeper raises the count of its kind (kernel threads,
- * or its slot's green count) before the sleepers count, and the waker
- * that sees sleepers reads the counts of each kind after: it bumps seq
- * and makes the futex call only if a kernel thread sleeps, and rings a
- * doorbell that an eventfd keeps rung until read, so a ring that lands
- * before the green thread parks makes its wait return at once.  The fences are what make it so: without them the waker's
- * load of the count may be satisfied before its store of the index is
- * visible (store-load reordering, which x86 does), and both sides would
- * read the other's old value, the sleeper sleeping on a ring that is
- * ready.  The fences are asymmetric (see notify): the sleeper's is a
- * membarrier system call that stands in for the wakers', so that a waker
- * pays no fence at all.  seq is read before the count is raised, so a
- * bump of seq by a waker that saw the count makes the wait return at
- * once.  A waker that finds no sleepers makes no system call.  (A
- * process killed while asleep leaves its count behind; wakers then make a
- * futex call, or ring a doorbell, that wakes nobody, which costs time,
- * not correctness.)
+ * Either the waker sees the sleeper counted and wakes it (the futex wait fails
+ * at once if seq moved), or the sleeper's check sees what was published.  A
+ * sleeper raises the count of its kind (kernel threads, or its slot's green
+ * count) before the sleepers count, and the waker that sees sleepers reads the
+ * counts of each kind after: it bumps seq and makes the futex call only if a
+ * kernel thread sleeps, and rings a doorbell that an eventfd keeps rung until
+ * read, so a ring that lands before the green thread parks makes its wait
+ * return at once.  The fences are what make it so: without them the waker's
+ * load of the count may be satisfied before its store of the index is visible
+ * (store-load reordering, which x86 does), and both sides would read the
+ * other's old value, the sleeper sleeping on a ring that is ready.  The fences
+ * are asymmetric (see notify): the sleeper's is a membarrier system call that
+ * stands in for the wakers', so that a waker pays no fence at all.  seq is
+ * read before the count is raised, so a bump of seq by a waker that saw the
+ * count makes the wait return at once.  A waker that finds no sleepers makes
+ * no system call.  (A process killed while asleep leaves its count behind;
+ * wakers then make a futex call, or ring a doorbell, that wakes nobody, which
+ * costs time, not correctness.)
  *
  * Dead peers.  Each channel records which worker slots have sent on it
  * and which have received (bitmasks), with the generation each slot had

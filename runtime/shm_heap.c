@@ -111,8 +111,9 @@ static WEFT_NOINLINE int alloc_slow(size_t size, void **out) {
 FAST_PATH int weft_shm_alloc(size_t size, void **out) {
   struct weft__shm_tl *t = weft__shm_tlp;
   size_t total = size + sizeof(struct weft__shm_obj);
-  /* size 0 wraps to a huge total: the slow path refuses it. */
-  if (WEFT_UNLIKELY(!t || !out || size - 1 >= FC_MAX - sizeof(struct weft__shm_obj) ||
+  /* For size 0, size - 1 wraps to SIZE_MAX: the slow path refuses it. */
+  if (WEFT_UNLIKELY(!t || !out ||
+                    size - 1 >= FC_MAX - sizeof(struct weft__shm_obj) ||
                     weft__shm_self < 0))
     return alloc_slow(size, out);
   struct weft__shm_fc_bin *b = &t->bins[weft__shm_fc_class(total)];

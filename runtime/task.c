@@ -60,17 +60,17 @@
  * epoll_ctl in the caller; epoll_wait, waitid, epoll_ctl and close in the
  * reaper.  No pipe, no mmap (records come from a pool of shared pages).
  *
- * Forking from a running runtime.  weft otherwise insists on
- * forks from a clean state; a process task cannot have one, since fn and
- * arg point into the caller's memory, so the child must be a fork of the
- * caller itself (a zygote forked early could not run them).  What makes
- * this safe: the child runs only the forking thread; glibc and jemalloc
- * reset their own locks in the child; weft's fork handler (rt.h) forgets
- * the parent's workers, queues and stack pools, and with
- * weft__task_fork_child this file's reaper and record pool (the epoll
- * instance would otherwise be shared with the parent, and the free
- * records handed out twice).  What the child must not do: use weft objects of the parent
- * (a mutex may be held by a thread that does not exist in the child).
+ * Forking from a running runtime.  weft otherwise insists on forks from a
+ * clean state; a process task cannot have one, since fn and arg point into the
+ * caller's memory, so the child must be a fork of the caller itself (a zygote
+ * forked early could not run them).  What makes this safe: the child runs only
+ * the forking thread; glibc and jemalloc reset their own locks in the child;
+ * weft's fork handler (rt.h) forgets the parent's workers, queues and stack
+ * pools, and with weft__task_fork_child this file's reaper and record pool
+ * (the epoll instance would otherwise be shared with the parent, and the free
+ * records handed out twice).  What the child must not do: use weft objects of
+ * the parent (a mutex may be held by a thread that does not exist in the
+ * child).
  *
  * Rejected: a pipe per process task for the result (three more syscalls
  * and two descriptors per task); SIGCHLD handling in the library (the
