@@ -440,6 +440,10 @@ END {
 			    w[2] ": " stl[w[2]]
 			ts[ntg] = "STALLED"; continue
 		}
+		if (quick && (cquick[w[2]] == "full only" || \
+		    cquick[w[3]] == "full only")) {
+			tm[ntg] = "-"; ts[ntg] = "not run"; continue
+		}
 		if (!has(w[2]) || !has(w[3]) || num(val[w[3]]) == 0) {
 			tm[ntg] = "-"; ts[ntg] = "MISSING"; continue
 		}
