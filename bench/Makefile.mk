@@ -124,6 +124,12 @@ bench_mget_stall_SOURCES = bench/mget_stall.c
 bench_mget_stall_CPPFLAGS = $(bench_cppflags)
 bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
+# The floor of the KV load (kv.*.floor): plain epoll, no weft, no store.
+noinst_PROGRAMS += bench/resp_floor
+bench_resp_floor_SOURCES = bench/ref/resp_floor.c
+bench_resp_floor_CPPFLAGS = $(bench_cppflags)
+bench_resp_floor_LDADD =
+
 EXTRA_DIST += bench/servers.sh bench/wrk_pct.lua bench/alive_go.sh \
 	bench/ref/alive.go
 # What bench/alive_go.sh builds: the Go reference and Go's build cache.

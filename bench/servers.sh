@@ -20,7 +20,8 @@
 #          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
 #   KV     redis-benchmark -t set,get -c 50, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
-#          -P 16), and redis-server --save '' --appendonly no.
+#          -P 16), and redis-server --save '' --appendonly no; and the
+#          floor, bench/ref/resp_floor.c (plain epoll, no store).
 #   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
 #          quick mode) on servers/kv --mode green --workers 1 (kthread in
 #          full mode) and redis-server.
@@ -733,6 +734,9 @@ run_nginx() {
 	launch nginx "$ngx" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
 	    -g 'daemon off;'
 }
+run_floor() {
+	launch floor "$builddir/bench/resp_floor" "$port"
+}
 run_redis() {
 	launch redis redis-server --port "$port" --bind 127.0.0.1 --save '' \
 	    --appendonly no --dir "$tmp/redis" --daemonize no
@@ -896,10 +900,20 @@ if have redis-benchmark; then
 		note "redis-server is not installed: no KV reference"
 		na_set kv "redis-server is not installed" redis redis.p16
 	fi
+	# The floor: what the kernel costs per request a server that makes
+	# one read and one write per request (bench/ref/resp_floor.c).
+	if start_ref floor run_floor; then
+		try kv.floor kv_run floor
+		try kv.floor.p16 kv_run floor.p16 -P 16
+		stop_ref floor
+		note "kv floor: bench/ref/resp_floor.c, one epoll thread, no store"
+	else
+		na_set kv "resp_floor did not start" floor floor.p16
+	fi
 else
 	note "redis-benchmark is not installed: KV rows skipped"
 	na_set kv "redis-benchmark is not installed" green green.p16 redis \
-	    redis.p16
+	    redis.p16 floor floor.p16
 	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
 	    kthread process
 fi
