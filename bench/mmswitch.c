@@ -38,9 +38,13 @@
  * levels of tables (the guest's and the host's).
  *
  * No weft here: these are the operating system's costs, the floor under
- * weft's own thread and process handoffs (bench/handoff).  A block that
- * another program on the CPU interrupts is slow; the median of several
- * thousand blocks is not moved by a few.  Each sample is a fresh process.
+ * weft's own thread and process handoffs (bench/handoff).  A third
+ * program that takes the CPU during a block would make that block slow,
+ * and would put an address-space switch into a thread block too: a block
+ * whose wall time exceeds the CPU time of its two sides by more than
+ * STRANGER_NS is left out (the note counts them), and a sample with fewer
+ * than MIN_BLOCKS blocks of each kind left fails.  Of the rest, each
+ * figure is the median.  Each sample is a fresh process.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -55,6 +59,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -63,6 +68,8 @@
 #define TOUCH_PAGES 32
 #define BLOCK 32 /* round trips a block */
 #define MAX_BLOCKS 65536
+#define MIN_BLOCKS 16          /* of each kind, for a sample */
+#define STRANGER_NS (5 * 1000) /* see block() */
 
 enum { THREAD, PROCESS };
 
@@ -157,8 +164,28 @@ static void *pong_thread(void *arg) {
   return NULL;
 }
 
-/* BLOCK round trips with the pong of w; ns per one-way handoff. */
-static double block(struct pp *p, struct word *w, volatile char *m) {
+/* The CPU time of the clock's thread or process so far, in ns. */
+static int64_t cpu_ns(clockid_t c) {
+  struct timespec ts;
+
+  if (clock_gettime(c, &ts) != 0) {
+    perror("bench: clock_gettime");
+    exit(1);
+  }
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * BLOCK round trips with the pong of w, whose CPU clock is pong_cpu: ns
+ * per one-way handoff, or -1 if another program ran on the CPU meanwhile.
+ * With only the two sides on the CPU, the wall time of the block is their
+ * CPU time; a third program's turn shows as wall time neither was charged
+ * for.  Only such a turn, not the clocks' granularity (a microsecond or
+ * two here), reaches STRANGER_NS.
+ */
+static double block(struct pp *p, struct word *w, clockid_t pong_cpu,
+                    volatile char *m) {
+  int64_t c0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID) + cpu_ns(pong_cpu);
   int64_t t0 = bench_now();
 
   for (int k = 0; k < BLOCK; k++) {
@@ -166,7 +193,11 @@ static double block(struct pp *p, struct word *w, volatile char *m) {
     await(w, 0);
     touch(m, p->touch);
   }
-  return (double)(bench_now() - t0) / (2.0 * BLOCK);
+  int64_t t1 = bench_now();
+  int64_t c1 = cpu_ns(CLOCK_THREAD_CPUTIME_ID) + cpu_ns(pong_cpu);
+  if ((t1 - t0) - (c1 - c0) > STRANGER_NS)
+    return -1;
+  return (double)(t1 - t0) / (2.0 * BLOCK);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -186,7 +217,7 @@ static int cmp_double(const void *a, const void *b) {
 static int child(const struct bench_opts *o) {
   struct pp *p = bench_shared(sizeof(*p));
   static double ns[2][MAX_BLOCKS];
-  long n[2] = {0, 0};
+  long n[2] = {0, 0}, left_out = 0;
   int64_t budget = atol(o->child_argv[1]) * 1000000LL, end;
 
   page = (size_t)sysconf(_SC_PAGESIZE);
@@ -213,14 +244,26 @@ static int child(const struct bench_opts *o) {
     return 1;
   }
   volatile char *m = own_pages(p->touch);
+  clockid_t pong_cpu[2];
+  if ((rc = pthread_getcpuclockid(t, &pong_cpu[THREAD])) != 0 ||
+      (rc = clock_getcpuclockid(pid, &pong_cpu[PROCESS])) != 0) {
+    fprintf(stderr, "bench: a pong's CPU clock: %s\n", strerror(rc));
+    kill(pid, SIGKILL);
+    return 1;
+  }
   end = bench_now() + WARMUP_NS;
   while (bench_now() < end)
     for (int k = 0; k < 2; k++)
-      block(p, &p->w[k], m);
+      block(p, &p->w[k], pong_cpu[k], m);
   end = bench_now() + budget;
   while (bench_now() < end && n[PROCESS] < MAX_BLOCKS)
-    for (int k = 0; k < 2; k++)
-      ns[k][n[k]++] = block(p, &p->w[k], m);
+    for (int k = 0; k < 2; k++) {
+      double v = block(p, &p->w[k], pong_cpu[k], m);
+      if (v >= 0)
+        ns[k][n[k]++] = v;
+      else
+        left_out++;
+    }
   for (int k = 0; k < 2; k++) {
     atomic_store(&p->w[k].stop, 1);
     pass(&p->w[k], 1);
@@ -229,11 +272,19 @@ static int child(const struct bench_opts *o) {
   int st;
   if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
     return 1;
+  if (n[THREAD] < MIN_BLOCKS || n[PROCESS] < MIN_BLOCKS) {
+    fprintf(stderr,
+            "bench: mmswitch: other programs kept the CPU busy: %ld and "
+            "%ld blocks ran alone, %ld did not\n",
+            n[THREAD], n[PROCESS], left_out);
+    return 1;
+  }
   for (int k = 0; k < 2; k++) {
     qsort(ns[k], (size_t)n[k], sizeof ns[k][0], cmp_double);
     bench_put(o, ns[k][n[k] / 2]);
   }
-  bench_put(o, (double)n[THREAD]);
+  bench_put(o, (double)(n[THREAD] + n[PROCESS]));
+  bench_put(o, (double)left_out);
   return 0;
 }
 
@@ -263,6 +314,7 @@ int main(int argc, char **argv) {
   struct bench_opts o;
   /* [touch][thread, process, difference] */
   double ns[2][3][BENCH_MAX_REPS], blocks[2][BENCH_MAX_REPS];
+  double left[2][BENCH_MAX_REPS];
   struct bench_tally t[2];
   int got[2] = {0, 0};
   char budget[16], pages[16], note[240];
@@ -281,13 +333,14 @@ int main(int argc, char **argv) {
   for (int r = 0; r < o.reps; r++)
     for (int w = 0; w < 2; w++) {
       const char *args[3] = {w ? pages : "0", budget, NULL};
-      double out[3];
+      double out[4];
 
-      if (bench_childv(&o, &t[w], "mmswitch", out, 3, args) == 3) {
+      if (bench_childv(&o, &t[w], "mmswitch", out, 4, args) == 4) {
         ns[w][THREAD][got[w]] = out[0];
         ns[w][PROCESS][got[w]] = out[1];
         ns[w][2][got[w]] = out[1] - out[0];
-        blocks[w][got[w]++] = out[2];
+        blocks[w][got[w]] = out[2];
+        left[w][got[w]++] = out[3];
       }
     }
   bench_table(&o, "One CPU handed over through a futex: threads against "
@@ -301,10 +354,12 @@ int main(int argc, char **argv) {
       if (k < 2)
         snprintf(note, sizeof note,
                  "one ping, %s pong, one CPU, a shared futex%s; the median "
-                 "of %.0f blocks of %d round trips",
+                 "of the blocks of %d round trips (%.0f of each kind a sample; "
+                 "%.0f left out, when another program ran)",
                  k == THREAD ? "a thread" : "a process",
-                 w ? ", 32 pages read after each handoff" : "",
-                 bench_median(blocks[w], got[w]), BLOCK);
+                 w ? ", 32 pages read after each handoff" : "", BLOCK,
+                 bench_median(blocks[w], got[w]) / 2,
+                 bench_median(left[w], got[w]));
       else
         snprintf(note, sizeof note,
                  "process - thread, measured in turns by one ping%s; %s",

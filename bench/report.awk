@@ -53,6 +53,7 @@ function fv(v, u) {
 	if (u == "bool") return v ? "yes" : "no"
 	if (u == "%") return f1(v, v < 10 ? 2 : 1) " %"
 	if (u == "x") return f1(v, 1) "x"
+	if (u == "CPUs") return f1(v, 2) " CPUs"
 	if (u == "us") return f1(v, v < 10 ? 2 : 1) " µs"
 	return v " " u
 }
