@@ -84,6 +84,17 @@ bench_preempt_SOURCES = bench/preempt.c $(bench_gcommon)
 bench_preempt_CPPFLAGS = $(bench_cppflags)
 bench_preempt_LDADD = $(bench_ldadd)
 
+# The address-space switch, isolated (threads against processes through
+# one futex, no weft), and the same work on one CPU and on two (true
+# parallelism, green threads and kernel threads).
+noinst_PROGRAMS += bench/mmswitch bench/parallel
+bench_mmswitch_SOURCES = bench/mmswitch.c $(bench_common)
+bench_mmswitch_CPPFLAGS = $(bench_cppflags)
+bench_mmswitch_LDADD = $(PTHREAD_LIBS)
+bench_parallel_SOURCES = bench/parallel.c $(bench_gcommon)
+bench_parallel_CPPFLAGS = $(bench_cppflags)
+bench_parallel_LDADD = $(bench_ldadd)
+
 TESTS += bench/check_report.sh
 
 EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \

@@ -44,9 +44,13 @@
  * names above have the two units pinned to two different CPUs (the first
  * two this process may use): a message is a cross-CPU wake-up.  The same
  * names with .1cpu have both pinned to one CPU: every message is then a
- * real context switch from one unit to the other, which is what the
- * thread-versus-process switch comparison needs (a process switch changes
- * the page tables, a thread switch does not).  Green threads are measured
+ * real context switch from one unit to the other (a process switch changes
+ * the page tables, a thread switch does not).  Each kind here uses the
+ * transport its units have, so handoff.kthread.1cpu (a weft channel) and
+ * handoff.process.shm.1cpu (a weft_pchan, which spins a little before it
+ * sleeps) differ in more than the address space: bench/mmswitch compares
+ * the two kinds of unit over one and the same futex code, which isolates
+ * the page-table switch (handoff.mm_switch).  Green threads are measured
  * by chan (handoff.green.local, .cross) and yield.
  *
  * Each sample is a fresh process; the kinds take turns within a

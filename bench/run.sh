@@ -66,7 +66,9 @@ msg:4 KiB messages between units in each mode
 shm:shared-heap allocation against malloc
 mem:memory per idle unit and scaling in each mode, a million green threads
 idle:the CPU an idle runtime uses
-preempt:preemption: a sleeper beside a spinner, one preemption, its overhead'
+preempt:preemption: a sleeper beside a spinner, one preemption, its overhead
+mmswitch:one CPU handed between threads and between processes: the address-space switch
+parallel:the same work on one CPU and on two: true parallelism'
 nprog=$(($(printf '%s\n' "$programs" | wc -l) + 2)) # and the two steps below
 
 mkdir -p "$results" || exit 1

@@ -32,6 +32,13 @@ examples_when_LDADD = $(examples_ldadd)
 examples_timeslice_CPPFLAGS = $(examples_cppflags)
 examples_timeslice_LDADD = $(examples_ldadd)
 
+# One address in two processes; reference counts and stale references.
+noinst_PROGRAMS += examples/address examples/refcount
+examples_address_CPPFLAGS = $(examples_cppflags)
+examples_address_LDADD = $(examples_ldadd)
+examples_refcount_CPPFLAGS = $(examples_cppflags)
+examples_refcount_LDADD = $(examples_ldadd)
+
 EXTRA_DIST += examples/run.sh examples/README.md
 
 run-examples: all

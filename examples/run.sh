@@ -91,6 +91,83 @@ check crash 0 'killed by SIGSEGV; restarting'
 check when 0 'When to use which'
 check timeslice 0 'Kept the ticker on time:' timeslice_more
 
+# examples/address: in each part every line shows one address; after
+# fork the parent keeps 1 while the child wrote 2, in the shared heap
+# worker 0 reads the 2 worker 1 wrote; where frames are shown, two after
+# fork and one in the shared heap.
+address_more() {
+	awk '
+	/^1\. / { part = 1 }
+	/^2\. / { part = 2 }
+	/ address 0x[0-9a-f]+ +value / {
+		for (i = 1; i < NF; i++) {
+			if ($i == "address") a = $(i + 1)
+			if ($i == "value") v = $(i + 1)
+			if ($i == "frame") f = $(i + 1)
+		}
+		if (!(part in addr)) addr[part] = a
+		else if (addr[part] != a) {
+			print "    FAIL: part " part " shows two addresses: " \
+			    addr[part] " and " a
+			bad = 1
+		}
+		if ($1 == "child," && $3 == "writing") { cv = v; cf = f }
+		if ($1 == "parent," && $2 == "afterwards:") { pv = v; pf = f }
+		if ($1 == "worker" && $2 == "1," && $4 == "writing:") wf = f
+		if ($1 == "worker" && $2 == "0," && $3 == "afterwards:") {
+			ov = v; of = f
+		}
+	}
+	END {
+		if (bad) exit 1
+		if (cv != 2 || pv != 1) {
+			print "    FAIL: after fork: child " cv ", parent " pv \
+			    ", expected 2 and 1"
+			exit 1
+		}
+		if (ov != 2) {
+			print "    FAIL: worker 0 read " ov " from the shared " \
+			    "heap, expected the 2 worker 1 wrote"
+			exit 1
+		}
+		if (pf ~ /^0x/ && cf == pf) {
+			print "    FAIL: after fork both copies are on frame " pf
+			exit 1
+		}
+		if (of ~ /^0x/ && wf != of) {
+			print "    FAIL: the shared object is on frames " wf \
+			    " and " of
+			exit 1
+		}
+	}' "$1"
+}
+
+# examples/refcount: main and each of the 4 holders drop a reference,
+# exactly one of them the last, which frees; every holder read the value;
+# the reference whose owner died is reported stale.
+refcount_more() {
+	awk '
+	/ drops its reference: [0-9]+ left$/ { drops++ }
+	/ drops the last reference and frees the object$/ { drops++; frees++ }
+	/^  holder [0-9]+ \(worker [0-9]+\) reads 42$/ { reads++ }
+	/^  worker 1: check: stale / { stale = 1 }
+	END {
+		if (drops != 5 || frees != 1 || reads != 4) {
+			print "    FAIL: " drops " drops, " frees " frees, " \
+			    reads " reads of 42; expected 5, 1 and 4"
+			exit 1
+		}
+		if (!stale) {
+			print "    FAIL: the stale reference was not reported"
+			exit 1
+		}
+	}' "$1"
+}
+
+check address 0 'verdict: one address, two processes: private after fork' \
+    address_more
+check refcount 0 'verdict: freed once by its last holder' refcount_more
+
 if [ "$bad" -eq 0 ]; then
 	echo "all examples behaved"
 else
