@@ -619,8 +619,7 @@ if ($list) {
 if ($check) {
   if (@problems) {
     print STDERR "$_\n" for @problems;
-    print STDERR "weft-man: " . scalar(@problems) . " problem(s) in the "
-      . "documentation of $hdr\n";
+    print STDERR "weft-man: " . scalar(@problems) . " problem(s) found\n";
     exit 1;
   }
   my $nf = grep { 1 } keys %family_of;
