@@ -20,6 +20,7 @@ packages=(
   libcriterion-dev
   valgrind
   gdb # tests/gdb_check.sh: the green-thread extension, in batch mode
+  man-db # make check-install: man finds each call's page (groff renders it)
   clang libclang-rt-14-dev # make fuzz: libFuzzer
   gnuplot-nox # the plots of `make bench` (bench/results/REPORT.md)
   # The server bench: real clients, and the servers weft is compared with

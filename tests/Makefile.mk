@@ -104,6 +104,12 @@ EXTRA_DIST += tests/headers_check.sh
 AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
 	export CC WEFT_HDR_CFLAGS;
 
+# tests/man_check.sh: every call of weft.h has its comment, and so its
+# manual page; every field and public macro has its comment; weft(3) lists
+# every call (tools/weft-man.pl --check), and the pages render cleanly.
+TESTS += tests/man_check.sh
+EXTRA_DIST += tests/man_check.sh
+
 # ---- proc --------------------------------------------------------------
 # Worker processes and modes.
 #

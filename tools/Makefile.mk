@@ -1,4 +1,4 @@
-# tools/Makefile.mk - the gdb extension, the manual page and the install
+# tools/Makefile.mk - the gdb extension, the manual pages and the install
 # check, included from the top-level Makefile.am (after runtime/Makefile.mk).
 #
 # make install puts the gdb extension where gdb looks for the auto-load
@@ -17,6 +17,19 @@
 # assembly switch uses too.  A name the header does not define stops the
 # build.
 #
+# The manual: docs/weft.3 is the overview, weft(3); every call has a page
+# of its own, weft_spawn(3) and the others, made at build time from the
+# comments of include/weft.h by tools/weft-man.pl into docs/man3/ of the
+# build tree (a page per family of calls that share a comment, and a
+# one-line ".so" page for each other call of a family), and installed
+# beside weft.3.  weft.h is their only source, so they are made rather than
+# kept: there is nothing to keep up to date by hand.  The generator and the
+# header are in the tarball, so out-of-tree builds and make distcheck make
+# them too; it needs only perl (perl-base).  make uninstall removes the
+# pages the header names (tools/weft-man.pl --list).  make check runs
+# tests/man_check.sh, which checks that every call, field and public macro
+# has its comment.
+#
 # make check-install runs tools/install-check.sh: it installs into a
 # scratch directory (DESTDIR), builds examples/channel.c against the installed
 # library with pkg-config, runs it, and checks what the shared library
@@ -27,6 +40,10 @@ weft_gdb_script = tools/weft-gdb.py
 weft_frame_h = $(srcdir)/runtime/arch/frame_x86_64.h
 
 dist_man3_MANS = docs/weft.3
+weft_perl = perl
+weft_man_gen = $(srcdir)/tools/weft-man.pl
+weft_man_hdr = $(srcdir)/include/weft.h
+EXTRA_DIST += tools/weft-man.pl
 weftdatadir = $(datadir)/weft
 weftdata_DATA = tools/weft-gdb.py
 EXTRA_DIST += tools/weft-gdb.py.in tools/install-check.sh
@@ -50,8 +67,34 @@ tools/weft-gdb.py: $(srcdir)/tools/weft-gdb.py.in $(weft_frame_h)
 weft_gdb_libfile = \
 	`sed -n "s/^library_names='\([^ ']*\).*/\1/p" libweft.la 2>/dev/null`
 
-install-data-local: install-weft-gdb
-uninstall-local: uninstall-weft-gdb
+install-data-local: install-weft-gdb install-weft-man
+uninstall-local: uninstall-weft-gdb uninstall-weft-man
+all-local: docs/man3/stamp
+clean-local: clean-weft-man
+
+# The pages of the calls, made afresh whenever weft.h or the generator
+# changes (a call removed from weft.h leaves no page behind).
+docs/man3/stamp: $(weft_man_gen) $(weft_man_hdr)
+	$(AM_V_GEN)rm -rf docs/man3 && $(MKDIR_P) docs/man3 && \
+	$(weft_perl) $(weft_man_gen) --version $(PACKAGE_VERSION) \
+	  -o docs/man3 $(weft_man_hdr) && \
+	touch $@
+
+install-weft-man: docs/man3/stamp
+	@$(NORMAL_INSTALL)
+	$(MKDIR_P) '$(DESTDIR)$(man3dir)'
+	$(INSTALL_DATA) docs/man3/*.3 '$(DESTDIR)$(man3dir)'
+
+uninstall-weft-man:
+	@$(NORMAL_UNINSTALL)
+	@pages=`$(weft_perl) $(weft_man_gen) --list $(weft_man_hdr)` || exit 1; \
+	for p in $$pages; do \
+	  echo " rm -f '$(DESTDIR)$(mandir)/$$p'"; \
+	  rm -f "$(DESTDIR)$(mandir)/$$p"; \
+	done
+
+clean-weft-man:
+	rm -rf docs/man3
 
 install-weft-gdb: libweft.la $(weft_gdb_script)
 	@f=$(weft_gdb_libfile); \
@@ -73,4 +116,5 @@ uninstall-weft-gdb:
 check-install: all
 	$(SHELL) $(srcdir)/tools/install-check.sh $(abs_builddir)
 
-.PHONY: install-weft-gdb uninstall-weft-gdb check-install
+.PHONY: install-weft-gdb uninstall-weft-gdb check-install install-weft-man \
+	uninstall-weft-man clean-weft-man

@@ -102,6 +102,47 @@ shlib=$(ls "$dlibdir"/libweft.so.*.*.* 2>/dev/null | head -n 1)
 man=$(find "$dest" -path '*/man3/weft.3' | head -n 1)
 [ -n "$man" ] && ok "manual page ${man#"$dest"}" || fail "weft.3 is not installed"
 
+# ---- manual pages of the calls -------------------------------------------
+# Every call the installed weft.h declares (WEFT_EXTERN, or a static inline
+# weft_ function) has a page that "man -M <installed man dir> -w <call>"
+# finds, and every installed page renders without a warning (groff -ww,
+# from the top of the man directory, where ".so man3/x.3" is found).
+if [ -n "$man" ] && [ -f "$incdir/weft.h" ]; then
+  mantop=$(dirname "$(dirname "$man")")
+  calls=$(sed -n -e 's/^WEFT_EXTERN[^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
+    -e 's/^static inline [^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
+    "$incdir/weft.h" | sort -u)
+  if ! command -v man >/dev/null 2>&1; then
+    fail "man is not installed (man-db), so the call pages cannot be looked up"
+  else
+    nocall=
+    ncalls=0
+    for c in $calls; do
+      ncalls=$((ncalls + 1))
+      man -M "$mantop" -w "$c" >/dev/null 2>&1 || nocall="$nocall $c"
+    done
+    if [ "$ncalls" -eq 0 ]; then
+      fail "no call found in the installed weft.h"
+    elif [ -z "$nocall" ]; then
+      ok "man finds a page for each of the $ncalls calls of weft.h"
+    else
+      fail "man -M ${mantop#"$dest"} finds no page for:$nocall"
+    fi
+  fi
+  if command -v groff >/dev/null 2>&1; then
+    badpages=
+    for p in "$mantop"/man3/*.3; do
+      out=$(cd "$mantop" && groff -man -ww -z "man3/${p##*/}" 2>&1)
+      [ -z "$out" ] || { badpages="$badpages ${p##*/}"; echo "$out"; }
+    done
+    [ -z "$badpages" ] && ok "every installed page renders without a warning" ||
+      fail "pages that render with warnings:$badpages"
+  else
+    fail "groff is not installed, so the pages cannot be checked"
+  fi
+fi
+# ---- end of the manual pages of the calls --------------------------------
+
 gdbscript=
 if [ -n "$shlib" ]; then
   gdbscript=$(find "$dest" -path "*/gdb/auto-load$libdir/$(basename "$shlib")-gdb.py" | head -n 1)
