@@ -104,6 +104,14 @@ EXTRA_DIST += tests/headers_check.sh
 AM_TESTS_ENVIRONMENT = CC='$(CC)' WEFT_HDR_CFLAGS='$(AM_CFLAGS)'; \
 	export CC WEFT_HDR_CFLAGS;
 
+# tests/readme_hello.sh: the hello of README.md, as printed there (the
+# block that tests/readme_block.sh extracts), compiles against libweft.la
+# with warnings as errors and prints 42.  It takes CC and weft's C flags
+# from the environment set just above.  tools/install-check.sh builds the
+# same block against the installed copy.
+TESTS += tests/readme_hello.sh
+EXTRA_DIST += tests/readme_hello.sh tests/readme_block.sh
+
 # tests/man_check.sh: every call of weft.h has its comment, and so its
 # manual page; every field and public macro has its comment; weft(3) lists
 # every call (tools/weft-man.pl --check), and the pages render cleanly.

@@ -214,6 +214,39 @@ else
   fail "cannot link examples/channel.c fully static with pkg-config --static"
 fi
 
+# README.md's hello, built as the README says: its hello.c block, and its
+# hello-build block run as it is (cc and pkg-config --cflags --libs weft,
+# then ./hello), in a directory of its own.  The library is found through
+# weft.pc's rpath when configure put one there (pkg-config maps it into the
+# staging directory as it does -L); else through LD_LIBRARY_PATH, as
+# ldconfig would find it in a system prefix.
+mkdir -p "$scratch/hello"
+readme_block() {
+  sh "$srcdir/tests/readme_block.sh" "$1" "$srcdir/README.md" \
+    >"$scratch/hello/$2" 2>"$scratch/hello.log"
+}
+if readme_block hello.c hello.c && readme_block hello-build build.sh; then
+  hello_ld=${LD_LIBRARY_PATH-}
+  case " $libs " in
+    *" -Wl,-rpath,$dlibdir "*) how="weft.pc's rpath" ;;
+    *) hello_ld=$dlibdir${hello_ld:+:$hello_ld} how=LD_LIBRARY_PATH ;;
+  esac
+  if (cd "$scratch/hello" && LD_LIBRARY_PATH=$hello_ld sh -e build.sh) \
+       >"$scratch/hello.log" 2>&1 &&
+     [ "$(cat "$scratch/hello.log")" = 42 ]; then
+    ok "README.md's hello builds with its own commands and prints 42 (libweft.so found by $how)"
+    LD_LIBRARY_PATH=$hello_ld ldd "$scratch/hello/hello" |
+      grep -q "$dlibdir/libweft.so" ||
+      fail "README.md's hello is not linked with the installed libweft.so"
+  else
+    sed 's/^/  | /' "$scratch/hello.log"
+    fail "README.md's hello, built and run as the README says, does not print 42"
+  fi
+else
+  cat "$scratch/hello.log"
+  fail "README.md has no hello.c or hello-build block"
+fi
+
 # gdb derives the auto-load script's name from the real path of the
 # library: scripts-directory + realpath + "-gdb.py".  Point a scratch
 # scripts-directory at the installed script under the name gdb will look
