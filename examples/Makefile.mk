@@ -11,7 +11,7 @@ examples_ldadd = libweft.la $(JEMALLOC_LIBS)
 
 noinst_PROGRAMS += examples/vector examples/channel examples/counter \
 	examples/layout examples/overflow examples/shared_list examples/crash \
-	examples/when examples/timeslice
+	examples/when examples/timeslice examples/server
 
 examples_vector_CPPFLAGS = $(examples_cppflags)
 examples_vector_LDADD = $(examples_ldadd)
@@ -31,6 +31,8 @@ examples_when_CPPFLAGS = $(examples_cppflags)
 examples_when_LDADD = $(examples_ldadd)
 examples_timeslice_CPPFLAGS = $(examples_cppflags)
 examples_timeslice_LDADD = $(examples_ldadd)
+examples_server_CPPFLAGS = $(examples_cppflags)
+examples_server_LDADD = $(examples_ldadd)
 
 EXTRA_DIST += examples/run.sh examples/README.md
 
