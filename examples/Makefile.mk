@@ -2,7 +2,8 @@
 # explainer runnable (examples/README.md maps each to its section),
 # included from the top-level Makefile.am.  Plain `make` builds them;
 # `make run-examples` runs each and checks what it prints
-# (examples/overflow is expected to die with SIGABRT).
+# (examples/overflow is expected to die with SIGABRT; examples/server is
+# asked one line and stopped with SIGTERM).
 #
 # The examples use only the public header.  Each is built from its name
 # plus .c (automake's default source).

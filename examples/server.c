@@ -239,9 +239,9 @@ int main(int argc, char **argv) {
   if ((rc = weft_shutdown()) < 0) /* nothing left to abandon */
     die(1, "weft_shutdown", weft_strerror(rc));
 
-  printf("stopped by %s: %ld connections, %ld requests answered; dropped "
-         "%ld at the request deadline, %ld at the idle deadline, %ld too "
-         "long; %ld closed at shutdown\n",
+  printf("stopped by %s; connections: %ld, answered: %ld, dropped at the "
+         "request deadline: %ld, at the idle deadline: %ld, too long: %ld, "
+         "closed at shutdown: %ld\n",
          sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&accepted),
          atomic_load(&answered), atomic_load(&dropped_request),
          atomic_load(&dropped_idle), atomic_load(&too_long),

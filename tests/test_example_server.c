@@ -147,8 +147,8 @@ Test(example_server, serves_many_clients_at_once) {
   int status;
   int64_t ms = stop(SIGTERM, out, sizeof out, &status);
   expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "stopped by SIGTERM: 200 connections, 600 requests "
-                        "answered;"),
+  cr_expect(strstr(out, "stopped by SIGTERM; connections: 200, answered: "
+                        "600,"),
             "summary: %s", out);
   for (int i = 0; i < CLIENTS; i++)
     close(fd[i]);
@@ -186,8 +186,8 @@ Test(example_server, request_deadline_drops_a_trickling_client) {
   int status;
   int64_t ms = stop(SIGTERM, out, sizeof out, &status);
   expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "dropped 1 at the request deadline, 0 at the idle "
-                        "deadline"),
+  cr_expect(strstr(out, "dropped at the request deadline: 1, at the idle "
+                        "deadline: 0,"),
             "summary: %s", out);
   close(ok);
 }
@@ -224,8 +224,8 @@ Test(example_server, idle_deadline_closes_quiet_connections) {
   int status;
   int64_t ms = stop(SIGTERM, out, sizeof out, &status);
   expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "dropped 0 at the request deadline, 2 at the idle "
-                        "deadline"),
+  cr_expect(strstr(out, "dropped at the request deadline: 0, at the idle "
+                        "deadline: 2,"),
             "summary: %s", out);
 }
 
@@ -259,7 +259,7 @@ Test(example_server, over_long_request_is_refused) {
   int status;
   int64_t ms = stop(SIGTERM, out, sizeof out, &status);
   expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "1 too long;"), "summary: %s", out);
+  cr_expect(strstr(out, "too long: 1,"), "summary: %s", out);
   close(other);
 }
 
@@ -288,9 +288,9 @@ static void shutdown_with_clients(int sig, const char *name) {
     close(fd[i]);
   }
   snprintf(want, sizeof want,
-           "stopped by %s: 40 connections, 40 requests answered; dropped 0 "
-           "at the request deadline, 0 at the idle deadline, 0 too long; "
-           "40 closed at shutdown\n",
+           "stopped by %s; connections: 40, answered: 40, dropped at the "
+           "request deadline: 0, at the idle deadline: 0, too long: 0, "
+           "closed at shutdown: 40\n",
            name);
   cr_expect_str_eq(out, want);
 }
