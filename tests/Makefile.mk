@@ -208,6 +208,12 @@ tests_criterion += tests/test_kv
 
 tests_criterion += tests/test_example_server
 
+# tests/embedding_excerpts.sh: the code blocks of docs/embedding.md are
+# still excerpts of examples/server.c (a plain shell test, as
+# tests/gdb_check.sh below).
+TESTS += tests/embedding_excerpts.sh
+EXTRA_DIST += tests/embedding_excerpts.sh
+
 # ---- valgrind ----------------------------------------------------------
 # Memcheck over a representative part of the
 # suite: `make check-valgrind`, in a build configured with --enable-valgrind
