@@ -163,9 +163,9 @@ Test(example_server, request_deadline_drops_a_trickling_client) {
   start("400", "5000");
   int ok = srvh_connect();
   srvh_send_all(ok, "ab", 2);
-  srvh_sleep_ms(100);
+  srvh_sleep_ms(50);
   srvh_send_all(ok, "c", 1);
-  srvh_sleep_ms(100);
+  srvh_sleep_ms(50);
   request(ok, "d\n", "ABCD\n");
 
   int fd = srvh_connect();
