@@ -2,7 +2,8 @@
 # explainer runnable (examples/README.md maps each to its section),
 # included from the top-level Makefile.am.  Plain `make` builds them;
 # `make run-examples` runs each and checks what it prints
-# (examples/overflow is expected to die with SIGABRT).
+# (examples/overflow is expected to die with SIGABRT; examples/server is
+# asked one line and stopped with SIGTERM).
 #
 # The examples use only the public header.  Each is built from its name
 # plus .c (automake's default source).
@@ -11,7 +12,7 @@ examples_ldadd = libweft.la $(JEMALLOC_LIBS)
 
 noinst_PROGRAMS += examples/vector examples/channel examples/counter \
 	examples/layout examples/overflow examples/shared_list examples/crash \
-	examples/when examples/timeslice
+	examples/when examples/timeslice examples/server
 
 examples_vector_CPPFLAGS = $(examples_cppflags)
 examples_vector_LDADD = $(examples_ldadd)
@@ -31,6 +32,8 @@ examples_when_CPPFLAGS = $(examples_cppflags)
 examples_when_LDADD = $(examples_ldadd)
 examples_timeslice_CPPFLAGS = $(examples_cppflags)
 examples_timeslice_LDADD = $(examples_ldadd)
+examples_server_CPPFLAGS = $(examples_cppflags)
+examples_server_LDADD = $(examples_ldadd)
 
 # One address in two processes; reference counts and stale references.
 noinst_PROGRAMS += examples/address examples/refcount

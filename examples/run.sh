@@ -80,6 +80,56 @@ timeslice_more() {
 	}' "$1"
 }
 
+# examples/server needs a client: it is started on a free port, asked
+# one line through bash's /dev/tcp, and stopped with SIGTERM, after which
+# it must exit 0 with its summary.
+server_check() {
+	echo "==> examples/server"
+	if [ ! -x "$bin/server" ]; then
+		echo "    not built (run make first)"
+		bad=$((bad + 1))
+		return
+	fi
+	# timeout passes SIGTERM on, and kills a server that would not stop.
+	timeout -k 5 30 "$bin/server" 0 >"$out" 2>&1 &
+	pid=$!
+	port= tries=0
+	while [ -z "$port" ] && [ "$tries" -lt 100 ] && kill -0 "$pid" 2>/dev/null
+	do
+		sleep 0.1
+		tries=$((tries + 1))
+		port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
+	done
+	answer=
+	if [ -n "$port" ]; then
+		answer=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+		    printf "hello, weft\n" >&3 && IFS= read -r line <&3 &&
+		    printf "%s\n" "$line"' client "$port")
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	status=$?
+	sed 's/^/    /' "$out"
+	echo "    the client sent 'hello, weft' and got '$answer'"
+	if [ -z "$port" ]; then
+		echo "    FAIL: no 'listening on 127.0.0.1:PORT' line within 10 s"
+		bad=$((bad + 1))
+	elif [ "$answer" != "HELLO, WEFT" ]; then
+		echo "    FAIL: the answer is not 'HELLO, WEFT'"
+		bad=$((bad + 1))
+	elif [ "$status" -ne 0 ]; then
+		echo "    FAIL: exit status $status after SIGTERM, expected 0"
+		bad=$((bad + 1))
+	elif ! grep -qF 'stopped by SIGTERM; connections: 1, answered: 1,' "$out"
+	then
+		echo "    FAIL: no summary of 1 connection and 1 answer"
+		bad=$((bad + 1))
+	else
+		echo "    ok (exit status $status)"
+	fi
+	echo
+}
+
 check vector 0 '[1, 2, 3, 4, 5]'
 check channel 0 'received 42'
 check counter 0 'got 800000  -> exact'
@@ -90,6 +140,7 @@ check shared_list 0 '8 of 8 new nodes reuse'
 check crash 0 'killed by SIGSEGV; restarting'
 check when 0 'When to use which'
 check timeslice 0 'Kept the ticker on time:' timeslice_more
+server_check
 
 # examples/address: in each part every line shows one address; after
 # fork the parent keeps 1 while the child wrote 2, in the shared heap

@@ -529,7 +529,10 @@ int weft_cancel(weft_gthread t) {
     weft__spin_unlock(&g->lk);
     return -ESRCH;
   }
-  g->canceled = true;
+  /* Relaxed: io.c's canceled() reads it without lk, as a hint (a plain
+   * store here would race with those reads); what orders it is lk, which
+   * weft__cancel_arm takes to look at it before g parks. */
+  __atomic_store_n(&g->canceled, true, __ATOMIC_RELAXED);
   /* The waiter lives in g's frame; g cannot leave its wait before it
    * takes lk to disarm, so the waiter is valid here. */
   if (g->cwait)

@@ -214,6 +214,20 @@ tests_test_kv_store_CPPFLAGS = $(tests_servers_cppflags)
 
 tests_criterion += tests/test_kv
 
+# ---- examples ----------------------------------------------------------
+# test_example_server: examples/server (the server docs/embedding.md walks
+# through) as a child process spoken to over TCP: answers, 200 clients at
+# once, its deadlines, its size cap, shutdown on SIGTERM and SIGINT, and
+# its arguments (make check builds the examples first).
+
+tests_criterion += tests/test_example_server
+
+# tests/embedding_excerpts.sh: the code blocks of docs/embedding.md are
+# still excerpts of examples/server.c (a plain shell test, as
+# tests/gdb_check.sh below).
+TESTS += tests/embedding_excerpts.sh
+EXTRA_DIST += tests/embedding_excerpts.sh
+
 # ---- valgrind ----------------------------------------------------------
 # Memcheck over a representative part of the
 # suite: `make check-valgrind`, in a build configured with --enable-valgrind

@@ -214,6 +214,50 @@ else
   fail "cannot link examples/channel.c fully static with pkg-config --static"
 fi
 
+# examples/server.c, the server a user would start from, out of tree
+# the same way: started on a free port, asked one line (bash's /dev/tcp
+# is the client), and stopped with SIGTERM, after which it must exit 0.
+cp "$srcdir/examples/server.c" "$scratch/prog/server.c"
+if $CC -std=gnu11 -Wall -Wextra -Werror -g -o server server.c $cflags \
+     $libs -Wl,-rpath,"$dlibdir" 2>"$scratch/cc.log"; then
+  ok "built examples/server.c with pkg-config"
+  # timeout passes SIGTERM on, and kills a server that would not stop.
+  timeout -k 5 30 ./server 0 >"$scratch/server.log" 2>&1 &
+  srv_pid=$!
+  srv_port= srv_tries=0
+  while [ -z "$srv_port" ] && [ "$srv_tries" -lt 100 ] &&
+    kill -0 "$srv_pid" 2>/dev/null; do
+    sleep 0.1
+    srv_tries=$((srv_tries + 1))
+    srv_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' \
+      "$scratch/server.log")
+  done
+  srv_answer=
+  if [ -n "$srv_port" ]; then
+    srv_answer=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+      printf "hello, weft\n" >&3 && IFS= read -r line <&3 &&
+      printf "%s\n" "$line"' client "$srv_port")
+  fi
+  kill -TERM "$srv_pid" 2>/dev/null
+  wait "$srv_pid"
+  srv_status=$?
+  if [ -z "$srv_port" ]; then
+    cat "$scratch/server.log"
+    fail "the server built against the installed library did not listen"
+  elif [ "$srv_answer" != "HELLO, WEFT" ]; then
+    cat "$scratch/server.log"
+    fail "the server answered '$srv_answer' to 'hello, weft'"
+  elif [ "$srv_status" -ne 0 ]; then
+    cat "$scratch/server.log"
+    fail "the server exited with status $srv_status after SIGTERM"
+  else
+    ok "it answers, and exits 0 on SIGTERM"
+  fi
+else
+  cat "$scratch/cc.log"
+  fail "cannot build examples/server.c against the installed library"
+fi
+
 # README.md's hello, built as the README says: its hello.c block, and its
 # hello-build block run as it is (cc and pkg-config --cflags --libs weft,
 # then ./hello), in a directory of its own.  The library is found through
