@@ -31,9 +31,10 @@
 # has its comment.
 #
 # make check-install runs tools/install-check.sh: it installs into a
-# scratch directory (DESTDIR), builds examples/channel.c against the installed
-# library with pkg-config, runs it, and checks what the shared library
-# exports.
+# scratch directory (DESTDIR), checks that man finds a page for every call,
+# builds examples/channel.c, examples/server.c and README.md's hello
+# against the installed library with pkg-config and runs them, and checks
+# what the shared library exports.
 
 weft_gdb_autoloaddir = $(datadir)/gdb/auto-load$(libdir)
 weft_gdb_script = tools/weft-gdb.py

@@ -3,14 +3,19 @@
 #
 # Runs "make install DESTDIR=SCRATCH/dest" in BUILD-DIR (a configured and
 # built weft tree), checks that the library (shared and static), weft.h,
-# weft.pc, the manual page and the gdb extension are installed, builds
-# examples/channel.c out of tree with "pkg-config --cflags --libs weft"
-# against the installed copy (PKG_CONFIG_SYSROOT_DIR maps the configured
-# prefix into the staging directory), once against the shared library and
-# once against the static one, runs both, checks that the shared library
-# exports weft_ symbols only, and that gdb finds the auto-load script under
-# the name it derives from the library (when gdb is installed).  Finally it
-# runs "make uninstall" and checks nothing but directories is left.
+# weft.pc, the manual pages (weft(3) and one per call of the installed
+# weft.h, each found by man and rendering without a warning) and the gdb
+# extension are installed, builds examples/channel.c out of tree with
+# "pkg-config --cflags --libs weft" against the installed copy
+# (PKG_CONFIG_SYSROOT_DIR maps the configured prefix into the staging
+# directory), once against the shared library and once against the static
+# one, and runs both; builds examples/server.c the same way, asks it one
+# line and stops it with SIGTERM (exit 0); builds and runs README.md's
+# hello with the README's own commands (it must print 42); checks that the
+# shared library exports weft_ symbols only, and that gdb finds the
+# auto-load script under the name it derives from the library (when gdb is
+# installed).  Finally it runs "make uninstall" and checks nothing but
+# directories is left.
 #
 # SCRATCH-DIR (default: a new temporary directory, removed at the end) must
 # be empty or absent.  Exit status 0 when everything passed, 1 otherwise.
