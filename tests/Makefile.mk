@@ -69,6 +69,13 @@ tests_test_switch_LDADD = tests/tsan_criterion.lo $(CRITERION_LIBS) -lm
 
 tests_criterion += tests/test_stack
 
+# test_timer_heap checks the timer heap alone, so it builds runtime/timer.c
+# into itself (defining the two runtime calls it needs) and does not need
+# libweft.
+tests_criterion += tests/test_timer_heap
+tests_test_timer_heap_SOURCES = tests/test_timer_heap.c runtime/timer.c
+tests_test_timer_heap_LDADD = tests/tsan_criterion.lo $(CRITERION_LIBS)
+
 # One source, two programs: with and without stack clash protection.
 tests_criterion += tests/test_guard_scp tests/test_guard_noscp
 tests_test_guard_scp_SOURCES = tests/test_guard.c
