@@ -6,11 +6,11 @@
  * read, "+OK\r\n" for every whole command in it, one write.  The commands
  * are framed (a multibulk "*N\r\n" of N bulk strings "$LEN\r\n...\r\n", a
  * command may straddle reads) but nothing else is looked at, so a GET gets
- * +OK too, which redis-benchmark accepts.  What is left of its CPU time per
- * request is the kernel's: the system calls, TCP over loopback, the
- * wake-ups.  A server that makes the same calls per request, as weft's kv
- * and redis-server do, cannot use much less; only fewer calls per request
- * could.
+ * +OK too, which redis-benchmark accepts.  Its CPU time per request is
+ * what the calls cost: the kernel's system calls, TCP over loopback and
+ * wake-ups.  weft's kv and redis-server make the same calls per request,
+ * so most of their time is this too; only fewer calls per request would
+ * take a server well below it.
  *
  *   resp_floor PORT      listens on 127.0.0.1:PORT; SIGTERM ends it (0)
  */
