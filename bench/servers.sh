@@ -900,8 +900,8 @@ if have redis-benchmark; then
 		note "redis-server is not installed: no KV reference"
 		na_set kv "redis-server is not installed" redis redis.p16
 	fi
-	# The floor: what the kernel costs per request a server that makes
-	# one read and one write per request (bench/ref/resp_floor.c).
+	# The floor: what one read and one write per request cost a server
+	# that does nothing else (bench/ref/resp_floor.c).
 	if start_ref floor run_floor; then
 		try kv.floor kv_run floor
 		try kv.floor.p16 kv_run floor.p16 -P 16
