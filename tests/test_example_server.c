@@ -99,12 +99,22 @@ static int64_t stop(int sig, char *out, size_t size, int *status) {
   return srvh_now_ms() - t0;
 }
 
-static void expect_clean_exit(int status, int64_t ms, int sig) {
+/* stop(), and the server must have exited 0 within the bound. */
+static void stop_cleanly(int sig, char *out, size_t size) {
+  int status;
+  int64_t ms = stop(sig, out, size, &status);
   cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "after signal %d the server ended with wait status %#x, not "
             "exit status 0",
             sig, status);
   cr_expect_lt(ms, 3000, "the server took %lld ms to stop", (long long)ms);
+}
+
+/* stop_cleanly() on SIGTERM, and its summary must contain part. */
+static void stop_expecting(const char *part) {
+  char out[512];
+  stop_cleanly(SIGTERM, out, sizeof out);
+  cr_expect(strstr(out, part), "summary: %s", out);
 }
 
 TestSuite(example_server, .fini = srvh_kill, .timeout = 60);
@@ -130,7 +140,7 @@ Test(example_server, answers_each_line) {
  * the same time, ROUNDS times; every answer is its own request's. */
 Test(example_server, serves_many_clients_at_once) {
   static int fd[CLIENTS];
-  char line[64], want[64], out[512];
+  char line[64], want[64];
   start("5000", "5000");
   for (int i = 0; i < CLIENTS; i++)
     fd[i] = srvh_connect();
@@ -144,12 +154,8 @@ Test(example_server, serves_many_clients_at_once) {
       expect_answer(fd[i], want);
     }
   }
-  int status;
-  int64_t ms = stop(SIGTERM, out, sizeof out, &status);
-  expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "stopped by SIGTERM; connections: 200, answered: "
-                        "600,"),
-            "summary: %s", out);
+  stop_expecting("stopped by SIGTERM; connections: 200, answered: "
+                 "600,");
   for (int i = 0; i < CLIENTS; i++)
     close(fd[i]);
 }
@@ -159,7 +165,6 @@ Test(example_server, serves_many_clients_at_once) {
  * request's, not each read's.  One that sends its request in three
  * pieces within the deadline is answered. */
 Test(example_server, request_deadline_drops_a_trickling_client) {
-  char out[512];
   start("400", "5000");
   int ok = srvh_connect();
   srvh_send_all(ok, "ab", 2);
@@ -183,12 +188,8 @@ Test(example_server, request_deadline_drops_a_trickling_client) {
   close(fd);
 
   request(ok, "still here\n", "STILL HERE\n"); /* the others go on */
-  int status;
-  int64_t ms = stop(SIGTERM, out, sizeof out, &status);
-  expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "dropped at the request deadline: 1, at the idle "
-                        "deadline: 0,"),
-            "summary: %s", out);
+  stop_expecting("dropped at the request deadline: 1, at the idle "
+                 "deadline: 0,");
   close(ok);
 }
 
@@ -196,7 +197,6 @@ Test(example_server, request_deadline_drops_a_trickling_client) {
  * sends, and one that goes quiet after a request, are closed at about
  * 600 ms, not at the request deadline. */
 Test(example_server, idle_deadline_closes_quiet_connections) {
-  char out[512];
   start("200", "600");
   int64_t t0 = srvh_now_ms();
   int silent = srvh_connect();
@@ -221,12 +221,8 @@ Test(example_server, idle_deadline_closes_quiet_connections) {
   close(silent);
   close(quiet);
 
-  int status;
-  int64_t ms = stop(SIGTERM, out, sizeof out, &status);
-  expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "dropped at the request deadline: 0, at the idle "
-                        "deadline: 2,"),
-            "summary: %s", out);
+  stop_expecting("dropped at the request deadline: 0, at the idle "
+                 "deadline: 2,");
 }
 
 /* A request of more than 1024 bytes (its newline included) gets an error
@@ -234,7 +230,6 @@ Test(example_server, idle_deadline_closes_quiet_connections) {
  * another client's request in progress is not disturbed. */
 Test(example_server, over_long_request_is_refused) {
   static char big[2048], want[2048];
-  char out[512];
   start("5000", "5000");
   int other = srvh_connect();
   srvh_send_all(other, "part", 4);
@@ -256,10 +251,7 @@ Test(example_server, over_long_request_is_refused) {
   close(fd);
 
   request(other, "ial\n", "PARTIAL\n");
-  int status;
-  int64_t ms = stop(SIGTERM, out, sizeof out, &status);
-  expect_clean_exit(status, ms, SIGTERM);
-  cr_expect(strstr(out, "too long: 1,"), "summary: %s", out);
+  stop_expecting("too long: 1,");
   close(other);
 }
 
@@ -278,9 +270,7 @@ static void shutdown_with_clients(int sig, const char *name) {
       srvh_send_all(fd[i], "half a requ", 11);
   }
   int64_t t0 = srvh_now_ms();
-  int status;
-  int64_t ms = stop(sig, out, sizeof out, &status);
-  expect_clean_exit(status, ms, sig);
+  stop_cleanly(sig, out, sizeof out);
   for (int i = 0; i < IDLE + BUSY; i++) {
     int64_t at = closed_at(fd[i], t0, 3000);
     cr_expect_neq(at, -1, "connection %d still open 3 s after signal %d", i,
