@@ -33,6 +33,9 @@ packages=(
   # Boost.Context, the reference of the raw switch (bench/switch's
   # switch.boost): linked into that bench program alone, never into weft.
   libboost-context-dev
+  # liburing, for the io_uring reference of the server bench
+  # (bench/ref/uring_floor.c): linked into that program alone.
+  liburing-dev
 )
 
 missing=()

@@ -137,9 +137,19 @@ bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
 # The floor of the KV load (kv.*.floor): plain epoll, no weft, no store.
 noinst_PROGRAMS += bench/resp_floor
-bench_resp_floor_SOURCES = bench/ref/resp_floor.c
+bench_resp_floor_SOURCES = bench/ref/resp_floor.c bench/ref/floor_frame.h
 bench_resp_floor_CPPFLAGS = $(bench_cppflags)
 bench_resp_floor_LDADD =
+
+# The same with io_uring (kv.*.floor.uring, http.*.floor.uring), when
+# liburing is installed.
+if HAVE_URING
+noinst_PROGRAMS += bench/uring_floor
+bench_uring_floor_SOURCES = bench/ref/uring_floor.c bench/ref/floor_frame.h
+bench_uring_floor_CPPFLAGS = $(bench_cppflags)
+bench_uring_floor_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
+bench_uring_floor_LDADD = $(URING_LIBS)
+endif
 
 EXTRA_DIST += bench/servers.sh bench/wrk_pct.lua bench/alive_go.sh \
 	bench/ref/alive.go

@@ -636,16 +636,26 @@ END {
 		srow(ld, "servers/http", "process", "http", "process" sx, ref)
 		srow(ld, "nginx", "2 worker processes", "http", "nginx" sx, ref)
 	}
+	srow("HTTP, wrk -c100", "floor (bench/ref/uring_floor.c)", \
+	    "io_uring, one thread", "http", "floor.uring", "http.rps.nginx")
 	ld = "KV, redis-benchmark -c 50"
 	srow(ld, "servers/kv", "green, --workers 2", "kv", "green", "kv.rps.redis")
 	srow(ld, "servers/kv", "kthread", "kv", "kthread", "kv.rps.redis")
 	srow(ld, "servers/kv", "process", "kv", "process", "kv.rps.redis")
 	srow(ld, "redis-server", "one thread", "kv", "redis", "kv.rps.redis")
+	srow(ld, "floor (bench/ref/resp_floor.c)", "epoll, one thread", "kv", \
+	    "floor", "kv.rps.redis")
+	srow(ld, "floor (bench/ref/uring_floor.c)", "io_uring, one thread", \
+	    "kv", "floor.uring", "kv.rps.redis")
 	ld = "KV, redis-benchmark -c 50 -P 16"
 	srow(ld, "servers/kv", "green, --workers 2", "kv", "green.p16", \
 	    "kv.rps.redis.p16")
 	srow(ld, "redis-server", "one thread", "kv", "redis.p16", \
 	    "kv.rps.redis.p16")
+	srow(ld, "floor (bench/ref/resp_floor.c)", "epoll, one thread", "kv", \
+	    "floor.p16", "kv.rps.redis.p16")
+	srow(ld, "floor (bench/ref/uring_floor.c)", "io_uring, one thread", \
+	    "kv", "floor.uring.p16", "kv.rps.redis.p16")
 	ld = "echo, echo_load -c 100 -s 64"
 	srow(ld, "servers/echo", "green, --workers 2", "echo", "green", "")
 	srow(ld, "servers/echo", "kthread", "echo", "kthread", "")

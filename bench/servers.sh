@@ -17,11 +17,14 @@
 #          servers/http --mode green (--workers 2, and --procs 2 --workers 1
 #          in full mode; the faster is reported as http.*.green and named by
 #          http.green.procs and http.green.workers), kthread, process; and
-#          nginx, 2 worker processes, a fixed "hello\n" body, access_log off.
+#          nginx, 2 worker processes, a fixed "hello\n" body, access_log off;
+#          and the io_uring floor, bench/ref/uring_floor.c (one thread, a
+#          fixed answer), at -c100.
 #   KV     redis-benchmark -t set,get -c 50, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no; and the
-#          floor, bench/ref/resp_floor.c (plain epoll, no store).
+#          floors, bench/ref/resp_floor.c (plain epoll, no store) and
+#          bench/ref/uring_floor.c (io_uring, no store).
 #   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
 #          quick mode) on servers/kv --mode green --workers 1 (kthread in
 #          full mode) and redis-server.
@@ -737,6 +740,12 @@ run_nginx() {
 run_floor() {
 	launch floor "$builddir/bench/resp_floor" "$port"
 }
+run_uring_kv() {
+	launch floor.uring "$builddir/bench/uring_floor" resp "$port"
+}
+run_uring_http() {
+	launch http.floor.uring "$builddir/bench/uring_floor" http "$port"
+}
 run_redis() {
 	launch redis redis-server --port "$port" --bind 127.0.0.1 --save '' \
 	    --appendonly no --dir "$tmp/redis" --daemonize no
@@ -858,10 +867,23 @@ EOF
 		note "nginx is not installed: no HTTP reference"
 		na_set http "nginx is not installed" nginx $big
 	fi
+	# Below any real server: the io_uring floor (bench/ref/uring_floor.c),
+	# a fixed answer to every request.
+	if [ ! -x "$builddir/bench/uring_floor" ]; then
+		na_set http "bench/uring_floor is not built (no liburing)" \
+		    floor.uring
+	elif start_ref http.floor.uring run_uring_http; then
+		try http.floor.uring wrk_run floor.uring 100 "$wrk_s"
+		stop_ref http.floor.uring
+		note "http floor.uring: bench/ref/uring_floor.c, one io_uring" \
+		    "thread, a fixed 200 to every request"
+	else
+		na_set http "uring_floor did not start" floor.uring
+	fi
 else
 	note "wrk is not installed: HTTP rows skipped"
 	why="wrk is not installed"
-	na_set http "$why" green kthread process nginx
+	na_set http "$why" green kthread process nginx floor.uring
 	[ "$mode" = full ] && na_set http "$why" green.c1000 kthread.c1000 \
 	    process.c1000 nginx.c1000 green.w2 green.p2
 	[ "$mode" = quick ] && na_set http "$why" green.w2
@@ -910,10 +932,23 @@ if have redis-benchmark; then
 	else
 		na_set kv "resp_floor did not start" floor floor.p16
 	fi
+	# The same with io_uring: no read calls, and one call for a
+	# batch of writes (bench/ref/uring_floor.c).
+	if [ ! -x "$builddir/bench/uring_floor" ]; then
+		na_set kv "bench/uring_floor is not built (no liburing)" \
+		    floor.uring floor.uring.p16
+	elif start_ref floor.uring run_uring_kv; then
+		try kv.floor.uring kv_run floor.uring
+		try kv.floor.uring.p16 kv_run floor.uring.p16 -P 16
+		stop_ref floor.uring
+		note "kv floor.uring: bench/ref/uring_floor.c, one io_uring thread"
+	else
+		na_set kv "uring_floor did not start" floor.uring floor.uring.p16
+	fi
 else
 	note "redis-benchmark is not installed: KV rows skipped"
 	na_set kv "redis-benchmark is not installed" green green.p16 redis \
-	    redis.p16 floor floor.p16
+	    redis.p16 floor floor.p16 floor.uring floor.uring.p16
 	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
 	    kthread process
 fi

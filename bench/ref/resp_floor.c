@@ -27,63 +27,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_frame.h"
+
 #define MAX_FDS 65536
 #define BUF 65536
-
-/* Where a connection is in its current command. */
-struct conn {
-  int args;  /* bulk strings still to come; 0: before the '*' */
-  long skip; /* bytes of a bulk string (and its \r\n) still to come */
-  int num;   /* in a "*N" or "$LEN" line: 1 for '*', 2 for '$' */
-  long val;  /* that line's number so far */
-};
 
 static struct conn conns[MAX_FDS];
 
 static void on_term(int sig) {
   (void)sig;
   _exit(0);
-}
-
-/* Frames buf[0..n) on c; returns the number of commands completed, or -1
- * when the stream is not the protocol. */
-static int frame(struct conn *c, const char *buf, size_t n) {
-  int done = 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = buf[i];
-    if (c->skip > 0) {
-      size_t take = (size_t)c->skip < n - i ? (size_t)c->skip : n - i;
-      c->skip -= (long)take;
-      i += take - 1;
-      if (c->skip == 0 && --c->args == 0)
-        done++;
-      continue;
-    }
-    if (c->num) {
-      if (ch >= '0' && ch <= '9') {
-        c->val = c->val * 10 + (ch - '0');
-        if (c->val > 1 << 29)
-          return -1;
-      } else if (ch == '\n') {
-        if (c->num == 1) {
-          c->args = (int)c->val;
-          if (c->args == 0)
-            done++;
-        } else {
-          c->skip = c->val + 2;
-        }
-        c->num = 0;
-      } else if (ch != '\r') {
-        return -1;
-      }
-      continue;
-    }
-    if ((c->args == 0 && ch != '*') || (c->args > 0 && ch != '$'))
-      return -1;
-    c->num = c->args == 0 ? 1 : 2;
-    c->val = 0;
-  }
-  return done;
 }
 
 int main(int argc, char **argv) {
