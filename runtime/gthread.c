@@ -146,6 +146,7 @@ static void post_exit(weft__post *p) {
  * weft_join and run the destructors of its locals. */
 static void g_finish(struct weft__g *g, void *result) {
   g->result = result;
+  weft__deadline_exit(g);
   if (g->locals)
     weft__locals_release(g);
 }

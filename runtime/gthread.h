@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ctx.h"
+#include "timer.h"
 #include "util.h"
 #include "weft.h"
 
@@ -81,6 +82,15 @@ struct weft__g {
    * so it lies past the part of the descriptor a spawn zeroes. */
   size_t guard;
   weft__post exit_post; /* set at exit: the stack is gone by then */
+  /* The deadline of its waits (wait.c): one timer, left armed from one
+   * wait to the next.  dl.heap is NULL until the first wait with a
+   * deadline (a fresh mapping is zero; an exit leaves it NULL); dl_waiter
+   * and dl_when, the wait it may end and that wait's deadline, are
+   * under the lock of dl.heap. */
+  struct weft__timer dl;
+  struct weft__waiter *dl_waiter;
+  int64_t dl_when;
+  uint64_t dl_seq; /* the wait's place among equal deadlines */
 };
 
 /* The descriptor of the stack mapping at base with usable size size. */

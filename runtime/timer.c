@@ -80,6 +80,14 @@ static void remove_at(struct weft__timers *ts, int i) {
   t->idx = -1;
 }
 
+static int insert(struct weft__timers *ts, struct weft__timer *t) {
+  atomic_store_explicit(&t->heap, ts, memory_order_relaxed);
+  set(ts, ts->n++, t);
+  up(ts, t->idx);
+  publish(ts);
+  return t->idx == 0;
+}
+
 int weft__timer_add_locked(struct weft__timers *ts, struct weft__timer *t) {
   weft__dassert(weft__spin_held(&ts->lk));
   if (ts->n == ts->cap) {
@@ -90,9 +98,22 @@ int weft__timer_add_locked(struct weft__timers *ts, struct weft__timer *t) {
     ts->h = h;
     ts->cap = cap;
   }
-  atomic_store_explicit(&t->heap, ts, memory_order_relaxed);
   t->seq = ts->seq++;
-  set(ts, ts->n++, t);
+  return insert(ts, t);
+}
+
+void weft__timer_rearm_locked(struct weft__timers *ts, struct weft__timer *t) {
+  weft__dassert(weft__spin_held(&ts->lk));
+  weft__assert(ts->n < ts->cap);
+  insert(ts, t);
+}
+
+int weft__timer_lower_locked(struct weft__timers *ts, struct weft__timer *t,
+                             int64_t when) {
+  weft__dassert(weft__spin_held(&ts->lk));
+  weft__dassert(t->idx >= 0 && when <= t->when);
+  t->when = when;
+  t->seq = ts->seq++;
   up(ts, t->idx);
   publish(ts);
   return t->idx == 0;
@@ -103,6 +124,14 @@ int weft__timer_add(struct weft__timers *ts, struct weft__timer *t) {
   int r = weft__timer_add_locked(ts, t);
   weft__spin_unlock(&ts->lk);
   return r;
+}
+
+void weft__timer_remove_locked(struct weft__timers *ts,
+                               struct weft__timer *t) {
+  weft__dassert(t->idx >= 0 && atomic_load_explicit(&t->heap,
+                                                    memory_order_relaxed) == ts);
+  remove_at(ts, t->idx);
+  publish(ts);
 }
 
 bool weft__timer_cancel(struct weft__timer *t) {
@@ -126,6 +155,11 @@ int weft__timers_run(struct weft__timers *ts, int64_t now, int max) {
   weft__spin_lock(&ts->lk);
   while (ran < max && ts->n && ts->h[0]->when <= now) {
     struct weft__timer *t = ts->h[0];
+    /* A timer left here by a thread that exited says no heap. */
+    struct weft__timers *home =
+        atomic_load_explicit(&t->heap, memory_order_relaxed);
+    weft__dassert(home == ts);
+    (void)home;
     remove_at(ts, 0);
     /* Runs under the lock: see timer.h. */
     t->fn(t);

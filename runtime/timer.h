@@ -46,6 +46,22 @@ int weft__timer_add(struct weft__timers *ts, struct weft__timer *t);
 /* The same with ts->lk held by the caller, who may keep it so that the
  * timer cannot fire (on any worker) until it lets go. */
 int weft__timer_add_locked(struct weft__timers *ts, struct weft__timer *t);
+/* Moves the armed timer t (in ts, whose lock the caller holds) to the
+ * earlier deadline when, as if armed now.  Returns 1 if t is now the
+ * heap's earliest timer, else 0. */
+int weft__timer_lower_locked(struct weft__timers *ts, struct weft__timer *t,
+                             int64_t when);
+/* Takes a number of ts's arming order (lock held), for a timer armed
+ * later with weft__timer_rearm_locked. */
+static inline uint64_t weft__timers_seq_locked(struct weft__timers *ts) {
+  return ts->seq++;
+}
+/* Arms t in ts (lock held) at t->when with the number it has (t->seq),
+ * not a new one: a timer whose key was too early (wait.c) goes back in
+ * the place its wait was armed in.  The heap has room (t just left it). */
+void weft__timer_rearm_locked(struct weft__timers *ts, struct weft__timer *t);
+/* Takes the armed timer t out of ts, whose lock the caller holds. */
+void weft__timer_remove_locked(struct weft__timers *ts, struct weft__timer *t);
 /* Disarms t if armed; returns true if it was disarmed before firing. */
 bool weft__timer_cancel(struct weft__timer *t);
 /* Runs the timers due at now, earliest first, at most max of them (the

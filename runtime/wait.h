@@ -139,6 +139,10 @@ void weft__cancel_disarm(struct weft__waiter *w);
  * lock of w's green thread (g->lk), which keeps w alive. */
 void weft__cancel_fire(struct weft__waiter *w);
 
+/* At a green thread's exit: takes its deadline timer out of its heap
+ * (wait.c, "Deadlines"), so that the descriptor can go. */
+void weft__deadline_exit(struct weft__g *g);
+
 /*
  * Wait queues: intrusive doubly-linked lists of entries that live in the
  * frames of parked threads.  Every operation requires the lock of the

@@ -23,6 +23,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -114,6 +115,13 @@ struct weft__worker {
   struct weft__g *pin_head, *pin_tail;
   _Atomic uint32_t npin;
 };
+
+/* The worker whose timer heap ts is. */
+static inline struct weft__worker *weft__worker_of_timers(
+    struct weft__timers *ts) {
+  return (struct weft__worker *)((char *)ts -
+                                 offsetof(struct weft__worker, timers));
+}
 
 enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
 

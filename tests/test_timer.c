@@ -16,7 +16,11 @@
  *  - on one worker, sleepers whose deadlines pass together (more than a run
  *    queue holds) wake in deadline order, equal deadlines in arming order;
  *  - the due timers of a worker that is busy and never switches are run by
- *    the idle worker, which wakes for them, in deadline order.
+ *    the idle worker, which wakes for them, in deadline order;
+ *  - a thread's timer left armed by a wait that ended early neither ends
+ *    a later wait before its deadline nor lets an earlier one run past
+ *    it, keeps equal deadlines in arming order, and is gone with the
+ *    thread.
  */
 #include "helpers.h"
 
@@ -413,6 +417,7 @@ Test(timer_norun, sleep_without_runtime, .timeout = 10) {
 
 struct osleeper {
   int64_t deadline;
+  int64_t pre;    /* if not 0: the deadline of an earlier wait, ended early */
   int ticket;     /* order of arming */
   int heap;       /* worker it parked on, whose heap holds its timer */
   int64_t called; /* just before weft_sleep_until */
@@ -422,8 +427,29 @@ static struct osleeper *os;
 static int *os_log; /* indices into os, in the order they ran after waking */
 static atomic_int os_pos, os_ticket;
 
+static void *ord_send(void *arg) {
+  int v = 1;
+  weft_yield(); /* the sleeper parks first, whichever of us runs first */
+  TCHECK_EQ(weft_chan_send(arg, &v), 0);
+  return NULL;
+}
+
+/* A wait until s->pre, ended at once by a message: it leaves the thread's
+ * timer armed at s->pre (wait.c, "Deadlines"). */
+static void ord_prewait(struct osleeper *s) {
+  weft_chan *ch;
+  int v;
+  TCHECK_EQ(weft_chan_open(&ch, sizeof(int), 0), 0);
+  weft_gthread t = h_spawn(ord_send, ch);
+  TCHECK_EQ(weft_chan_recv_until(ch, &v, s->pre), 0);
+  h_join(t);
+  TCHECK_EQ(weft_chan_free(ch), 0);
+}
+
 static void *ord_sleep(void *arg) {
   struct osleeper *s = arg;
+  if (s->pre)
+    ord_prewait(s);
   /* Read by the busy driver, maybe from another worker. */
   __atomic_store_n(&s->heap, weft_worker_index(), __ATOMIC_RELAXED);
   /* No switch between the ticket and the park: tickets are arming order
@@ -480,14 +506,18 @@ static bool ord_all_parked(int n, int64_t base) {
 
 /* Spawns n sleepers from the test thread, sleeper i sleeping until a base
  * time plus off[i], and joins them.  Returns false if one of them called
- * weft_sleep_until too late for the run to tell anything. */
-static bool ord_run(int n, const int64_t *off, int64_t margin) {
+ * weft_sleep_until too late for the run to tell anything.  With pre, each
+ * sleeper first ends a wait early whose deadline comes before base, the
+ * later the earlier the sleeper was spawned. */
+static bool ord_run(int n, const int64_t *off, int64_t margin, bool pre) {
   ord_setup(n);
   weft_gthread *t = calloc((size_t)n, sizeof *t);
   cr_assert_not_null(t);
   int64_t base = weft_now() + margin;
   for (int i = 0; i < n; i++) {
     os[i].deadline = base + off[i];
+    if (pre)
+      os[i].pre = base - margin / 4 - i * (margin / 4 / n);
     t[i] = h_spawn(ord_sleep, &os[i]);
   }
   for (int i = 0; i < n; i++)
@@ -497,10 +527,11 @@ static bool ord_run(int n, const int64_t *off, int64_t margin) {
   return ord_all_parked(n, base);
 }
 
-static void ord_check(int n, const int64_t *off) {
+static void ord_check_pre(int n, const int64_t *off, bool pre) {
   int64_t margin = MS(20) + (int64_t)n * 20000;
   bool ok = false;
-  for (int tries = 0; tries < 4 && !(ok = ord_run(n, off, margin)); tries++)
+  for (int tries = 0; tries < 4 && !(ok = ord_run(n, off, margin, pre));
+       tries++)
     margin *= 4; /* a loaded machine: give the spawns more time */
   cr_assert(ok, "sleepers kept arming after the first deadline");
   int first[2] = {-1, -1};
@@ -516,6 +547,8 @@ static void ord_check(int n, const int64_t *off) {
                inv ? os[first[1]].ticket : -1);
   EXPECT_NO_THREAD_FAILURES();
 }
+
+static void ord_check(int n, const int64_t *off) { ord_check_pre(n, off, false); }
 
 /* Distinct deadlines 1 ns apart, armed in shuffled order. */
 static void distinct_deadlines(int n) {
@@ -544,6 +577,15 @@ Test(timer_one_worker, big_batch_wakes_in_deadline_order) { distinct_deadlines(5
 Test(timer_one_worker, equal_deadlines_wake_in_arming_order) {
   int64_t off[200] = {0};
   ord_check(200, off);
+}
+
+/* The same, where each sleeper's timer was left armed by an earlier wait
+ * that a message ended, at a key that comes due before the sleep's: the
+ * keys come due in the reverse of the sleeps' arming order, and the timers
+ * go back in at the sleeps' deadline in the sleeps' order. */
+Test(timer_one_worker, equal_deadlines_after_early_wakes_wake_in_arming_order) {
+  int64_t off[200] = {0};
+  ord_check_pre(200, off, true);
 }
 
 /* A few distinct deadlines, each shared by many sleepers. */
@@ -712,4 +754,136 @@ Test(timer, short_waits_end_at_their_deadlines) {
     total += (long)(intptr_t)h_join(t[i]);
   cr_expect_eq(total, 0, "%ld waits ended early, %ld returned a wrong result",
                total / 1000, total % 1000);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One timer per thread, left armed from one wait to the next               */
+/* ------------------------------------------------------------------------ */
+
+/* A wait with a deadline that a message ends early leaves the thread's
+ * timer armed at that deadline (wait.c, "Deadlines").  The next wait's
+ * deadline is what counts, later or earlier, on whichever worker. */
+
+#define LATER_ROUNDS 5
+
+/* Each round: a wait until +40 ms that a message ends after 5 ms (the
+ * waiter has parked by then, or the round shows nothing), then a wait
+ * until +2 s whose message comes 100 ms later, long after the first
+ * deadline passed: it must get that message. */
+static void *later_waiter(void *arg) {
+  weft_chan *ch = arg;
+  for (int i = 0; i < LATER_ROUNDS; i++) {
+    int v;
+    TCHECK_EQ(weft_chan_recv_until(ch, &v, weft_deadline(MS(40))), 0);
+    int64_t start = weft_now();
+    int rc = weft_chan_recv_until(ch, &v, weft_deadline(MS(2000)));
+    TCHECK_EQ(rc, 0);
+    TCHECK(weft_now() - start >= MS(50)); /* the second message's */
+    weft_yield(); /* maybe onto the other worker */
+  }
+  return NULL;
+}
+
+Test(timer, later_deadline_after_an_early_wake_is_kept) {
+  weft_chan *ch;
+  cr_assert_eq(weft_chan_open(&ch, sizeof(int), 0), 0);
+  weft_gthread t = h_spawn(later_waiter, ch);
+  for (int i = 0; i < LATER_ROUNDS; i++) {
+    int v = i;
+    weft_sleep(MS(5));
+    cr_assert_eq(weft_chan_send(ch, &v), 0);
+    weft_sleep(MS(100));
+    cr_assert_eq(weft_chan_send_until(ch, &v, weft_deadline(MS(5000))), 0,
+                 "round %d: the wait until +2 s had ended", i);
+  }
+  h_join(t);
+  cr_expect_eq(weft_chan_free(ch), 0);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* Each round: a wait until +30 s that a message ends at once, then a wait
+ * until +30 ms that nothing ends: it must time out then, not at +30 s
+ * (the test's timeout would end it first).  The sender waits for the
+ * round's end (back) before it sends the next round's message. */
+static weft_chan *earlier_back;
+
+static void *earlier_waiter(void *arg) {
+  weft_chan *ch = arg;
+  long late = 0;
+  for (int i = 0; i < LATER_ROUNDS; i++) {
+    int v;
+    TCHECK_EQ(weft_chan_recv_until(ch, &v, weft_deadline(MS(30000))), 0);
+    int64_t dl = weft_deadline(MS(30));
+    TCHECK_EQ(weft_chan_recv_until(ch, &v, dl), -ETIMEDOUT);
+    TCHECK(weft_now() >= dl);
+    late += weft_now() - dl > MS(2000);
+    TCHECK_EQ(weft_chan_send(earlier_back, &v), 0);
+    weft_yield();
+  }
+  return (void *)late;
+}
+
+Test(timer, earlier_deadline_after_an_early_wake_ends_the_wait) {
+  weft_chan *ch;
+  cr_assert_eq(weft_chan_open(&ch, sizeof(int), 0), 0);
+  cr_assert_eq(weft_chan_open(&earlier_back, sizeof(int), 0), 0);
+  weft_gthread t = h_spawn(earlier_waiter, ch);
+  for (int i = 0; i < LATER_ROUNDS; i++) {
+    int v = i;
+    weft_sleep(MS(5)); /* the waiter parks */
+    cr_assert_eq(weft_chan_send(ch, &v), 0);
+    cr_assert_eq(weft_chan_recv_until(earlier_back, &v,
+                                      weft_deadline(MS(5000))),
+                 0, "round %d: the wait until +30 ms still runs after 5 s",
+                 i);
+  }
+  cr_expect_eq((long)h_join(t), 0, "waits ended seconds after their deadline");
+  cr_expect_eq(weft_chan_free(ch), 0);
+  cr_expect_eq(weft_chan_free(earlier_back), 0);
+  EXPECT_NO_THREAD_FAILURES();
+}
+
+/* Threads that exit with their timer armed (a wait until +60 ms that a
+ * message ended), more of them than the workers keep stacks for: their
+ * descriptors are unmapped or reused while the old deadlines pass, and
+ * nothing may fire into them, nor end the sleeps of the threads that
+ * reuse them. */
+static void *armed_exit(void *arg) {
+  weft_chan *ch = arg;
+  int v;
+  TCHECK_EQ(weft_chan_recv_until(ch, &v, weft_deadline(MS(60))), 0);
+  return NULL;
+}
+
+static void *reuser(void *arg) {
+  (void)arg;
+  /* On a reused descriptor: a sleep the old timer must not end early. */
+  int64_t dl = weft_deadline(MS(100));
+  TCHECK_EQ(weft_sleep_until(dl), 0);
+  TCHECK(weft_now() >= dl);
+  return NULL;
+}
+
+Test(timer, exit_with_an_armed_timer) {
+  enum { N = 600 };
+  weft_chan *ch;
+  cr_assert_eq(weft_chan_open(&ch, sizeof(int), 0), 0);
+  weft_gthread *t = calloc(N, sizeof *t);
+  cr_assert_not_null(t);
+  for (int i = 0; i < N; i++)
+    t[i] = h_spawn(armed_exit, ch);
+  weft_sleep(MS(10)); /* they park */
+  for (int i = 0; i < N; i++) {
+    int v = i;
+    cr_assert_eq(weft_chan_send(ch, &v), 0);
+  }
+  for (int i = 0; i < N; i++)
+    h_join(t[i]);
+  for (int i = 0; i < N; i++)
+    t[i] = h_spawn(reuser, NULL);
+  for (int i = 0; i < N; i++)
+    h_join(t[i]);
+  free(t);
+  cr_expect_eq(weft_chan_free(ch), 0);
+  EXPECT_NO_THREAD_FAILURES();
 }
