@@ -25,6 +25,7 @@ noinst_PROGRAMS += \
 	bench/switch \
 	bench/yield \
 	bench/chan \
+	bench/deadline \
 	bench/spawn \
 	bench/mem \
 	bench/idle \
@@ -56,6 +57,9 @@ bench_machine_LDADD =
 bench_yield_SOURCES = bench/yield.c $(bench_gcommon)
 bench_yield_CPPFLAGS = $(bench_cppflags)
 bench_yield_LDADD = $(bench_ldadd)
+bench_deadline_SOURCES = bench/deadline.c $(bench_gcommon)
+bench_deadline_CPPFLAGS = $(bench_cppflags)
+bench_deadline_LDADD = $(bench_ldadd)
 bench_chan_SOURCES = bench/chan.c $(bench_gcommon)
 bench_chan_CPPFLAGS = $(bench_cppflags)
 bench_chan_LDADD = $(bench_ldadd)

@@ -59,6 +59,7 @@ programs='machine:the machine: a system call, a page fault, a cache line between
 switch:raw context switch, asm vs ucontext (and Boost.Context, a reference)
 yield:green thread yield
 chan:channel ping-pong between green threads
+deadline:waits ended by a message, with and without a deadline, 1,000 waiting
 spawn:green thread creation
 task:start + wait in each mode (green, kernel thread, process)
 handoff:ping-pong between kernel threads and between processes
