@@ -1,17 +1,17 @@
 #!/bin/sh
-# alive_go.sh - reference, not weft: the alive.1m run of bench/mem done
-# by Go's runtime, a million goroutines (quick: 100,000) blocked on one
+# alive_go.sh - builds the reference of the alive.1m run, not weft: Go's
+# runtime with a million goroutines (quick: 100,000) blocked on one
 # channel (bench/ref/alive.go), for the ratio alive.1m.green.ms against
-# alive.1m.go.ms.  Go is no dependency of weft: without the go command
+# alive.1m.go.ms.  bench/mem runs it in turns with weft's own runs (the
+# two meet the machine in the same state: see "Against Go" in
+# bench/README.md).  Go is no dependency of weft: without the go command
 # (Debian: golang-go) the two figures are written n/a, with the reason.
 #
 #   sh bench/alive_go.sh full|quick BUILDDIR TSV
 #
-# Appends to TSV, as the bench programs do (bench.h):
-#   alive.1m.go.ms   ms until every goroutine has started
-#   alive.1m.go.rss  MiB, VmRSS with all of them alive
-# One run, as alive.1m.green is one run.  Exit status 1 only if go is
-# there and the program could not be built or run.
+# Prints the built program's path and, on a second line, the Go version;
+# or nothing, having appended n/a lines for alive.1m.go.ms and .rss to TSV.
+# Exit status 1 only if go is there and the program could not be built.
 
 set -u
 
@@ -20,8 +20,7 @@ builddir=${2:-.}
 tsv=${3:-/dev/stdout}
 here=$(cd "$(dirname "$0")" && pwd)
 case $mode in
-full) n=1000000 ;;
-quick) n=100000 ;;
+full | quick) ;;
 *)
 	echo "usage: $0 full|quick BUILDDIR TSV" >&2
 	exit 2
@@ -39,7 +38,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 0
 fi
 
-bin=$builddir/bench/alive-go
+bin=$(cd "$builddir" && pwd)/bench/alive-go
 # Go's build cache in the build tree: nothing is written under HOME.
 GOCACHE=$(cd "$builddir" && pwd)/bench/.gocache
 export GOCACHE
@@ -47,38 +46,5 @@ if ! go build -o "$bin" "$here/ref/alive.go" >&2; then
 	na "the Go program could not be built"
 	exit 1
 fi
-# Two runs, and the faster one's figures, as bench/mem does for weft's
-# alive.1m (ALIVE_RUNS there says why: a virtual machine's first touch of
-# memory).
-best=
-other_ms=
-for run in 1 2; do
-	out=$("$bin" "$n") || {
-		na "the Go program failed"
-		exit 1
-	}
-	# shellcheck disable=SC2086
-	set -- $out
-	if [ $# -ne 3 ] || [ "$1" != "$n" ]; then
-		na "the Go program printed '$out'"
-		exit 1
-	fi
-	if [ -z "$best" ]; then
-		best=$out best_ms=$2
-	elif awk "BEGIN { exit !($2 < $best_ms) }"; then
-		other_ms=$best_ms best=$out best_ms=$2
-	else
-		other_ms=$2
-	fi
-done
-# shellcheck disable=SC2086
-set -- $best
-note="reference, not weft: $(go version | cut -d' ' -f3); $n goroutines; the faster of 2 runs (the other $other_ms ms)"
-[ "$mode" = quick ] && note="quick: $note"
-{
-	printf 'alive.1m.go.ms\t%s\tms\n#samples\talive.1m.go.ms\t%s\n' "$2" "$2"
-	printf 'alive.1m.go.rss\t%s\tMiB\n#samples\talive.1m.go.rss\t%s\n' \
-	    "$3" "$3"
-} >>"$tsv"
-printf '%-30s %12s  %-4s  %s\n' alive.1m.go.ms "$2" ms "$note"
-printf '%-30s %12s  %-4s  %s\n' alive.1m.go.rss "$3" MiB "$note"
+echo "$bin"
+go version | cut -d' ' -f3

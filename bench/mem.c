@@ -80,8 +80,8 @@
  * run touches about 4 GiB that the machine may never have handed out
  * since it booted: on a virtual machine, the first touch of such memory
  * costs several times an ordinary page fault (1.7x the whole run's time
- * has been seen), which says nothing about weft.  The Go reference
- * (alive_go.sh) runs twice for the same reason. */
+ * has been seen), which says nothing about weft.  The Go reference runs
+ * twice for the same reason, each time right after one of weft's. */
 #define ALIVE_RUNS 2
 #define KSTACK_KIB 16.0
 #define NOUT 10
@@ -410,6 +410,68 @@ static void run_rung(const struct bench_opts *o, enum mode m, struct rung *r) {
   r->got++;
 }
 
+/* The Go reference of alive.1m (bench/ref/alive.go), when bench/run.sh
+ * built it and named it in BENCH_ALIVE_GO: run right after each of weft's
+ * alive.1m runs, so that the two take turns on the machine in the same
+ * state (how much a first touch of memory costs drifts over a run: when
+ * Go ran a minute after weft, the ratio moved by 2x between runs). */
+struct go_ref {
+  const char *bin;
+  int got;
+  double ms[ALIVE_RUNS], rss[ALIVE_RUNS];
+  char why[200]; /* of the last failed run */
+};
+
+static void run_go(const struct bench_opts *o, struct go_ref *g, long n) {
+  char cmd[600];
+  long got_n = 0;
+  double ms = 0, rss = 0;
+
+  if (!g->bin || g->got == ALIVE_RUNS)
+    return;
+  bench_progress(o, "%ld goroutines (reference)", n);
+  snprintf(cmd, sizeof(cmd), "'%s' %ld", g->bin, n);
+  FILE *f = popen(cmd, "r");
+  if (!f) {
+    snprintf(g->why, sizeof(g->why), "could not run %s: %s", g->bin,
+             strerror(errno));
+    return;
+  }
+  int k = fscanf(f, "%ld %lf %lf", &got_n, &ms, &rss);
+  int st = pclose(f);
+  if (k != 3 || st != 0 || got_n != n || ms <= 0) {
+    snprintf(g->why, sizeof(g->why), "%s %ld failed (status %d)", g->bin, n,
+             st);
+    return;
+  }
+  g->ms[g->got] = ms;
+  g->rss[g->got++] = rss;
+}
+
+static void go_rows(const struct bench_opts *o, struct go_ref *g, long n) {
+  char note[256];
+  const char *ver = getenv("BENCH_ALIVE_GO_VERSION");
+
+  if (!g->bin)
+    return; /* bench/alive_go.sh wrote why not */
+  if (!g->got) {
+    bench_na_row(o, "alive.1m.go.ms", "ms", g->why[0] ? g->why : "not run");
+    bench_na_row(o, "alive.1m.go.rss", "MiB", g->why[0] ? g->why : "not run");
+    return;
+  }
+  int b = g->got > 1 && g->ms[1] < g->ms[0];
+  char other[64] = "";
+  if (g->got > 1)
+    snprintf(other, sizeof(other), " (the other %.1f ms)", g->ms[!b]);
+  snprintf(note, sizeof(note),
+           "%sreference, not weft: %s; %ld goroutines; the faster of %d "
+           "runs%s, each right after one of weft's",
+           n != ALIVE_FULL ? "quick: " : "", ver && *ver ? ver : "go", n,
+           g->got, other);
+  bench_row(o, "alive.1m.go.ms", NULL, &g->ms[b], 1, "ms", note);
+  bench_row(o, "alive.1m.go.rss", NULL, &g->rss[b], 1, "MiB", note);
+}
+
 static double med(struct rung *r, int k) {
   double v[BENCH_MAX_REPS];
 
@@ -456,8 +518,13 @@ int main(int argc, char **argv) {
       for (int m = 0; m < NMODES; m++)
         if (i < nrungs[m] && &ladder[m][i] != alive && rep < ladder[m][i].reps)
           run_rung(&o, (enum mode)m, &ladder[m][i]);
-  for (int rep = 0; rep < alive->reps; rep++)
+  struct go_ref go = {.bin = getenv("BENCH_ALIVE_GO")};
+  if (go.bin && !*go.bin)
+    go.bin = NULL;
+  for (int rep = 0; rep < alive->reps; rep++) {
     run_rung(&o, GREEN, alive);
+    run_go(&o, &go, alive->n);
+  }
 
   bench_table(&o, "Memory per idle unit (KiB; user + page tables + kernel "
                   "stack)");
@@ -573,5 +640,6 @@ int main(int argc, char **argv) {
     bench_row(&o, "alive.1m.green", NULL, &zero, 1, "bool", note);
     rc |= !alive->short_of;
   }
+  go_rows(&o, &go, alive->n);
   return rc | bench_status();
 }

@@ -13,8 +13,9 @@
 # made with gnuplot) and the summary printed at the end, also kept in
 # BUILDDIR/bench/results/latest.txt.
 #
-# Then bench/alive_go.sh: Go's runtime doing alive.1m's run, a reference
-# (n/a without the go command).
+# Before them, bench/alive_go.sh builds Go's runtime doing alive.1m's run,
+# a reference that bench/mem runs in turns with its own (n/a without the
+# go command).
 #
 # Last comes the server bench, bench/servers.sh: weft's servers under
 # wrk, redis-benchmark and bench/echo_load, against nginx and redis-server
@@ -70,7 +71,7 @@ idle:the CPU an idle runtime uses
 preempt:preemption: a sleeper beside a spinner, one preemption, its overhead
 mmswitch:one CPU handed between threads and between processes: the address-space switch
 parallel:the same work on one CPU and on two: true parallelism'
-nprog=$(($(printf '%s\n' "$programs" | wc -l) + 2)) # and the two steps below
+nprog=$(($(printf '%s\n' "$programs" | wc -l) + 1)) # and the servers below
 
 mkdir -p "$results" || exit 1
 tsv=$results/latest.tsv.tmp
@@ -79,6 +80,15 @@ tsv=$results/latest.tsv.tmp
 failed=
 start=$(date +%s)
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+# The Go reference of alive.1m, for bench/mem to run in turns with weft's.
+echo "bench: building the Go reference of alive.1m" >&2
+if go_ref=$(sh "$here/alive_go.sh" "$mode" "$builddir" "$tsv" </dev/null); then
+	BENCH_ALIVE_GO=$(printf '%s\n' "$go_ref" | sed -n 1p)
+	BENCH_ALIVE_GO_VERSION=$(printf '%s\n' "$go_ref" | sed -n 2p)
+	export BENCH_ALIVE_GO BENCH_ALIVE_GO_VERSION
+else
+	failed="$failed go"
+fi
 i=0
 echo "bench: $mode run, $nprog programs, results in $results" >&2
 while IFS= read -r line; do
@@ -116,10 +126,7 @@ step() {
 	fi
 	echo "[$1: $(($(date +%s) - t0)) s]"
 }
-# Go's runtime doing alive.1m's run, when go is installed (reference);
-# then the server bench.
-step go "goroutines blocked on one channel, alive.1m's reference" \
-    alive_go.sh
+# The server bench.
 step servers "http, kv and echo under load, against nginx and redis-server" \
     servers.sh
 mv "$tsv" "$results/latest.tsv"
