@@ -1,14 +1,15 @@
 /*
  * timer.h - deadlines: a binary min-heap of timers per worker.
  *
- * A timer is embedded in the frame of the green thread that waits on it, so
- * arming one allocates nothing (the heap array grows rarely).  Timers leave
- * a heap in deadline order, and timers with the same deadline in the order
- * they were armed: each gets the next number of its heap as it is armed,
- * the tie-break a binary heap needs to be FIFO.  Expired
- * timers run their callback with the heap's lock held; that is what lets
- * weft__timer_cancel promise that, once it returns, the callback is not
- * running and will not run, so the frame can go away.
+ * A timer is embedded in what it belongs to (a green thread's descriptor
+ * holds the timer of its waits: wait.c, "Deadlines"), so arming one
+ * allocates nothing (the heap array grows rarely).  Timers leave a heap in
+ * deadline order, and timers with the same deadline in the order they
+ * were armed: each gets the next number of its heap as it is armed, the
+ * tie-break a binary heap needs to be FIFO.  Expired timers run their
+ * callback with the heap's lock held; that is what lets weft__timer_cancel
+ * promise that, once it returns, the callback is not running and will not
+ * run, so what holds the timer can go away.
  */
 #ifndef WEFT_TIMER_H
 #define WEFT_TIMER_H
