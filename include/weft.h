@@ -368,7 +368,9 @@ typedef void *(*weft_fn)(void *arg);
  * the new thread runs at once on the caller's worker and the caller
  * continues when it blocks, yields or exits (or sooner, on another worker
  * that steals it).  From any other thread it is queued and a worker is
- * woken.
+ * woken.  A debug build (--enable-debug) queues it instead half the time,
+ * as it randomises its other scheduling choices, so that code which needs
+ * one order shows it.
  *
  * Returns 0, with the new thread's handle in *t if t is not NULL.
  *
