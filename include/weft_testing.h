@@ -27,9 +27,13 @@ extern "C" {
  * may take them) and "pchan_stall" (a green thread about to sleep on a
  * process channel stops its worker for 5 ms after it has counted itself
  * as a sleeper and found the channel not ready, before it parks).  NULL
- * or "" turns it off.  The WEFT_FAIL environment
- * variable sets a spec at startup, without this header.
- * Returns 0, or -EINVAL for a malformed spec (nothing changes then).
+ * or "" turns it off.  The WEFT_FAIL environment variable sets a spec at
+ * startup, without this header.
+ *
+ * Returns 0.
+ *
+ * Errors:
+ *  -EINVAL  spec is malformed (nothing changes then).
  */
 WEFT_EXTERN int weft_fail_inject(const char *spec);
 

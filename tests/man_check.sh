@@ -1,6 +1,6 @@
 #!/bin/sh
-# man_check.sh - the manual pages of the calls can be made from weft.h, and
-# nothing in weft.h is left undocumented.
+# man_check.sh - the manual pages of the calls can be made from weft.h (and
+# weft_testing.h), and nothing in them is left undocumented.
 #
 # Runs tools/weft-man.pl on the source's include/weft.h with --check, which
 # fails (naming the line) for a public call without a comment or whose
@@ -15,13 +15,22 @@
 src=$(cd "${srcdir:-.}" && pwd) || exit 1
 perl=${PERL:-perl}
 hdr=$src/include/weft.h
+thdr=$src/include/weft_testing.h
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-man.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/man3"
 failed=0
 
+# weft_testing.h's call first: weft(3) names its page under Testing.
+if ! "$perl" "$src/tools/weft-man.pl" --check -o "$tmp/man3" "$thdr"; then
+	failed=1
+fi
 if ! "$perl" "$src/tools/weft-man.pl" --check --overview "$src/docs/weft.3" \
     -o "$tmp/man3" "$hdr"; then
+	failed=1
+fi
+if ! grep -q '^\.BR weft_fail_inject (3)' "$src/docs/weft.3"; then
+	echo "man_check: weft(3) does not name weft_fail_inject(3)"
 	failed=1
 fi
 
@@ -30,7 +39,7 @@ fi
 # generator, so that a call it fails to see is caught too.
 names=$(sed -n -e 's/^WEFT_EXTERN[^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
 	-e 's/^static inline [^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
-	"$hdr" | sort -u)
+	"$hdr" "$thdr" | sort -u)
 n=0
 for name in $names; do
 	n=$((n + 1))

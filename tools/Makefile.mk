@@ -19,10 +19,11 @@
 #
 # The manual: docs/weft.3 is the overview, weft(3); every call has a page
 # of its own, weft_spawn(3) and the others, made at build time from the
-# comments of include/weft.h by tools/weft-man.pl into docs/man3/ of the
-# build tree (a page per family of calls that share a comment, and a
-# one-line ".so" page for each other call of a family), and installed
-# beside weft.3.  weft.h is their only source, so they are made rather than
+# comments of include/weft.h (and include/weft_testing.h, for
+# weft_fail_inject(3)) by tools/weft-man.pl into docs/man3/ of the build
+# tree (a page per family of calls that share a comment, and a one-line
+# ".so" page for each other call of a family), and installed beside
+# weft.3.  The headers are their only source, so they are made rather than
 # kept: there is nothing to keep up to date by hand.  The generator and the
 # header are in the tarball, so out-of-tree builds and make distcheck make
 # them too; it needs only perl (perl-base).  make uninstall removes the
@@ -43,7 +44,7 @@ weft_frame_h = $(srcdir)/runtime/arch/frame_x86_64.h
 dist_man3_MANS = docs/weft.3
 weft_perl = perl
 weft_man_gen = $(srcdir)/tools/weft-man.pl
-weft_man_hdr = $(srcdir)/include/weft.h
+weft_man_hdr = $(srcdir)/include/weft.h $(srcdir)/include/weft_testing.h
 EXTRA_DIST += tools/weft-man.pl
 weftdatadir = $(datadir)/weft
 weftdata_DATA = tools/weft-gdb.py
@@ -77,8 +78,10 @@ clean-local: clean-weft-man
 # changes (a call removed from weft.h leaves no page behind).
 docs/man3/stamp: $(weft_man_gen) $(weft_man_hdr)
 	$(AM_V_GEN)rm -rf docs/man3 && $(MKDIR_P) docs/man3 && \
-	$(weft_perl) $(weft_man_gen) --version $(PACKAGE_VERSION) \
-	  -o docs/man3 $(weft_man_hdr) && \
+	for h in $(weft_man_hdr); do \
+	  $(weft_perl) $(weft_man_gen) --version $(PACKAGE_VERSION) \
+	    -o docs/man3 $$h || exit 1; \
+	done && \
 	touch $@
 
 install-weft-man: docs/man3/stamp
@@ -88,7 +91,8 @@ install-weft-man: docs/man3/stamp
 
 uninstall-weft-man:
 	@$(NORMAL_UNINSTALL)
-	@pages=`$(weft_perl) $(weft_man_gen) --list $(weft_man_hdr)` || exit 1; \
+	@pages=`for h in $(weft_man_hdr); do \
+	  $(weft_perl) $(weft_man_gen) --list $$h || exit 1; done` || exit 1; \
 	for p in $$pages; do \
 	  echo " rm -f '$(DESTDIR)$(mandir)/$$p'"; \
 	  rm -f "$(DESTDIR)$(mandir)/$$p"; \

@@ -108,15 +108,15 @@ man=$(find "$dest" -path '*/man3/weft.3' | head -n 1)
 [ -n "$man" ] && ok "manual page ${man#"$dest"}" || fail "weft.3 is not installed"
 
 # ---- manual pages of the calls -------------------------------------------
-# Every call the installed weft.h declares (WEFT_EXTERN, or a static inline
-# weft_ function) has a page that "man -M <installed man dir> -w <call>"
-# finds, and every installed page renders without a warning (groff -ww,
+# Every call the installed weft.h and weft_testing.h declare (WEFT_EXTERN,
+# or a static inline weft_ function) has a page that "man -M <installed
+# man dir> -w <call>" finds, and every installed page renders without a warning (groff -ww,
 # from the top of the man directory, where ".so man3/x.3" is found).
 if [ -n "$man" ] && [ -f "$incdir/weft.h" ]; then
   mantop=$(dirname "$(dirname "$man")")
   calls=$(sed -n -e 's/^WEFT_EXTERN[^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
     -e 's/^static inline [^(]*[ *]\(weft_[a-z][a-z_0-9]*\)(.*/\1/p' \
-    "$incdir/weft.h" | sort -u)
+    "$incdir/weft.h" "$incdir/weft_testing.h" | sort -u)
   if ! command -v man >/dev/null 2>&1; then
     fail "man is not installed (man-db), so the call pages cannot be looked up"
   else
@@ -127,9 +127,9 @@ if [ -n "$man" ] && [ -f "$incdir/weft.h" ]; then
       man -M "$mantop" -w "$c" >/dev/null 2>&1 || nocall="$nocall $c"
     done
     if [ "$ncalls" -eq 0 ]; then
-      fail "no call found in the installed weft.h"
+      fail "no call found in the installed weft.h and weft_testing.h"
     elif [ -z "$nocall" ]; then
-      ok "man finds a page for each of the $ncalls calls of weft.h"
+      ok "man finds a page for each of the $ncalls calls of weft.h and weft_testing.h"
     else
       fail "man -M ${mantop#"$dest"} finds no page for:$nocall"
     fi
