@@ -536,9 +536,11 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
   _Atomic uint32_t *kern = recv ? &ch->rkern : &ch->wkern;
   _Atomic uint32_t *green_n = recv ? ch->rgreen : ch->wgreen;
   bool green = weft_in_gthread();
-  int64_t now = weft__now();
-  int64_t spin_until = deadline < now + SPIN_NS ? deadline : now + SPIN_NS;
-  int64_t pure_until = now + SPIN_PURE_NS;
+  int64_t now;
+  /* Set at the first look at the clock, a few rounds in: most waits of a
+   * busy stream end before it, and a clock read (tens of ns where the
+   * clock is virtualised) was a visible part of each. */
+  int64_t spin_until = 0, pure_until = 0;
   bool yielding = false;
 
   for (unsigned i = 1;; i++) {
@@ -554,6 +556,10 @@ static int wait_for(weft_pchan *ch, bool recv, int64_t deadline) {
       weft__cpu_relax();
     if (yielding || (i & (green ? 3 : 63)) == 0) {
       now = weft__now();
+      if (!spin_until) {
+        spin_until = deadline < now + SPIN_NS ? deadline : now + SPIN_NS;
+        pure_until = now + SPIN_PURE_NS;
+      }
       if (now >= spin_until)
         break;
       yielding = now >= pure_until;
