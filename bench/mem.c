@@ -69,7 +69,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,8 +83,16 @@
  * since it booted: on a virtual machine, the first touch of such memory
  * costs several times an ordinary page fault (1.7x the whole run's time
  * has been seen), which says nothing about weft.  The Go reference runs
- * twice for the same reason, each time right after one of weft's. */
+ * twice for the same reason, each time right after one of weft's.  And
+ * memory given back goes cold again within seconds on such a machine (its
+ * balloon takes free memory back), so before each run of either a child
+ * touches as much as the run will need and gives it back (warm()): then
+ * each side starts on memory that is as warm as the other's, whichever
+ * needs more of it or ran first. */
 #define ALIVE_RUNS 2
+/* KiB that warm() touches per unit of the run after it: more than the 4.1
+ * a green thread touches. */
+#define WARM_KIB_PER_UNIT 5
 #define KSTACK_KIB 16.0
 #define NOUT 10
 
@@ -410,6 +420,21 @@ static void run_rung(const struct bench_opts *o, enum mode m, struct rung *r) {
   r->got++;
 }
 
+/* A child maps n * WARM_KIB_PER_UNIT KiB, touches every page and exits,
+ * giving it back warm for the run that follows (see ALIVE_RUNS). */
+static void warm(long n) {
+  size_t len = (size_t)n * WARM_KIB_PER_UNIT * 1024;
+  pid_t pid = fork();
+  if (pid == 0) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    _exit(p == MAP_FAILED);
+  }
+  if (pid > 0)
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
 /* The Go reference of alive.1m (bench/ref/alive.go), when bench/run.sh
  * built it and named it in BENCH_ALIVE_GO: run right after each of weft's
  * alive.1m runs, so that the two take turns on the machine in the same
@@ -465,7 +490,7 @@ static void go_rows(const struct bench_opts *o, struct go_ref *g, long n) {
     snprintf(other, sizeof(other), " (the other %.1f ms)", g->ms[!b]);
   snprintf(note, sizeof(note),
            "%sreference, not weft: %s; %ld goroutines; the faster of %d "
-           "runs%s, each right after one of weft's",
+           "runs%s, in turns with weft's, each on warmed memory",
            n != ALIVE_FULL ? "quick: " : "", ver && *ver ? ver : "go", n,
            g->got, other);
   bench_row(o, "alive.1m.go.ms", NULL, &g->ms[b], 1, "ms", note);
@@ -522,7 +547,10 @@ int main(int argc, char **argv) {
   if (go.bin && !*go.bin)
     go.bin = NULL;
   for (int rep = 0; rep < alive->reps; rep++) {
+    warm(alive->n);
     run_rung(&o, GREEN, alive);
+    if (go.bin)
+      warm(alive->n);
     run_go(&o, &go, alive->n);
   }
 
@@ -597,7 +625,7 @@ int main(int argc, char **argv) {
 
     snprintf(note, sizeof(note),
              "%s%ld alive; spawned in %.0f ms%s, RSS %.0f MiB, joined in "
-             "%.0f ms; the faster of %d runs",
+             "%.0f ms; the faster of %d runs, each on warmed memory",
              alive->n != ALIVE_FULL ? "quick: " : "", alive->n,
              alive->out[8][0], other, alive->out[7][0], alive->out[9][0],
              alive->got);
