@@ -103,7 +103,7 @@ TESTS += bench/check_report.sh
 
 EXTRA_DIST += bench/run.sh bench/report.sh bench/report.awk bench/figures.txt \
 	bench/ratios.txt bench/refs.txt bench/claims.txt bench/servers.gp \
-	bench/README.md bench/lib.sh \
+	bench/README.md bench/lib.sh bench/ab.sh \
 	bench/check_report.sh \
 	bench/create.gp bench/handoff.gp bench/memory.gp bench/talk.gp \
 	bench/scale.gp bench/preempt.gp bench/latency.gp bench/results/.gitkeep
@@ -114,7 +114,21 @@ bench: all
 bench-quick: all
 	$(SHELL) $(srcdir)/bench/run.sh quick $(builddir)
 
-.PHONY: bench bench-quick
+# `make bench-ab BASE=REV [AB_ROUNDS=3] [AB_PROGRAMS="yield chan"]`: the
+# library of git revision REV, built apart in bench/ab-base (plain
+# configure), against this build's, the bench programs in turns with each
+# (bench/ab.sh): what a change did to every figure, measured within one run.
+bench-ab: all
+	@test -n "$(BASE)" || { echo "usage: make bench-ab BASE=<git revision>" >&2; exit 2; }
+	rm -rf bench/ab-base && $(MKDIR_P) bench/ab-base
+	(cd $(srcdir) && git archive --format=tar $(BASE)) | \
+	  tar -x -C bench/ab-base
+	cd bench/ab-base && autoreconf -fi >/dev/null 2>&1 && \
+	  ./configure -q >/dev/null && $(MAKE) libweft.la >/dev/null
+	$(SHELL) $(srcdir)/bench/ab.sh bench/ab-base/.libs $(AB_ROUNDS) \
+	  $(AB_PROGRAMS)
+
+.PHONY: bench bench-quick bench-ab
 
 # ---- servers -----------------------------------------------------------
 # The server bench.  Its load clients are built by `make` like the other
@@ -162,6 +176,7 @@ CLEANFILES += bench/alive-go
 clean-local: clean-bench-gocache
 clean-bench-gocache:
 	-chmod -R u+w bench/.gocache 2>/dev/null; rm -rf bench/.gocache
+	rm -rf bench/ab-base
 .PHONY: clean-bench-gocache
 
 bench-servers: all
