@@ -114,7 +114,7 @@ bench: all
 bench-quick: all
 	$(SHELL) $(srcdir)/bench/run.sh quick $(builddir)
 
-# `make bench-ab BASE=REV [AB_ROUNDS=3] [AB_PROGRAMS="yield chan"]`: the
+# `make bench-ab BASE=REV [AB_ROUNDS=5] [AB_PROGRAMS="yield chan"]`: the
 # library of git revision REV, built apart in bench/ab-base (plain
 # configure), against this build's, the bench programs in turns with each
 # (bench/ab.sh): what a change did to every figure, measured within one run.

@@ -9,11 +9,15 @@
 # builds one from a revision); B is this build's (.libs).  Each round runs
 # each PROGRAM (default: the programs that link libweft, but mem and the
 # server bench) once with A and once with B, in quick mode, so ROUNDS
-# (default 3) samples of every figure on each side.  Prints, per figure,
+# (default 5) samples of every figure on each side.  Prints, per figure,
 # the medians, B/A, and a verdict: "B better" or "B worse" when B/A is
 # beyond 5% either way and every B sample lies beyond every A sample the
-# same way; "same" otherwise.  Which way is better: a figure's target
-# says, else lower is better, but for rates (/s) and speedups.
+# same way; "same" otherwise.  With two equal libraries the samples of a
+# figure separate by chance once in 2 * ROUNDS! * ROUNDS! / (2 * ROUNDS)!
+# figures: 1 in 10 with 3 rounds, 1 in 126 with 5, and there are about 55
+# figures; noisy ones (a maximum latency) are to be read with that in mind.
+# Which way is better: a figure's target says, else lower is better, but
+# for rates (/s) and speedups.
 # Exit status 0; 2 for bad usage.
 
 set -u
@@ -25,7 +29,7 @@ if [ $# -lt 1 ] || [ ! -e "$1/libweft.so.0" ]; then
 fi
 base=$(cd "$1" && pwd)
 shift
-rounds=${1:-3}
+rounds=${1:-5}
 [ $# -gt 0 ] && shift
 case $rounds in
 '' | *[!0-9]*)
