@@ -122,8 +122,9 @@ static void on_deadline(struct weft__timer *t) {
  * one: that worker may be asleep until its earliest timer, and only a
  * worker that is running sees a new earliest timer of its own heap in
  * time (weft__timer_first).  Returns the heap, whose lock it leaves held,
- * and sets *first if the timer is now that heap's earliest; NULL (nothing
- * held) if there is no memory for the timer. */
+ * and sets *first if the timer is now that heap's earliest (which it can
+ * only be in this worker's heap); NULL (nothing held) if there is no
+ * memory for the timer. */
 static struct weft__timers *deadline_arm(struct weft__g *g,
                                          struct weft__waiter *w,
                                          int64_t deadline, bool *first) {
@@ -223,7 +224,7 @@ static void park_post_fn(weft__post *p) {
   if (ts) {
     weft__spin_unlock(&ts->lk);
     if (first)
-      weft__timer_first(weft__worker_of_timers(ts), deadline);
+      weft__timer_first(weft__worker_get(), deadline); /* ts is ours */
   }
   if (wake)
     weft__ready(g);

@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -115,13 +114,6 @@ struct weft__worker {
   struct weft__g *pin_head, *pin_tail;
   _Atomic uint32_t npin;
 };
-
-/* The worker whose timer heap ts is. */
-static inline struct weft__worker *weft__worker_of_timers(
-    struct weft__timers *ts) {
-  return (struct weft__worker *)((char *)ts -
-                                 offsetof(struct weft__worker, timers));
-}
 
 enum { WEFT__RT_OFF = 0, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
 
