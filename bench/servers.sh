@@ -746,6 +746,19 @@ run_uring_kv() {
 run_uring_http() {
 	launch http.floor.uring "$builddir/bench/uring_floor" http "$port"
 }
+# kv_ref NAME FUNCTION PROGRAM NOTE: a reference server (started by
+# FUNCTION, see start_ref) under the KV load, -P1 and -P16: kv.*.NAME and
+# kv.*.NAME.p16, n/a if PROGRAM did not start.
+kv_ref() {
+	if start_ref "$1" "$2"; then
+		try "kv.$1" kv_run "$1"
+		try "kv.$1.p16" kv_run "$1.p16" -P 16
+		stop_ref "$1"
+		note "$4"
+	else
+		na_set kv "$3 did not start" "$1" "$1.p16"
+	fi
+}
 run_redis() {
 	launch redis redis-server --port "$port" --bind 127.0.0.1 --save '' \
 	    --appendonly no --dir "$tmp/redis" --daemonize no
@@ -910,40 +923,24 @@ if have redis-benchmark; then
 	done
 	if have redis-server; then
 		mkdir -p "$tmp/redis"
-		if start_ref redis run_redis; then
-			try kv.redis kv_run redis
-			try kv.redis.p16 kv_run redis.p16 -P 16
-			stop_ref redis
-			note "redis-server: one thread, --save '' --appendonly no"
-		else
-			na_set kv "redis-server did not start" redis redis.p16
-		fi
+		kv_ref redis run_redis redis-server \
+		    "redis-server: one thread, --save '' --appendonly no"
 	else
 		note "redis-server is not installed: no KV reference"
 		na_set kv "redis-server is not installed" redis redis.p16
 	fi
 	# The floor: what one read and one write per request cost a server
 	# that does nothing else (bench/ref/resp_floor.c).
-	if start_ref floor run_floor; then
-		try kv.floor kv_run floor
-		try kv.floor.p16 kv_run floor.p16 -P 16
-		stop_ref floor
-		note "kv floor: bench/ref/resp_floor.c, one epoll thread, no store"
-	else
-		na_set kv "resp_floor did not start" floor floor.p16
-	fi
+	kv_ref floor run_floor resp_floor \
+	    "kv floor: bench/ref/resp_floor.c, one epoll thread, no store"
 	# The same with io_uring: no read calls, and one call for a
 	# batch of writes (bench/ref/uring_floor.c).
 	if [ ! -x "$builddir/bench/uring_floor" ]; then
 		na_set kv "bench/uring_floor is not built (no liburing)" \
 		    floor.uring floor.uring.p16
-	elif start_ref floor.uring run_uring_kv; then
-		try kv.floor.uring kv_run floor.uring
-		try kv.floor.uring.p16 kv_run floor.uring.p16 -P 16
-		stop_ref floor.uring
-		note "kv floor.uring: bench/ref/uring_floor.c, one io_uring thread"
 	else
-		na_set kv "uring_floor did not start" floor.uring floor.uring.p16
+		kv_ref floor.uring run_uring_kv uring_floor \
+		    "kv floor.uring: bench/ref/uring_floor.c, one io_uring thread"
 	fi
 else
 	note "redis-benchmark is not installed: KV rows skipped"
