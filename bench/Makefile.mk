@@ -133,7 +133,7 @@ bench-ab: all
 # ---- servers -----------------------------------------------------------
 # The server bench.  Its load clients are built by `make` like the other
 # bench programs; `make bench-servers` runs
-# bench/servers.sh on its own (about a minute and a half), and `make bench`
+# bench/servers.sh on its own (about two minutes and a half), and `make bench`
 # and `make bench-quick` run it as their last part.  See bench/README.md.
 
 noinst_PROGRAMS += bench/echo_load bench/conn_hold bench/mget_stall
@@ -169,8 +169,8 @@ bench_uring_floor_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
 bench_uring_floor_LDADD = $(URING_LIBS)
 endif
 
-EXTRA_DIST += bench/servers.sh bench/wrk_pct.lua bench/alive_go.sh \
-	bench/ref/alive.go
+EXTRA_DIST += bench/servers.sh bench/rounds.awk bench/wrk_pct.lua \
+	bench/alive_go.sh bench/ref/alive.go
 # What bench/alive_go.sh builds: the Go reference and Go's build cache.
 CLEANFILES += bench/alive-go
 clean-local: clean-bench-gocache

@@ -10,6 +10,10 @@
 #               what is within the rules is not; the exit status says
 #               stalled (5) or missed (4) as documented; history.tsv gets
 #               each run once.
+#   rounds      rounds.awk merges three rounds of server figures into
+#               medians with their samples, counts stalled and retried
+#               rounds, writes an n/a once; the report gives a server
+#               target's ratio in each round beside that of the medians.
 #   bench/yield a sample failed once is retried and the figure is there; a
 #               sample failed twice leaves the median of the others and a
 #               #stalled line, exit 0; every sample failed twice: exit 1.
@@ -175,6 +179,52 @@ has "$tmp/history/history.tsv" '	quick	machine\.syscall	500$'
 run_report history # the same run again: added once
 n2=$(wc -l <"$tmp/history/history.tsv")
 if [ "$n1" = "$n2" ]; then ok; else fail "history.tsv got the run twice"; fi
+
+# 5. Rounds (servers.sh): rounds.awk merges three rounds' files into
+#    medians with samples; the report gives a server target's ratio per
+#    round beside the ratio of the medians.
+what=rounds
+mkdir "$tmp/rounds"
+for r in 1 2 3; do
+	{
+		printf '#note	kv: a note every round\n'
+		printf 'kv.p99.green	%s	ms\n' "$(echo 0.9 0.5 0.7 | cut -d' ' -f$r)"
+		printf 'kv.p99.redis	%s	ms\n' "$(echo 1.0 1.0 0.5 | cut -d' ' -f$r)"
+		printf 'kv.rps.redis	n/a	req/s	redis-server is not installed\n'
+		if [ $r = 2 ]; then
+			printf 'kv.cpu_us.green	stalled	us	redis-benchmark timed out\n'
+			printf '#retried	kv.p50.green	1 of 1 runs	why not\n'
+		else
+			printf 'kv.cpu_us.green	%s	us\n' $((r * 10))
+		fi
+		printf 'kv.p50.green	0.25	ms\n'
+	} >"$tmp/rounds/r$r.tsv"
+done
+awk -F'	' -f "$srcdir/bench/rounds.awk" "$tmp/rounds/r1.tsv" \
+    "$tmp/rounds/r2.tsv" "$tmp/rounds/r3.tsv" >"$tmp/rounds/merged.tsv"
+m=$tmp/rounds/merged.tsv
+if [ "$(grep -c '^#note' "$m")" = 1 ]; then ok; else fail "notes not merged"; fi
+has "$m" '^kv\.p99\.green	0\.7	ms$'
+has "$m" '^#samples	kv\.p99\.green	0\.9,0\.5,0\.7$'
+has "$m" '^kv\.p99\.redis	1\.0	ms$'
+has "$m" '^kv\.rps\.redis	n/a	req/s	redis-server is not installed$'
+has "$m" '^kv\.cpu_us\.green	20	us$'
+has "$m" '^#samples	kv\.cpu_us\.green	10,30$'
+has "$m" '^#stalled	kv\.cpu_us\.green	1 of 3 runs	redis-benchmark timed out$'
+has "$m" '^#retried	kv\.p50\.green	1 of 3 runs	why not$'
+if [ "$(grep -c '^kv\.rps\.redis' "$m")" = 1 ]; then ok; else
+	fail "kv.rps.redis not written once"
+fi
+awk -F'	' -f "$srcdir/bench/rounds.awk" "$tmp/rounds/r1.tsv" \
+    >"$tmp/rounds/one.tsv"
+hasnt "$tmp/rounds/one.tsv" '^#samples'
+has "$tmp/rounds/one.tsv" '^kv\.p99\.green	0\.9	ms$'
+grep -Ev '^kv\.p99\.(green|redis)	' "$tmp/base.tsv" >"$tmp/rounds/latest.tsv"
+grep -E '^(#samples	)?kv\.p99\.(green|redis)' "$m" >>"$tmp/rounds/latest.tsv"
+run_report rounds
+has "$md" '^\| kv\.p99\.green <= 1x kv\.p99\.redis .*\| 0\.70x \(700 .s / 1\.00 ms; rounds 0\.90x, 0\.50x, 1\.40x\) \| PASS \|$'
+# Not for figures of one run.
+hasnt "$tmp/plain/REPORT.md" 'rounds [0-9]'
 
 # ---- a real program, failures injected -------------------------------------
 what='yield, one failure'

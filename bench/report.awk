@@ -185,6 +185,24 @@ function off_history(n,    k, i, v, m, a) {
 		    fv(m, unit[n])))
 	}
 }
+# Two figures measured in the same rounds, taking turns (the servers in
+# servers.sh; the kinds of bench/msg within each repetition): the ratio
+# of each round, "; rounds 0.93x, 1.02x, 0.97x", so that a reader sees
+# whether the verdict on the medians holds round by round.  Empty unless
+# both have one sample per round, the same number of them.
+function rounds(a, b, near1,    ka, kb, va, vb, i, s) {
+	if (a !~ /^(http|kv|msg\.rate)\./ || !(a in samp) || !(b in samp))
+		return ""
+	ka = split(samp[a], va, ","); kb = split(samp[b], vb, ",")
+	if (ka != kb || ka < 2) return ""
+	s = "; rounds"
+	for (i = 1; i <= ka; i++) {
+		if (vb[i] + 0 <= 0) return ""
+		s = s (i > 1 ? ", " : " ") (near1 == 1 ? \
+		    sprintf("%.2fx", va[i] / vb[i]) : fx(va[i] / vb[i]))
+	}
+	return s
+}
 # The samples of a figure, for the report: "12 ns, 14 ns, 47 ns".
 function fsamples(n,    k, v, i, s) {
 	if (!(n in samp)) return has(n) ? "one run: " fval(n) : "-"
@@ -479,7 +497,7 @@ END {
 		r = num(val[w[2]]) / num(val[w[3]])
 		# Targets near 1 (server against reference) need the decimals.
 		tm[ntg] = (num(w[5]) == 1 ? sprintf("%.2fx", r) : fx(r)) " (" \
-		    fval(w[2]) " / " fval(w[3]) ")"
+		    fval(w[2]) " / " fval(w[3]) rounds(w[2], w[3], num(w[5])) ")"
 		ts[ntg] = compare(r, w[4], num(w[5])) ? "PASS" : "MISS"
 		if (ts[ntg] == "MISS") misses++
 	}

@@ -34,6 +34,11 @@
 #          the server's VmRSS is read with all of them open; the same for
 #          --mode kthread (one kernel thread per connection).
 #
+# In full mode the green HTTP and KV servers and nginx and redis-server
+# run in 3 rounds, taking turns (BENCH_SERVER_ROUNDS=N sets the count;
+# quick mode: 1), and each of their figures is the median of its rounds,
+# with the rounds' values on a #samples line (see "Rounds" below).
+#
 # Figures are appended to TSV (default BUILDDIR/bench/results/servers.tsv,
 # truncated first) as name<TAB>value<TAB>unit.  A reference that is not
 # installed is written as name<TAB>n/a<TAB>unit<TAB>why, which report.sh
@@ -43,7 +48,7 @@
 # Quick mode (CI): 1 s per load, small request counts, no -c1000 runs, the
 # KV and echo loads on green mode only (KV also on redis-server), 1,000
 # connections instead of 10,000 (the names stay the same): about 15 s.
-# Full mode takes about a minute and a half.
+# Full mode takes about two minutes and a half.
 #
 # The load generators run on the same machine as the servers and share its
 # CPUs with them.
@@ -88,6 +93,7 @@ if [ -z "$tsv" ]; then
 fi
 
 if [ "$mode" = full ]; then
+	rounds=3       # weft's servers and their references, in turns
 	wrk_s=3        # seconds per wrk run at -c100
 	wrk_big_s=2    # at -c1000
 	kv_n=30000     # requests per redis-benchmark test
@@ -97,6 +103,7 @@ if [ "$mode" = full ]; then
 	hold_kn=10000  # the same, kernel-thread mode
 	stall_v=160    # 1 MiB values in the large MGET
 else
+	rounds=1
 	wrk_s=1
 	wrk_big_s=
 	kv_n=2000
@@ -106,6 +113,14 @@ else
 	hold_kn=1000
 	stall_v=40
 fi
+rounds=${BENCH_SERVER_ROUNDS:-$rounds}
+case $rounds in
+'' | *[!0-9]* | 0)
+	echo "$0: BENCH_SERVER_ROUNDS must be a whole number of rounds, at" \
+	    "least 1 (not '$rounds')" >&2
+	exit 2
+	;;
+esac
 
 # Timeouts.  wrk and echo_load run for a fixed time: their bound is twice
 # that plus 15 s (connections, the report).  redis-benchmark's requests
@@ -779,17 +794,47 @@ else
 fi
 note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 
+# ---- Rounds ------------------------------------------------------------
+# The loads behind the report's targets (weft's green servers against
+# nginx and redis-server) run in $rounds rounds, the servers taking turns
+# and the order reversed every other round (green, nginx; nginx, green;
+# ...), each round's figures in a file of their own.  rounds.awk then
+# writes each figure's median with its samples: one run of a few seconds
+# on two shared CPUs can move a p99 by a third, and a drift of the machine
+# over the minutes of the run falls on both sides alike.
+#
+# in_rounds NAME FIRST SECOND: runs the functions FIRST and SECOND (each
+# starts its servers, loads them and stops them), in turns, $rounds times,
+# and appends the merged figures to $tsv.
+in_rounds() {
+	r_main=$tsv
+	r_files=
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		tsv=$tmp/$1.round.$r
+		: >"$tsv"
+		r_files="$r_files $tsv"
+		[ "$rounds" -gt 1 ] && say "$1: round $r of $rounds"
+		if [ $((r % 2)) = 1 ]; then
+			"$2"
+			"$3"
+		else
+			"$3"
+			"$2"
+		fi
+		r=$((r + 1))
+	done
+	tsv=$r_main
+	# shellcheck disable=SC2086
+	awk -F'\t' -f "$here/rounds.awk" $r_files >>"$tsv"
+	[ "$rounds" -gt 1 ] && note "$1: weft's servers and their references" \
+	    "in $rounds rounds, taking turns; each figure is the median"
+}
+
 # ---- HTTP --------------------------------------------------------------
-if have wrk; then
-	say "http: servers/http and nginx under wrk"
-	# Green threads: --workers 2 in one process, and in full mode also
-	# --procs 2 --workers 1; the faster at -c100 becomes http.*.green.
-	configs='w2:--workers 2'
-	[ "$mode" = full ] && configs="$configs
-p2:--procs 2 --workers 1"
-	best=
-	bestrps=0
-	gstalled= # why the green configurations stalled, if all of them did
+# Green threads: --workers 2 in one process, and in full mode also
+# --procs 2 --workers 1; the faster at -c100 becomes http.*.green.
+http_green() {
 	while IFS= read -r cf; do
 		key=${cf%%:*}
 		args=${cf#*:}
@@ -800,49 +845,37 @@ p2:--procs 2 --workers 1"
 			[ -n "$wrk_big_s" ] && try "http.green.$key.c1000" \
 			    wrk_run "green.$key.c1000" 1000 "$wrk_big_s"
 			stop_demo "http.green.$key"
-			# A stalled figure reads as 0 here: never the best.
-			r=$(awk -v n="http.rps.green.$key" -F'\t' '$1 == n { v = $2 }
-			    END { print v + 0 }' "$tsv")
-			if awk -v a="$r" -v b="$bestrps" 'BEGIN { exit !(a > b) }'; then
-				best=$key
-				bestrps=$r
-			fi
 		fi
 	done <<EOF
 $configs
 EOF
-	if [ -n "$best" ]; then
-		# The chosen configuration's figures under the plain names.
-		awk -F'\t' -v k="$best" -v OFS='\t' '
-		$1 ~ "^http\\.(rps|p50|p90|p99|p999|cpu_us)\\.green\\." k \
-		    "(\\.c1000)?$" {
-			n = $1; sub("\\.green\\." k, ".green", n); $1 = n; print
-		}' "$tsv" >"$tmp/best"
-		cat "$tmp/best" >>"$tsv"
-		case $best in
-		w2) fig http.green.procs 1 procs; fig http.green.workers 2 workers ;;
-		p2) fig http.green.procs 2 procs; fig http.green.workers 1 workers ;;
-		esac
-		note "http.rps.green is servers/http --mode green" \
-		    "$(printf '%s\n' "$configs" | sed -n "s/^$best://p")" \
-		    "(the faster configuration measured)"
-	elif [ -n "$gstalled" ]; then
-		# Every configuration ran and stalled: so do the plain names.
-		stalled_load http.green "$gstalled"
-		[ -n "$wrk_big_s" ] && stalled_load http.green.c1000 "$gstalled"
-		printf '%s\tstalled\t%s\t%s\n' http.green.procs procs \
-		    "$gstalled" http.green.workers workers "$gstalled" >>"$tsv"
+}
+http_nginx() {
+	if [ -z "$ngx" ]; then
+		note "nginx is not installed: no HTTP reference"
+		# shellcheck disable=SC2086
+		na_set http "nginx is not installed" nginx $big
+	elif start_ref nginx run_nginx; then
+		try http.nginx wrk_run nginx 100 "$wrk_s"
+		[ -n "$wrk_big_s" ] &&
+		    try http.nginx.c1000 wrk_run nginx.c1000 1000 "$wrk_big_s"
+		stop_ref nginx
+		note "nginx: 2 worker processes, return 200 \"hello\\n\", access_log off"
+	else
+		# shellcheck disable=SC2086
+		na_set http "nginx did not start" nginx $big
 	fi
-	for m in kthread process; do
-		if start_demo "http.$m" "$http" --mode "$m"; then
-			try "http.$m" wrk_run "$m" 100 "$wrk_s"
-			[ -n "$wrk_big_s" ] &&
-			    try "http.$m.c1000" wrk_run "$m.c1000" 1000 "$wrk_big_s"
-			stop_demo "http.$m"
-		fi
-	done
+}
+
+if have wrk; then
+	say "http: servers/http and nginx under wrk"
+	configs='w2:--workers 2'
+	[ "$mode" = full ] && configs="$configs
+p2:--procs 2 --workers 1"
+	gstalled= # why a green configuration stalled
 	big=
 	[ "$mode" = full ] && big=nginx.c1000
+	ngx=
 	if have nginx || [ -x /usr/sbin/nginx ]; then
 		ngx=$(command -v nginx || echo /usr/sbin/nginx)
 		mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
@@ -867,19 +900,56 @@ http {
   }
 }
 EOF
-		if start_ref nginx run_nginx; then
-			try http.nginx wrk_run nginx 100 "$wrk_s"
-			[ -n "$wrk_big_s" ] &&
-			    try http.nginx.c1000 wrk_run nginx.c1000 1000 "$wrk_big_s"
-			stop_ref nginx
-			note "nginx: 2 worker processes, return 200 \"hello\\n\", access_log off"
-		else
-			na_set http "nginx did not start" nginx $big
-		fi
-	else
-		note "nginx is not installed: no HTTP reference"
-		na_set http "nginx is not installed" nginx $big
 	fi
+	in_rounds http http_green http_nginx
+	# The faster green configuration, by its median; a stalled figure
+	# reads as 0 here: never the best.
+	best=
+	bestrps=0
+	for key in $(printf '%s\n' "$configs" | sed 's/:.*//'); do
+		r=$(awk -v n="http.rps.green.$key" -F'\t' '$1 == n { v = $2 }
+		    END { print v + 0 }' "$tsv")
+		if awk -v a="$r" -v b="$bestrps" 'BEGIN { exit !(a > b) }'; then
+			best=$key
+			bestrps=$r
+		fi
+	done
+	if [ -n "$best" ]; then
+		# The chosen configuration's figures under the plain names, with
+		# their samples.
+		awk -F'\t' -v k="$best" -v OFS='\t' '
+		function ours(n) {
+			return n ~ ("^http\\.(rps|p50|p90|p99|p999|cpu_us)\\.green\\." \
+			    k "(\\.c1000)?$")
+		}
+		function plain(n) { sub("\\.green\\." k, ".green", n); return n }
+		ours($1) { $1 = plain($1); print }
+		$1 ~ /^#(samples|stalled|retried)$/ && ours($2) {
+			$2 = plain($2); print
+		}' "$tsv" >"$tmp/best"
+		cat "$tmp/best" >>"$tsv"
+		case $best in
+		w2) fig http.green.procs 1 procs; fig http.green.workers 2 workers ;;
+		p2) fig http.green.procs 2 procs; fig http.green.workers 1 workers ;;
+		esac
+		note "http.rps.green is servers/http --mode green" \
+		    "$(printf '%s\n' "$configs" | sed -n "s/^$best://p")" \
+		    "(the faster configuration measured)"
+	elif [ -n "$gstalled" ]; then
+		# Every configuration stalled: so do the plain names.
+		stalled_load http.green "$gstalled"
+		[ -n "$wrk_big_s" ] && stalled_load http.green.c1000 "$gstalled"
+		printf '%s\tstalled\t%s\t%s\n' http.green.procs procs \
+		    "$gstalled" http.green.workers workers "$gstalled" >>"$tsv"
+	fi
+	for m in kthread process; do
+		if start_demo "http.$m" "$http" --mode "$m"; then
+			try "http.$m" wrk_run "$m" 100 "$wrk_s"
+			[ -n "$wrk_big_s" ] &&
+			    try "http.$m.c1000" wrk_run "$m.c1000" 1000 "$wrk_big_s"
+			stop_demo "http.$m"
+		fi
+	done
 	# Below any real server: the io_uring floor (bench/ref/uring_floor.c),
 	# a fixed answer to every request.
 	if [ ! -x "$builddir/bench/uring_floor" ]; then
@@ -905,22 +975,15 @@ else
 fi
 
 # ---- KV ----------------------------------------------------------------
-if have redis-benchmark; then
-	say "kv: servers/kv and redis-server under redis-benchmark"
+kv_green() {
 	if start_demo kv.green "$kv" --mode green --workers 2; then
 		try kv.green kv_run green
 		try kv.green.p16 kv_run green.p16 -P 16
 		stop_demo kv.green
 		note "kv.rps.green is servers/kv --mode green --workers 2"
 	fi
-	kmodes='kthread process'
-	[ "$mode" = quick ] && kmodes=
-	for m in $kmodes; do
-		if start_demo "kv.$m" "$kv" --mode "$m"; then
-			try "kv.$m" kv_run "$m"
-			stop_demo "kv.$m"
-		fi
-	done
+}
+kv_redis() {
 	if have redis-server; then
 		mkdir -p "$tmp/redis"
 		kv_ref redis run_redis redis-server \
@@ -929,6 +992,18 @@ if have redis-benchmark; then
 		note "redis-server is not installed: no KV reference"
 		na_set kv "redis-server is not installed" redis redis.p16
 	fi
+}
+if have redis-benchmark; then
+	say "kv: servers/kv and redis-server under redis-benchmark"
+	in_rounds kv kv_green kv_redis
+	kmodes='kthread process'
+	[ "$mode" = quick ] && kmodes=
+	for m in $kmodes; do
+		if start_demo "kv.$m" "$kv" --mode "$m"; then
+			try "kv.$m" kv_run "$m"
+			stop_demo "kv.$m"
+		fi
+	done
 	# The floor: what one read and one write per request cost a server
 	# that does nothing else (bench/ref/resp_floor.c).
 	kv_ref floor run_floor resp_floor \
