@@ -298,6 +298,23 @@ void weft__pd_close(struct weft__pd *pd, int fd) {
  * generation the event was registered for, turns readable (rd), writable
  * (wr) or hung up (hup).  Returns the threads woken (netpoll_epoll.c calls
  * it between weft__batch_begin and weft__batch_end). */
+void weft__pd_prefetch(uint64_t key, bool waiter) {
+  struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
+  if (!pd)
+    return;
+  if (!waiter) {
+    __builtin_prefetch(pd, 1);
+    __builtin_prefetch((char *)(pd + 1) - 1, 1);
+    return;
+  }
+  /* Read without pd->lk: only an address to prefetch, which never faults,
+   * whatever became of the entry meanwhile. */
+  struct weft__wq_entry *e =
+      __atomic_load_n(&pd->q[WEFT__PD_READ].head, __ATOMIC_RELAXED);
+  if (e)
+    __builtin_prefetch(e, 1);
+}
+
 int weft__pd_event(uint64_t key, bool rd, bool wr, bool hup) {
   struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
   int woken = 0;

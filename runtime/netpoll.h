@@ -70,6 +70,11 @@ extern _Atomic int weft__netpoll_waiting;
 /* One event from the back end (netpoll_epoll.c), for the descriptor of
  * key (fd | generation << 32): wakes its waiters; returns how many. */
 int weft__pd_event(uint64_t key, bool rd, bool wr, bool hup);
+/* Prefetches what weft__pd_event(key, ...) will touch first: the
+ * descriptor, or (waiter) the entry of its first reader, which lives on a
+ * parked thread's stack.  A batch of events goes through these a few
+ * events ahead of its deliveries, so that their cache misses overlap. */
+void weft__pd_prefetch(uint64_t key, bool waiter);
 
 /* The back end (netpoll_epoll.c): the epoll instance.  Registrations are
  * of one epoch: a fork bumps it, and every descriptor is unregistered. */

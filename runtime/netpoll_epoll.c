@@ -40,6 +40,10 @@
 #include "sched.h"
 
 #define NEVENTS 128
+/* How many events ahead of its delivery an event's descriptor, then its
+ * first waiter, is prefetched. */
+#define PREFETCH_PD 8
+#define PREFETCH_W 4
 #define POLL_GAP_NS 200000 /* busy workers poll at most this often */
 #define BREAK_KEY UINT64_MAX
 
@@ -122,7 +126,14 @@ static int deliver(struct weft__worker *w, int nev) {
   weft__stat_inc(&w->st.polls);
   /* Threads woken together go to the tail of the queue, in order. */
   weft__batch_begin(w);
+  for (int i = 0; i < nev && i < PREFETCH_PD; i++)
+    if (ev[i].data.u64 != BREAK_KEY)
+      weft__pd_prefetch(ev[i].data.u64, false);
   for (int i = 0; i < nev; i++) {
+    if (i + PREFETCH_PD < nev && ev[i + PREFETCH_PD].data.u64 != BREAK_KEY)
+      weft__pd_prefetch(ev[i + PREFETCH_PD].data.u64, false);
+    if (i + PREFETCH_W < nev && ev[i + PREFETCH_W].data.u64 != BREAK_KEY)
+      weft__pd_prefetch(ev[i + PREFETCH_W].data.u64, true);
     uint64_t key = ev[i].data.u64;
     if (key == BREAK_KEY) {
       uint64_t v;
