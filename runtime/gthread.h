@@ -39,6 +39,8 @@ typedef struct weft__post {
   void *arg;
 } weft__post;
 
+#define WEFT__LOCAL_INLINE 4
+
 struct weft__g {
   weft__ctx ctx;          /* saved context while not running */
   struct weft__g *next;   /* link in the global run queue */
@@ -52,7 +54,12 @@ struct weft__g {
   weft_fn fn;
   void *arg;
   void *result;
-  void **locals;          /* WEFT_LOCAL_MAX slots, allocated on first set */
+  /* Green-thread-local values (local.c): keys 1..WEFT__LOCAL_INLINE
+   * here, in the line the switch to the thread prefetches (runq.h); the
+   * others in locals, allocated on the first set of one of them. */
+  void **locals;
+  void *local_inline[WEFT__LOCAL_INLINE];
+  bool locals_set; /* a value was ever set: its exit releases them */
   char *base;             /* stack mapping: guard at base */
   size_t size;            /* usable stack size */
   void *asan_fake;        /* ASan fake-stack handle across switches */

@@ -2,9 +2,11 @@
  * local.c - green-thread-local storage.
  *
  * C thread-locals belong to the worker, and a green thread may move
- * between workers at any switch, so weft keeps per-green-thread slots in
- * the descriptor (allocated on first use).  Outside green threads the
- * slots are per kernel thread.
+ * between workers at any switch, so weft keeps per-green-thread slots:
+ * the first WEFT__LOCAL_INLINE keys' in the descriptor itself, in a line
+ * that a switch to the thread has prefetched, so that a get is one load
+ * that hits; the others in an array allocated on the first set of one of
+ * them.  Outside green threads the slots are per kernel thread.
  */
 #include "config.h"
 
@@ -31,26 +33,38 @@ int weft_local_create(weft_local_key *key, void (*dtor)(void *)) {
   return 0;
 }
 
-static void **slots(bool create, int *err) {
+/* The slot of key index i (1-based, valid) of the calling thread; NULL
+ * when it has none yet and !create, or out of memory (*err set). */
+static void **slot(unsigned i, bool create, int *err) {
   struct weft__g *g = weft__g_cur();
   if (!g)
-    return kthread_slots;
-  if (!g->locals && create) {
-    g->locals = weft__calloc(WEFT_LOCAL_MAX, sizeof(void *));
-    if (!g->locals)
+    return &kthread_slots[i - 1];
+  if (WEFT_LIKELY(i <= WEFT__LOCAL_INLINE))
+    return &g->local_inline[i - 1];
+  if (!g->locals) {
+    if (!create)
+      return NULL;
+    g->locals = weft__calloc(WEFT_LOCAL_MAX - WEFT__LOCAL_INLINE,
+                             sizeof(void *));
+    if (!g->locals) {
       *err = -ENOMEM;
+      return NULL;
+    }
   }
-  return g->locals;
+  return &g->locals[i - 1 - WEFT__LOCAL_INLINE];
 }
 
 int weft_local_set(weft_local_key key, void *value) {
   if (key.index == 0 || key.index > atomic_load(&nkeys))
     return -EINVAL;
   int err = 0;
-  void **s = slots(true, &err);
+  void **s = slot(key.index, true, &err);
   if (!s)
     return err;
-  s[key.index - 1] = value;
+  *s = value;
+  struct weft__g *g = weft__g_cur();
+  if (g)
+    g->locals_set = true;
   return 0;
 }
 
@@ -58,8 +72,8 @@ void *weft_local_get(weft_local_key key) {
   if (key.index == 0 || key.index > atomic_load(&nkeys))
     return NULL;
   int err = 0;
-  void **s = slots(false, &err);
-  return s ? s[key.index - 1] : NULL;
+  void **s = slot(key.index, false, &err);
+  return s ? *s : NULL;
 }
 
 void weft__locals_release(struct weft__g *g) {
@@ -71,10 +85,17 @@ void weft__locals_release(struct weft__g *g) {
   for (int round = 0; round < 4; round++) {
     bool again = false;
     for (unsigned i = 0; i < WEFT_LOCAL_MAX; i++) {
-      void *v = g->locals[i];
+      void **s;
+      if (i < WEFT__LOCAL_INLINE)
+        s = &g->local_inline[i];
+      else if (g->locals)
+        s = &g->locals[i - WEFT__LOCAL_INLINE];
+      else
+        break;
+      void *v = *s;
       if (!v)
         continue;
-      g->locals[i] = NULL;
+      *s = NULL;
       void (*d)(void *) = atomic_load(&dtors[i]);
       if (d) {
         d(v);
@@ -86,6 +107,7 @@ void weft__locals_release(struct weft__g *g) {
   }
   free(g->locals);
   g->locals = NULL;
+  g->locals_set = false;
   g->nopreempt--;
   g->preempt_pending = false;
 }

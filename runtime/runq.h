@@ -73,7 +73,7 @@ static inline struct weft__g *weft__runq_get(struct weft__runq *q) {
 
 /* Owner only: prefetches the descriptor of the thread weft__runq_get
  * would return next: the lines a switch to it reads and writes first
- * (ctx, state).
+ * (ctx, state) and the one of its first locals (local.c).
  * The slot is read racily (a thief may take it): only an address to
  * prefetch, which never faults. */
 static inline void weft__runq_prefetch(struct weft__runq *q) {
@@ -82,6 +82,7 @@ static inline void weft__runq_prefetch(struct weft__runq *q) {
     return;
   struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
   __builtin_prefetch(g, 1);
+  __builtin_prefetch(&g->local_inline, 0);
   __builtin_prefetch(&g->state, 1);
 }
 

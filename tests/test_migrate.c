@@ -235,6 +235,68 @@ Test(migrate, cleared_local_gets_no_destructor) {
   EXPECT_NO_THREAD_FAILURES();
 }
 
+/* Every key a process can have, in green threads that move between the
+ * workers: each thread's value of each key is its own, survives switches,
+ * and gets its destructor called once at exit (the first keys' values
+ * live in the descriptor, the others in an array of their own).  Threads
+ * that set only one of the last keys, or only one of the first, too. */
+#define ALL_THREADS 8
+static weft_local_key all_keys[WEFT_LOCAL_MAX];
+static int nall;
+static atomic_int all_calls[ALL_THREADS][WEFT_LOCAL_MAX];
+static int all_vals[ALL_THREADS][WEFT_LOCAL_MAX];
+
+static void all_dtor(void *v) {
+  int *p = v;
+  int t = (int)(p - &all_vals[0][0]) / WEFT_LOCAL_MAX;
+  int k = (int)(p - &all_vals[0][0]) % WEFT_LOCAL_MAX;
+  atomic_fetch_add(&all_calls[t][k], 1);
+}
+
+static void *set_every_key(void *arg) {
+  int t = (int)(intptr_t)arg;
+  int lo = 0, hi = nall; /* threads 0-5: every key */
+  if (t == 6)
+    lo = nall - 1; /* only the last key */
+  if (t == 7)
+    hi = 1; /* only the first */
+  for (int k = 0; k < nall; k++)
+    TCHECK_EQ(weft_local_get(all_keys[k]), NULL);
+  for (int round = 0; round < 3; round++) {
+    for (int k = lo; k < hi; k++)
+      TCHECK_EQ(weft_local_set(all_keys[k], &all_vals[t][k]), 0);
+    weft_yield();
+    for (int k = 0; k < nall; k++)
+      TCHECK_EQ(weft_local_get(all_keys[k]),
+                k >= lo && k < hi ? &all_vals[t][k] : NULL);
+  }
+  return NULL;
+}
+
+Test(migrate, every_key_is_per_thread_with_its_destructor) {
+  while (nall < WEFT_LOCAL_MAX &&
+         weft_local_create(&all_keys[nall], all_dtor) == 0)
+    nall++;
+  cr_assert_gt(nall, 8, "only %d keys", nall);
+  /* Two rounds: the second's threads reuse the first's descriptors. */
+  for (int pass = 0; pass < 2; pass++) {
+    memset(all_calls, 0, sizeof all_calls);
+    weft_gthread t[ALL_THREADS];
+    for (int i = 0; i < ALL_THREADS; i++)
+      t[i] = h_spawn(set_every_key, (void *)(intptr_t)i);
+    for (int i = 0; i < ALL_THREADS; i++)
+      h_join(t[i]);
+    for (int i = 0; i < ALL_THREADS; i++) {
+      int lo = i == 6 ? nall - 1 : 0, hi = i == 7 ? 1 : nall;
+      for (int k = 0; k < nall; k++)
+        cr_expect_eq(atomic_load(&all_calls[i][k]), k >= lo && k < hi,
+                     "pass %d, thread %d, key %d: destructor ran %d times",
+                     pass, i, k, atomic_load(&all_calls[i][k]));
+    }
+  }
+  EXPECT_NO_THREAD_FAILURES();
+}
+
 /* ------------------------------------------------------------------------ */
 /* Keys                                                                     */
 /* ------------------------------------------------------------------------ */
