@@ -549,7 +549,10 @@ typedef struct weft_local_key {
  * from worker to worker, unlike C thread-locals.  Outside green threads,
  * each kernel thread has its own values.  When a green thread exits, dtor
  * (may be NULL) runs on each of its non-NULL values.  Keys are never freed:
- * at most WEFT_LOCAL_MAX in a process.
+ * at most WEFT_LOCAL_MAX in a process.  The first 4 keys made cost nothing
+ * per thread (their values live in the thread's descriptor, and a get is
+ * one load); a thread that sets a value of a later key gets an array for
+ * all of those (about 1 KiB), hence -ENOMEM.
  *
  * Returns 0 (weft_local_create, weft_local_set), or the caller's value
  * (weft_local_get: NULL if not set, or for a key that was not created).
@@ -557,7 +560,8 @@ typedef struct weft_local_key {
  * Errors:
  *  -EAGAIN  weft_local_create: all WEFT_LOCAL_MAX keys are in use.
  *  -EINVAL  weft_local_set: a key that was not created.
- *  -ENOMEM  weft_local_set: no memory for the thread's values.
+ *  -ENOMEM  weft_local_set: no memory for the thread's values (a key
+ *           after the first 4).
  */
 WEFT_EXTERN int weft_local_create(weft_local_key *key, void (*dtor)(void *));
 WEFT_EXTERN int weft_local_set(weft_local_key key, void *value);
