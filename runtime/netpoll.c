@@ -294,10 +294,7 @@ void weft__pd_close(struct weft__pd *pd, int fd) {
   weft__spin_unlock(&pd->lk);
 }
 
-/* One event of the back end: fd's descriptor, if it is still the
- * generation the event was registered for, turns readable (rd), writable
- * (wr) or hung up (hup).  Returns the threads woken (netpoll_epoll.c calls
- * it between weft__batch_begin and weft__batch_end). */
+/* netpoll.h; a batch's deliveries go through it (netpoll_epoll.c). */
 void weft__pd_prefetch(uint64_t key, bool waiter) {
   struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
   if (!pd)
@@ -308,13 +305,21 @@ void weft__pd_prefetch(uint64_t key, bool waiter) {
     return;
   }
   /* Read without pd->lk: only an address to prefetch, which never faults,
-   * whatever became of the entry meanwhile. */
+   * whatever became of the entry meanwhile.  Not under TSan: the head is
+   * written under pd->lk with plain stores, so the read would be reported,
+   * and a prefetch changes nothing TSan checks. */
+#if !WEFT_TSAN
   struct weft__wq_entry *e =
       __atomic_load_n(&pd->q[WEFT__PD_READ].head, __ATOMIC_RELAXED);
   if (e)
     __builtin_prefetch(e, 1);
+#endif
 }
 
+/* One event of the back end: fd's descriptor, if it is still the
+ * generation the event was registered for, turns readable (rd), writable
+ * (wr) or hung up (hup).  Returns the threads woken (netpoll_epoll.c calls
+ * it between weft__batch_begin and weft__batch_end). */
 int weft__pd_event(uint64_t key, bool rd, bool wr, bool hup) {
   struct weft__pd *pd = weft__pd_of((int)(uint32_t)key, false);
   int woken = 0;

@@ -73,14 +73,16 @@ static inline struct weft__g *weft__runq_get(struct weft__runq *q) {
 
 /* Owner only: prefetches the descriptor of the thread weft__runq_get
  * would return next: the lines a switch to it reads and writes first
- * (ctx, state) and the one of its first locals (local.c).
- * The slot is read racily (a thief may take it): only an address to
- * prefetch, which never faults. */
+ * (ctx, state) and the one of its first locals (local.c).  The slot is
+ * read racily (a thief may take it): only an address to prefetch, which
+ * never faults. */
 static inline void weft__runq_prefetch(struct weft__runq *q) {
   uint32_t h = ld_relaxed(&q->head);
   if (ld_relaxed(&q->tail) == h)
     return;
   struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
+  if (!g)
+    return;
   __builtin_prefetch(g, 1);
   __builtin_prefetch(&g->local_inline, 0);
   __builtin_prefetch(&g->state, 1);
