@@ -794,6 +794,10 @@ else
 	    "the servers' processes in /proc, in clock ticks"
 fi
 note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
+[ "$mode" = full ] && note "warm-up: weft's green HTTP and KV servers," \
+    "nginx, redis-server and the KV floors get a short unmeasured load of" \
+    "the same kind (wrk -c100 for 1 s; 5,000 SETs and GETs) before their" \
+    "first measured one"
 
 # ---- Warm-up -----------------------------------------------------------
 # In full mode the servers behind the report's targets (weft's green HTTP
