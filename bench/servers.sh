@@ -937,9 +937,9 @@ EOF
 	# http.*.green is the first configuration (--workers 2), chosen before
 	# the run: picking the faster of two afterwards picked on noise (their
 	# medians at -c100 were within 2% in most runs) and took the tail of
-	# whichever won, --procs 2 with the kernel's uneven split of 1,000
-	# connections between its processes included.  The next one stands
-	# in only when it stalled (a stalled figure reads as 0 here).
+	# whichever won (--procs 2 once had a 36 ms round at -c1000 where
+	# --workers 2 had 12 ms).  The next one stands in only when the first
+	# stalled (a stalled figure reads as 0 here).
 	best=
 	for key in $(printf '%s\n' "$configs" | sed 's/:.*//'); do
 		r=$(awk -v n="http.rps.green.$key" -F'\t' '$1 == n { v = $2 }
