@@ -49,6 +49,12 @@ extern struct srv_options srv_opt;
  * handler); srv_stopping() reads it. */
 extern atomic_int srv_stop_flag;
 
+/* Kernel-thread mode takes SIGINT and SIGTERM synchronously: the calling
+ * thread (the first, before it starts any other) blocks them, every
+ * thread it starts inherits that, and srv_accept_loop collects one that
+ * is pending (sigtimedwait) and sets srv_stop_flag.  See srv.c. */
+void srv_stop_signals_sync(void);
+
 /* A line on stderr: "NAME: ...", or "NAME[i]: ..." in worker process i. */
 __attribute__((format(printf, 1, 2))) void srv_say(const char *fmt, ...);
 

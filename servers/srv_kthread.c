@@ -116,6 +116,7 @@ int srv_run_kthread(int lfd) {
   pthread_attr_t attr;
   size_t left;
 
+  srv_stop_signals_sync(); /* before any thread starts: see srv.c */
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&kt.idle, &ca);
