@@ -126,13 +126,14 @@ static int deliver(struct weft__worker *w, int nev) {
   weft__stat_inc(&w->st.polls);
   /* Threads woken together go to the tail of the queue, in order. */
   weft__batch_begin(w);
+  /* (BREAK_KEY names fd -1, which has no descriptor: nothing to
+   * prefetch.) */
   for (int i = 0; i < nev && i < PREFETCH_PD; i++)
-    if (ev[i].data.u64 != BREAK_KEY)
-      weft__pd_prefetch(ev[i].data.u64, false);
+    weft__pd_prefetch(ev[i].data.u64, false);
   for (int i = 0; i < nev; i++) {
-    if (i + PREFETCH_PD < nev && ev[i + PREFETCH_PD].data.u64 != BREAK_KEY)
+    if (i + PREFETCH_PD < nev)
       weft__pd_prefetch(ev[i + PREFETCH_PD].data.u64, false);
-    if (i + PREFETCH_W < nev && ev[i + PREFETCH_W].data.u64 != BREAK_KEY)
+    if (i + PREFETCH_W < nev)
       weft__pd_prefetch(ev[i + PREFETCH_W].data.u64, true);
     uint64_t key = ev[i].data.u64;
     if (key == BREAK_KEY) {
