@@ -147,7 +147,7 @@ static void post_exit(weft__post *p) {
 static void g_finish(struct weft__g *g, void *result) {
   g->result = result;
   weft__deadline_exit(g);
-  if (g->locals_set)
+  if (weft__locals_held(g))
     weft__locals_release(g);
 }
 

@@ -59,7 +59,6 @@ struct weft__g {
    * others in locals, allocated on the first set of one of them. */
   void **locals;
   void *local_inline[WEFT__LOCAL_INLINE];
-  bool locals_set; /* a value was ever set: its exit releases them */
   char *base;             /* stack mapping: guard at base */
   size_t size;            /* usable stack size */
   void *asan_fake;        /* ASan fake-stack handle across switches */
@@ -105,5 +104,13 @@ struct weft__g *weft__g_of_stack(void *base, size_t size);
 
 /* Frees the green-thread-local values of g (running their destructors). */
 void weft__locals_release(struct weft__g *g);
+
+/* Whether g holds green-thread-local values to release at its exit. */
+static inline bool weft__locals_held(const struct weft__g *g) {
+  void *any = g->locals;
+  for (int i = 0; i < WEFT__LOCAL_INLINE; i++)
+    any = (void *)((uintptr_t)any | (uintptr_t)g->local_inline[i]);
+  return any != NULL;
+}
 
 #endif /* WEFT_GTHREAD_H */

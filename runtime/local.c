@@ -62,9 +62,6 @@ int weft_local_set(weft_local_key key, void *value) {
   if (!s)
     return err;
   *s = value;
-  struct weft__g *g = weft__g_cur();
-  if (g)
-    g->locals_set = true;
   return 0;
 }
 
@@ -107,7 +104,6 @@ void weft__locals_release(struct weft__g *g) {
   }
   free(g->locals);
   g->locals = NULL;
-  g->locals_set = false;
   g->nopreempt--;
   g->preempt_pending = false;
 }
