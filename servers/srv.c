@@ -102,24 +102,20 @@ static void install_stop_handlers(void) {
  * process until the accept loop takes it: 0 failures in 46.
  */
 static bool stop_sync;
+static sigset_t stop_set; /* SIGINT and SIGTERM, once stop_sync */
 
 void srv_stop_signals_sync(void) {
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &s, NULL);
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
   stop_sync = true;
 }
 
 /* A pending SIGINT or SIGTERM, taken (accept loop, stop_sync only). */
 static void collect_stop_signal(void) {
-  sigset_t s;
   struct timespec now = {0, 0};
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  if (sigtimedwait(&s, NULL, &now) > 0)
+  if (sigtimedwait(&stop_set, NULL, &now) > 0)
     atomic_store_explicit(&srv_stop_flag, 1, memory_order_relaxed);
 }
 
