@@ -56,20 +56,7 @@ static inline bool weft__runq_put(struct weft__runq *q, struct weft__g *g,
   return weft__runq_put_slow(q, g, gq);
 }
 
-/* Prefetches the lines a switch to g reads and writes first (ctx,
- * state) and the one of its first locals (local.c).  g may be stale or
- * NULL: a prefetch never faults. */
-static inline void weft__g_prefetch(struct weft__g *g) {
-  if (!g)
-    return;
-  __builtin_prefetch(g, 1);
-  __builtin_prefetch(&g->local_inline, 0);
-  __builtin_prefetch(&g->state, 1);
-}
-
-/* Owner only.  Also prefetches the descriptor of the thread behind the one
- * it returns, likely the next to run here; that slot is read racily (a
- * thief may take it), only for an address to prefetch. */
+/* Owner only. */
 static inline struct weft__g *weft__runq_get(struct weft__runq *q) {
   for (;;) {
     uint32_t h = ld_acquire(&q->head);
@@ -79,13 +66,26 @@ static inline struct weft__g *weft__runq_get(struct weft__runq *q) {
     struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
     /* CAS-release against thieves, who CAS the same head */
     if (WEFT_LIKELY(atomic_compare_exchange_weak_explicit(
-            &q->head, &h, h + 1, memory_order_release,
-            memory_order_relaxed))) {
-      if (t - h > 1)
-        weft__g_prefetch(ld_relaxed(&q->buf[(h + 1) % WEFT__RUNQ_SIZE]));
+            &q->head, &h, h + 1, memory_order_release, memory_order_relaxed)))
       return g;
-    }
   }
+}
+
+/* Owner only: prefetches the descriptor of the thread weft__runq_get
+ * would return next: the lines a switch to it reads and writes first
+ * (ctx, state) and the one of its first locals (local.c).  The slot is
+ * read racily (a thief may take it): only an address to prefetch, which
+ * never faults. */
+static inline void weft__runq_prefetch(struct weft__runq *q) {
+  uint32_t h = ld_relaxed(&q->head);
+  if (ld_relaxed(&q->tail) == h)
+    return;
+  struct weft__g *g = ld_relaxed(&q->buf[h % WEFT__RUNQ_SIZE]);
+  if (!g)
+    return;
+  __builtin_prefetch(g, 1);
+  __builtin_prefetch(&g->local_inline, 0);
+  __builtin_prefetch(&g->state, 1);
 }
 
 static inline uint32_t weft__runq_len(struct weft__runq *q) {

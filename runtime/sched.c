@@ -455,8 +455,10 @@ static WEFT_INLINE struct weft__g *pick_local(struct weft__worker *w) {
     return g;
   }
   w->runnext_streak = 0;
-  if ((g = weft__runq_get(&w->q)))
+  if ((g = weft__runq_get(&w->q))) {
+    weft__runq_prefetch(&w->q);
     return g;
+  }
   if ((g = take_next(w)))
     return g;
   if ((g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4)))
