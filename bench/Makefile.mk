@@ -118,6 +118,9 @@ bench-quick: all
 # library of git revision REV, built apart in bench/ab-base (plain
 # configure), against this build's, the bench programs in turns with each
 # (bench/ab.sh): what a change did to every figure, measured within one run.
+# (ab.sh's own default; named here so that AB_PROGRAMS alone is not taken
+# for the rounds.)
+AB_ROUNDS = 5
 bench-ab: all
 	@test -n "$(BASE)" || { echo "usage: make bench-ab BASE=<git revision>" >&2; exit 2; }
 	rm -rf bench/ab-base && $(MKDIR_P) bench/ab-base
