@@ -156,11 +156,12 @@ bench_mget_stall_SOURCES = bench/mget_stall.c
 bench_mget_stall_CPPFLAGS = $(bench_cppflags)
 bench_mget_stall_LDADD = $(PTHREAD_LIBS)
 
-# The floor of the KV load (kv.*.floor): plain epoll, no weft, no store.
-noinst_PROGRAMS += bench/resp_floor
-bench_resp_floor_SOURCES = bench/ref/resp_floor.c bench/ref/floor_frame.h
-bench_resp_floor_CPPFLAGS = $(bench_cppflags)
-bench_resp_floor_LDADD =
+# The floor of the KV and HTTP loads (kv.*.floor, http.*.floor): plain
+# epoll, no weft, no store.
+noinst_PROGRAMS += bench/epoll_floor
+bench_epoll_floor_SOURCES = bench/ref/epoll_floor.c bench/ref/floor_frame.h
+bench_epoll_floor_CPPFLAGS = $(bench_cppflags)
+bench_epoll_floor_LDADD =
 
 # The same with io_uring (kv.*.floor.uring, http.*.floor.uring), when
 # liburing is installed.

@@ -14,6 +14,8 @@
 #               medians with their samples, counts stalled and retried
 #               rounds, writes an n/a once; the report gives a server
 #               target's ratio in each round beside that of the medians.
+#   floors      a CPU target's row gives the floors' ratios over the same
+#               reference in the same run, leaving out those not measured.
 #   bench/yield a sample failed once is retried and the figure is there; a
 #               sample failed twice leaves the median of the others and a
 #               #stalled line, exit 0; every sample failed twice: exit 1.
@@ -225,6 +227,23 @@ run_report rounds
 has "$md" '^\| kv\.p99\.green <= 1x kv\.p99\.redis .*\| 0\.70x \(700 .s / 1\.00 ms; rounds 0\.90x, 0\.50x, 1\.40x\) \| PASS \|$'
 # Not for figures of one run.
 hasnt "$tmp/plain/REPORT.md" 'rounds [0-9]'
+
+# 6. Floors: a CPU target's row gives the floors measured in the same run
+#    over the same reference (ratios.txt's sixth field); a floor with no
+#    figure (n/a) is left out, and so are the references of other rows.
+what=floors
+mkdir "$tmp/floors"
+grep -Ev '^http\.cpu_us\.(floor|floor\.uring|nginx)	' "$tmp/base.tsv" \
+    >"$tmp/floors/latest.tsv"
+{
+	printf 'http.cpu_us.nginx\t8\tus\n'
+	printf 'http.cpu_us.floor\t6.8\tus\n'
+	printf 'http.cpu_us.floor.uring\tn/a\tus\tno liburing\n'
+} >>"$tmp/floors/latest.tsv"
+run_report floors
+has "$md" '^\| http\.cpu_us\.green <= 0\.8x http\.cpu_us\.nginx \| 6\.2x \(50\.0 .s / 8\.00 .s; in this run epoll floor 0\.85x\) \| \*\*MISS\*\* \|$'
+has "$md" '^\| kv\.cpu_us\.green <= 0\.8x kv\.cpu_us\.redis \| 0\.5x \(50\.0 .s / 100\.0 .s; in this run epoll floor 1\.00x, io_uring floor 1\.00x\) \| PASS \|$'
+hasnt "$md" '^\| (switch|alive|msg)\..*in this run'
 
 # ---- a real program, failures injected -------------------------------------
 what='yield, one failure'

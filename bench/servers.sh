@@ -18,12 +18,12 @@
 #          http.*.green, and --procs 2 --workers 1 in full mode, as
 #          http.*.green.p2), kthread, process; and
 #          nginx, 2 worker processes, a fixed "hello\n" body, access_log off;
-#          and the io_uring floor, bench/ref/uring_floor.c (one thread, a
-#          fixed answer), at -c100.
+#          and the floors, bench/ref/epoll_floor.c and
+#          bench/ref/uring_floor.c (one thread, a fixed answer), at -c100.
 #   KV     redis-benchmark -t set,get -c 50, without and with -P 16:
 #          servers/kv --mode green --workers 2 (kthread and process without
 #          -P 16), and redis-server --save '' --appendonly no; and the
-#          floors, bench/ref/resp_floor.c (plain epoll, no store) and
+#          floors, bench/ref/epoll_floor.c (plain epoll, no store) and
 #          bench/ref/uring_floor.c (io_uring, no store).
 #   Stall  bench/mget_stall: the worst PING beside a 160 MiB MGET (40 MiB in
 #          quick mode) on servers/kv --mode green --workers 1 (kthread in
@@ -753,7 +753,10 @@ run_nginx() {
 	    -g 'daemon off;'
 }
 run_floor() {
-	launch floor "$builddir/bench/resp_floor" "$port"
+	launch floor "$builddir/bench/epoll_floor" resp "$port"
+}
+run_floor_http() {
+	launch http.floor "$builddir/bench/epoll_floor" http "$port"
 }
 run_uring_kv() {
 	launch floor.uring "$builddir/bench/uring_floor" resp "$port"
@@ -773,6 +776,20 @@ kv_ref() {
 		note "$4"
 	else
 		na_set kv "$3 did not start" "$1" "$1.p16"
+	fi
+}
+# http_floor NAME FUNCTION PROGRAM NOTE...: a floor (started by FUNCTION)
+# under the HTTP load at -c100: http.*.NAME, n/a if PROGRAM did not start.
+http_floor() {
+	f_name=$1 f_start=$2 f_prog=$3
+	shift 3
+	if start_ref "http.$f_name" "$f_start"; then
+		warm_http
+		try "http.$f_name" wrk_run "$f_name" 100 "$wrk_s"
+		stop_ref "http.$f_name"
+		note "$*"
+	else
+		na_set http "$f_prog did not start" "$f_name"
 	fi
 }
 run_redis() {
@@ -795,13 +812,13 @@ else
 fi
 note "load generators and servers share this machine's $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 [ "$mode" = full ] && note "warm-up: weft's green HTTP and KV servers," \
-    "nginx, redis-server and the KV floors get a short unmeasured load of" \
+    "nginx, redis-server and the floors get a short unmeasured load of" \
     "the same kind (wrk -c100 for 1 s; 5,000 SETs and GETs) before their" \
     "first measured one"
 
 # ---- Warm-up -----------------------------------------------------------
 # In full mode the servers behind the report's targets (weft's green HTTP
-# and KV servers, nginx, redis-server) and the KV floors get a short load
+# and KV servers, nginx, redis-server) and the floors get a short load
 # of the same kind before their measured ones, its figures discarded.
 # The first requests on a fresh server pay for what it sets up once (a
 # green server maps and faults in a stack per new connection), and in the
@@ -984,23 +1001,26 @@ EOF
 			stop_demo "http.$m"
 		fi
 	done
-	# Below any real server: the io_uring floor (bench/ref/uring_floor.c),
-	# a fixed answer to every request.
+	# Below any real server, a fixed answer to every request: the epoll
+	# floor (bench/ref/epoll_floor.c: a read and a write per request, as
+	# nginx and servers/http make) and the io_uring floor
+	# (bench/ref/uring_floor.c: no read calls, one call for a batch of
+	# sends).
+	http_floor floor run_floor_http epoll_floor \
+	    "http floor: bench/ref/epoll_floor.c, one epoll thread, a fixed" \
+	    "200 to every request"
 	if [ ! -x "$builddir/bench/uring_floor" ]; then
 		na_set http "bench/uring_floor is not built (no liburing)" \
 		    floor.uring
-	elif start_ref http.floor.uring run_uring_http; then
-		try http.floor.uring wrk_run floor.uring 100 "$wrk_s"
-		stop_ref http.floor.uring
-		note "http floor.uring: bench/ref/uring_floor.c, one io_uring" \
-		    "thread, a fixed 200 to every request"
 	else
-		na_set http "uring_floor did not start" floor.uring
+		http_floor floor.uring run_uring_http uring_floor \
+		    "http floor.uring: bench/ref/uring_floor.c, one io_uring" \
+		    "thread, a fixed 200 to every request"
 	fi
 else
 	note "wrk is not installed: HTTP rows skipped"
 	why="wrk is not installed"
-	na_set http "$why" green kthread process nginx floor.uring
+	na_set http "$why" green kthread process nginx floor floor.uring
 	[ "$mode" = full ] && na_set http "$why" green.c1000 kthread.c1000 \
 	    process.c1000 nginx.c1000 green.w2 green.p2
 	[ "$mode" = quick ] && na_set http "$why" green.w2
@@ -1040,9 +1060,9 @@ if have redis-benchmark; then
 		fi
 	done
 	# The floor: what one read and one write per request cost a server
-	# that does nothing else (bench/ref/resp_floor.c).
-	kv_ref floor run_floor resp_floor \
-	    "kv floor: bench/ref/resp_floor.c, one epoll thread, no store"
+	# that does nothing else (bench/ref/epoll_floor.c).
+	kv_ref floor run_floor epoll_floor \
+	    "kv floor: bench/ref/epoll_floor.c, one epoll thread, no store"
 	# The same with io_uring: no read calls, and one call for a
 	# batch of writes (bench/ref/uring_floor.c).
 	if [ ! -x "$builddir/bench/uring_floor" ]; then

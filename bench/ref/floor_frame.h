@@ -1,11 +1,21 @@
 /*
- * floor_frame.h - what the floor servers (resp_floor.c, uring_floor.c)
- * look at in a request stream: where each request ends, and nothing else.
+ * floor_frame.h - what the floor servers (epoll_floor.c, uring_floor.c)
+ * look at in a request stream: where each request ends, and nothing else;
+ * and the one answer they give to every request.
  */
 #ifndef FLOOR_FRAME_H
 #define FLOOR_FRAME_H
 
 #include <stddef.h>
+
+/* The answers: to a Redis command, and to an HTTP request (what nginx
+ * answers in the bench: a 200 with "hello\n"). */
+static const char floor_resp_ok[] = "+OK\r\n";
+static const char floor_http_ok[] = "HTTP/1.1 200 OK\r\n"
+                                    "Content-Type: text/plain\r\n"
+                                    "Content-Length: 6\r\n"
+                                    "\r\n"
+                                    "hello\n";
 
 /* Where a connection is in its current request. */
 struct conn {

@@ -8,7 +8,7 @@
  * arrived (floor_frame.h) it queues one send of a fixed answer ("+OK\r\n",
  * or a 200 with "hello\n"), and the sends of a whole batch of completions
  * go to the kernel in the one io_uring_enter that also waits for the next
- * batch.  resp_floor.c makes a read and a write system call per readable
+ * batch.  epoll_floor.c makes a read and a write system call per readable
  * connection instead; the two together show what readiness (epoll)
  * against completion (io_uring) costs this machine per request, below
  * any real server.
@@ -47,13 +47,6 @@ static bool http;
 static struct io_uring ring;
 static struct io_uring_buf_ring *bufring;
 static char *bufs;
-
-static const char resp_ok[] = "+OK\r\n";
-static const char http_ok[] = "HTTP/1.1 200 OK\r\n"
-                              "Content-Type: text/plain\r\n"
-                              "Content-Length: 6\r\n"
-                              "\r\n"
-                              "hello\n";
 
 static void on_term(int sig) {
   (void)sig;
@@ -113,7 +106,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   http = strcmp(argv[1], "http") == 0;
-  const char *a1 = http ? http_ok : resp_ok;
+  const char *a1 = http ? floor_http_ok : floor_resp_ok;
   answer_len = strlen(a1);
   for (size_t i = 0; i + answer_len <= OUTSZ; i += answer_len)
     memcpy(answers + i, a1, answer_len);
