@@ -205,10 +205,14 @@ function rounds(a, b, near1,    ka, kb, va, vb, i, s) {
 }
 # The references a target's ratio is read against, measured in the same
 # run over the same denominator (ratios.txt's sixth field, "what:figure"
-# pairs split by commas): "; in this run epoll floor 0.86x, io_uring
-# floor 0.59x".  A target below what a server that does nothing reaches
-# asks for less than nothing: the reader sees it in the row.
-function beside(list, den,    k, p, i, j, s, nm) {
+# pairs split by commas), with their ratio in each round when they were
+# measured in rounds: "; in this run epoll floor 0.86x, io_uring floor
+# 0.59x", "; in this run nginx started again 0.97x (rounds 1.13x, 0.82x,
+# 0.97x)".  A target below what a server that does nothing reaches asks
+# for less than nothing, and a gap smaller than the reference's distance
+# from itself is one this run cannot tell from noise: the reader sees
+# both in the row.
+function beside(list, den,    k, p, i, j, s, nm, rr) {
 	if (list == "" || !has(den) || num(val[den]) == 0) return ""
 	k = split(list, p, ",")
 	s = ""
@@ -216,8 +220,10 @@ function beside(list, den,    k, p, i, j, s, nm) {
 		j = index(p[i], ":")
 		nm = substr(p[i], j + 1)
 		if (!j || !has(nm)) continue
+		rr = rounds(nm, den, 1)
 		s = s (s == "" ? "; in this run " : ", ") substr(p[i], 1, j - 1) \
-		    " " sprintf("%.2fx", num(val[nm]) / num(val[den]))
+		    " " sprintf("%.2fx", num(val[nm]) / num(val[den])) \
+		    (rr == "" ? "" : " (" substr(rr, 3) ")")
 	}
 	return s
 }
@@ -672,6 +678,9 @@ END {
 		srow(ld, "servers/http", "kthread", "http", "kthread" sx, ref)
 		srow(ld, "servers/http", "process", "http", "process" sx, ref)
 		srow(ld, "nginx", "2 worker processes", "http", "nginx" sx, ref)
+		if (k == 2)
+			srow(ld, "nginx, started again", "2 worker processes", \
+			    "http", "nginx.again" sx, ref)
 	}
 	srow("HTTP, wrk -c100", "floor (bench/ref/epoll_floor.c)", \
 	    "epoll, one thread", "http", "floor", "http.rps.nginx")
@@ -682,6 +691,8 @@ END {
 	srow(ld, "servers/kv", "kthread", "kv", "kthread", "kv.rps.redis")
 	srow(ld, "servers/kv", "process", "kv", "process", "kv.rps.redis")
 	srow(ld, "redis-server", "one thread", "kv", "redis", "kv.rps.redis")
+	srow(ld, "redis-server, started again", "one thread", "kv", \
+	    "redis.again", "kv.rps.redis")
 	srow(ld, "floor (bench/ref/epoll_floor.c)", "epoll, one thread", "kv", \
 	    "floor", "kv.rps.redis")
 	srow(ld, "floor (bench/ref/uring_floor.c)", "io_uring, one thread", \

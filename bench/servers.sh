@@ -793,6 +793,7 @@ http_floor() {
 	fi
 }
 run_redis() {
+	mkdir -p "$tmp/redis"
 	launch redis redis-server --port "$port" --bind 127.0.0.1 --save '' \
 	    --appendonly no --dir "$tmp/redis" --daemonize no
 }
@@ -849,9 +850,17 @@ warm_kv() {
 # on two shared CPUs can move a p99 by a third, and a drift of the machine
 # over the minutes of the run falls on both sides alike.
 #
-# in_rounds NAME FIRST SECOND: runs the functions FIRST and SECOND (each
-# starts its servers, loads them and stops them), in turns, $rounds times,
-# and appends the merged figures to $tsv.
+#
+# In full mode each round also starts the reference a second time, under
+# the load of the tail-latency target (nginx at -c1000, redis-server at
+# -P1): the ratio of the reference to itself, round by round, is how far
+# this machine moves a verdict with no change at all, and the report
+# gives it beside the target's.
+#
+# in_rounds NAME FIRST SECOND [THIRD]: runs the functions FIRST, SECOND
+# and THIRD (each starts its servers, loads them and stops them), in
+# turns, $rounds times (THIRD, SECOND, FIRST every other round), and
+# appends the merged figures to $tsv.
 in_rounds() {
 	r_main=$tsv
 	r_files=
@@ -864,7 +873,9 @@ in_rounds() {
 		if [ $((r % 2)) = 1 ]; then
 			"$2"
 			"$3"
+			[ -n "$4" ] && "$4"
 		else
+			[ -n "$4" ] && "$4"
 			"$3"
 			"$2"
 		fi
@@ -916,6 +927,21 @@ http_nginx() {
 	fi
 }
 
+# nginx started again, at -c1000 only (full mode): see in_rounds.
+http_nginx_again() {
+	[ -n "$wrk_big_s" ] || return 0
+	if [ -z "$ngx" ]; then
+		na_set http "nginx is not installed" nginx.again.c1000
+	elif start_ref nginx.again run_nginx; then
+		warm_http
+		try http.nginx.again.c1000 wrk_run nginx.again.c1000 1000 \
+		    "$wrk_big_s"
+		stop_ref nginx.again
+	else
+		na_set http "nginx did not start" nginx.again.c1000
+	fi
+}
+
 if have wrk; then
 	say "http: servers/http and nginx under wrk"
 	configs='w2:--workers 2'
@@ -950,7 +976,10 @@ http {
 }
 EOF
 	fi
-	in_rounds http http_green http_nginx
+	in_rounds http http_green http_nginx http_nginx_again
+	[ -n "$ngx" ] && [ -n "$wrk_big_s" ] &&
+	    note "nginx.again: nginx started a second time in each round," \
+		"at -c1000: the reference against itself"
 	# http.*.green is the first configuration (--workers 2), chosen before
 	# the run: picking the faster of two afterwards picked on noise (their
 	# medians at -c100 were within 2% in most runs) and took the tail of
@@ -1022,7 +1051,7 @@ else
 	why="wrk is not installed"
 	na_set http "$why" green kthread process nginx floor floor.uring
 	[ "$mode" = full ] && na_set http "$why" green.c1000 kthread.c1000 \
-	    process.c1000 nginx.c1000 green.w2 green.p2
+	    process.c1000 nginx.c1000 nginx.again.c1000 green.w2 green.p2
 	[ "$mode" = quick ] && na_set http "$why" green.w2
 	na http.green.procs procs "$why"
 	na http.green.workers workers "$why"
@@ -1040,7 +1069,6 @@ kv_green() {
 }
 kv_redis() {
 	if have redis-server; then
-		mkdir -p "$tmp/redis"
 		kv_ref redis run_redis redis-server \
 		    "redis-server: one thread, --save '' --appendonly no"
 	else
@@ -1048,9 +1076,25 @@ kv_redis() {
 		na_set kv "redis-server is not installed" redis redis.p16
 	fi
 }
+# redis-server started again, at -P1 only (full mode): see in_rounds.
+kv_redis_again() {
+	[ "$mode" = full ] || return 0
+	if ! have redis-server; then
+		na_set kv "redis-server is not installed" redis.again
+	elif start_ref redis.again run_redis; then
+		warm_kv
+		try kv.redis.again kv_run redis.again
+		stop_ref redis.again
+	else
+		na_set kv "redis-server did not start" redis.again
+	fi
+}
 if have redis-benchmark; then
 	say "kv: servers/kv and redis-server under redis-benchmark"
-	in_rounds kv kv_green kv_redis
+	in_rounds kv kv_green kv_redis kv_redis_again
+	[ "$mode" = full ] && have redis-server &&
+	    note "redis.again: redis-server started a second time in each" \
+		"round, at -P1: the reference against itself"
 	kmodes='kthread process'
 	[ "$mode" = quick ] && kmodes=
 	for m in $kmodes; do
@@ -1077,7 +1121,7 @@ else
 	na_set kv "redis-benchmark is not installed" green green.p16 redis \
 	    redis.p16 floor floor.p16 floor.uring floor.uring.p16
 	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
-	    kthread process
+	    kthread process redis.again
 fi
 
 # A large reply beside small requests: bench/mget_stall stores $stall_v
