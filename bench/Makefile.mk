@@ -39,7 +39,8 @@ noinst_PROGRAMS += \
 # machine and conn_hold link no library: their empty LDADD keeps them from
 # the global default, which is the tests' (tests/Makefile.mk).
 bench_switch_SOURCES = bench/switch.c $(bench_common) runtime/ctx.h \
-	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c
+	runtime/arch/switch_x86_64_sysv_elf.S runtime/arch/switch_ucontext.c \
+	bench/ref/switch_nofp.S
 bench_switch_CPPFLAGS = $(bench_cppflags)
 bench_switch_LDADD =
 # With Boost.Context installed it is measured too, as a reference

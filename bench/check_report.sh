@@ -15,7 +15,8 @@
 #               rounds, writes an n/a once; the report gives a server
 #               target's ratio in each round beside that of the medians.
 #   floors      a CPU target's row gives the floors' ratios over the same
-#               reference in the same run, leaving out those not measured.
+#               reference in the same run, leaving out those not measured;
+#               the switch's row, the switch without the FP control state.
 #   bench/yield a sample failed once is retried and the figure is there; a
 #               sample failed twice leaves the median of the others and a
 #               #stalled line, exit 0; every sample failed twice: exit 1.
@@ -252,7 +253,8 @@ grep -Ev '^http\.cpu_us\.(floor|floor\.uring|nginx)	' "$tmp/base.tsv" \
 run_report floors
 has "$md" '^\| http\.cpu_us\.green <= 0\.8x http\.cpu_us\.nginx \| 6\.2x \(50\.0 .s / 8\.00 .s; in this run epoll floor 0\.85x\) \| \*\*MISS\*\* \|$'
 has "$md" '^\| kv\.cpu_us\.green <= 0\.8x kv\.cpu_us\.redis \| 0\.5x \(50\.0 .s / 100\.0 .s; in this run epoll floor 1\.00x, io_uring floor 1\.00x\) \| PASS \|$'
-hasnt "$md" '^\| (switch|alive|msg)\..*in this run'
+has "$md" '^\| switch\.asm <= 1x switch\.boost .*; in this run a switch without the FP control state 1\.00x\) \| PASS \|$'
+hasnt "$md" '^\| (alive|msg)\..*in this run'
 
 # ---- a real program, failures injected -------------------------------------
 what='yield, one failure'

@@ -19,6 +19,13 @@
  *   switch.boost     reference, not weft: ns per one-way switch with
  *                    Boost.Context's fcontext (jump_fcontext), the same
  *                    ping-pong; n/a when configure did not find the library
+ *   switch.nofp      reference, not weft: the same ping-pong over a switch
+ *                    that keeps no floating-point control state
+ *                    (bench/ref/switch_nofp.S): what switch.asm and
+ *                    switch.boost pay for the MXCSR and x87 control word
+ *                    that the ABI makes callee-saved (bench/README.md,
+ *                    "The raw switch": on the AMD EPYC of docs/report,
+ *                    STMXCSR alone issues once every 4.2 ns)
  *
  * switch.boost is measured in the same runs, taking turns with the others
  * (asm, boost, ucontext, asm from other sites, ...), and with as many round
@@ -28,6 +35,7 @@
  * so neither pays for an LDMXCSR that changes MXCSR.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -58,15 +66,43 @@ transfer_t jump_fcontext(fcontext_t const to, void *vp);
 fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 #endif
 
+/* The reference switch without the floating-point control state
+ * (bench/ref/switch_nofp.S). */
+void *ref_nofp_switch(weft__ctx *from, weft__ctx to, void *arg);
+void ref_nofp_start(void);
+
+/*
+ * A new context for ref_nofp_switch: the frame its first switch pops (R15,
+ * R14, R13 = data, R12 = entry, RBX, RBP) and returns from, into
+ * ref_nofp_start, above which the stack is 16-byte aligned for the call of
+ * entry, as the ABI wants at a call.
+ */
+static weft__ctx ref_nofp_make(void *lo, void *hi, weft__ctx_entry entry,
+                               void *data) {
+  uintptr_t top = (uintptr_t)hi & ~(uintptr_t)15;
+  void **f = (void **)(top - 8 * sizeof(void *));
+
+  if ((char *)f < (char *)lo)
+    return NULL;
+  f[0] = f[1] = NULL;           /* R15, R14 */
+  f[2] = data;                  /* R13 */
+  f[3] = (void *)(uintptr_t)entry; /* R12 */
+  f[4] = f[5] = NULL;           /* RBX, RBP */
+  f[6] = (void *)(uintptr_t)ref_nofp_start;
+  f[7] = NULL; /* padding: ref_nofp_start runs with RSP = top */
+  return f;
+}
+
 struct backend {
   const char *name;
   weft__ctx (*make)(void *lo, void *hi, weft__ctx_entry entry, void *data);
   void *(*sw)(weft__ctx *from, weft__ctx to, void *arg);
 };
 
-static const struct backend backends[2] = {
+static const struct backend backends[3] = {
     {"switch.asm", weft__ctx_make_asm, weft__ctx_switch_asm},
     {"switch.ucontext", weft__ctx_make_uc, weft__ctx_switch_uc},
+    {"switch.nofp", ref_nofp_make, ref_nofp_switch},
 };
 
 struct pingpong {
@@ -193,7 +229,7 @@ static double fmeasure(long rounds) {
 int main(int argc, char **argv) {
   struct bench_opts o;
   double asm_ns[BENCH_MAX_REPS], uc_ns[BENCH_MAX_REPS];
-  double asym_ns[BENCH_MAX_REPS];
+  double asym_ns[BENCH_MAX_REPS], nofp_ns[BENCH_MAX_REPS];
 #ifdef WEFT_BENCH_BOOST_CONTEXT
   double boost_ns[BENCH_MAX_REPS];
 #endif
@@ -215,6 +251,7 @@ int main(int argc, char **argv) {
     boost_ns[r] = fmeasure(asm_rounds);
 #endif
     uc_ns[r] = measure(&backends[1], uc_rounds, true);
+    nofp_ns[r] = measure(&backends[2], asm_rounds, true);
     asym_ns[r] = measure(&backends[0], asm_rounds, false);
     ratio[r] = uc_ns[r] / asm_ns[r];
   }
@@ -227,6 +264,11 @@ int main(int argc, char **argv) {
   bench_row(&o, "switch.speedup", NULL, ratio, o.reps, "x", "ucontext / asm");
   bench_row(&o, "switch.asm.other_site", NULL, asym_ns, o.reps, "ns",
             "asm, the two sides switching from different call sites");
+  snprintf(note, sizeof(note),
+           "reference, not weft: the same switch without MXCSR and the x87 "
+           "control word, %ld round trips",
+           asm_rounds);
+  bench_row(&o, "switch.nofp", NULL, nofp_ns, o.reps, "ns", note);
 #ifdef WEFT_BENCH_BOOST_CONTEXT
   snprintf(note, sizeof(note),
            "reference, not weft: Boost.Context jump_fcontext, %ld round "
