@@ -276,10 +276,11 @@ has "$tmp/y2.tsv" '^yield\.green	[0-9.e+]+	ns$'
 has "$tmp/y2.tsv" '^#stalled	yield\.green	1 of 2 samples	exited with status 1.*, twice$'
 
 what='yield, every sample failed twice'
-BENCH_FAIL_SAMPLE='yield.green:*:2' bench/yield --quick --reps 2 \
-    --tsv "$tmp/y3.tsv" >"$tmp/y3.out" 2>"$tmp/y3.err"
+BENCH_FAIL_SAMPLE='yield.green:*:2,mutex.turns.green:*:2' bench/yield \
+    --quick --reps 2 --tsv "$tmp/y3.tsv" >"$tmp/y3.out" 2>"$tmp/y3.err"
 status $? 1 # nothing measured: the program cannot run here
 has "$tmp/y3.tsv" '^yield\.green	stalled	ns	2 of 2 samples stalled: '
+has "$tmp/y3.tsv" '^mutex\.turns\.green	stalled	ns	2 of 2 samples stalled: '
 
 what='chan, one figure stalled'
 BENCH_FAIL_SAMPLE='chan.pingpong.green.cross:*:2' bench/chan --quick \

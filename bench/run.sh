@@ -58,7 +58,7 @@ results=$builddir/bench/results
 # 20-40 us, as on some virtual machines).
 programs='machine:the machine: a system call, a page fault, a cache line between CPUs
 switch:raw context switch, asm vs ucontext (and Boost.Context, a reference)
-yield:green thread yield
+yield:green thread yield, and a mutex two green threads take in turns
 chan:channel ping-pong between green threads
 deadline:waits ended by a message, with and without a deadline, 1,000 waiting
 spawn:green thread creation
