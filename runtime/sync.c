@@ -87,15 +87,40 @@ int weft_mutex_trylock(weft_mutex *m) {
   return 0;
 }
 
-/* Contended: spin a little, then queue and park.  Returns 0 once the
- * caller holds the mutex (the caller records itself as the owner). */
+/*
+ * Whether spinning for x can pay: the holder has to be able to unlock it
+ * meanwhile.  While waiters queue (state 2) the unlock hands the mutex to
+ * the first of them, never to a spinner.  And a green thread's spin
+ * holds its worker: while every other worker is idle or looking for
+ * work, no green thread runs elsewhere, so a green holder is queued or
+ * parked, perhaps on this very worker behind the spinner (as Go's
+ * runtime_canSpin reasons).  Two green threads on one worker taking
+ * turns with a mutex, one preempted or yielding while it holds it, each
+ * spun SPIN_TRIES for nothing at every turn: about 1.6 us a lock on a CPU
+ * whose PAUSE takes 25 ns.  A kernel thread spins while the mutex is held
+ * without waiters: its holder may be running anywhere.
+ */
+static bool mutex_can_spin(struct mutex *x) {
+  if (ld_relaxed(&x->state) == 2)
+    return false;
+  if (!weft__tls_w)
+    return true;
+  int n = weft__rt.nworkers;
+  return n > 1 && ld_relaxed(&weft__rt.nidle) +
+                          ld_relaxed(&weft__rt.nspinning) + 1 <
+                      n;
+}
+
+/* Contended: spin a little if that can pay, then queue and park.
+ * Returns 0 once the caller holds the mutex (the caller records itself
+ * as the owner). */
 WEFT_NOINLINE static int mutex_lock_slow(struct mutex *x, uintptr_t me,
                                          int64_t deadline) {
   uint32_t s;
   /* Only the holder itself can have stored its token there. */
   if (WEFT_UNLIKELY(ld_relaxed(&x->owner) == me))
     return -EDEADLK;
-  for (int i = 0; i < SPIN_TRIES; i++) {
+  for (int i = 0; i < SPIN_TRIES && mutex_can_spin(x); i++) {
     weft__cpu_relax();
     s = 0;
     if (ld_relaxed(&x->state) == 0 &&
