@@ -764,32 +764,37 @@ run_uring_kv() {
 run_uring_http() {
 	launch http.floor.uring "$builddir/bench/uring_floor" http "$port"
 }
-# kv_ref NAME FUNCTION PROGRAM NOTE: a reference server (started by
-# FUNCTION, see start_ref) under the KV load, -P1 and -P16: kv.*.NAME and
-# kv.*.NAME.p16, n/a if PROGRAM did not start.
+# kv_ref NAME FUNCTION PROGRAM NOTE [p1]: a reference server (started by
+# FUNCTION, see start_ref) under the KV load, -P1 and -P16 (only -P1 with
+# p1): kv.*.NAME and kv.*.NAME.p16, n/a if PROGRAM did not start.  An
+# empty NOTE writes none.
 kv_ref() {
+	k_p16=yes
+	[ "${5-}" = p1 ] && k_p16=
 	if start_ref "$1" "$2"; then
 		warm_kv
 		try "kv.$1" kv_run "$1"
-		try "kv.$1.p16" kv_run "$1.p16" -P 16
+		[ -n "$k_p16" ] && try "kv.$1.p16" kv_run "$1.p16" -P 16
 		stop_ref "$1"
-		note "$4"
+		[ -n "$4" ] && note "$4"
 	else
-		na_set kv "$3 did not start" "$1" "$1.p16"
+		na_set kv "$3 did not start" "$1" ${k_p16:+"$1.p16"}
 	fi
 }
-# http_floor NAME FUNCTION PROGRAM NOTE...: a floor (started by FUNCTION)
-# under the HTTP load at -c100: http.*.NAME, n/a if PROGRAM did not start.
-http_floor() {
-	f_name=$1 f_start=$2 f_prog=$3
-	shift 3
-	if start_ref "http.$f_name" "$f_start"; then
+# http_ref TAG FUNCTION PROGRAM NAME CONNS SECS [NOTE...]: a reference
+# server (started by FUNCTION as TAG, see start_ref) under the HTTP load
+# with CONNS connections for SECS: http.*.NAME, n/a if PROGRAM did not
+# start.
+http_ref() {
+	h_tag=$1 h_start=$2 h_prog=$3 h_name=$4 h_conns=$5 h_secs=$6
+	shift 6
+	if start_ref "$h_tag" "$h_start"; then
 		warm_http
-		try "http.$f_name" wrk_run "$f_name" 100 "$wrk_s"
-		stop_ref "http.$f_name"
-		note "$*"
+		try "http.$h_name" wrk_run "$h_name" "$h_conns" "$h_secs"
+		stop_ref "$h_tag"
+		[ $# -gt 0 ] && note "$*"
 	else
-		na_set http "$f_prog did not start" "$f_name"
+		na_set http "$h_prog did not start" "$h_name"
 	fi
 }
 run_redis() {
@@ -849,7 +854,6 @@ warm_kv() {
 # writes each figure's median with its samples: one run of a few seconds
 # on two shared CPUs can move a p99 by a third, and a drift of the machine
 # over the minutes of the run falls on both sides alike.
-#
 #
 # In full mode each round also starts the reference a second time, under
 # the load of the tail-latency target (nginx at -c1000, redis-server at
@@ -932,13 +936,9 @@ http_nginx_again() {
 	[ -n "$wrk_big_s" ] || return 0
 	if [ -z "$ngx" ]; then
 		na_set http "nginx is not installed" nginx.again.c1000
-	elif start_ref nginx.again run_nginx; then
-		warm_http
-		try http.nginx.again.c1000 wrk_run nginx.again.c1000 1000 \
-		    "$wrk_big_s"
-		stop_ref nginx.again
 	else
-		na_set http "nginx did not start" nginx.again.c1000
+		http_ref nginx.again run_nginx nginx nginx.again.c1000 1000 \
+		    "$wrk_big_s"
 	fi
 }
 
@@ -1035,15 +1035,15 @@ EOF
 	# nginx and servers/http make) and the io_uring floor
 	# (bench/ref/uring_floor.c: no read calls, one call for a batch of
 	# sends).
-	http_floor floor run_floor_http epoll_floor \
+	http_ref http.floor run_floor_http epoll_floor floor 100 "$wrk_s" \
 	    "http floor: bench/ref/epoll_floor.c, one epoll thread, a fixed" \
 	    "200 to every request"
 	if [ ! -x "$builddir/bench/uring_floor" ]; then
 		na_set http "bench/uring_floor is not built (no liburing)" \
 		    floor.uring
 	else
-		http_floor floor.uring run_uring_http uring_floor \
-		    "http floor.uring: bench/ref/uring_floor.c, one io_uring" \
+		http_ref http.floor.uring run_uring_http uring_floor floor.uring \
+		    100 "$wrk_s" "http floor.uring: bench/ref/uring_floor.c, one io_uring" \
 		    "thread, a fixed 200 to every request"
 	fi
 else
@@ -1081,12 +1081,8 @@ kv_redis_again() {
 	[ "$mode" = full ] || return 0
 	if ! have redis-server; then
 		na_set kv "redis-server is not installed" redis.again
-	elif start_ref redis.again run_redis; then
-		warm_kv
-		try kv.redis.again kv_run redis.again
-		stop_ref redis.again
 	else
-		na_set kv "redis-server did not start" redis.again
+		kv_ref redis.again run_redis redis-server "" p1
 	fi
 }
 if have redis-benchmark; then
