@@ -11,6 +11,14 @@
  * its kernel thread is running or waiting for a futex (a lock): a thread
  * asleep in another system call is not interrupted (see weft.h).
  * Spare kernel threads are started here, before the asks that need them.
+ * A run is timed from the tick that first sees it, so it gets between one
+ * slice and one and a half, but for a run whose start the worker marked
+ * (a preempted thread going on, the first run after the worker was idle:
+ * weft__mark_run), which is timed from that start; the monitor then wakes
+ * when its slice ends, between ticks.  Without the mark, a thread
+ * preempted again and again would run a slice and a half every time:
+ * each of its resumes falls just after the tick that asked for the
+ * preemption before.
  *
  * Hogs.  A green thread that computes for 50 ms holds up every other
  * green thread queued on its worker for 50 ms, unless it is preempted.
@@ -197,9 +205,17 @@ static bool want_preempt(struct weft__worker *w, struct watch *s,
   if (!g || g != s->pg || sw != s->psw) {
     s->pg = g;
     s->psw = sw;
-    s->psince = now;
     s->pcpu = -1;
-    return false;
+    /* A run seen first now began within the last tick; one that is a
+     * preempted thread going on (no switch since) began when it did, and
+     * is timed from then: otherwise a thread preempted again and again
+     * would run a slice and a tick each time, as its every resume falls
+     * just after a tick. */
+    uint64_t rsw = atomic_load_explicit(&w->run_sw, memory_order_acquire);
+    int64_t from = atomic_load_explicit(&w->run_from, memory_order_relaxed);
+    s->psince = g && rsw == sw && from <= now ? from : now;
+    if (now - s->psince + mon.period < mon.slice_ns)
+      return false;
   }
   /* The clock is read from the tick before the slice is up on, so that
    * the ask has a tick's worth to compare. */
@@ -237,11 +253,13 @@ static void *monitor_main(void *arg) {
   int64_t limit = mon.threshold_ns;
   bool busy = true;
   int nask, *ask = mon.ask;
+  int64_t due = INT64_MAX; /* the next slice to end between ticks */
   while (!ld_acquire(&mon.stop)) {
-    weft__futex_wait(&mon.stop, 0,
-                     weft__now() + (busy ? period : idle_period));
+    int64_t wake = weft__now() + (busy ? period : idle_period);
+    weft__futex_wait(&mon.stop, 0, due < wake ? due : wake);
     int64_t now = weft__now();
     busy = false;
+    due = INT64_MAX;
     nask = 0;
     for (int i = 0; i < mon.n; i++) {
       struct weft__worker *w = weft__rt.w[i];
@@ -254,6 +272,9 @@ static void *monitor_main(void *arg) {
         ask[nask++] = i;
         s->psince = now - mon.slice_ns + period; /* again next tick */
         s->asked = true;
+      } else if (mon.slice_ns && g && s->psince + mon.slice_ns > now &&
+                 s->psince + mon.slice_ns < due) {
+        due = s->psince + mon.slice_ns; /* checked then, not a tick late */
       }
       if (!limit)
         continue;

@@ -313,6 +313,7 @@ static void preempt(struct weft__kt *kt, struct weft__worker *w,
     weft__sched_abandon_held(kt); /* the runtime stopped: never returns */
   g->held_by = NULL;
   weft__kt_take(kt, nw); /* its running thread is g (resume_stub) */
+  weft__mark_run(nw, 0); /* its next slice starts now */
 }
 
 static void on_urg(int sig, siginfo_t *si, void *uc) {

@@ -583,8 +583,10 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       }
     }
 
-    if (watch_globq(w))
+    if (watch_globq(w)) {
+      weft__mark_run(w, 1);
       continue;
+    }
 
     /* Park: stop spinning, publish ourselves as idle, then look once
      * more.  From here on w->spinning is written by a waker, under
@@ -633,6 +635,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       if (ld_acquire(&weft__rt.state) != WEFT__RT_RUNNING)
         break;
     }
+    weft__mark_run(w, 1);
     /* If a waker chose us, it set w->spinning and counted us. */
   }
 }

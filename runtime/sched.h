@@ -67,6 +67,18 @@ void weft__sched_preempted(struct weft__worker *w, struct weft__g *g, char *lo,
 /* The same handler once the runtime has stopped: g is abandoned, and kt
  * leaves the handler for its scheduler loop, which ends. */
 WEFT_NORETURN void weft__sched_abandon_held(struct weft__kt *kt);
+/* Marks the start of a run on worker w that the monitor could not see
+ * start: the run that has the worker's current switch count (ahead 0, a
+ * preempted thread going on) or the next one (ahead 1, after the worker
+ * was idle).  The monitor times its slice from now, not from the tick
+ * that first sees it run (monitor.c, want_preempt); a clock read, made
+ * only where the worker has paid for a system call or a spin anyway. */
+static inline void weft__mark_run(struct weft__worker *w, uint64_t ahead) {
+  atomic_store_explicit(&w->run_from, weft__now(), memory_order_relaxed);
+  atomic_store_explicit(
+      &w->run_sw, __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED) + ahead,
+      memory_order_release);
+}
 /* Wakes worker w if it is parked (rt.c, at shutdown). */
 void weft__sched_unpark(struct weft__worker *w);
 /* Prints the per-worker counters to stderr (WEFT_STATS=1 at shutdown). */

@@ -107,6 +107,13 @@ struct weft__worker {
   int np_nev;  /* received by a blocking poll, delivered by the next one */
   /* The monitor (monitor.c). */
   uint64_t lone_yields; /* yields with nothing else to run */
+  /* When a run began that the monitor cannot see begin (a preempted
+   * thread going on, the first thread after the worker was idle), and the
+   * worker's switch count during that run (written by the worker, run_sw
+   * last with release): the monitor times the run's slice from there
+   * while the count is the same.  See weft__mark_run. */
+  _Atomic int64_t run_from;
+  _Atomic uint64_t run_sw;
   /* Green threads pinned to this worker that another worker made
    * runnable (or would have run), FIFO through g->next under pin_lk;
    * npin read without the lock as a hint (sched.c, "Pinned"). */

@@ -117,6 +117,71 @@ Test(preempt, without_preemption_the_spinner_starves_the_sleeper,
   cr_assert_eq(PREEMPTIONS(), 0);
 }
 
+/* A thread preempted again and again runs its slice each time, not a
+ * slice and a tick: the monitor, which ticks every half slice, times a
+ * preempted thread's next slice from its resume, not from the first tick
+ * that sees it run again.  Each wake of a sleeper (1 ms sleeps) beside
+ * it then comes about a slice after the last (the slice less the 1 ms),
+ * where it came a slice and a half after when every resume fell just
+ * after a tick (29 ms with this 20 ms slice).  The median of the wakes,
+ * with bounds a quarter of a slice wide: a loaded machine makes a wake
+ * later, never earlier. */
+#define REPEAT_SLICE_MS 20
+#define REPEAT_WAKES 15
+
+struct repeat {
+  atomic_int done;
+  int64_t late[REPEAT_WAKES];
+};
+
+static void *repeat_spinner(void *arg) {
+  struct repeat *r = arg;
+  int64_t end = weft_now() + MS(30000);
+  while (!atomic_load_explicit(&r->done, memory_order_relaxed) &&
+         weft_now() < end)
+    for (int i = 0; i < 100000; i++)
+      sink += (uint64_t)i;
+  return NULL;
+}
+
+static void *repeat_sleeper(void *arg) {
+  struct repeat *r = arg;
+  for (int i = 0; i < REPEAT_WAKES; i++) {
+    int64_t due = weft_now() + MS(1);
+    weft_sleep(MS(1));
+    r->late[i] = weft_now() - due;
+  }
+  atomic_store(&r->done, 1);
+  return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+Test(preempt, a_thread_preempted_again_and_again_runs_its_slice,
+     .fini = h_stop, .timeout = 60) {
+  SKIP_WITHOUT_PREEMPTION();
+  start(1, REPEAT_SLICE_MS * 1000);
+  struct repeat r = {0};
+  weft_gthread s = h_spawn(repeat_sleeper, &r);
+  weft_gthread p = h_spawn(repeat_spinner, &r);
+  h_join(s);
+  h_join(p);
+  qsort(r.late, REPEAT_WAKES, sizeof r.late[0], cmp_i64);
+  int64_t median = r.late[REPEAT_WAKES / 2];
+  cr_assert_geq(PREEMPTIONS(), REPEAT_WAKES - 1);
+  cr_assert_lt(median, MS(REPEAT_SLICE_MS) * 5 / 4,
+               "the median wake came %.1f ms late: the spinner ran more than "
+               "its %d ms slice between them",
+               (double)median / 1e6, REPEAT_SLICE_MS);
+  cr_assert_geq(median, MS(REPEAT_SLICE_MS) * 3 / 4,
+                "the median wake came %.1f ms late: the spinner ran less "
+                "than its %d ms slice",
+                (double)median / 1e6, REPEAT_SLICE_MS);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Inside libc and the allocator                                            */
 /* ------------------------------------------------------------------------ */
