@@ -42,7 +42,10 @@
  *
  * Sampling costs the workers nothing (no clock reads on the switch path).
  * While no worker runs a green thread the monitor ticks once a slice (20
- * ms with preemption off).
+ * ms with preemption off), and once every worker has been parked for
+ * IDLE_DEEP_NS it sleeps until one leaves its park (weft__monitor_kick,
+ * a load on a path that has made a system call anyway): an idle runtime
+ * wakes nobody.
  *
  * The threshold is weft_config.hog_ms, else WEFT_HOG_MS, else 100 ms; a
  * negative value (or WEFT_HOG_MS=0) turns the reports off.
@@ -67,6 +70,9 @@
 #include "sched.h"
 
 #define DEFAULT_HOG_MS 100
+/* How long every worker must have been parked, without a switch, before
+ * the monitor sleeps until one wakes. */
+#define IDLE_DEEP_NS 100000000
 
 enum hog { HOG_NONE, HOG_RAN, HOG_BLOCKED };
 
@@ -233,6 +239,25 @@ static bool want_preempt(struct weft__worker *w, struct watch *s,
   return st == 'R' || (st == 'S' && in_futex(kt->tid));
 }
 
+_Atomic uint32_t weft__monitor_asleep; /* futex */
+
+void weft__monitor_wake(void) {
+  if (atomic_exchange(&weft__monitor_asleep, 0))
+    weft__futex_wake(&weft__monitor_asleep, 1);
+}
+
+/* Sleeps while every worker is parked: until a worker leaves its park
+ * (weft__monitor_kick) or the monitor stops.  The worker's side clears
+ * nidle then reads asleep; this side sets asleep then reads nidle (both
+ * seq_cst): one of the two sees the other. */
+static void sleep_while_parked(void) {
+  atomic_store(&weft__monitor_asleep, 1);
+  while (atomic_load(&weft__rt.nidle) == weft__rt.nworkers &&
+         !ld_acquire(&mon.stop) && atomic_load(&weft__monitor_asleep))
+    weft__futex_wait(&weft__monitor_asleep, 1, WEFT_FOREVER);
+  atomic_store(&weft__monitor_asleep, 0);
+}
+
 static void *monitor_main(void *arg) {
   (void)arg;
   sigset_t all;
@@ -254,6 +279,8 @@ static void *monitor_main(void *arg) {
   bool busy = true;
   int nask, *ask = mon.ask;
   int64_t due = INT64_MAX; /* the next slice to end between ticks */
+  int64_t idle_since = 0;   /* every worker parked, no switch, since */
+  uint64_t last_sw = 0, all_sw;
   while (!ld_acquire(&mon.stop)) {
     int64_t wake = weft__now() + (busy ? period : idle_period);
     weft__futex_wait(&mon.stop, 0, due < wake ? due : wake);
@@ -261,11 +288,13 @@ static void *monitor_main(void *arg) {
     busy = false;
     due = INT64_MAX;
     nask = 0;
+    all_sw = 0;
     for (int i = 0; i < mon.n; i++) {
       struct weft__worker *w = weft__rt.w[i];
       struct watch *s = &mon.watch[i];
       struct weft__g *g = __atomic_load_n(&w->cur, __ATOMIC_RELAXED);
       uint64_t sw = __atomic_load_n(&w->st.switches, __ATOMIC_RELAXED);
+      all_sw += sw;
       if (g)
         busy = true;
       if (mon.slice_ns && want_preempt(w, s, g, sw, now)) {
@@ -325,6 +354,22 @@ static void *monitor_main(void *arg) {
         weft__preempt_ask(__atomic_load_n(&w->kt, __ATOMIC_RELAXED), w,
                           mon.watch[ask[k]].psw);
       }
+    /* Asleep only once the runtime has done nothing for IDLE_DEEP_NS:
+     * a server under a light load, idle between requests, does not pay
+     * the monitor's wake on each. */
+    if (!busy && atomic_load(&weft__rt.nidle) == weft__rt.nworkers &&
+        all_sw == last_sw) {
+      if (!idle_since)
+        idle_since = now;
+      else if (now - idle_since >= IDLE_DEEP_NS) {
+        sleep_while_parked();
+        busy = true; /* a worker woke: look again a tick from now */
+        idle_since = 0;
+      }
+    } else {
+      idle_since = 0;
+    }
+    last_sw = all_sw;
   }
   return NULL;
 }
@@ -380,6 +425,7 @@ void weft__monitor_stop(void) {
     return;
   st_release(&mon.stop, 1);
   weft__futex_wake(&mon.stop, 1);
+  weft__monitor_wake();
   pthread_join(mon.thread, NULL);
   free(mon.watch);
   free(mon.ask);
@@ -390,6 +436,7 @@ void weft__monitor_stop(void) {
 
 void weft__monitor_fork_child(void) {
   mon.running = false; /* its thread did not survive the fork */
+  atomic_store(&weft__monitor_asleep, 0);
   mon.watch = NULL;
   mon.ask = NULL;
 }

@@ -636,6 +636,7 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
         break;
     }
     weft__mark_run(w, 1);
+    weft__monitor_kick();
     /* If a waker chose us, it set w->spinning and counted us. */
   }
 }

@@ -3,9 +3,15 @@
  */
 #include "helpers.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <poll.h>
-#include <time.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Where the pure loops put their sums, so that they are not optimised
  * away. */
@@ -205,6 +211,93 @@ Test(monitor, reports_a_thread_that_cannot_be_preempted) {
   cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "%s", c.err);
   cr_assert(strstr(c.err, "\"crunch\" ran ") != NULL, "%s", c.err);
   cr_assert(strstr(c.err, "hogs=1 preemptions=0\n") != NULL, "%s", c.err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* An idle runtime wakes nobody                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Context switches of every thread of this process but the caller: each
+ * wake of a sleeping thread is one. */
+static long others_switches(void) {
+  char path[320], line[128];
+  long sum = 0, self = (long)syscall(SYS_gettid);
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.' || atol(e->d_name) == self)
+      continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue; /* gone meanwhile */
+    while (fgets(line, sizeof line, f)) {
+      long v;
+      if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+          sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+        sum += v;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return sum;
+}
+
+static void *nap(void *arg) {
+  weft_sleep(MS(2));
+  return arg;
+}
+
+/* Computes for about that long, mostly outside weft (where it may be
+ * preempted: weft_now is weft's code). */
+static void *busy_ms(void *arg) {
+  int64_t end = weft_now() + MS((intptr_t)arg);
+  while (weft_now() < end)
+    for (int i = 0; i < 100000; i++)
+      sink += (uint64_t)i;
+  return NULL;
+}
+
+/* With its default monitor (preemption, hog reports), a runtime that has
+ * nothing to do leaves every one of its threads asleep: no tick, no
+ * timer.  The monitor ticked 100 times a second before (50 wakes in the
+ * half second below).  Then a green thread that computes beside a
+ * sleeper is preempted as before: the first wake after the quiet spell
+ * wakes the monitor too. */
+Test(monitor, an_idle_runtime_wakes_nobody, .fini = h_stop, .timeout = 60) {
+  int rc = weft_init(&(weft_config){.workers = 2});
+  cr_assert_eq(rc, 0, "weft_init: %s", weft_strerror(rc));
+  weft_gthread t[4];
+  for (int i = 0; i < 4; i++)
+    t[i] = h_spawn(nap, NULL);
+  for (int i = 0; i < 4; i++)
+    h_join(t[i]);
+  usleep(400 * 1000); /* the monitor's quiet spell, and more */
+  long before = others_switches();
+  usleep(500 * 1000);
+  long woke = others_switches() - before;
+  cr_assert_leq(woke, 2, "the idle runtime's threads woke %ld times in 500 ms",
+                woke);
+
+  if (WEFT_TSAN)
+    return; /* no preemption under ThreadSanitizer */
+  weft_worker_stats st[2];
+  int n = weft_stats(st, 2);
+  uint64_t p0 = 0, p1 = 0;
+  for (int i = 0; i < n; i++)
+    p0 += st[i].preemptions;
+  /* Two spinners and a napper on two workers: one of them waits. */
+  weft_gthread a = h_spawn(busy_ms, (void *)(intptr_t)200);
+  weft_gthread b = h_spawn(busy_ms, (void *)(intptr_t)200);
+  weft_gthread c = h_spawn(busy_ms, (void *)(intptr_t)200);
+  h_join(a);
+  h_join(b);
+  h_join(c);
+  n = weft_stats(st, 2);
+  for (int i = 0; i < n; i++)
+    p1 += st[i].preemptions;
+  cr_assert_geq(p1 - p0, 3, "%llu preemptions after the quiet spell",
+                (unsigned long long)(p1 - p0));
 }
 
 static int sv[2];
