@@ -51,6 +51,7 @@ void weft__blocking_fork_child(void) {
 
 static void *pool_main(void *arg) {
   (void)arg;
+  weft__thread_name("weft-blocking");
   /* Signals are for the application's own threads. */
   sigset_t all;
   sigfillset(&all);

@@ -9,6 +9,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,12 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n) {
 }
 
 int weft__errno_get(void) { return errno; }
+
+void weft__thread_name(const char *name) {
+  int saved = errno;
+  prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+  errno = saved;
+}
 
 /* Not through the errno macro, which weft.h points here: glibc's and musl's
  * own accessor. */

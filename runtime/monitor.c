@@ -260,6 +260,7 @@ static void sleep_while_parked(void) {
 
 static void *monitor_main(void *arg) {
   (void)arg;
+  weft__thread_name("weft-monitor");
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -279,7 +280,7 @@ static void *monitor_main(void *arg) {
   bool busy = true;
   int nask, *ask = mon.ask;
   int64_t due = INT64_MAX; /* the next slice to end between ticks */
-  int64_t idle_since = 0;   /* every worker parked, no switch, since */
+  int64_t idle_since = 0;  /* every worker parked, no switch, since */
   uint64_t last_sw = 0, all_sw;
   while (!ld_acquire(&mon.stop)) {
     int64_t wake = weft__now() + (busy ? period : idle_period);

@@ -1093,6 +1093,7 @@ __thread struct weft__kt *weft__tls_kt __attribute__((tls_model("initial-exec"))
 
 void *weft__sched_worker_main(void *arg) {
   struct weft__kt *kt = arg;
+  weft__thread_name("weft-worker"); /* a worker's, or a spare */
   weft__tls_kt = kt;
   kt->errnop = &errno;
   kt->tid = gettid();

@@ -200,6 +200,8 @@ struct kt {
 
 static void *kt_main(void *p) {
   struct kt *kt = p;
+  /* Before the task's code, which may name its thread itself. */
+  weft__thread_name("weft-task");
   kt->result = kt->fn(kt->arg);
   if (completion_finish(&kt->c))
     free(kt); /* detached: the thread is too, nobody joins it */
@@ -362,6 +364,7 @@ static void reap(int epfd, struct prec *r) {
 static void *reaper_main(void *arg) {
   int epfd = (int)(intptr_t)arg;
   struct epoll_event ev[32];
+  weft__thread_name("weft-reaper");
   /* store-release, pairs with the load-acquire in reaper_start_slow */
   st_release(&R.running, 1);
   weft__futex_wake(&R.running, 1);

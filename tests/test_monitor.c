@@ -300,6 +300,63 @@ Test(monitor, an_idle_runtime_wakes_nobody, .fini = h_stop, .timeout = 60) {
                 (unsigned long long)(p1 - p0));
 }
 
+/* The runtime's kernel threads carry names (ps -L, top -H, perf, gdb):
+ * its workers, its monitor, a blocking-pool thread, a kernel-thread
+ * task's (which its code may rename). */
+static int named(const char *name) {
+  char path[320], comm[32];
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    if (fgets(comm, sizeof comm, f)) {
+      comm[strcspn(comm, "\n")] = 0;
+      n += strcmp(comm, name) == 0;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+static void *count_tasks_named(void *arg) {
+  return (void *)(intptr_t)named(arg);
+}
+
+/* weft_blocking from a green thread (from main it runs on the caller). */
+static void *count_in_pool(void *arg) {
+  void *r = NULL;
+  int rc = weft_blocking(count_tasks_named, arg, &r);
+  return rc ? (void *)(intptr_t)rc : r;
+}
+
+Test(monitor, the_runtime_threads_have_names, .fini = h_stop) {
+  int rc = weft_init(&(weft_config){.workers = 2});
+  cr_assert_eq(rc, 0, "weft_init: %s", weft_strerror(rc));
+  cr_assert_eq(named("weft-worker"), 2);
+  cr_assert_eq(named("weft-monitor"), 1);
+  void *r = NULL;
+  weft_gthread g;
+  rc = weft_spawn(&g, NULL, count_in_pool, "weft-blocking");
+  cr_assert_eq(rc, 0, "weft_spawn: %s", weft_strerror(rc));
+  cr_assert_eq(weft_join(g, &r), 0);
+  cr_assert_geq((intptr_t)r, 1, "weft_blocking: %s, or no thread named %s",
+                (intptr_t)r < 0 ? weft_strerror((int)(intptr_t)r) : "ok",
+                "weft-blocking");
+  weft_task t;
+  rc = weft_task_start(&t, WEFT_MODE_KTHREAD, count_tasks_named, "weft-task");
+  cr_assert_eq(rc, 0, "weft_task_start: %s", weft_strerror(rc));
+  rc = weft_task_wait(&t, &r);
+  cr_assert_eq(rc, 0, "weft_task_wait: %s", weft_strerror(rc));
+  cr_assert_eq((intptr_t)r, 1, "no thread named weft-task");
+}
+
 static int sv[2];
 
 static void *reader(void *arg) {
