@@ -13,9 +13,9 @@
  * Spare kernel threads are started here, before the asks that need them.
  * A run is timed from the tick that first sees it, so it gets between one
  * slice and one and a half, but for a run whose start the worker marked
- * (a preempted thread going on, the first run after the worker was idle:
- * weft__mark_run), which is timed from that start; the monitor then wakes
- * when its slice ends, between ticks.  Without the mark, a thread
+ * (a preempted thread going on, the first run after the worker was
+ * parked: weft__mark_run), which is timed from that start; the monitor
+ * then wakes when its slice ends, between ticks.  Without the mark, a thread
  * preempted again and again would run a slice and a half every time:
  * each of its resumes falls just after the tick that asked for the
  * preemption before.

@@ -583,10 +583,8 @@ static struct weft__g *findrunnable(struct weft__worker *w) {
       }
     }
 
-    if (watch_globq(w)) {
-      weft__mark_run(w, 1);
+    if (watch_globq(w))
       continue;
-    }
 
     /* Park: stop spinning, publish ourselves as idle, then look once
      * more.  From here on w->spinning is written by a waker, under

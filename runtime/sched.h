@@ -70,9 +70,10 @@ WEFT_NORETURN void weft__sched_abandon_held(struct weft__kt *kt);
 /* Marks the start of a run on worker w that the monitor could not see
  * start: the run that has the worker's current switch count (ahead 0, a
  * preempted thread going on) or the next one (ahead 1, after the worker
- * was idle).  The monitor times its slice from now, not from the tick
+ * was parked).  The monitor times its slice from now, not from the tick
  * that first sees it run (monitor.c, want_preempt); a clock read, made
- * only where the worker has paid for a system call or a spin anyway. */
+ * only where the worker has paid for a system call anyway (not after a
+ * watch of the global queue, a handoff of a few hundred ns). */
 static inline void weft__mark_run(struct weft__worker *w, uint64_t ahead) {
   atomic_store_explicit(&w->run_from, weft__now(), memory_order_relaxed);
   atomic_store_explicit(

@@ -108,10 +108,10 @@ struct weft__worker {
   /* The monitor (monitor.c). */
   uint64_t lone_yields; /* yields with nothing else to run */
   /* When a run began that the monitor cannot see begin (a preempted
-   * thread going on, the first thread after the worker was idle), and the
-   * worker's switch count during that run (written by the worker, run_sw
-   * last with release): the monitor times the run's slice from there
-   * while the count is the same.  See weft__mark_run. */
+   * thread going on, the first thread after the worker was parked), and
+   * the worker's switch count during that run (written by the worker,
+   * run_sw last with release): the monitor times the run's slice from
+   * there while the count is the same.  See weft__mark_run. */
   _Atomic int64_t run_from;
   _Atomic uint64_t run_sw;
   /* Green threads pinned to this worker that another worker made
