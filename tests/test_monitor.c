@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -217,26 +216,33 @@ Test(monitor, reports_a_thread_that_cannot_be_preempted) {
 /* An idle runtime wakes nobody                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Context switches of every thread of this process but the caller: each
- * wake of a sleeping thread is one. */
-static long others_switches(void) {
+/* Context switches of the runtime's own threads (named weft-...; not a
+ * sanitizer's, not Criterion's): each wake of a sleeping thread is one.
+ * *n is how many there are. */
+static long weft_switches(int *n) {
   char path[320], line[128];
-  long sum = 0, self = (long)syscall(SYS_gettid);
+  long sum = 0;
+  *n = 0;
   DIR *d = opendir("/proc/self/task");
   cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
   for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.' || atol(e->d_name) == self)
+    if (e->d_name[0] == '.')
       continue;
     snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
     FILE *f = fopen(path, "r");
     if (!f)
       continue; /* gone meanwhile */
+    bool ours = false;
     while (fgets(line, sizeof line, f)) {
       long v;
-      if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-          sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+      if (strncmp(line, "Name:\tweft-", 11) == 0)
+        ours = true;
+      else if (ours &&
+               (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1))
         sum += v;
     }
+    *n += ours;
     fclose(f);
   }
   closedir(d);
@@ -273,9 +279,13 @@ Test(monitor, an_idle_runtime_wakes_nobody, .fini = h_stop, .timeout = 60) {
   for (int i = 0; i < 4; i++)
     h_join(t[i]);
   usleep(400 * 1000); /* the monitor's quiet spell, and more */
-  long before = others_switches();
+  int n0, n1;
+  long before = weft_switches(&n0);
   usleep(500 * 1000);
-  long woke = others_switches() - before;
+  long woke = weft_switches(&n1) - before;
+  cr_assert_geq(n0, 3, "%d threads named weft-... (2 workers, the monitor)",
+                n0);
+  cr_assert_eq(n1, n0);
   cr_assert_leq(woke, 2, "the idle runtime's threads woke %ld times in 500 ms",
                 woke);
 
