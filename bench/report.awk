@@ -211,18 +211,25 @@ function rounds(a, b, near1,    ka, kb, va, vb, i, s) {
 # 0.97x)".  A target below what a server that does nothing reaches asks
 # for less than nothing, and a gap smaller than the reference's distance
 # from itself is one this run cannot tell from noise: the reader sees
-# both in the row.
-function beside(list, den,    k, p, i, j, s, nm, rr) {
-	if (list == "" || !has(den) || num(val[den]) == 0) return ""
+# both in the row.  A pair "what:figure/denominator" gives the ratio of
+# two other figures of the run instead (the same comparison made another
+# way: each server on a CPU of its own).
+function beside(list, den,    k, p, i, j, q, s, nm, d, rr) {
+	if (list == "") return ""
 	k = split(list, p, ",")
 	s = ""
 	for (i = 1; i <= k; i++) {
 		j = index(p[i], ":")
 		nm = substr(p[i], j + 1)
-		if (!j || !has(nm)) continue
-		rr = rounds(nm, den, 1)
+		d = den
+		if ((q = index(nm, "/"))) {
+			d = substr(nm, q + 1)
+			nm = substr(nm, 1, q - 1)
+		}
+		if (!j || !has(nm) || !has(d) || num(val[d]) == 0) continue
+		rr = rounds(nm, d, 1)
 		s = s (s == "" ? "; in this run " : ", ") substr(p[i], 1, j - 1) \
-		    " " sprintf("%.2fx", num(val[nm]) / num(val[den])) \
+		    " " sprintf("%.2fx", num(val[nm]) / num(val[d])) \
 		    (rr == "" ? "" : " (" substr(rr, 3) ")")
 	}
 	return s
@@ -697,6 +704,10 @@ END {
 	    "floor", "kv.rps.redis")
 	srow(ld, "floor (bench/ref/uring_floor.c)", "io_uring, one thread", \
 	    "kv", "floor.uring", "kv.rps.redis")
+	srow(ld, "servers/kv, pinned", "green, --workers 1, its own CPU", \
+	    "kv", "green.pin", "kv.rps.redis.pin")
+	srow(ld, "redis-server, pinned", "one thread, its own CPU", "kv", \
+	    "redis.pin", "kv.rps.redis.pin")
 	ld = "KV, redis-benchmark -c 50 -P 16"
 	srow(ld, "servers/kv", "green, --workers 2", "kv", "green.p16", \
 	    "kv.rps.redis.p16")
@@ -706,6 +717,10 @@ END {
 	    "floor.p16", "kv.rps.redis.p16")
 	srow(ld, "floor (bench/ref/uring_floor.c)", "io_uring, one thread", \
 	    "kv", "floor.uring.p16", "kv.rps.redis.p16")
+	srow(ld, "servers/kv, pinned", "green, --workers 1, its own CPU", \
+	    "kv", "green.pin.p16", "kv.rps.redis.pin.p16")
+	srow(ld, "redis-server, pinned", "one thread, its own CPU", "kv", \
+	    "redis.pin.p16", "kv.rps.redis.pin.p16")
 	ld = "echo, echo_load -c 100 -s 64"
 	srow(ld, "servers/echo", "green, --workers 2", "echo", "green", "")
 	srow(ld, "servers/echo", "kthread", "echo", "kthread", "")

@@ -85,6 +85,9 @@ full | quick) ;;
 esac
 
 standalone=no
+# CPUs the kv loads pin the load generator and the server to (empty: not
+# pinned; see kv_pinned).
+ld_cpu='' srv_cpu=''
 if [ -z "$tsv" ]; then
 	mkdir -p "$builddir/bench/results" || exit 1
 	tsv=$builddir/bench/results/servers.tsv
@@ -386,7 +389,9 @@ restart() {
 launch() {
 	tag=$1
 	shift
-	session_start "$tmp/$tag.out" "$tmp/$tag.err" "$@"
+	# shellcheck disable=SC2086
+	session_start "$tmp/$tag.out" "$tmp/$tag.err" \
+	    ${srv_cpu:+taskset -c "$srv_cpu"} "$@"
 }
 
 # Starts a weft demo: start_demo TAG PROGRAM ARGS...  Waits up to 10 s
@@ -604,9 +609,11 @@ kv_run() {
 		bound "kv.$name" "$(kv_bound "$n" 5000)"
 	fi
 	say "  redis-benchmark -t set,get -c 50 -n $n $* ($name," \
-	    "timeout ${lt} s)"
+	    "timeout ${lt} s${ld_cpu:+, on CPU $ld_cpu})"
 	cpu0=$(cpu_used "$spid")
-	if ! load redis-benchmark redis-benchmark -h "$host" -p "$port" \
+	# shellcheck disable=SC2086
+	if ! load redis-benchmark ${ld_cpu:+taskset -c "$ld_cpu"} \
+	    redis-benchmark -h "$host" -p "$port" \
 	    -t set,get -c 50 -n "$n" "$@" >"$out" 2>&1; then
 		tail_why "$out"
 		return 1
@@ -776,7 +783,7 @@ kv_ref() {
 		try "kv.$1" kv_run "$1"
 		[ -n "$k_p16" ] && try "kv.$1.p16" kv_run "$1.p16" -P 16
 		stop_ref "$1"
-		[ -n "$4" ] && note "$4"
+		[ -n "${4-}" ] && note "$4"
 	else
 		na_set kv "$3 did not start" "$1" ${k_p16:+"$1.p16"}
 	fi
@@ -841,7 +848,9 @@ warm_http() {
 warm_kv() {
 	[ "$mode" = full ] || return 0
 	bound "warm.$srv_tag" "$(kv_bound 5000 5000)"
-	load redis-benchmark redis-benchmark -h "$host" -p "$port" \
+	# shellcheck disable=SC2086
+	load redis-benchmark ${ld_cpu:+taskset -c "$ld_cpu"} \
+	    redis-benchmark -h "$host" -p "$port" \
 	    -t set,get -c 50 -n 5000 -q >/dev/null 2>&1 ||
 	    note "$srv_tag: the warm-up load failed ($why)"
 }
@@ -877,9 +886,9 @@ in_rounds() {
 		if [ $((r % 2)) = 1 ]; then
 			"$2"
 			"$3"
-			[ -n "$4" ] && "$4"
+			[ -n "${4-}" ] && "$4"
 		else
-			[ -n "$4" ] && "$4"
+			[ -n "${4-}" ] && "$4"
 			"$3"
 			"$2"
 		fi
@@ -1085,12 +1094,67 @@ kv_redis_again() {
 		kv_ref redis.again run_redis redis-server "" p1
 	fi
 }
+# Pinned (full mode): the load generator on one CPU and the server on
+# another, so that neither takes the other's; servers/kv with one worker,
+# its CPU's.  kv.*.green.pin and kv.*.redis.pin, in rounds of their own.
+# On two CPUs the loads above put a one-thread client and weft's two
+# workers on them, and a worker that wakes takes the client's CPU; these
+# say how the two servers compare where each has a CPU of its own.
+pin_cpus() { # the first two CPUs this process may run on, or nothing
+	awk '/^Cpus_allowed_list:/ {
+		n = split($2, r, ",")
+		for (i = 1; i <= n && k < 2; i++) {
+			if (split(r[i], e, "-") == 1) e[2] = e[1]
+			for (c = e[1] + 0; c <= e[2] + 0 && k < 2; c++)
+				cpu[k++] = c
+		}
+	}
+	END { if (k == 2) print cpu[0], cpu[1] }' /proc/self/status
+}
+kv_pinned() {
+	ld_cpu=$1 srv_cpu=$2
+	"$3"
+	ld_cpu='' srv_cpu=''
+}
+kv_green_pin_run() {
+	if start_demo kv.green.pin "$kv" --mode green --workers 1; then
+		warm_kv
+		try kv.green.pin kv_run green.pin
+		try kv.green.pin.p16 kv_run green.pin.p16 -P 16
+		stop_demo kv.green.pin
+	fi
+}
+kv_redis_pin_run() { kv_ref redis.pin run_redis redis-server; }
+kv_green_pin() { kv_pinned "$pin_ld" "$pin_srv" kv_green_pin_run; }
+kv_redis_pin() { kv_pinned "$pin_ld" "$pin_srv" kv_redis_pin_run; }
+pinned_na() {
+	na_set kv "$1" green.pin green.pin.p16 redis.pin redis.pin.p16
+}
+
 if have redis-benchmark; then
 	say "kv: servers/kv and redis-server under redis-benchmark"
 	in_rounds kv kv_green kv_redis kv_redis_again
 	[ "$mode" = full ] && have redis-server &&
 	    note "redis.again: redis-server started a second time in each" \
 		"round, at -P1: the reference against itself"
+	if [ "$mode" = full ]; then
+		pins=$(pin_cpus)
+		if ! have taskset; then
+			pinned_na "taskset is not installed"
+		elif [ -z "$pins" ]; then
+			pinned_na "fewer than two CPUs to pin to"
+		elif ! have redis-server; then
+			pinned_na "redis-server is not installed"
+		else
+			pin_ld=${pins% *} pin_srv=${pins#* }
+			say "kv pinned: redis-benchmark on CPU $pin_ld, the" \
+			    "server on CPU $pin_srv"
+			in_rounds kv.pin kv_green_pin kv_redis_pin
+			note "green.pin, redis.pin: redis-benchmark on CPU" \
+			    "$pin_ld, the server on CPU $pin_srv (servers/kv" \
+			    "--workers 1): each on a CPU of its own"
+		fi
+	fi
 	kmodes='kthread process'
 	[ "$mode" = quick ] && kmodes=
 	for m in $kmodes; do
@@ -1117,7 +1181,8 @@ else
 	na_set kv "redis-benchmark is not installed" green green.p16 redis \
 	    redis.p16 floor floor.p16 floor.uring floor.uring.p16
 	[ "$mode" = full ] && na_set kv "redis-benchmark is not installed" \
-	    kthread process redis.again
+	    kthread process redis.again &&
+	    pinned_na "redis-benchmark is not installed"
 fi
 
 # A large reply beside small requests: bench/mget_stall stores $stall_v
