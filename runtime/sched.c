@@ -459,8 +459,17 @@ static WEFT_INLINE struct weft__g *pick_local(struct weft__worker *w) {
     weft__runq_prefetch(&w->q);
     return g;
   }
-  if ((g = take_next(w)))
+  /* The end of a streak is runnext's turn before pnext's: a pair that
+   * passes the worker back and forth through pnext (a spawner and its
+   * children, a sender and its receiver) refills it at every switch, and
+   * a thread woken into runnext (while a worker was idle) would wait
+   * behind the pair for as long as it runs: seconds, measured. */
+  if ((g = take_runnext(w)))
     return g;
+  if ((g = w->pnext)) {
+    w->pnext = NULL;
+    return g;
+  }
   if ((g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4)))
     return g;
   return yq_take(w);

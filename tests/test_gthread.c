@@ -561,6 +561,85 @@ Test(yield_two_workers, yielder_cannot_starve_runnable) {
   cr_expect_eq(atomic_load(&flag), 1);
 }
 
+/* A thread woken into its worker's runnext while the other worker was
+ * idle runs within a few picks, even when its worker then runs a spawner
+ * whose children hand the worker straight back to it (through pnext) at
+ * every spawn.  pnext was always taken before runnext, so the woken
+ * thread waited until the spawner stopped: a million detached spawns
+ * beside a collector that waited so took 11 to 18 s instead of 70 ms,
+ * every one of their stacks alive at once (bench/spawn, spawn.1m.green,
+ * about one run in a hundred).
+ *
+ * The setup: a consumer C parked on an unbuffered channel, both workers
+ * idle; a producer P sends to C (C goes to P's worker's runnext: the
+ * other worker is idle, and is not woken for one thread), then main
+ * starts a spinner S, which the idle worker takes from the global queue;
+ * then P spawns detached children in a loop, noting when C has run. */
+static weft_chan *rn_ch;
+static atomic_int rn_c_ran, rn_sent, rn_s_started, rn_release;
+static long rn_ran_at;
+
+static void *rn_consumer(void *arg) {
+  int v;
+  int rc = weft_chan_recv(rn_ch, &v);
+  atomic_store(&rn_c_ran, rc == 0 ? 1 : -1);
+  return arg;
+}
+
+static void *rn_child(void *arg) { return arg; }
+
+static void *rn_spinner(void *arg) {
+  atomic_store(&rn_s_started, 1);
+  while (!atomic_load(&rn_release))
+    ;
+  return arg;
+}
+
+static void *rn_producer(void *arg) {
+  int v = 1;
+  /* Long enough for a worker woken with P to stop looking for work. */
+  int64_t until = weft_now() + MS(5);
+  while (weft_now() < until)
+    ;
+  weft_chan_send(rn_ch, &v);
+  atomic_store(&rn_sent, 1);
+  while (!atomic_load(&rn_s_started))
+    ;
+  rn_ran_at = atomic_load(&rn_c_ran) ? 0 : -1; /* 0: ran before the loop */
+  weft_gthread_attr detached = {.detached = true};
+  for (long i = 1; i <= 100000 && rn_ran_at < 0; i++) {
+    if (weft_spawn(NULL, &detached, rn_child, NULL) != 0)
+      break;
+    if (atomic_load(&rn_c_ran))
+      rn_ran_at = i;
+  }
+  atomic_store(&rn_release, 1);
+  return arg;
+}
+
+Test(lifecycle, a_thread_in_runnext_runs_beside_a_spawner, .fini = h_stop) {
+  weft_config cfg = {.workers = 2, .slice_us = -1};
+  cr_assert_eq(weft_init(&cfg), 0);
+  cr_assert_eq(weft_chan_open(&rn_ch, sizeof(int), 0), 0);
+  weft_gthread c = h_spawn(rn_consumer, NULL);
+  usleep(50 * 1000); /* C parks; both workers go idle */
+  weft_gthread p = h_spawn(rn_producer, NULL);
+  while (!atomic_load(&rn_sent))
+    usleep(100);
+  weft_gthread sp = h_spawn(rn_spinner, NULL);
+  h_join(p);
+  h_join(sp);
+  h_join(c);
+  weft_chan_free(rn_ch);
+  cr_assert_eq(atomic_load(&rn_c_ran), 1);
+  cr_assert_neq(rn_ran_at, 0, "the setup failed: the consumer ran before "
+                              "the spawner's loop (stolen by the idle "
+                              "worker)");
+  cr_assert(rn_ran_at > 0 && rn_ran_at <= 1000,
+            "the consumer waited %s spawns in its worker's runnext",
+            rn_ran_at < 0 ? "all of 100000" : "more than 1000");
+}
+
 /* From a green thread on one worker, a new thread runs at once.  Debug
  * builds randomise this choice on purpose (so that no other test can depend
  * on it), so there the test is off. */
