@@ -68,7 +68,9 @@
  * Fairness.  runnext is skipped after a streak of runnext picks, so two
  * green threads passing a message back and forth cannot starve the rest
  * of the queue, and the global queue is checked first every
- * SLOW_EVERY * GLOBAL_EVERY picks.
+ * SLOW_EVERY * GLOBAL_EVERY picks.  The end of a streak also takes
+ * runnext before pnext, so that a pair passing the worker through pnext
+ * cannot starve a thread in runnext either.
  *
  * Rejected designs.  Always switching through the scheduler context (two
  * switches per block; Go does it for stack-growth reasons weft does not
