@@ -617,7 +617,10 @@ static void *rn_producer(void *arg) {
   return arg;
 }
 
-Test(lifecycle, a_thread_in_runnext_runs_beside_a_spawner, .fini = h_stop) {
+/* Debug builds randomise where a woken or spawned thread goes (so that no
+ * test depends on it), which undoes the setup: there the test is off. */
+Test(lifecycle, a_thread_in_runnext_runs_beside_a_spawner, .fini = h_stop,
+     .disabled = WEFT_DEBUG) {
   weft_config cfg = {.workers = 2, .slice_us = -1};
   cr_assert_eq(weft_init(&cfg), 0);
   cr_assert_eq(weft_chan_open(&rn_ch, sizeof(int), 0), 0);
