@@ -375,14 +375,18 @@ static struct weft__g *take_runnext(struct weft__worker *w) {
   return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
 }
 
+/* Owner only: the private successor. */
+static inline struct weft__g *take_pnext(struct weft__worker *w) {
+  struct weft__g *g = w->pnext;
+  if (g)
+    w->pnext = NULL;
+  return g;
+}
+
 /* Owner only: the private successor first, then runnext. */
 static inline struct weft__g *take_next(struct weft__worker *w) {
-  struct weft__g *g = w->pnext;
-  if (g) {
-    w->pnext = NULL;
-    return g;
-  }
-  return take_runnext(w);
+  struct weft__g *g = take_pnext(w);
+  return g ? g : take_runnext(w);
 }
 
 /* Every SLOW_EVERY picks a worker runs its due timers (a green thread that
@@ -466,12 +470,8 @@ static WEFT_INLINE struct weft__g *pick_local(struct weft__worker *w) {
    * children, a sender and its receiver) refills it at every switch, and
    * a thread woken into runnext (while a worker was idle) would wait
    * behind the pair for as long as it runs: seconds, measured. */
-  if ((g = take_runnext(w)))
+  if ((g = take_runnext(w)) || (g = take_pnext(w)))
     return g;
-  if ((g = w->pnext)) {
-    w->pnext = NULL;
-    return g;
-  }
   if ((g = weft__globq_get(&weft__rt.gq, &w->q, WEFT__RUNQ_SIZE / 4)))
     return g;
   return yq_take(w);
