@@ -216,13 +216,13 @@ Test(monitor, reports_a_thread_that_cannot_be_preempted) {
 /* An idle runtime wakes nobody                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Context switches of the runtime's own threads (named weft-...; not a
- * sanitizer's, not Criterion's): each wake of a sleeping thread is one.
- * *n is how many there are. */
-static long weft_switches(int *n) {
+/* The threads of this process whose name is name (or, with prefix, starts
+ * with it), from /proc/self/task/N/status; *switches, unless NULL, gets
+ * their context switches: each wake of a sleeping thread is one. */
+static int threads_named(const char *name, bool prefix, long *switches) {
   char path[320], line[128];
-  long sum = 0;
-  *n = 0;
+  int n = 0;
+  size_t len = strlen(name);
   DIR *d = opendir("/proc/self/task");
   cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
   for (struct dirent *e; (e = readdir(d));) {
@@ -232,20 +232,31 @@ static long weft_switches(int *n) {
     FILE *f = fopen(path, "r");
     if (!f)
       continue; /* gone meanwhile */
-    bool ours = false;
+    bool match = false;
     while (fgets(line, sizeof line, f)) {
       long v;
-      if (strncmp(line, "Name:\tweft-", 11) == 0)
-        ours = true;
-      else if (ours &&
-               (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1))
-        sum += v;
+      if (strncmp(line, "Name:\t", 6) == 0) {
+        const char *nm = line + 6;
+        match = strncmp(nm, name, len) == 0 &&
+                (prefix || nm[len] == '\n' || nm[len] == 0);
+      } else if (match && switches &&
+                 (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                  sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)) {
+        *switches += v;
+      }
     }
-    *n += ours;
+    n += match;
     fclose(f);
   }
   closedir(d);
+  return n;
+}
+
+/* Context switches of the runtime's own threads (named weft-...; not a
+ * sanitizer's, not Criterion's); *n is how many there are. */
+static long weft_switches(int *n) {
+  long sum = 0;
+  *n = threads_named("weft-", true, &sum);
   return sum;
 }
 
@@ -313,30 +324,8 @@ Test(monitor, an_idle_runtime_wakes_nobody, .fini = h_stop, .timeout = 60) {
 /* The runtime's kernel threads carry names (ps -L, top -H, perf, gdb):
  * its workers, its monitor, a blocking-pool thread, a kernel-thread
  * task's (which its code may rename). */
-static int named(const char *name) {
-  char path[320], comm[32];
-  int n = 0;
-  DIR *d = opendir("/proc/self/task");
-  cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
-  for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    if (fgets(comm, sizeof comm, f)) {
-      comm[strcspn(comm, "\n")] = 0;
-      n += strcmp(comm, name) == 0;
-    }
-    fclose(f);
-  }
-  closedir(d);
-  return n;
-}
-
 static void *count_tasks_named(void *arg) {
-  return (void *)(intptr_t)named(arg);
+  return (void *)(intptr_t)threads_named(arg, false, NULL);
 }
 
 /* weft_blocking from a green thread (from main it runs on the caller). */
@@ -349,8 +338,8 @@ static void *count_in_pool(void *arg) {
 Test(monitor, the_runtime_threads_have_names, .fini = h_stop) {
   int rc = weft_init(&(weft_config){.workers = 2});
   cr_assert_eq(rc, 0, "weft_init: %s", weft_strerror(rc));
-  cr_assert_eq(named("weft-worker"), 2);
-  cr_assert_eq(named("weft-monitor"), 1);
+  cr_assert_eq(threads_named("weft-worker", false, NULL), 2);
+  cr_assert_eq(threads_named("weft-monitor", false, NULL), 1);
   void *r = NULL;
   weft_gthread g;
   rc = weft_spawn(&g, NULL, count_in_pool, "weft-blocking");
