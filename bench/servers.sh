@@ -86,7 +86,7 @@ esac
 
 standalone=no
 # CPUs the kv loads pin the load generator and the server to (empty: not
-# pinned; see kv_pinned).
+# pinned; see kv_green_pin).
 ld_cpu='' srv_cpu=''
 if [ -z "$tsv" ]; then
 	mkdir -p "$builddir/bench/results" || exit 1
@@ -1111,22 +1111,21 @@ pin_cpus() { # the first two CPUs this process may run on, or nothing
 	}
 	END { if (k == 2) print cpu[0], cpu[1] }' /proc/self/status
 }
-kv_pinned() {
-	ld_cpu=$1 srv_cpu=$2
-	"$3"
-	ld_cpu='' srv_cpu=''
-}
-kv_green_pin_run() {
+kv_green_pin() {
+	ld_cpu=$pin_ld srv_cpu=$pin_srv
 	if start_demo kv.green.pin "$kv" --mode green --workers 1; then
 		warm_kv
 		try kv.green.pin kv_run green.pin
 		try kv.green.pin.p16 kv_run green.pin.p16 -P 16
 		stop_demo kv.green.pin
 	fi
+	ld_cpu='' srv_cpu=''
 }
-kv_redis_pin_run() { kv_ref redis.pin run_redis redis-server; }
-kv_green_pin() { kv_pinned "$pin_ld" "$pin_srv" kv_green_pin_run; }
-kv_redis_pin() { kv_pinned "$pin_ld" "$pin_srv" kv_redis_pin_run; }
+kv_redis_pin() {
+	ld_cpu=$pin_ld srv_cpu=$pin_srv
+	kv_ref redis.pin run_redis redis-server ""
+	ld_cpu='' srv_cpu=''
+}
 pinned_na() {
 	na_set kv "$1" green.pin green.pin.p16 redis.pin redis.pin.p16
 }
