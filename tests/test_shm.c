@@ -474,6 +474,112 @@ Test(shm, foreign_frees_go_to_the_owner) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Several threads of the owner drain its mailbox at once                   */
+/* ------------------------------------------------------------------------ */
+
+/* The owner's threads each send D_OBJS objects to the other worker, which
+ * frees them (into the owner's mailbox), while every one of them drains
+ * it, from its fast paths and explicitly after each object.  Each entry
+ * must be taken by one of them: taken by two, it is counted twice and the
+ * second is dropped as a double free, or one object goes to two front
+ * caches and two later allocations share it (the freer finds another
+ * message's pattern).  With the drain's claim of the head made a plain
+ * store instead of its CAS, this fails 7 runs of 8. */
+#define D_THREADS 8
+#define D_OBJS 50000
+#define D_SIZE 96
+
+struct dmsg {
+  uint32_t *p;
+  uint32_t tag; /* thread << 24 | seq */
+};
+
+struct dstate {
+  weft_pchan *ch, *done;
+  int64_t live_after;
+  uint64_t remote_frees;
+  long bad;
+};
+
+struct dthread {
+  struct dstate *d;
+  uint32_t id;
+};
+
+static void *drainer_thread(void *arg) {
+  struct dthread *t = arg;
+  for (uint32_t i = 0; i < D_OBJS; i++) {
+    struct dmsg m = {NULL, t->id << 24 | i};
+    SH_CHECK_EQ(weft_shm_alloc(D_SIZE, (void **)&m.p), 0);
+    for (size_t k = 0; k < D_SIZE / 4; k++)
+      m.p[k] = m.tag;
+    SH_CHECK_EQ(weft_pchan_send(t->d->ch, &m, WEFT_FOREVER), 0);
+    SH_CHECK_EQ(weft_shm_free(NULL), 0);
+  }
+  return NULL;
+}
+
+static int drain_owner(int index, void *arg) {
+  struct dstate *d = arg;
+  pthread_t th[D_THREADS];
+  struct dthread t[D_THREADS];
+  for (uint32_t i = 0; i < D_THREADS; i++) {
+    t[i] = (struct dthread){d, i};
+    SH_CHECK_EQ(pthread_create(&th[i], NULL, drainer_thread, &t[i]), 0);
+  }
+  for (int i = 0; i < D_THREADS; i++)
+    pthread_join(th[i], NULL);
+  int done;
+  SH_CHECK_EQ(weft_pchan_recv(d->done, &done, WEFT_FOREVER), 0);
+  SH_CHECK_EQ(weft_shm_free(NULL), 0);
+  int64_t objs;
+  SH_CHECK_EQ(weft__shm_live(&objs, NULL), 0);
+  d->live_after = objs;
+  d->remote_frees = atomic_load(&weft__shm->slots[index].remote_frees);
+  return 0;
+}
+
+static int drain_freer(int index, void *arg) {
+  (void)index;
+  struct dstate *d = arg;
+  long bad = 0;
+  for (long n = 0; n < (long)D_THREADS * D_OBJS; n++) {
+    struct dmsg m;
+    SH_CHECK_EQ(weft_pchan_recv(d->ch, &m, WEFT_FOREVER), 0);
+    for (size_t k = 0; k < D_SIZE / 4; k++)
+      bad += m.p[k] != m.tag;
+    SH_CHECK_EQ(weft_shm_free(m.p), 0);
+  }
+  d->bad = bad;
+  int done = 1;
+  SH_CHECK_EQ(weft_pchan_send(d->done, &done, WEFT_FOREVER), 0);
+  return 0;
+}
+
+static void drain_sup(void *arg) {
+  struct dstate *d = arg;
+  SH_CHECK_EQ(weft_shm_setup(2 * 64 * MIB, 2), 0);
+  SH_CHECK_EQ(weft_pchan_open(&d->ch, sizeof(struct dmsg), 4096), 0);
+  SH_CHECK_EQ(weft_pchan_open(&d->done, sizeof(int), 1), 0);
+  sh_pair(drain_owner, "worker 0 (threads)", drain_freer, "worker 1", d);
+}
+
+Test(shm, owner_threads_drain_at_once) {
+  struct dstate *d = sh_map(sizeof *d);
+  d->live_after = -1;
+  struct h_child res;
+  sh_run(drain_sup, d, &res, 60);
+  cr_expect_eq(d->bad, 0, "%ld words of objects held another message's",
+               d->bad);
+  cr_expect_eq(d->live_after, 0, "the owner counts %lld objects live",
+               (long long)d->live_after);
+  cr_expect_eq(d->remote_frees, (uint64_t)D_THREADS * D_OBJS,
+               "%llu remote frees completed of %d",
+               (unsigned long long)d->remote_frees, D_THREADS * D_OBJS);
+  cr_expect(strstr(res.err, "dropped") == NULL, "stderr:\n%s", res.err);
+}
+
+/* ------------------------------------------------------------------------ */
 /* A dead worker's partition is reclaimed                                   */
 /* ------------------------------------------------------------------------ */
 
