@@ -21,10 +21,10 @@
  *    process, and sdallocx of a foreign pointer silently corrupts the
  *    caller's cache): only the owner calls jemalloc's free.  Any other
  *    process pushes the pointer to the owner's mailbox (shm_mailbox.c),
- *    which the owner drains from its alloc and free calls (at most
- *    DRAIN_EVERY calls of a thread apart, in batches) and at once in
- *    weft_shm_free(NULL); the waits of process channels drain too, so a
- *    blocked owner never stalls the processes freeing its objects.
+ *    which the owner drains from its alloc and free calls (any call
+ *    that finds it not empty: shm_heap.c) and in weft_shm_free(NULL);
+ *    the waits of process channels drain too, so a blocked owner never
+ *    stalls the processes freeing its objects.
  *  - MADV_FREE fails on shared memory and MADV_DONTNEED frees nothing
  *    there (and would break jemalloc's "purged means zeroed" assumption):
  *    purge_lazy opts out, and purge_forced and decommit use MADV_REMOVE,

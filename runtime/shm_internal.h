@@ -111,7 +111,6 @@ struct weft__shm_tl {
   int flags; /* MALLOCX_ARENA | MALLOCX_TCACHE(tc) or TCACHE_NONE */
   unsigned tc;
   bool has_tc;
-  uint32_t calls; /* fast-path calls, for DRAIN_EVERY (shm_heap.c) */
   /* Live objects and bytes in one word (weft__shm_count), written by the
    * owning thread only. */
   _Atomic uint64_t live;

@@ -474,6 +474,64 @@ Test(shm, foreign_frees_go_to_the_owner) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* A remote free is taken back at the owner's next call                     */
+/* ------------------------------------------------------------------------ */
+
+/* The owner allocates an object and sends it to the other worker, which
+ * frees it; the owner's next allocation of that size takes it back from
+ * the mailbox and hands it out again (its front cache gives the last
+ * object put back first): a stream of messages reuses the buffer the
+ * receiver has just read, not one it left long ago.  The owner waits for
+ * the free on a flag, not in a process channel, whose waits drain. */
+struct nstate {
+  weft_pchan *to1;
+  atomic_int freed;
+  void *first, *next;
+  uint64_t remote_frees;
+};
+
+static int next_owner(int index, void *arg) {
+  struct nstate *n = arg;
+  SH_CHECK_EQ(weft_shm_alloc(100, &n->first), 0);
+  SH_CHECK_EQ(weft_pchan_send(n->to1, &n->first, WEFT_FOREVER), 0);
+  if (!sh_await(&n->freed, 1))
+    return 1;
+  SH_CHECK_EQ(weft_shm_alloc(100, &n->next), 0);
+  n->remote_frees = atomic_load(&weft__shm->slots[index].remote_frees);
+  SH_CHECK_EQ(weft_shm_free(n->next), 0);
+  return 0;
+}
+
+static int next_freer(int index, void *arg) {
+  (void)index;
+  struct nstate *n = arg;
+  void *p;
+  SH_CHECK_EQ(weft_pchan_recv(n->to1, &p, WEFT_FOREVER), 0);
+  SH_CHECK_EQ(weft_shm_free(p), 0);
+  atomic_store(&n->freed, 1);
+  return 0;
+}
+
+static void next_sup(void *arg) {
+  struct nstate *n = arg;
+  SH_CHECK_EQ(weft_shm_setup(2 * 64 * MIB, 2), 0);
+  SH_CHECK_EQ(weft_pchan_open(&n->to1, sizeof(void *), 1), 0);
+  sh_pair(next_owner, "worker 0", next_freer, "worker 1", n);
+}
+
+Test(shm, a_remote_free_is_reused_by_the_next_alloc) {
+  struct nstate *n = sh_map(sizeof *n);
+  struct h_child res;
+  sh_run(next_sup, n, &res, 30);
+  cr_expect_eq(n->remote_frees, 1,
+               "the owner had taken back %llu remote frees at its next call",
+               (unsigned long long)n->remote_frees);
+  cr_expect(n->next == n->first && n->first,
+            "the next allocation was %p, not the object just freed (%p)",
+            n->next, n->first);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Several threads of the owner drain its mailbox at once                   */
 /* ------------------------------------------------------------------------ */
 
