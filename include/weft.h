@@ -1325,8 +1325,8 @@ WEFT_EXTERN int weft_procs_listen_fd(void);
  * pointer means the same object in all of them.  Each worker allocates from
  * its own jemalloc arena over its own partition.  Only the owner frees: a
  * free from another process is queued to the owner, which frees queued
- * objects in batches: within 16 of its shared-heap calls (per thread), at
- * once on weft_shm_free(NULL), and while it is blocked on a process
+ * objects at its next weft_shm_alloc or weft_shm_free (in any of its
+ * threads), on weft_shm_free(NULL), and while it is blocked on a process
  * channel.
  * When a worker dies its partition is reclaimed and its generation bumped,
  * so references taken before are detected as stale.
