@@ -136,10 +136,11 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n);
 /* errno through a call the compiler cannot see into, so that the address of
  * the current kernel thread's errno is never cached across a switch. */
 int weft__errno_get(void);
+void weft__errno_set(int e);
+
 /* Names the calling kernel thread (15 characters at most), as ps -L, top
  * -H, perf and gdb show it: the runtime's threads say what they are. */
 void weft__thread_name(const char *name);
-void weft__errno_set(int e);
 
 int64_t weft__now(void);
 
